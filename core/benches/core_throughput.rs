@@ -1,0 +1,2 @@
+//! Core throughput benchmark (written with the engine tests).
+fn main() {}

@@ -1,0 +1,200 @@
+//! The engine: one value driven by its host.
+//!
+//! See the crate documentation for the calling contract.
+
+mod api;
+mod config;
+mod tx;
+mod work;
+mod writes;
+
+use std::collections::BTreeSet;
+
+use rand_chacha::ChaCha20Rng;
+use rand_core::{RngCore, SeedableRng};
+use serde::{Deserialize, Serialize};
+
+use crate::http::{problem, ApiRequest, ApiResponse, ProblemKind};
+use crate::store::{Batch, KvRead, Storage};
+use crate::CoreError;
+
+pub use config::{ConfigJson, EngineConfig};
+pub use work::{OutboundRequest, Outcome, WorkItem, WorkKind};
+
+/// The result of planning one API request: the answer, and the writes that must be committed
+/// atomically before the answer is sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Step {
+    /// The answer to send once `batch` is committed.
+    pub response: ApiResponse,
+    /// The writes of the request; empty for reads and errors.
+    pub batch: Batch,
+    /// The idempotency slot this step holds until [`Engine::finish`].
+    in_flight: Option<String>,
+}
+
+/// The work that [`Engine::due`] hands out: commit `batch` first (it records the leases), then
+/// perform `items` and report each outcome.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DueWork {
+    /// Pushes and deliveries to perform now.
+    pub items: Vec<WorkItem>,
+    /// The lease records to commit before performing them.
+    pub batch: Batch,
+}
+
+/// The write-and-sync engine.
+#[derive(Debug)]
+pub struct Engine {
+    config: EngineConfig,
+    rng: ChaCha20Rng,
+    in_flight: BTreeSet<String>,
+}
+
+impl Engine {
+    /// A new engine. The configuration's seed drives every id, secret and jitter it draws:
+    /// hosts pass fresh OS randomness in production and a fixed seed in tests.
+    pub fn new(config: EngineConfig) -> Engine {
+        let rng = ChaCha20Rng::from_seed(config.seed);
+        Engine {
+            config,
+            rng,
+            in_flight: BTreeSet::new(),
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &EngineConfig {
+        &self.config
+    }
+
+    /// Plan the answer to one request. Reads go through `store`; the returned
+    /// [`Step::batch`] must be applied atomically before [`Step::response`] is sent, and
+    /// [`Engine::finish`] must be called with the step afterwards (also when the commit failed,
+    /// in which case the host answers `503` instead). Never panics on any request.
+    pub fn handle(&mut self, request: &ApiRequest, now_ms: i64, store: &dyn KvRead) -> Step {
+        api::handle(self, request, now_ms, store)
+    }
+
+    /// Release what a step held (its idempotency slot).
+    pub fn finish(&mut self, step: &Step) {
+        if let Some(k) = &step.in_flight {
+            self.in_flight.remove(k);
+        }
+    }
+
+    /// Plan, commit through `store`, and finish: the whole request cycle for hosts whose
+    /// storage answers synchronously. A failed commit answers `503` and changes nothing.
+    pub fn handle_with(
+        &mut self,
+        request: &ApiRequest,
+        now_ms: i64,
+        store: &mut dyn Storage,
+    ) -> ApiResponse {
+        let step = self.handle(request, now_ms, &*store);
+        let committed = if step.batch.is_empty() {
+            Ok(())
+        } else {
+            store.apply(&step.batch)
+        };
+        self.finish(&step);
+        match committed {
+            Ok(()) => step.response,
+            Err(e) => {
+                let mut r = problem(ProblemKind::StorageUnavailable, e.to_string());
+                if let Some(id) = step.response.headers.get("X-Request-ID") {
+                    r.set_header("X-Request-ID", id.clone());
+                }
+                r
+            }
+        }
+    }
+
+    /// Claim up to `limit` pushes and deliveries that are due at `now_ms`.
+    pub fn due(
+        &mut self,
+        now_ms: i64,
+        limit: usize,
+        store: &dyn KvRead,
+    ) -> Result<DueWork, CoreError> {
+        work::due(self, now_ms, limit, store)
+    }
+
+    /// [`Engine::due`] with the lease batch committed through `store`.
+    pub fn due_with(
+        &mut self,
+        now_ms: i64,
+        limit: usize,
+        store: &mut dyn Storage,
+    ) -> Result<Vec<WorkItem>, CoreError> {
+        let work = self.due(now_ms, limit, &*store)?;
+        if !work.batch.is_empty() {
+            store.apply(&work.batch)?;
+        }
+        Ok(work.items)
+    }
+
+    /// Take the outcome of a work item handed out by [`Engine::due`]; the returned batch must
+    /// be committed atomically.
+    pub fn report(
+        &mut self,
+        work_id: &str,
+        outcome: &Outcome,
+        now_ms: i64,
+        store: &dyn KvRead,
+    ) -> Result<Batch, CoreError> {
+        work::report(self, work_id, outcome, now_ms, store)
+    }
+
+    /// [`Engine::report`] with the batch committed through `store`.
+    pub fn report_with(
+        &mut self,
+        work_id: &str,
+        outcome: &Outcome,
+        now_ms: i64,
+        store: &mut dyn Storage,
+    ) -> Result<(), CoreError> {
+        let batch = self.report(work_id, outcome, now_ms, &*store)?;
+        store.apply(&batch)
+    }
+
+    /// The earliest time at which [`Engine::due`] will have something (or a lease expires),
+    /// in Unix milliseconds; `None` when nothing is owed.
+    pub fn next_deadline(&self, store: &dyn KvRead) -> Result<Option<i64>, CoreError> {
+        work::next_deadline(store)
+    }
+
+    /// Remove idempotency records and finished deliveries older than their retention.
+    /// Nothing unfinished is removed. At most `limit` records of each kind per call.
+    pub fn prune(
+        &mut self,
+        now_ms: i64,
+        limit: usize,
+        store: &dyn KvRead,
+    ) -> Result<Batch, CoreError> {
+        work::prune(self, now_ms, limit, store)
+    }
+
+    /// A fresh time-ordered id (UUID version 7 from `now_ms` and the seeded generator).
+    pub(crate) fn new_id(&mut self, now_ms: i64) -> String {
+        let mut bytes = [0u8; 10];
+        self.rng.fill_bytes(&mut bytes);
+        let ms = u64::try_from(now_ms).unwrap_or(0);
+        uuid::Builder::from_unix_timestamp_millis(ms, &bytes)
+            .into_uuid()
+            .hyphenated()
+            .to_string()
+    }
+
+    /// Random bytes from the seeded generator.
+    pub(crate) fn random_bytes<const N: usize>(&mut self) -> [u8; N] {
+        let mut b = [0u8; N];
+        self.rng.fill_bytes(&mut b);
+        b
+    }
+
+    /// A uniform number in [0, 1) for jitter.
+    pub(crate) fn unit(&mut self) -> f64 {
+        (self.rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+}

@@ -1,0 +1,214 @@
+//! The outbound address policy: which addresses pushes and webhooks may reach.
+//!
+//! Loopback, private, shared, link-local, unspecified, broadcast, multicast and documentation
+//! ranges are refused unless an allowed CIDR covers them. Hosts apply [`TargetPolicy::allows`]
+//! to the address they actually connect to; the engine applies it to literal addresses in URLs
+//! at registration.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::str::FromStr;
+
+/// An address range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr {
+    addr: IpAddr,
+    prefix: u8,
+}
+
+impl Cidr {
+    /// Parse `ADDR/PREFIX` or a bare address (a single host).
+    pub fn parse(s: &str) -> Result<Cidr, String> {
+        let s = s.trim();
+        let (a, p) = match s.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (s, None),
+        };
+        let addr =
+            IpAddr::from_str(a).map_err(|_| format!("{s:?} is not an IP address or CIDR"))?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match p {
+            None => max,
+            Some(p) => match p.parse::<u8>() {
+                Ok(n) if n <= max => n,
+                _ => return Err(format!("{s:?} has an invalid prefix length")),
+            },
+        };
+        Ok(Cidr { addr, prefix })
+    }
+
+    /// Whether `ip` is inside the range (an IPv4-mapped IPv6 address counts as IPv4).
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = canonical(ip);
+        match (self.addr, ip) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = if self.prefix == 0 {
+                    0
+                } else {
+                    u32::MAX << (32 - self.prefix)
+                };
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = if self.prefix == 0 {
+                    0
+                } else {
+                    u128::MAX << (128 - self.prefix)
+                };
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+impl std::fmt::Display for Cidr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix)
+    }
+}
+
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(v6),
+        },
+        v4 => v4,
+    }
+}
+
+/// Whether an address is in a range refused by default.
+pub fn is_restricted(ip: IpAddr) -> bool {
+    match canonical(ip) {
+        IpAddr::V4(a) => restricted_v4(a),
+        IpAddr::V6(a) => restricted_v6(a),
+    }
+}
+
+fn restricted_v4(a: Ipv4Addr) -> bool {
+    let o = a.octets();
+    a.is_loopback()
+        || a.is_private()
+        || a.is_link_local()
+        || a.is_unspecified()
+        || a.is_broadcast()
+        || a.is_multicast()
+        || a.is_documentation()
+        || o[0] == 0
+        || (o[0] == 100 && (o[1] & 0xc0) == 64) // 100.64.0.0/10 shared address space
+        || (o[0] == 198 && (o[1] & 0xfe) == 18) // 198.18.0.0/15 benchmarking
+        || o[0] >= 240 // reserved
+}
+
+fn restricted_v6(a: Ipv6Addr) -> bool {
+    let s = a.segments();
+    a.is_loopback()
+        || a.is_unspecified()
+        || a.is_multicast()
+        || (s[0] & 0xfe00) == 0xfc00 // unique local fc00::/7
+        || (s[0] & 0xffc0) == 0xfe80 // link-local fe80::/10
+        || (s[0] & 0xffc0) == 0xfec0 // site-local (deprecated)
+        || (s[0] == 0x2001 && s[1] == 0x0db8) // documentation
+        || (s[0] == 0x0064 && s[1] == 0xff9b) // NAT64 may reach private IPv4
+}
+
+/// The set of ranges allowed despite being restricted.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TargetPolicy {
+    /// Ranges allowed explicitly (`--allow-target-cidr`).
+    pub allowed: Vec<Cidr>,
+}
+
+impl TargetPolicy {
+    /// Whether an outbound connection to `ip` is allowed.
+    pub fn allows(&self, ip: IpAddr) -> bool {
+        !is_restricted(ip) || self.allowed.iter().any(|c| c.contains(ip))
+    }
+
+    /// Check a push or webhook URL at registration: `http`/`https`, a host, and, when the host
+    /// is a literal address, an allowed one. Returns the reason when refused.
+    pub fn check_url(&self, raw: &str) -> Result<(), String> {
+        let u = url::Url::parse(raw).map_err(|e| format!("not a valid URL: {e}"))?;
+        if u.scheme() != "http" && u.scheme() != "https" {
+            return Err("the URL must use http or https".into());
+        }
+        if !u.username().is_empty() || u.password().is_some() {
+            return Err("the URL must not carry credentials".into());
+        }
+        match u.host() {
+            None => Err("the URL has no host".into()),
+            Some(url::Host::Ipv4(a)) if !self.allows(IpAddr::V4(a)) => Err(format!(
+                "{a} is a refused address (loopback, private, link-local or reserved)"
+            )),
+            Some(url::Host::Ipv6(a)) if !self.allows(IpAddr::V6(a)) => Err(format!(
+                "{a} is a refused address (loopback, private, link-local or reserved)"
+            )),
+            Some(_) => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        IpAddr::from_str(s).unwrap()
+    }
+
+    #[test]
+    fn restricted_ranges() {
+        for a in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "0.0.0.0",
+            "100.64.0.1",
+            "::1",
+            "::",
+            "fe80::1",
+            "fd00::1",
+            "::ffff:127.0.0.1",
+            "255.255.255.255",
+        ] {
+            assert!(is_restricted(ip(a)), "{a}");
+        }
+        for a in ["93.184.216.34", "2606:4700::1111", "172.32.0.1", "8.8.8.8"] {
+            assert!(!is_restricted(ip(a)), "{a}");
+        }
+    }
+
+    #[test]
+    fn cidr_contains_and_policy() {
+        let c = Cidr::parse("127.0.0.0/8").unwrap();
+        assert!(c.contains(ip("127.5.6.7")));
+        assert!(c.contains(ip("::ffff:127.0.0.1")));
+        assert!(!c.contains(ip("128.0.0.1")));
+        assert!(Cidr::parse("::1").unwrap().contains(ip("::1")));
+        assert!(Cidr::parse("10.0.0.0/33").is_err());
+        assert!(Cidr::parse("nope").is_err());
+        let p = TargetPolicy { allowed: vec![c] };
+        assert!(p.allows(ip("127.0.0.1")));
+        assert!(!p.allows(ip("10.0.0.1")));
+        assert_eq!(Cidr::parse("0.0.0.0/0").unwrap().to_string(), "0.0.0.0/0");
+        assert!(Cidr::parse("0.0.0.0/0").unwrap().contains(ip("1.2.3.4")));
+    }
+
+    #[test]
+    fn url_checks() {
+        let p = TargetPolicy::default();
+        assert!(p.check_url("https://hooks.example.com/x").is_ok());
+        assert!(p.check_url("http://localhost:9/x").is_ok()); // names are checked at connect time
+        assert!(p.check_url("http://127.0.0.1:9/x").is_err());
+        assert!(p.check_url("http://[::1]:9/x").is_err());
+        assert!(p.check_url("ftp://example.com/").is_err());
+        assert!(p.check_url("http://u:p@example.com/").is_err());
+        assert!(p.check_url("not a url").is_err());
+        let p = TargetPolicy {
+            allowed: vec![Cidr::parse("127.0.0.0/8").unwrap()],
+        };
+        assert!(p.check_url("http://127.0.0.1:9/x").is_ok());
+    }
+}

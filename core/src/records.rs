@@ -1,0 +1,512 @@
+//! The records the engine stores, and the key layout of the store.
+//!
+//! Every record is JSON text under a key built by the functions of [`keys`]. Hosts never need
+//! to interpret them; the layout is documented here for debugging and for the store's tests.
+//!
+//! | key | value |
+//! |---|---|
+//! | `meta/admin` | [`AdminRec`]: hash of the admin token (when the host stores it) |
+//! | `acct/{account}` | [`AccountRec`] |
+//! | `acctdom/{domain}` | account id (uniqueness of domains) |
+//! | `key/{key}` | [`ApiKeyRec`] (secret stored as SHA-256 only) |
+//! | `conn/{account}/{connection}` | [`ConnectionRec`] |
+//! | `hook/{account}/{webhook}` | [`WebhookRec`] |
+//! | `obj/{account}/{type}/{id}` | the stored CDM object |
+//! | `uniq/{account}/{rule}/{value}` | id of the object holding a unique value |
+//! | `sync/{account}/{sync}` | [`SyncRec`] |
+//! | `task/{task}` | [`TaskRec`]: one push of one object to one connection |
+//! | `chain/{connection}/{type}/{id}` | the last unfinished push task of that object there |
+//! | `remote/{connection}/{type}/{id}` | [`RemoteRec`]: the object's id at the source |
+//! | `dlv/{delivery}` | [`DeliveryRec`]: one webhook delivery |
+//! | `hookdlv/{account}/{webhook}/{delivery}` | index of deliveries per subscription |
+//! | `due/{ms:016}/{t or d}/{id}` | wake-up index of tasks (`t`) and deliveries (`d`) |
+//! | `idem/{account}/{key}` | [`IdemRec`]: the first answer of an idempotent write |
+//! | `idemexp/{ms:016}/{account}/{key}` | retention index of idempotency records |
+//! | `dlvexp/{ms:016}/{delivery}` | retention index of finished deliveries |
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::cdm::ObjectType;
+
+/// Key builders.
+pub mod keys {
+    use crate::cdm::ObjectType;
+
+    /// Stored admin token hash.
+    pub const ADMIN: &str = "meta/admin";
+    /// An account.
+    pub fn account(id: &str) -> String {
+        format!("acct/{id}")
+    }
+    /// Domain uniqueness.
+    pub fn account_domain(domain: &str) -> String {
+        format!("acctdom/{domain}")
+    }
+    /// An API key.
+    pub fn api_key(key: &str) -> String {
+        format!("key/{key}")
+    }
+    /// A connection.
+    pub fn connection(account: &str, id: &str) -> String {
+        format!("conn/{account}/{id}")
+    }
+    /// Prefix of an account's connections.
+    pub fn connections(account: &str) -> String {
+        format!("conn/{account}/")
+    }
+    /// A webhook subscription.
+    pub fn webhook(account: &str, id: &str) -> String {
+        format!("hook/{account}/{id}")
+    }
+    /// Prefix of an account's webhook subscriptions.
+    pub fn webhooks(account: &str) -> String {
+        format!("hook/{account}/")
+    }
+    /// A CDM object.
+    pub fn object(account: &str, t: ObjectType, id: &str) -> String {
+        format!("obj/{account}/{}/{id}", t.as_str())
+    }
+    /// Prefix of an account's objects of one type.
+    pub fn objects(account: &str, t: ObjectType) -> String {
+        format!("obj/{account}/{}/", t.as_str())
+    }
+    /// A unique value.
+    pub fn unique(account: &str, rule: &str, value: &str) -> String {
+        format!("uniq/{account}/{rule}/{value}")
+    }
+    /// A sync.
+    pub fn sync(account: &str, id: &str) -> String {
+        format!("sync/{account}/{id}")
+    }
+    /// A push task.
+    pub fn task(id: &str) -> String {
+        format!("task/{id}")
+    }
+    /// The tail of the push chain of one object at one connection.
+    pub fn chain(connection: &str, t: ObjectType, id: &str) -> String {
+        format!("chain/{connection}/{}/{id}", t.as_str())
+    }
+    /// The remote id of one object at one connection.
+    pub fn remote(connection: &str, t: ObjectType, id: &str) -> String {
+        format!("remote/{connection}/{}/{id}", t.as_str())
+    }
+    /// A webhook delivery.
+    pub fn delivery(id: &str) -> String {
+        format!("dlv/{id}")
+    }
+    /// Index entry of a delivery under its subscription.
+    pub fn webhook_delivery(account: &str, webhook: &str, id: &str) -> String {
+        format!("hookdlv/{account}/{webhook}/{id}")
+    }
+    /// Prefix of the deliveries of a subscription.
+    pub fn webhook_deliveries(account: &str, webhook: &str) -> String {
+        format!("hookdlv/{account}/{webhook}/")
+    }
+    /// Prefix of the wake-up index.
+    pub const DUE: &str = "due/";
+    /// Wake-up entry of a task.
+    pub fn due_task(at_ms: i64, id: &str) -> String {
+        format!("due/{:016}/t/{id}", at_ms.max(0))
+    }
+    /// Wake-up entry of a delivery.
+    pub fn due_delivery(at_ms: i64, id: &str) -> String {
+        format!("due/{:016}/d/{id}", at_ms.max(0))
+    }
+    /// An idempotency record.
+    pub fn idempotency(account: &str, key: &str) -> String {
+        format!("idem/{account}/{key}")
+    }
+    /// Prefix of the idempotency retention index.
+    pub const IDEM_EXPIRY: &str = "idemexp/";
+    /// Retention entry of an idempotency record.
+    pub fn idempotency_expiry(at_ms: i64, account: &str, key: &str) -> String {
+        format!("idemexp/{:016}/{account}/{key}", at_ms.max(0))
+    }
+    /// Prefix of the finished-delivery retention index.
+    pub const DELIVERY_EXPIRY: &str = "dlvexp/";
+    /// Retention entry of a finished delivery.
+    pub fn delivery_expiry(at_ms: i64, id: &str) -> String {
+        format!("dlvexp/{:016}/{id}", at_ms.max(0))
+    }
+}
+
+/// The stored hash of the admin token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AdminRec {
+    /// Lowercase hex SHA-256 of the token.
+    pub token_sha256: String,
+}
+
+/// An account (tenant).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AccountRec {
+    /// Id.
+    pub id: String,
+    /// Domain, unique, lowercase.
+    pub domain: String,
+    /// Whether writes are allowed.
+    pub write_enabled: bool,
+    /// RFC 3339.
+    pub created_at: String,
+}
+
+/// An API key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiKeyRec {
+    /// The key (username of Basic auth).
+    pub key: String,
+    /// The account it belongs to.
+    pub account_id: String,
+    /// SHA-256 of the secret, lowercase hex.
+    pub secret_sha256: String,
+    /// Scopes.
+    pub scopes: Vec<String>,
+    /// Optional name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// RFC 3339.
+    pub created_at: String,
+}
+
+/// A connected source application.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConnectionRec {
+    /// Id.
+    pub id: String,
+    /// App key.
+    pub app: String,
+    /// App type.
+    #[serde(rename = "type")]
+    pub app_type: String,
+    /// Where pushes go.
+    pub push_url: String,
+    /// Object types it receives.
+    pub objects: Vec<ObjectType>,
+    /// RFC 3339.
+    pub created_at: String,
+}
+
+/// A webhook subscription.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WebhookRec {
+    /// Id.
+    pub id: String,
+    /// Endpoint.
+    pub url: String,
+    /// Event names or `*`.
+    pub events: Vec<String>,
+    /// Basic auth user name sent with deliveries (an outbound credential).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// Basic auth password sent with deliveries (an outbound credential: it must be sent in
+    /// clear to the receiver, so it cannot be stored as a hash).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+    /// Standard Webhooks signing secret (`whsec_...`), an outbound credential.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signing_secret: Option<String>,
+    /// RFC 3339.
+    pub created_at: String,
+}
+
+/// Status of one target (connection) of a sync, and of one push task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TargetStatus {
+    /// Not started.
+    Pending,
+    /// Started, not final.
+    InProgress,
+    /// Final: delivered.
+    Succeeded,
+    /// Final: gave up.
+    Failed,
+}
+
+impl TargetStatus {
+    /// Whether the status is final.
+    pub fn is_final(self) -> bool {
+        matches!(self, TargetStatus::Succeeded | TargetStatus::Failed)
+    }
+    /// The JSON name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TargetStatus::Pending => "pending",
+            TargetStatus::InProgress => "in_progress",
+            TargetStatus::Succeeded => "succeeded",
+            TargetStatus::Failed => "failed",
+        }
+    }
+}
+
+/// Status of a sync.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SyncStatus {
+    /// No target started.
+    Pending,
+    /// Some target started, not all final.
+    InProgress,
+    /// Every target succeeded.
+    Succeeded,
+    /// Some succeeded, some failed.
+    PartiallyFailed,
+    /// Every target failed.
+    Failed,
+    /// Nothing to push to.
+    NoTargets,
+}
+
+impl SyncStatus {
+    /// Whether the status is final.
+    pub fn is_final(self) -> bool {
+        !matches!(self, SyncStatus::Pending | SyncStatus::InProgress)
+    }
+    /// The JSON name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SyncStatus::Pending => "pending",
+            SyncStatus::InProgress => "in_progress",
+            SyncStatus::Succeeded => "succeeded",
+            SyncStatus::PartiallyFailed => "partially_failed",
+            SyncStatus::Failed => "failed",
+            SyncStatus::NoTargets => "no_targets",
+        }
+    }
+    /// The aggregate of target statuses.
+    pub fn aggregate(targets: &[TargetStatus]) -> SyncStatus {
+        if targets.is_empty() {
+            return SyncStatus::NoTargets;
+        }
+        if targets.iter().all(|t| *t == TargetStatus::Pending) {
+            return SyncStatus::Pending;
+        }
+        if !targets.iter().all(|t| t.is_final()) {
+            return SyncStatus::InProgress;
+        }
+        let ok = targets
+            .iter()
+            .filter(|t| **t == TargetStatus::Succeeded)
+            .count();
+        if ok == targets.len() {
+            SyncStatus::Succeeded
+        } else if ok == 0 {
+            SyncStatus::Failed
+        } else {
+            SyncStatus::PartiallyFailed
+        }
+    }
+}
+
+/// A reference to a CDM object.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectRef {
+    /// Its type.
+    #[serde(rename = "type")]
+    pub object_type: ObjectType,
+    /// Its id.
+    pub id: String,
+}
+
+/// One target of a sync: a connection, and the push tasks that serve it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TargetRec {
+    /// Connection id.
+    pub connection_id: String,
+    /// App key.
+    pub app: String,
+    /// App type.
+    #[serde(rename = "type")]
+    pub app_type: String,
+    /// Aggregate status of its tasks.
+    pub status: TargetStatus,
+    /// Sum of attempts of its tasks.
+    pub attempts: u32,
+    /// Remote id of the sync's object at this connection.
+    pub remote_id: Option<String>,
+    /// The last error of any of its tasks.
+    pub last_error: Option<String>,
+    /// RFC 3339.
+    pub updated_at: String,
+    /// Its tasks, in push order.
+    pub tasks: Vec<String>,
+}
+
+/// A sync: the push of one write to its targets.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SyncRec {
+    /// Id (the `X-Sync-ID`).
+    pub id: String,
+    /// The account.
+    pub account_id: String,
+    /// Aggregate status.
+    pub status: SyncStatus,
+    /// `X-Request-ID` of the write.
+    pub request_id: String,
+    /// `X-Tracking-ID` of the write.
+    pub tracking_id: Option<String>,
+    /// `create` or `update`.
+    pub operation: String,
+    /// The written object (the first one of a bulk write).
+    pub object: ObjectRef,
+    /// Every object the write stored (a bulk preload stores several).
+    pub objects: Vec<ObjectRef>,
+    /// A label for messages (`invoice INV-1001`).
+    pub label: String,
+    /// RFC 3339.
+    pub created_at: String,
+    /// RFC 3339.
+    pub updated_at: String,
+    /// Targets.
+    pub targets: Vec<TargetRec>,
+}
+
+/// Where a push task is in its life.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum TaskState {
+    /// Waiting for earlier tasks (`waiting_on`).
+    Waiting,
+    /// Due at `due_ms`.
+    Pending {
+        /// When it may be sent.
+        due_ms: i64,
+    },
+    /// Handed to the host; if no result arrives by `lease_until_ms` it is due again.
+    InProgress {
+        /// Lease deadline.
+        lease_until_ms: i64,
+    },
+    /// Final: the source accepted it.
+    Succeeded,
+    /// Final: given up.
+    Failed,
+}
+
+impl TaskState {
+    /// The status shown for it.
+    pub fn status(&self) -> TargetStatus {
+        match self {
+            TaskState::Waiting | TaskState::Pending { .. } => TargetStatus::Pending,
+            TaskState::InProgress { .. } => TargetStatus::InProgress,
+            TaskState::Succeeded => TargetStatus::Succeeded,
+            TaskState::Failed => TargetStatus::Failed,
+        }
+    }
+}
+
+/// One push of one object to one connection.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskRec {
+    /// Id; also the push's `Idempotency-Key`.
+    pub id: String,
+    /// Account.
+    pub account_id: String,
+    /// Sync it serves.
+    pub sync_id: String,
+    /// Connection it goes to.
+    pub connection_id: String,
+    /// The object.
+    pub object: ObjectRef,
+    /// Snapshot of the object as written.
+    pub body: Value,
+    /// Tracking id of the write.
+    pub tracking_id: Option<String>,
+    /// State.
+    pub state: TaskState,
+    /// Attempts made (including one in progress).
+    pub attempts: u32,
+    /// Last error.
+    pub last_error: Option<String>,
+    /// Tasks that must finish first.
+    pub waiting_on: Vec<String>,
+    /// Tasks that must have *succeeded* first (a subset of `waiting_on`).
+    pub requires: Vec<String>,
+    /// Tasks waiting for this one.
+    pub successors: Vec<String>,
+    /// Reference fields of the object resolved to remote ids at send time: (field, type, id).
+    pub references: Vec<(String, ObjectType, String)>,
+}
+
+/// The id of an object at a source.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RemoteRec {
+    /// The source's id, when its answer named one.
+    pub remote_id: Option<String>,
+}
+
+/// Status of a webhook delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryStatus {
+    /// Not delivered yet, more attempts owed.
+    Pending,
+    /// The endpoint answered 200.
+    Delivered,
+    /// Every attempt of the budget failed.
+    Failed,
+}
+
+/// One webhook delivery.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeliveryRec {
+    /// Id; also the `webhook-id` header.
+    pub id: String,
+    /// Account.
+    pub account_id: String,
+    /// Subscription.
+    pub webhook_id: String,
+    /// Event name.
+    pub event: String,
+    /// Status.
+    pub status: DeliveryStatus,
+    /// Attempts made in all.
+    pub attempts: u32,
+    /// Attempts made in the current budget (a manual retry starts a new one).
+    pub budget_used: u32,
+    /// Whether an attempt is out with the host until `lease_until_ms`.
+    pub lease_until_ms: Option<i64>,
+    /// When the next attempt is due (pending, not leased).
+    pub due_ms: Option<i64>,
+    /// Status code of the last answer.
+    pub last_status_code: Option<u16>,
+    /// Last error.
+    pub last_error: Option<String>,
+    /// Sync it reports on.
+    pub sync_id: String,
+    /// Tracking id of the write.
+    pub tracking_id: Option<String>,
+    /// The JSON body, fixed at creation.
+    pub body: String,
+    /// RFC 3339.
+    pub created_at: String,
+    /// RFC 3339.
+    pub updated_at: String,
+}
+
+/// The first answer of an idempotent write.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IdemRec {
+    /// SHA-256 of method, path and canonical body.
+    pub fingerprint: String,
+    /// Status of the first answer.
+    pub status: u16,
+    /// Headers of the first answer worth replaying.
+    pub headers: Vec<(String, String)>,
+    /// Body of the first answer.
+    pub body: String,
+    /// When it was stored (ms).
+    pub created_ms: i64,
+}

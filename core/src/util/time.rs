@@ -1,0 +1,147 @@
+//! Timestamp formatting and HTTP-date parsing.
+//!
+//! The engine measures time as `i64` Unix milliseconds handed in by the host; this module only
+//! converts between that number and text. It never reads a clock.
+
+use time::format_description::FormatItem;
+use time::macros::format_description;
+use time::{OffsetDateTime, PrimitiveDateTime};
+
+/// The earliest instant [`rfc3339_millis`] writes as itself: `0000-01-01T00:00:00.000Z`.
+pub const MIN_RFC3339_MS: i64 = -62_167_219_200_000;
+
+/// The latest instant [`rfc3339_millis`] writes as itself: `9999-12-31T23:59:59.999Z`.
+pub const MAX_RFC3339_MS: i64 = 253_402_300_799_999;
+
+/// RFC 3339 in UTC with exactly three fractional digits.
+const RFC3339_MILLIS: &[FormatItem<'static>] =
+    format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
+
+/// IMF-fixdate (RFC 9110, section 5.6.7): `Sun, 06 Nov 1994 08:49:37 GMT`.
+const IMF_FIXDATE: &[FormatItem<'static>] = format_description!(
+    "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
+);
+
+/// Formats Unix milliseconds as an RFC 3339 UTC timestamp with millisecond precision, e.g.
+/// `2026-11-28T23:37:30.123Z`: always four-digit years, always three fractional digits, always
+/// `Z`.
+///
+/// RFC 3339 has room for the years 0000 to 9999 only, so an input outside
+/// [`MIN_RFC3339_MS`]..=[`MAX_RFC3339_MS`] is clamped to the nearest end of that range
+/// (`0000-01-01T00:00:00.000Z` or `9999-12-31T23:59:59.999Z`). No input panics.
+pub fn rfc3339_millis(now_ms: i64) -> String {
+    let clamped = now_ms.clamp(MIN_RFC3339_MS, MAX_RFC3339_MS);
+    let nanos = i128::from(clamped) * 1_000_000;
+    OffsetDateTime::from_unix_timestamp_nanos(nanos)
+        .ok()
+        .and_then(|at| at.format(RFC3339_MILLIS).ok())
+        // Unreachable after clamping; kept so that no input can panic.
+        .unwrap_or_else(|| String::from("1970-01-01T00:00:00.000Z"))
+}
+
+/// Parses an HTTP-date in the IMF-fixdate form (`Sun, 06 Nov 1994 08:49:37 GMT`) into Unix
+/// milliseconds, as found in `Retry-After`.
+///
+/// Names of days and months are matched exactly as the RFC writes them, surrounding
+/// whitespace is ignored, and the day name must be present but is not checked against the
+/// date (RFC 9110 lets recipients ignore it). The obsolete RFC 850 and asctime forms are not
+/// accepted; anything that is not an IMF-fixdate is `None`.
+pub fn parse_http_date(s: &str) -> Option<i64> {
+    let parsed = PrimitiveDateTime::parse(s.trim(), IMF_FIXDATE).ok()?;
+    let seconds = parsed.assume_utc().unix_timestamp();
+    seconds.checked_mul(1000)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_with_three_fractional_digits() {
+        assert_eq!(rfc3339_millis(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(rfc3339_millis(1), "1970-01-01T00:00:00.001Z");
+        assert_eq!(rfc3339_millis(1_000), "1970-01-01T00:00:01.000Z");
+        assert_eq!(
+            rfc3339_millis(1_795_909_050_123),
+            "2026-11-28T23:37:30.123Z"
+        );
+        assert_eq!(
+            rfc3339_millis(1_795_909_050_100),
+            "2026-11-28T23:37:30.100Z"
+        );
+        assert_eq!(rfc3339_millis(951_782_400_000), "2000-02-29T00:00:00.000Z");
+    }
+
+    #[test]
+    fn formats_instants_before_the_epoch() {
+        assert_eq!(rfc3339_millis(-1), "1969-12-31T23:59:59.999Z");
+        assert_eq!(rfc3339_millis(-86_400_000), "1969-12-31T00:00:00.000Z");
+    }
+
+    #[test]
+    fn clamps_out_of_range_input() {
+        assert_eq!(rfc3339_millis(MIN_RFC3339_MS), "0000-01-01T00:00:00.000Z");
+        assert_eq!(rfc3339_millis(MAX_RFC3339_MS), "9999-12-31T23:59:59.999Z");
+        assert_eq!(
+            rfc3339_millis(MIN_RFC3339_MS - 1),
+            "0000-01-01T00:00:00.000Z"
+        );
+        assert_eq!(
+            rfc3339_millis(MAX_RFC3339_MS + 1),
+            "9999-12-31T23:59:59.999Z"
+        );
+        assert_eq!(rfc3339_millis(i64::MIN), "0000-01-01T00:00:00.000Z");
+        assert_eq!(rfc3339_millis(i64::MAX), "9999-12-31T23:59:59.999Z");
+    }
+
+    #[test]
+    fn output_parses_back_as_rfc3339() {
+        use time::format_description::well_known::Rfc3339;
+        for ms in [
+            0,
+            1,
+            -1,
+            1_795_909_050_123,
+            MAX_RFC3339_MS,
+            4_102_444_800_000,
+        ] {
+            let text = rfc3339_millis(ms);
+            let parsed = OffsetDateTime::parse(&text, &Rfc3339).map(|t| t.unix_timestamp_nanos());
+            assert_eq!(parsed, Ok(i128::from(ms) * 1_000_000), "{text}");
+        }
+    }
+
+    #[test]
+    fn parses_imf_fixdate() {
+        assert_eq!(
+            parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT"),
+            Some(784_111_777_000)
+        );
+        assert_eq!(parse_http_date("  Thu, 01 Jan 1970 00:00:00 GMT "), Some(0));
+        assert_eq!(
+            parse_http_date("Sat, 28 Nov 2026 23:37:30 GMT"),
+            Some(1_795_909_050_000)
+        );
+    }
+
+    #[test]
+    fn rejects_other_date_forms_and_garbage() {
+        for bad in [
+            "",
+            "GMT",
+            "120",
+            "Sunday, 06-Nov-94 08:49:37 GMT",
+            "Sun Nov  6 08:49:37 1994",
+            "Sun, 06 Nov 1994 08:49:37 UTC",
+            "Sun, 06 Nov 1994 08:49:37 +0000",
+            "Sun, 6 Nov 1994 08:49:37 GMT",
+            "06 Nov 1994 08:49:37 GMT",
+            "Sun, 31 Feb 1994 08:49:37 GMT",
+            "Sun, 06 Nov 1994 25:49:37 GMT",
+            "Sun, 06 Nov 1994 08:49:37 GMT trailing",
+            "sun, 06 nov 1994 08:49:37 gmt",
+        ] {
+            assert_eq!(parse_http_date(bad), None, "{bad:?}");
+        }
+    }
+}

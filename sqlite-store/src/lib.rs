@@ -1,0 +1,1 @@
+//! SQLite store for writesync (in progress).

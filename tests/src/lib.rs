@@ -1,0 +1,1 @@
+//! Shared test support for writesync: vector files and their replay.

@@ -1,0 +1,1 @@
+//! wasm-bindgen build of writesync (in progress).
