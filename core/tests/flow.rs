@@ -1,0 +1,88 @@
+//! End-to-end flows through the engine over an in-memory store.
+mod common;
+use common::*;
+use serde_json::{json, Value};
+
+#[test]
+fn pushing_invoice_to_two_targets_then_webhooks() {
+    let mut w = World::new();
+    let t = w.tenant("acme.example.com", true);
+    w.connect(&t, "quickbooks", "accounting");
+    w.connect(&t, "shopify", "commerce");
+    w.connect(&t, "hubspot", "crm");
+    w.webhook(&t, json!(["*"]));
+    let c = w.api(&t, "POST", "/api/customers", Some(customer()));
+    assert_eq!(c.status, 201, "{}", c.body);
+    let cid = c.body_json()["id"].as_str().unwrap().to_string();
+    let r = w.api_h(&t, "POST", "/api/invoices", Some(invoice(&cid, "INV-1001")),
+        &[("X-Sync-Data", "push"), ("X-Tracking-ID", "trk-1")]);
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(r.headers["X-Sync-Targets"], "quickbooks,shopify");
+    assert_eq!(r.headers["X-Tracking-ID"], "trk-1");
+    let body = r.body_json();
+    assert_eq!(body["total"], 36300);
+    assert_eq!(body["balance"], 36300);
+    assert_eq!(body["status"], "open");
+    let sync_id = r.headers["X-Sync-ID"].clone();
+    let mut items = w.due();
+    assert_eq!(items.len(), 2);
+    items.sort_by_key(|i| !i.request.url.contains("quickbooks"));
+    for it in &items {
+        let b: Value = serde_json::from_str(&it.request.body).unwrap();
+        assert_eq!(b["operation"], "create");
+        assert_eq!(b["objectType"], "invoice");
+        assert_eq!(b["trackingId"], "trk-1");
+        assert_eq!(it.request.headers["X-Sync-ID"], sync_id);
+    }
+    w.report(&items[0].id, status(201, r#"{"id":"QB-1"}"#));
+    w.report(&items[1].id, status(503, "busy"));
+    let s = w.api(&t, "GET", &format!("/api/syncs/{sync_id}"), None).body_json();
+    assert_eq!(s["status"], "in_progress", "{s}");
+    assert!(w.due().iter().all(|i| i.kind == writesync_core::WorkKind::Webhook));
+    w.advance();
+    let again = w.due();
+    let push: Vec<_> = again.iter().filter(|i| i.kind == writesync_core::WorkKind::Push).collect();
+    assert_eq!(push.len(), 1);
+    assert_eq!(push[0].request.headers["Idempotency-Key"], items[1].request.headers["Idempotency-Key"]);
+    w.report(&push[0].id.clone(), status(201, r#"{"id":"SH-9"}"#));
+    let s = w.api(&t, "GET", &format!("/api/syncs/{sync_id}"), None).body_json();
+    assert_eq!(s["status"], "succeeded", "{s}");
+    assert_eq!(s["trackingId"], "trk-1");
+    let targets = s["targets"].as_array().unwrap();
+    assert_eq!(targets[0]["remoteId"], "QB-1");
+    assert_eq!(targets[1]["attempts"], 2);
+    // Deliveries: 2 target updates + 1 complete.
+    let hooks: Vec<_> = w.due().into_iter().filter(|i| i.kind == writesync_core::WorkKind::Webhook).collect();
+    let mut events: Vec<String> = hooks
+        .iter()
+        .map(|h| serde_json::from_str::<Value>(&h.request.body).unwrap()["event"].as_str().unwrap().to_string())
+        .collect();
+    events.sort();
+    // The first target update was already handed out above (and left unreported).
+    assert_eq!(events, vec!["api_push_complete", "api_push_update"]);
+    for h in &hooks {
+        assert!(h.request.headers["Authorization"].starts_with("Basic "));
+        assert!(h.request.headers["webhook-signature"].starts_with("v1,"));
+        let b: Value = serde_json::from_str(&h.request.body).unwrap();
+        assert_eq!(b["domain"], "acme.example.com");
+        assert_eq!(b["data"]["syncId"], sync_id.as_str());
+        assert_eq!(b["data"]["trackingId"], "trk-1");
+    }
+}
+
+#[test]
+fn validation_errors_change_nothing() {
+    let mut w = World::new();
+    let t = w.tenant("acme.example.com", true);
+    w.connect(&t, "quickbooks", "accounting");
+    let before = w.store.len();
+    let r = w.api_h(&t, "POST", "/api/invoices",
+        Some(json!({"number": "", "customerId": "nope", "issueDate": "2026-13-01", "currency": "EURO", "lines": []})),
+        &[("X-Sync-Data", "push")]);
+    assert_eq!(r.status, 422);
+    assert_eq!(r.headers["Content-Type"], "application/problem+json");
+    let errs = r.body_json()["errors"].as_array().unwrap().len();
+    assert!(errs >= 5, "{}", r.body);
+    assert_eq!(w.store.len(), before);
+    assert!(w.due().is_empty());
+}
