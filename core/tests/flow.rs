@@ -1,4 +1,6 @@
 //! End-to-end flows through the engine over an in-memory store.
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 mod common;
 use common::*;
 use serde_json::{json, Value};
@@ -14,8 +16,13 @@ fn pushing_invoice_to_two_targets_then_webhooks() {
     let c = w.api(&t, "POST", "/api/customers", Some(customer()));
     assert_eq!(c.status, 201, "{}", c.body);
     let cid = c.body_json()["id"].as_str().unwrap().to_string();
-    let r = w.api_h(&t, "POST", "/api/invoices", Some(invoice(&cid, "INV-1001")),
-        &[("X-Sync-Data", "push"), ("X-Tracking-ID", "trk-1")]);
+    let r = w.api_h(
+        &t,
+        "POST",
+        "/api/invoices",
+        Some(invoice(&cid, "INV-1001")),
+        &[("X-Sync-Data", "push"), ("X-Tracking-ID", "trk-1")],
+    );
     assert_eq!(r.status, 201, "{}", r.body);
     assert_eq!(r.headers["X-Sync-Targets"], "quickbooks,shopify");
     assert_eq!(r.headers["X-Tracking-ID"], "trk-1");
@@ -36,26 +43,48 @@ fn pushing_invoice_to_two_targets_then_webhooks() {
     }
     w.report(&items[0].id, status(201, r#"{"id":"QB-1"}"#));
     w.report(&items[1].id, status(503, "busy"));
-    let s = w.api(&t, "GET", &format!("/api/syncs/{sync_id}"), None).body_json();
+    let s = w
+        .api(&t, "GET", &format!("/api/syncs/{sync_id}"), None)
+        .body_json();
     assert_eq!(s["status"], "in_progress", "{s}");
-    assert!(w.due().iter().all(|i| i.kind == writesync_core::WorkKind::Webhook));
+    assert!(w
+        .due()
+        .iter()
+        .all(|i| i.kind == writesync_core::WorkKind::Webhook));
     w.advance();
     let again = w.due();
-    let push: Vec<_> = again.iter().filter(|i| i.kind == writesync_core::WorkKind::Push).collect();
+    let push: Vec<_> = again
+        .iter()
+        .filter(|i| i.kind == writesync_core::WorkKind::Push)
+        .collect();
     assert_eq!(push.len(), 1);
-    assert_eq!(push[0].request.headers["Idempotency-Key"], items[1].request.headers["Idempotency-Key"]);
+    assert_eq!(
+        push[0].request.headers["Idempotency-Key"],
+        items[1].request.headers["Idempotency-Key"]
+    );
     w.report(&push[0].id.clone(), status(201, r#"{"id":"SH-9"}"#));
-    let s = w.api(&t, "GET", &format!("/api/syncs/{sync_id}"), None).body_json();
+    let s = w
+        .api(&t, "GET", &format!("/api/syncs/{sync_id}"), None)
+        .body_json();
     assert_eq!(s["status"], "succeeded", "{s}");
     assert_eq!(s["trackingId"], "trk-1");
     let targets = s["targets"].as_array().unwrap();
     assert_eq!(targets[0]["remoteId"], "QB-1");
     assert_eq!(targets[1]["attempts"], 2);
     // Deliveries: 2 target updates + 1 complete.
-    let hooks: Vec<_> = w.due().into_iter().filter(|i| i.kind == writesync_core::WorkKind::Webhook).collect();
+    let hooks: Vec<_> = w
+        .due()
+        .into_iter()
+        .filter(|i| i.kind == writesync_core::WorkKind::Webhook)
+        .collect();
     let mut events: Vec<String> = hooks
         .iter()
-        .map(|h| serde_json::from_str::<Value>(&h.request.body).unwrap()["event"].as_str().unwrap().to_string())
+        .map(|h| {
+            serde_json::from_str::<Value>(&h.request.body).unwrap()["event"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
         .collect();
     events.sort();
     // The first target update was already handed out above (and left unreported).

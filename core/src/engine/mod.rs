@@ -49,6 +49,8 @@ pub struct Engine {
     config: EngineConfig,
     rng: ChaCha20Rng,
     in_flight: BTreeSet<String>,
+    last_id_ms: u64,
+    id_counter: u16,
 }
 
 impl Engine {
@@ -60,6 +62,8 @@ impl Engine {
             config,
             rng,
             in_flight: BTreeSet::new(),
+            last_id_ms: 0,
+            id_counter: 0,
         }
     }
 
@@ -175,15 +179,29 @@ impl Engine {
         work::prune(self, now_ms, limit, store)
     }
 
-    /// A fresh time-ordered id (UUID version 7 from `now_ms` and the seeded generator).
+    /// A fresh time-ordered id: a UUID version 7 (RFC 9562) whose 12-bit `rand_a` field is a
+    /// counter within the millisecond (method 1), so ids made by one engine sort in creation
+    /// order; the other 62 bits come from the seeded generator.
     pub(crate) fn new_id(&mut self, now_ms: i64) -> String {
-        let mut bytes = [0u8; 10];
-        self.rng.fill_bytes(&mut bytes);
-        let ms = u64::try_from(now_ms).unwrap_or(0);
-        uuid::Builder::from_unix_timestamp_millis(ms, &bytes)
-            .into_uuid()
-            .hyphenated()
-            .to_string()
+        let mut ms = u64::try_from(now_ms).unwrap_or(0) & 0xffff_ffff_ffff;
+        if ms <= self.last_id_ms {
+            ms = self.last_id_ms;
+            self.id_counter += 1;
+            if self.id_counter > 0x0fff {
+                ms += 1;
+                self.id_counter = 0;
+            }
+        } else {
+            self.id_counter = 0;
+        }
+        self.last_id_ms = ms;
+        let mut bytes = [0u8; 16];
+        bytes[..6].copy_from_slice(&ms.to_be_bytes()[2..]);
+        bytes[6] = 0x70 | ((self.id_counter >> 8) as u8 & 0x0f);
+        bytes[7] = (self.id_counter & 0xff) as u8;
+        self.rng.fill_bytes(&mut bytes[8..]);
+        bytes[8] = (bytes[8] & 0x3f) | 0x80;
+        uuid::Uuid::from_bytes(bytes).hyphenated().to_string()
     }
 
     /// Random bytes from the seeded generator.
@@ -196,5 +214,27 @@ impl Engine {
     /// A uniform number in [0, 1) for jitter.
     pub(crate) fn unit(&mut self) -> f64 {
         (self.rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_v7_and_sort_in_creation_order() {
+        let mut e = Engine::new(EngineConfig::default());
+        let mut ids: Vec<String> = (0..5000).map(|_| e.new_id(1_790_000_000_000)).collect();
+        ids.push(e.new_id(1_790_000_000_001));
+        ids.push(e.new_id(1_789_000_000_000)); // a clock going back keeps the order
+        let mut sorted = ids.clone();
+        sorted.sort();
+        assert_eq!(ids, sorted);
+        for id in &ids {
+            let u = uuid::Uuid::parse_str(id).unwrap();
+            assert_eq!(u.get_version_num(), 7);
+        }
+        let set: std::collections::BTreeSet<_> = ids.iter().collect();
+        assert_eq!(set.len(), ids.len());
     }
 }

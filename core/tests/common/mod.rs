@@ -3,7 +3,9 @@
 
 use serde_json::{json, Value};
 use writesync_core::util::crypto::basic_auth_header;
-use writesync_core::{ApiRequest, ApiResponse, Engine, EngineConfig, MemoryStore, Outcome, WorkItem};
+use writesync_core::{
+    ApiRequest, ApiResponse, Engine, EngineConfig, MemoryStore, Outcome, WorkItem,
+};
 
 pub const ADMIN: &str = "admin-token-for-tests";
 pub const T0: i64 = 1_790_000_000_000;
@@ -25,20 +27,29 @@ impl World {
     }
     pub fn with_config(config: EngineConfig) -> World {
         let config = config.with_admin_token(ADMIN).with_seed([7; 32]);
-        World { engine: Engine::new(config), store: MemoryStore::new(), now: T0 }
+        World {
+            engine: Engine::new(config),
+            store: MemoryStore::new(),
+            now: T0,
+        }
     }
     pub fn send(&mut self, req: ApiRequest) -> ApiResponse {
         self.engine.handle_with(&req, self.now, &mut self.store)
     }
     pub fn admin(&mut self, method: &str, path: &str, body: Option<Value>) -> ApiResponse {
-        let mut r = ApiRequest::new(method, path).header("Authorization", &format!("Bearer {ADMIN}"));
+        let mut r =
+            ApiRequest::new(method, path).header("Authorization", &format!("Bearer {ADMIN}"));
         if let Some(b) = body {
             r = r.json(&b);
         }
         self.send(r)
     }
     pub fn tenant(&mut self, domain: &str, write: bool) -> Tenant {
-        let a = self.admin("POST", "/admin/accounts", Some(json!({"domain": domain, "writeEnabled": write})));
+        let a = self.admin(
+            "POST",
+            "/admin/accounts",
+            Some(json!({"domain": domain, "writeEnabled": write})),
+        );
         assert_eq!(a.status, 201, "{}", a.body);
         let id = a.body_json()["id"].as_str().unwrap().to_string();
         let k = self.admin(
@@ -64,17 +75,32 @@ impl World {
         let r = self.admin(
             "POST",
             &format!("/admin/accounts/{}/webhooks", t.id),
-            Some(json!({"url": "https://hooks.example.com/in", "events": events,
+            Some(
+                json!({"url": "https://hooks.example.com/in", "events": events,
                         "username": "hook", "password": "pw",
-                        "signingSecret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"})),
+                        "signingSecret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}),
+            ),
         );
         assert_eq!(r.status, 201, "{}", r.body);
         r.body_json()["id"].as_str().unwrap().to_string()
     }
-    pub fn api(&mut self, t: &Tenant, method: &str, path: &str, body: Option<Value>) -> ApiResponse {
+    pub fn api(
+        &mut self,
+        t: &Tenant,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> ApiResponse {
         self.api_h(t, method, path, body, &[])
     }
-    pub fn api_h(&mut self, t: &Tenant, method: &str, path: &str, body: Option<Value>, headers: &[(&str, &str)]) -> ApiResponse {
+    pub fn api_h(
+        &mut self,
+        t: &Tenant,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> ApiResponse {
         let mut r = ApiRequest::new(method, path).header("Authorization", &t.auth);
         if let Some(b) = body {
             r = r.json(&b);
@@ -85,10 +111,14 @@ impl World {
         self.send(r)
     }
     pub fn due(&mut self) -> Vec<WorkItem> {
-        self.engine.due_with(self.now, 100, &mut self.store).unwrap()
+        self.engine
+            .due_with(self.now, 100, &mut self.store)
+            .unwrap()
     }
     pub fn report(&mut self, id: &str, outcome: Outcome) {
-        self.engine.report_with(id, &outcome, self.now, &mut self.store).unwrap()
+        self.engine
+            .report_with(id, &outcome, self.now, &mut self.store)
+            .unwrap()
     }
     /// Jump the virtual clock to the next deadline (if any); returns whether it moved.
     pub fn advance(&mut self) -> bool {
@@ -104,7 +134,11 @@ impl World {
 }
 
 pub fn status(code: u16, body: &str) -> Outcome {
-    Outcome::Response { status: code, headers: Default::default(), body: body.to_string() }
+    Outcome::Response {
+        status: code,
+        headers: Default::default(),
+        body: body.to_string(),
+    }
 }
 
 pub fn customer() -> Value {
