@@ -279,6 +279,9 @@ pub fn split_path(path: &str) -> (Vec<String>, Vec<(String, String)>) {
 }
 
 fn percent_decode(s: &str) -> String {
+    if !s.contains('%') {
+        return s.to_string();
+    }
     url::form_urlencoded::parse(format!("x={}", s.replace('+', "%2B")).as_bytes())
         .next()
         .map(|(_, v)| v.into_owned())

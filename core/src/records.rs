@@ -25,7 +25,6 @@
 //! | `dlvexp/{ms:016}/{delivery}` | retention index of finished deliveries |
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 use crate::cdm::ObjectType;
 
@@ -404,7 +403,7 @@ impl TaskState {
 }
 
 /// One push of one object to one connection.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TaskRec {
     /// Id; also the push's `Idempotency-Key`.
@@ -417,8 +416,8 @@ pub struct TaskRec {
     pub connection_id: String,
     /// The object.
     pub object: ObjectRef,
-    /// Snapshot of the object as written.
-    pub body: Value,
+    /// Snapshot of the object as written (JSON text kept verbatim).
+    pub body: Box<serde_json::value::RawValue>,
     /// Tracking id of the write.
     pub tracking_id: Option<String>,
     /// State.

@@ -25,6 +25,10 @@ pub trait KvRead {
         offset: usize,
         limit: usize,
     ) -> Result<Vec<(String, String)>, CoreError>;
+    /// Whether `key` is stored. The default uses `get`.
+    fn contains(&self, key: &str) -> Result<bool, CoreError> {
+        Ok(self.get(key)?.is_some())
+    }
     /// The smallest key starting with `prefix`, if any. The default uses `scan`.
     fn first_key(&self, prefix: &str) -> Result<Option<String>, CoreError> {
         Ok(self.scan(prefix, 0, 1)?.into_iter().next().map(|(k, _)| k))
@@ -129,6 +133,9 @@ impl MemoryStore {
 impl KvRead for MemoryStore {
     fn get(&self, key: &str) -> Result<Option<String>, CoreError> {
         Ok(self.map.get(key).cloned())
+    }
+    fn contains(&self, key: &str) -> Result<bool, CoreError> {
+        Ok(self.map.contains_key(key))
     }
     fn scan(
         &self,

@@ -270,14 +270,14 @@ impl<'a> Obj<'a> {
                 );
                 None
             }
-            Some(v) => text(v, &self.at(key), key, max, true, p),
+            Some(v) => text(v, &|| self.at(key), key, max, true, p),
         }
     }
 
     /// An optional string member (`None` when absent or invalid).
     fn opt_text(&self, key: &str, max: usize, p: &mut Problems) -> Option<String> {
         self.get(key)
-            .and_then(|v| text(v, &self.at(key), key, max, false, p))
+            .and_then(|v| text(v, &|| self.at(key), key, max, false, p))
     }
 
     /// A required integer member (money, minor units).
@@ -291,27 +291,27 @@ impl<'a> Obj<'a> {
                 );
                 None
             }
-            Some(v) => integer(v, &self.at(key), key, p),
+            Some(v) => integer(v, &|| self.at(key), key, p),
         }
     }
 
     /// An optional integer member.
     fn opt_int(&self, key: &str, p: &mut Problems) -> Option<i64> {
         self.get(key)
-            .and_then(|v| integer(v, &self.at(key), key, p))
+            .and_then(|v| integer(v, &|| self.at(key), key, p))
     }
 
     /// A required date member.
     fn req_date(&self, key: &str, p: &mut Problems) -> Option<(String, Date)> {
         let s = self.req_text(key, MAX_CODE, p)?;
-        let parsed = parse_date(&s, &self.at(key), key, p)?;
+        let parsed = parse_date(&s, &|| self.at(key), key, p)?;
         Some((s, parsed))
     }
 
     /// A required currency member.
     fn req_currency(&self, key: &str, p: &mut Problems) -> Option<String> {
         let s = self.req_text(key, MAX_CODE, p)?;
-        check_currency(&s, &self.at(key), key, p).then_some(s)
+        check_currency(&s, &|| self.at(key), key, p).then_some(s)
     }
 
     /// An optional e-mail member.
@@ -345,7 +345,7 @@ fn type_name(v: &Value) -> &'static str {
 /// A string value; `required` makes a blank string a `required` problem.
 fn text(
     v: &Value,
-    ptr: &str,
+    ptr: &dyn Fn() -> String,
     key: &str,
     max: usize,
     required: bool,
@@ -353,20 +353,20 @@ fn text(
 ) -> Option<String> {
     let Value::String(s) = v else {
         p.add(
-            ptr,
+            ptr(),
             codes::INVALID_TYPE,
             format!("`{key}` must be a string, not {}", type_name(v)),
         );
         return None;
     };
     if required && s.trim().is_empty() {
-        p.add(ptr, codes::REQUIRED, format!("`{key}` must not be empty"));
+        p.add(ptr(), codes::REQUIRED, format!("`{key}` must not be empty"));
         return None;
     }
     let len = s.chars().count();
     if len > max {
         p.add(
-            ptr,
+            ptr(),
             codes::TOO_LONG,
             format!("`{key}` has {len} characters, at most {max} are allowed"),
         );
@@ -376,10 +376,10 @@ fn text(
 }
 
 /// Money: a JSON integer that fits a signed 64-bit integer.
-fn integer(v: &Value, ptr: &str, key: &str, p: &mut Problems) -> Option<i64> {
+fn integer(v: &Value, ptr: &dyn Fn() -> String, key: &str, p: &mut Problems) -> Option<i64> {
     let Value::Number(n) = v else {
         p.add(
-            ptr,
+            ptr(),
             codes::INVALID_TYPE,
             format!(
                 "`{key}` must be an integer in minor units, not {}",
@@ -397,13 +397,13 @@ fn integer(v: &Value, ptr: &str, key: &str, p: &mut Problems) -> Option<i64> {
             .is_some_and(|f| f.is_finite() && f.fract() == 0.0 && f.abs() >= 9.2e18);
     if too_big {
         p.add(
-            ptr,
+            ptr(),
             codes::OUT_OF_RANGE,
             format!("`{key}` must fit in a signed 64-bit integer"),
         );
     } else {
         p.add(
-            ptr,
+            ptr(),
             codes::INVALID_TYPE,
             format!("`{key}` must be an integer in minor units, not a decimal number ({n})"),
         );
@@ -412,7 +412,7 @@ fn integer(v: &Value, ptr: &str, key: &str, p: &mut Problems) -> Option<i64> {
 }
 
 /// Parse a `YYYY-MM-DD` business date that must exist in the calendar.
-fn parse_date(s: &str, ptr: &str, key: &str, p: &mut Problems) -> Option<Date> {
+fn parse_date(s: &str, ptr: &dyn Fn() -> String, key: &str, p: &mut Problems) -> Option<Date> {
     let b = s.as_bytes();
     let shaped = b.len() == 10
         && b.iter().enumerate().all(|(i, c)| match i {
@@ -421,7 +421,7 @@ fn parse_date(s: &str, ptr: &str, key: &str, p: &mut Problems) -> Option<Date> {
         });
     if !shaped {
         p.add(
-            ptr,
+            ptr(),
             codes::INVALID_FORMAT,
             format!("`{key}` must be a date written YYYY-MM-DD"),
         );
@@ -432,7 +432,7 @@ fn parse_date(s: &str, ptr: &str, key: &str, p: &mut Problems) -> Option<Date> {
         Ok(d) => Some(d),
         Err(_) => {
             p.add(
-                ptr,
+                ptr(),
                 codes::INVALID_VALUE,
                 format!("`{key}` is not a calendar date: {s}"),
             );
@@ -442,10 +442,10 @@ fn parse_date(s: &str, ptr: &str, key: &str, p: &mut Problems) -> Option<Date> {
 }
 
 /// Whether a currency code is well formed and active; reports the problem otherwise.
-fn check_currency(s: &str, ptr: &str, key: &str, p: &mut Problems) -> bool {
+fn check_currency(s: &str, ptr: &dyn Fn() -> String, key: &str, p: &mut Problems) -> bool {
     if s.len() != 3 || !s.bytes().all(|c| c.is_ascii_uppercase()) {
         p.add(
-            ptr,
+            ptr(),
             codes::INVALID_FORMAT,
             format!("`{key}` must be an ISO 4217 code of three uppercase letters, like EUR"),
         );
@@ -453,7 +453,7 @@ fn check_currency(s: &str, ptr: &str, key: &str, p: &mut Problems) -> bool {
     }
     if ISO_4217_ACTIVE.binary_search(&s).is_err() {
         p.add(
-            ptr,
+            ptr(),
             codes::INVALID_VALUE,
             format!("`{key}` {s} is not an active ISO 4217 currency code"),
         );

@@ -29,6 +29,13 @@ impl<'a> Tx<'a> {
         }
     }
 
+    pub(crate) fn contains(&self, key: &str) -> Result<bool, CoreError> {
+        match self.overlay.get(key) {
+            Some(v) => Ok(v.is_some()),
+            None => self.store.contains(key),
+        }
+    }
+
     pub(crate) fn get_json<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, CoreError> {
         match self.get(key)? {
             None => Ok(None),

@@ -3,6 +3,7 @@
 use std::cell::RefCell;
 
 use serde::Serialize;
+use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
 use super::api::{
@@ -56,10 +57,7 @@ impl Refs<'_, '_> {
         if id.is_empty() || id.contains('/') {
             return false;
         }
-        let r = self
-            .tx
-            .get(&keys::object(self.account, t, id))
-            .map(|v| v.is_some());
+        let r = self.tx.contains(&keys::object(self.account, t, id));
         self.keep(r, false)
     }
     fn owner(&self, rule: &str, value: &str) -> Option<String> {
@@ -122,7 +120,8 @@ fn with_refs<T>(
 /// One object of a write to push.
 pub(crate) struct PushItem {
     pub object: ObjectRef,
-    pub body: Value,
+    /// The object as written (JSON text), shared by the tasks of every target.
+    pub body: Box<RawValue>,
     /// Reference fields resolved to remote ids when sent.
     pub references: Vec<(String, ObjectType, String)>,
     /// This item may only be sent after the previous item of the same target succeeded.
@@ -140,7 +139,8 @@ pub(crate) struct PushPlan {
 /// The result of a write handler.
 struct Written {
     status: u16,
-    body: Value,
+    /// JSON text of the answer.
+    body: String,
     etag: Option<u64>,
     push: PushPlan,
 }
@@ -212,7 +212,12 @@ pub(crate) fn api(
     }
     let headers = write_headers(req)?;
     let body = json_body(req)?;
-    let (connections, filter) = connections_and_filter(ctx, account, headers.sources.as_deref())?;
+    // Connections are read only when the write pushes or names sources to check.
+    let (connections, filter) = if headers.push || headers.sources.is_some() {
+        connections_and_filter(ctx, account, headers.sources.as_deref())?
+    } else {
+        (Vec::new(), SourceFilter::All)
+    };
     let idem = match &headers.idempotency_key {
         Some(k) => {
             let fp = fingerprint(req, &body);
@@ -235,7 +240,7 @@ pub(crate) fn api(
         }
         _ => return fail(ProblemKind::NotFound, "no such route"),
     };
-    let mut response = ApiResponse::json(written.status, &written.body);
+    let mut response = ApiResponse::json_text(written.status, written.body);
     if let Some(v) = written.etag {
         response.set_header("ETag", format!("\"{v}\""));
     }
@@ -370,10 +375,16 @@ fn store<T: Serialize>(
     t: ObjectType,
     id: &str,
     obj: &T,
-) -> Value {
-    let v = serde_json::to_value(obj).unwrap_or(Value::Null);
-    ctx.tx.put(keys::object(&account.id, t, id), v.to_string());
-    v
+) -> String {
+    let text = serde_json::to_string(obj).unwrap_or_else(|_| "null".into());
+    ctx.tx.put(keys::object(&account.id, t, id), text.clone());
+    text
+}
+
+/// The object text as a raw JSON value for push tasks.
+fn raw(text: &str) -> Box<RawValue> {
+    RawValue::from_string(text.to_string())
+        .unwrap_or_else(|_| RawValue::from_string("null".into()).unwrap_or_default())
 }
 
 fn set_unique(
@@ -395,39 +406,28 @@ fn set_unique(
     );
 }
 
-fn label_of(t: ObjectType, v: &Value) -> String {
-    let field = match t {
-        ObjectType::Invoice => "number",
-        ObjectType::Account => "code",
-        ObjectType::Customer | ObjectType::Vendor => "name",
-        ObjectType::BankTransaction => "externalId",
-        _ => "id",
-    };
-    let name = v
-        .get(field)
-        .and_then(Value::as_str)
-        .or_else(|| v.get("id").and_then(Value::as_str));
-    format!("{} {}", t.as_str(), name.unwrap_or("?"))
+fn label(t: ObjectType, name: &str) -> String {
+    format!("{} {name}", t.as_str())
 }
 
 fn single(
     t: ObjectType,
-    v: &Value,
+    id: &str,
+    label: String,
+    text: &str,
     operation: &'static str,
     references: Vec<(String, ObjectType, String)>,
 ) -> PushPlan {
-    let id = v
-        .get("id")
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_string();
     PushPlan {
         route_type: t,
         operation,
-        label: label_of(t, v),
+        label,
         items: vec![PushItem {
-            object: ObjectRef { object_type: t, id },
-            body: v.clone(),
+            object: ObjectRef {
+                object_type: t,
+                id: id.to_string(),
+            },
+            body: raw(text),
             references,
             requires_previous: false,
         }],
@@ -446,10 +446,11 @@ fn create(
             let mut c = with_refs(ctx, account, |r| validate::validate_customer(body, r, None))?;
             c.meta = new_meta(engine, ctx);
             let v = store(ctx, account, t, &c.meta.id, &c);
+            let push = single(t, &c.meta.id, label(t, &c.name), &v, "create", vec![]);
             Ok(Written {
                 status: 201,
                 etag: Some(1),
-                push: single(t, &v, "create", vec![]),
+                push,
                 body: v,
             })
         }
@@ -460,10 +461,11 @@ fn create(
             };
             c.meta = new_meta(engine, ctx);
             let v = store(ctx, account, t, &c.meta.id, &c);
+            let push = single(t, &c.meta.id, label(t, &c.name), &v, "create", vec![]);
             Ok(Written {
                 status: 201,
                 etag: Some(1),
-                push: single(t, &v, "create", vec![]),
+                push,
                 body: v,
             })
         }
@@ -472,10 +474,11 @@ fn create(
             a.meta = new_meta(engine, ctx);
             set_unique(ctx, account, UNIQ_ACCOUNT_CODE, None, &a.code, &a.meta.id);
             let v = store(ctx, account, t, &a.meta.id, &a);
+            let push = single(t, &a.meta.id, label(t, &a.code), &v, "create", vec![]);
             Ok(Written {
                 status: 201,
                 etag: Some(1),
-                push: single(t, &v, "create", vec![]),
+                push,
                 body: v,
             })
         }
@@ -498,10 +501,11 @@ fn create(
                 ObjectType::Customer,
                 inv.customer_id.clone(),
             )];
+            let push = single(t, &inv.meta.id, label(t, &inv.number), &v, "create", refs);
             Ok(Written {
                 status: 201,
                 etag: Some(1),
-                push: single(t, &v, "create", refs),
+                push,
                 body: v,
             })
         }
@@ -512,6 +516,7 @@ fn create(
                 validate::validate_bank_transactions(body, r, max)
             })?;
             let mut stored = Vec::with_capacity(list.len());
+            let mut names = Vec::with_capacity(list.len());
             let mut items = Vec::with_capacity(list.len());
             for mut b in list {
                 b.meta = new_meta(engine, ctx);
@@ -532,14 +537,15 @@ fn create(
                         object_type: t,
                         id: b.meta.id.clone(),
                     },
-                    body: v.clone(),
+                    body: raw(&v),
                     references: vec![],
                     requires_previous: false,
                 });
+                names.push(b.external_id.clone().unwrap_or_else(|| b.meta.id.clone()));
                 stored.push(v);
             }
-            let label = match stored.as_slice() {
-                [one] => label_of(t, one),
+            let label = match names.as_slice() {
+                [one] => label(t, one),
                 many => format!("{} bank transactions", many.len()),
             };
             let push = PushPlan {
@@ -549,9 +555,12 @@ fn create(
                 label,
             };
             let (body, etag) = if is_array {
-                (Value::Array(stored), None)
+                (format!("[{}]", stored.join(",")), None)
             } else {
-                (stored.into_iter().next().unwrap_or(Value::Null), Some(1))
+                (
+                    stored.into_iter().next().unwrap_or_else(|| "null".into()),
+                    Some(1),
+                )
             };
             Ok(Written {
                 status: 201,
@@ -585,7 +594,7 @@ fn write_expense(
                 object_type: ObjectType::Vendor,
                 id: vendor.meta.id.clone(),
             },
-            body: vv,
+            body: raw(&vv),
             references: vec![],
             requires_previous: false,
         });
@@ -607,7 +616,7 @@ fn write_expense(
             object_type: ObjectType::Expense,
             id: exp.meta.id.clone(),
         },
-        body: v.clone(),
+        body: raw(&v),
         references: vec![(
             "vendorId".to_string(),
             ObjectType::Vendor,
@@ -619,7 +628,7 @@ fn write_expense(
         route_type: ObjectType::Expense,
         operation,
         items,
-        label: label_of(ObjectType::Expense, &v),
+        label: label(ObjectType::Expense, &exp.meta.id),
     };
     Ok(Written {
         status,
@@ -691,10 +700,10 @@ fn update(
         updated_at: ctx.now_str.clone(),
     };
     let version = meta.version;
-    let written = |v: Value, refs| Written {
+    let written = |v: String, name: &str, refs| Written {
         status: 200,
         etag: Some(version),
-        push: single(t, &v, "update", refs),
+        push: single(t, id, label(t, name), &v, "update", refs),
         body: v,
     };
     match t {
@@ -703,7 +712,7 @@ fn update(
                 validate::validate_customer(&input, r, Some(id))
             })?;
             c.meta = meta;
-            Ok(written(store(ctx, account, t, id, &c), vec![]))
+            Ok(written(store(ctx, account, t, id, &c), &c.name, vec![]))
         }
         ObjectType::Vendor => {
             let mut c = match validate::validate_vendor(&input, "") {
@@ -711,7 +720,7 @@ fn update(
                 Err(e) => return invalid(e),
             };
             c.meta = meta;
-            Ok(written(store(ctx, account, t, id, &c), vec![]))
+            Ok(written(store(ctx, account, t, id, &c), &c.name, vec![]))
         }
         ObjectType::Account => {
             let mut a = with_refs(ctx, account, |r| {
@@ -730,7 +739,7 @@ fn update(
                 &a.code,
                 id,
             );
-            Ok(written(store(ctx, account, t, id, &a), vec![]))
+            Ok(written(store(ctx, account, t, id, &a), &a.code, vec![]))
         }
         ObjectType::Invoice => {
             if stored.get("status").and_then(Value::as_str) == Some("void") {
@@ -765,7 +774,7 @@ fn update(
                 ObjectType::Customer,
                 inv.customer_id.clone(),
             )];
-            Ok(written(store(ctx, account, t, id, &inv), refs))
+            Ok(written(store(ctx, account, t, id, &inv), &inv.number, refs))
         }
         ObjectType::Expense => write_expense(engine, ctx, account, &input, Some(meta)),
         _ => fail(ProblemKind::NotFound, "this object cannot be updated"),
@@ -824,8 +833,14 @@ fn create_payment(
         ObjectType::Invoice,
         invoice_id.to_string(),
     )];
-    let mut push = single(ObjectType::Payment, &v, "create", refs);
-    push.label = format!("payment of invoice {}", invoice.number);
+    let push = single(
+        ObjectType::Payment,
+        &payment.meta.id,
+        format!("payment of invoice {}", invoice.number),
+        &v,
+        "create",
+        refs,
+    );
     Ok(Written {
         status: 201,
         etag: Some(1),
