@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# The whole test suite of writesync, runnable on a fresh machine that has the Rust toolchain,
+# gcc, node/npm and python3: it installs what else it needs (idempotently), then runs every
+# check. Exits non-zero on the first failure.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TERM_COLOR=never
+
+step() { printf '\n=== %s ===\n' "$*"; }
+
+step "install: wasm32 target, pinned wasm-bindgen-cli, cbindgen, openapi-spec-validator"
+bash scripts/install-tools.sh
+
+step "format"
+cargo fmt --all -- --check
+
+step "clippy (all crates, all targets, warnings denied)"
+cargo clippy --workspace --all-targets -- -D warnings
+
+step "docs (warnings denied)"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
+
+step "cargo test --workspace"
+cargo test --workspace
+
+step "core builds for wasm32-unknown-unknown"
+cargo build -p writesync-core --target wasm32-unknown-unknown --release --quiet
+
+step "OpenAPI document validates"
+python3 scripts/check_openapi.py
+
+if [ -x ffi/run-tests.sh ] || [ -f ffi/run-tests.sh ]; then
+  step "C FFI: header, C tests (static and shared), valgrind, example, Python ctypes"
+  bash ffi/run-tests.sh
+fi
+
+if [ -f wasm/run-tests.sh ]; then
+  step "WASM: package build, node tests, miniflare, headless Chromium, size"
+  bash wasm/run-tests.sh
+fi
+
+step "all checks passed"
