@@ -3,6 +3,8 @@
 //!
 //! The format is documented in `tests/vectors/README.md`.
 
+pub mod fuzzing;
+
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
