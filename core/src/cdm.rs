@@ -409,3 +409,43 @@ pub struct BankTransaction {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub external_id: Option<String>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn object_types_round_trip_names_and_collections() {
+        for t in ObjectType::ALL {
+            assert_eq!(ObjectType::parse(t.as_str()), Some(t));
+            assert_eq!(ObjectType::from_collection(t.collection()), Some(t));
+            let json = serde_json::to_string(&t).unwrap();
+            assert_eq!(json, format!("\"{}\"", t.as_str()));
+        }
+        assert_eq!(ObjectType::parse("bank-transactions"), None);
+        assert_eq!(ObjectType::from_collection("bankTransaction"), None);
+    }
+
+    #[test]
+    fn stored_objects_serialize_camel_case_with_meta_flattened() {
+        let c = Customer {
+            meta: Meta {
+                id: "c1".into(),
+                version: 2,
+                created_at: "a".into(),
+                updated_at: "b".into(),
+            },
+            name: "Acme".into(),
+            contact_name: Some("Jo".into()),
+            ..Default::default()
+        };
+        let v = serde_json::to_value(&c).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"id": "c1", "version": 2, "createdAt": "a", "updatedAt": "b",
+                                         "name": "Acme", "contactName": "Jo"})
+        );
+        let back: Customer = serde_json::from_value(v).unwrap();
+        assert_eq!(back, c);
+    }
+}

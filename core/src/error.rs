@@ -45,3 +45,25 @@ impl CoreError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_distinct_and_messages_say_what() {
+        let all = [
+            CoreError::InvalidInput("x".into()),
+            CoreError::WrongState("x".into()),
+            CoreError::UnknownWork("x".into()),
+            CoreError::Storage("x".into()),
+            CoreError::CorruptRow {
+                key: "k".into(),
+                reason: "r".into(),
+            },
+        ];
+        let codes: std::collections::BTreeSet<_> = all.iter().map(CoreError::code).collect();
+        assert_eq!(codes.len(), all.len());
+        assert_eq!(all[4].to_string(), "corrupt row k: r");
+    }
+}

@@ -149,6 +149,8 @@ pub enum ProblemKind {
     PreconditionFailed,
     /// 413: body over the limit.
     PayloadTooLarge,
+    /// 414: the path and query are longer than the engine accepts.
+    UriTooLong,
     /// 415: unsupported `Content-Type`.
     UnsupportedMediaType,
     /// 422: validation failed (with `errors`).
@@ -183,6 +185,7 @@ impl ProblemKind {
             ProblemKind::Conflict => (409, "conflict", "Conflict"),
             ProblemKind::PreconditionFailed => (412, "precondition-failed", "Precondition failed"),
             ProblemKind::PayloadTooLarge => (413, "payload-too-large", "Payload too large"),
+            ProblemKind::UriTooLong => (414, "uri-too-long", "URI too long"),
             ProblemKind::UnsupportedMediaType => {
                 (415, "unsupported-media-type", "Unsupported media type")
             }

@@ -509,3 +509,56 @@ pub struct IdemRec {
     /// When it was stored (ms).
     pub created_ms: i64,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use TargetStatus::*;
+
+    #[test]
+    fn sync_status_aggregates_targets() {
+        assert_eq!(SyncStatus::aggregate(&[]), SyncStatus::NoTargets);
+        assert_eq!(
+            SyncStatus::aggregate(&[Pending, Pending]),
+            SyncStatus::Pending
+        );
+        assert_eq!(
+            SyncStatus::aggregate(&[Succeeded, Pending]),
+            SyncStatus::InProgress
+        );
+        assert_eq!(SyncStatus::aggregate(&[InProgress]), SyncStatus::InProgress);
+        assert_eq!(
+            SyncStatus::aggregate(&[Succeeded, Succeeded]),
+            SyncStatus::Succeeded
+        );
+        assert_eq!(
+            SyncStatus::aggregate(&[Succeeded, Failed]),
+            SyncStatus::PartiallyFailed
+        );
+        assert_eq!(SyncStatus::aggregate(&[Failed, Failed]), SyncStatus::Failed);
+        for s in [
+            SyncStatus::Succeeded,
+            SyncStatus::PartiallyFailed,
+            SyncStatus::Failed,
+            SyncStatus::NoTargets,
+        ] {
+            assert!(s.is_final());
+        }
+        assert_eq!(
+            serde_json::to_string(&SyncStatus::PartiallyFailed).unwrap(),
+            "\"partially_failed\""
+        );
+        assert_eq!(
+            serde_json::to_string(&InProgress).unwrap(),
+            "\"in_progress\""
+        );
+    }
+
+    #[test]
+    fn due_keys_sort_by_time() {
+        let a = keys::due_task(999, "z");
+        let b = keys::due_delivery(1000, "a");
+        assert!(a < b);
+        assert_eq!(keys::due_task(-5, "x"), keys::due_task(0, "x"));
+    }
+}

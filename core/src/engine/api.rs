@@ -141,7 +141,16 @@ fn method_not_allowed<T>(allowed: &[&str]) -> H<T> {
     Err(Stop::Answer(r))
 }
 
+/// Longest path with query the engine accepts.
+pub const MAX_PATH_BYTES: usize = 8192;
+
 fn route(engine: &mut Engine, req: &ApiRequest, ctx: &mut Ctx<'_>) -> H<ApiResponse> {
+    if req.path.len() > MAX_PATH_BYTES {
+        return fail(
+            ProblemKind::UriTooLong,
+            format!("the path and query are longer than {MAX_PATH_BYTES} bytes"),
+        );
+    }
     let body_len = req.body.as_ref().map_or(0, |b| b.len());
     if body_len > engine.config.max_body_bytes {
         return fail(
