@@ -1,90 +1,160 @@
-//! writesync-sqlite: the SQLite store of writesync (the engine's key-value seam on one file).
+//! writesync-sqlite: the SQLite store of writesync, and the typed native engine on top of it.
 //!
-//! This first cut opens a file, sets WAL and creates the table; migrations, the typed native
-//! engine and retention are being added.
+//! # Contract
+//!
+//! The engine ([`writesync_core::Engine`]) is sans-I/O: it reads through
+//! [`writesync_core::KvRead`] and hands back a [`writesync_core::Batch`] that the host must
+//! commit atomically before acting on anything else the call returned. [`SqliteStore`] is
+//! that host storage on one SQLite file:
+//!
+//! - [`SqliteStore::open`] sets the connection up (WAL, `synchronous=NORMAL` or `FULL`,
+//!   foreign keys, busy timeout; see [`StoreOptions`]) and migrates the file to
+//!   [`schema::CURRENT_VERSION`], one transaction per step; a file from a newer version is
+//!   refused with [`StoreError::TooNew`].
+//! - `get`/`scan` read with cached prepared statements; `scan` is a range over the primary
+//!   key, bounded above by the prefix's successor, never a filter.
+//! - `apply` commits a whole batch in one `BEGIN IMMEDIATE` transaction, or nothing of it.
+//! - Nothing here reads the clock: times come from the caller, as `now_ms`.
+//!
+//! [`NativeEngine`] puts an engine and a store together for applications that link the
+//! crate: typed writes, sync status, the worker loop ([`NativeEngine::run_due`] with a
+//! [`Transport`]) and retention ([`NativeEngine::prune`]). The calling contract is: answer
+//! requests; call `run_due` when [`NativeEngine::next_deadline`] is reached (and after
+//! pushing writes); call `prune` now and then.
+//!
+//! # Example
+//!
+//! ```
+//! use serde_json::{json, Value};
+//! use writesync_core::cdm::ObjectType;
+//! use writesync_core::records::{SyncStatus, TargetStatus};
+//! use writesync_core::{ApiRequest, EngineConfig, Outcome, WorkItem, WorkKind};
+//! use writesync_sqlite::{Credentials, NativeEngine, SqliteStore, WriteOptions};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let path = std::env::temp_dir().join(format!("writesync-doc-{}.db", std::process::id()));
+//! SqliteStore::remove_files(&path)?;
+//! let config = EngineConfig::default()
+//!     .with_admin_token("admin-token")
+//!     .with_seed([7; 32]); // production: fresh OS randomness
+//! let mut app = NativeEngine::open(&path, config)?;
+//! let now = 1_790_000_000_000; // the host's clock, Unix ms
+//!
+//! // An account, a key, write mode and one connection, through the admin API.
+//! let admin = |method: &str, path: &str, body: Value| {
+//!     ApiRequest::new(method, path)
+//!         .header("Authorization", "Bearer admin-token")
+//!         .json(&body)
+//! };
+//! let account = app.handle(&admin("POST", "/admin/accounts", json!({"domain": "acme.example.com"})), now);
+//! assert_eq!(account.status, 201);
+//! let id = account.body_json()["id"].as_str().unwrap_or_default().to_string();
+//! let key = app.handle(
+//!     &admin("POST", &format!("/admin/accounts/{id}/api-keys"), json!({"scopes": ["api.read", "api.write"]})),
+//!     now,
+//! );
+//! let creds = Credentials::from_api_key_answer(&key.body_json()).ok_or("no key")?;
+//! let on = app.handle(&admin("PATCH", &format!("/admin/accounts/{id}"), json!({"writeEnabled": true})), now);
+//! assert_eq!(on.status, 200);
+//! let conn = app.handle(
+//!     &admin("POST", &format!("/admin/accounts/{id}/connections"),
+//!            json!({"app": "hubspot", "type": "crm", "pushUrl": "https://push.example.com/hubspot"})),
+//!     now,
+//! );
+//! assert_eq!(conn.status, 201);
+//!
+//! // A customer, pushed to the connection.
+//! let options = WriteOptions { push: true, tracking_id: Some("trk-1".into()), ..Default::default() };
+//! let written = app.write(&creds, ObjectType::Customer, &json!({"name": "Acme Ltd"}), &options, now)?;
+//! assert_eq!(written.status, 201);
+//! assert_eq!(written.targets, ["hubspot"]);
+//! let sync_id = written.sync_id.ok_or("no sync")?;
+//!
+//! // The worker: a transport that answers 201 to the push.
+//! let mut sent = Vec::new();
+//! let mut transport = |item: &WorkItem| {
+//!     sent.push(item.request.url.clone());
+//!     Outcome::Response { status: 201, headers: Default::default(), body: r#"{"id":"HS-1"}"#.into() }
+//! };
+//! let stats = app.run_due(now, &mut transport)?;
+//! assert_eq!(stats.pushes, 1);
+//! assert_eq!(sent, ["https://push.example.com/hubspot"]);
+//!
+//! let sync = app.sync_status(&creds, &sync_id, now)?;
+//! assert_eq!(sync.status, SyncStatus::Succeeded);
+//! assert_eq!(sync.targets[0].status, TargetStatus::Succeeded);
+//! assert_eq!(sync.targets[0].remote_id.as_deref(), Some("HS-1"));
+//! assert_eq!(app.next_deadline()?, None); // nothing owed
+//!
+//! drop(app);
+//! SqliteStore::remove_files(&path)?;
+//! # Ok(())
+//! # }
+//! ```
+#![forbid(unsafe_code)]
 
-use std::path::Path;
+pub mod native;
+pub mod schema;
+mod store;
 
-use rusqlite::{params, Connection, OptionalExtension};
-use writesync_core::{Batch, CoreError, KvRead, Op, Storage};
+pub use native::{
+    Credentials, NativeEngine, RunStats, SyncReport, SyncTarget, Transport, WriteError,
+    WriteOptions, WriteResult,
+};
+pub use store::{SqliteStore, StoreOptions, Synchronous, UnitOfWork, DEFAULT_BUSY_TIMEOUT};
 
-/// Errors of the store.
+use writesync_core::CoreError;
+
+/// Errors of the store and of the native engine's store-backed calls.
+///
+/// [`StoreError::TooNew`] and [`StoreError::NotWritesync`] are about the file given (wrong
+/// file, or one written by newer code); [`StoreError::Sqlite`], [`StoreError::Io`] and
+/// [`StoreError::JournalMode`] are the environment failing; [`StoreError::Migration`] is a
+/// schema step that could not be applied (nothing of it was); [`StoreError::Engine`] passes
+/// the engine's own error through.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {
-    /// SQLite failed.
+    /// SQLite failed (cannot open the file, disk full, locked beyond the busy timeout, ...).
     #[error("sqlite: {0}")]
     Sqlite(#[from] rusqlite::Error),
-}
-
-/// The engine's key-value store on an SQLite file.
-#[derive(Debug)]
-pub struct SqliteStore {
-    conn: Connection,
-}
-
-impl SqliteStore {
-    /// Open (creating if needed) the database at `path`.
-    pub fn open(path: impl AsRef<Path>) -> Result<SqliteStore, StoreError> {
-        let conn = Connection::open(path)?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
-        conn.execute_batch(
-            "CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;",
-        )?;
-        Ok(SqliteStore { conn })
-    }
-}
-
-fn storage(e: rusqlite::Error) -> CoreError {
-    CoreError::Storage(e.to_string())
-}
-
-impl KvRead for SqliteStore {
-    fn get(&self, key: &str) -> Result<Option<String>, CoreError> {
-        self.conn
-            .prepare_cached("SELECT value FROM kv WHERE key = ?1")
-            .and_then(|mut s| s.query_row(params![key], |r| r.get(0)).optional())
-            .map_err(storage)
-    }
-
-    fn scan(&self, prefix: &str, offset: usize, limit: usize) -> Result<Vec<(String, String)>, CoreError> {
-        let mut s = self
-            .conn
-            .prepare_cached("SELECT key, value FROM kv WHERE key >= ?1 ORDER BY key LIMIT ?2 OFFSET ?3")
-            .map_err(storage)?;
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let offset = i64::try_from(offset).unwrap_or(i64::MAX);
-        let rows = s
-            .query_map(params![prefix, limit, offset], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
-            .map_err(storage)?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (k, v) = row.map_err(storage)?;
-            if !k.starts_with(prefix) {
-                break;
-            }
-            out.push((k, v));
-        }
-        Ok(out)
-    }
-}
-
-impl Storage for SqliteStore {
-    fn apply(&mut self, batch: &Batch) -> Result<(), CoreError> {
-        let tx = self.conn.transaction().map_err(storage)?;
-        for op in &batch.ops {
-            match op {
-                Op::Put { key, value } => tx
-                    .prepare_cached("INSERT OR REPLACE INTO kv (key, value) VALUES (?1, ?2)")
-                    .and_then(|mut s| s.execute(params![key, value]))
-                    .map_err(storage)?,
-                Op::Delete { key } => tx
-                    .prepare_cached("DELETE FROM kv WHERE key = ?1")
-                    .and_then(|mut s| s.execute(params![key]))
-                    .map_err(storage)?,
-            };
-        }
-        tx.commit().map_err(storage)
-    }
+    /// The file's schema version is newer than this code knows: it was written by a newer
+    /// writesync and is left untouched.
+    #[error("the database has schema version {found}; this writesync supports up to {supported}")]
+    TooNew {
+        /// `PRAGMA user_version` of the file.
+        found: i64,
+        /// [`schema::CURRENT_VERSION`].
+        supported: i64,
+    },
+    /// The file is an SQLite database of another program (or damaged): it is left untouched.
+    #[error("not a writesync database: {reason}")]
+    NotWritesync {
+        /// What gave it away.
+        reason: String,
+    },
+    /// A migration step failed and was rolled back: the file stays at version `from`.
+    #[error("migrating the schema from version {from} to {to} failed: {source}")]
+    Migration {
+        /// The version the file stays at.
+        from: i64,
+        /// The version the step was to reach.
+        to: i64,
+        /// What SQLite reported.
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// SQLite would not switch the file to WAL (a file system without shared memory, e.g.
+    /// some network file systems); without WAL readers would block the writer.
+    #[error("journal_mode is {mode}, not wal")]
+    JournalMode {
+        /// The journal mode SQLite kept.
+        mode: String,
+    },
+    /// A file operation failed (removing database files).
+    #[error("io: {0}")]
+    Io(#[from] std::io::Error),
+    /// The engine failed (its storage reads or commits failed, or it found a corrupt row).
+    #[error("engine: {0}")]
+    Engine(#[from] CoreError),
 }

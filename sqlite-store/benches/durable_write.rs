@@ -1,0 +1,289 @@
+//! durable_write: the cost of the engine on a durable write, against raw rusqlite.
+//!
+//! - `engine`: the same 1 KB invoice create with `X-Sync-Data: push` to 2 connections,
+//!   through `NativeEngine::handle` on a file database (WAL + `synchronous=NORMAL`). Only the
+//!   invoice number changes between writes (it must be unique).
+//! - `raw_rusqlite`: the rows that one such write commits (measured by planning one write
+//!   against a `MemoryStore` and counting its batch: same number of rows, same key and value
+//!   lengths, same values) inserted with plain rusqlite into the same schema, same pragmas,
+//!   one `BEGIN IMMEDIATE` transaction per write, cached statements.
+//!
+//! Both run in the same process, one after the other; the summary prints the median
+//! writes/s of each over criterion's measurement samples and their ratio (target >= 0.7).
+//!
+//! `cargo bench -p writesync-sqlite --bench durable_write -- --warm-up-time 1 --measurement-time 5`
+// A benchmark whose setup fails should stop loudly: unwrap/expect are fine here.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::cell::RefCell;
+use std::hint::black_box;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use rusqlite::{params, Connection, TransactionBehavior};
+use serde_json::{json, Value};
+use writesync_core::util::crypto::basic_auth_header;
+use writesync_core::{ApiRequest, Engine, EngineConfig, MemoryStore, Op};
+use writesync_sqlite::{schema, NativeEngine, SqliteStore};
+
+const ADMIN: &str = "bench-admin-token";
+const T0: i64 = 1_790_000_000_000;
+const BODY_BYTES: usize = 1024;
+
+/// The invoice body, padded to exactly `BODY_BYTES` of JSON for a fixed-width number.
+fn invoice(customer_id: &str, number: u64) -> String {
+    let make = |pad: usize| {
+        json!({
+            "number": format!("INV-{number:010}"),
+            "customerId": customer_id,
+            "issueDate": "2026-11-01",
+            "dueDate": "2026-11-30",
+            "currency": "EUR",
+            "lines": [
+                {"description": format!("Consulting, November {}", "x".repeat(pad)), "quantity": 12, "unitAmount": 15000, "taxAmount": 37800},
+                {"description": "Travel expenses, Lyon and Grenoble, train and hotel", "quantity": 1, "unitAmount": 48250},
+                {"description": "Software licence, annual, 25 seats", "quantity": 25, "unitAmount": 9900, "taxAmount": 49500},
+                {"description": "Support retainer", "quantity": 1, "unitAmount": 120000}
+            ]
+        })
+        .to_string()
+    };
+    let base = make(0).len();
+    make(BODY_BYTES.saturating_sub(base))
+}
+
+/// Account, key with write scope, write mode on, two connections that receive invoices, one
+/// customer: through the engine API, on any storage.
+struct Tenant {
+    auth: String,
+    customer_id: String,
+}
+
+fn setup(handle: &mut dyn FnMut(&ApiRequest) -> writesync_core::ApiResponse) -> Tenant {
+    let admin = |method: &str, path: &str, body: Value| {
+        ApiRequest::new(method, path)
+            .header("Authorization", &format!("Bearer {ADMIN}"))
+            .json(&body)
+    };
+    let a = handle(&admin(
+        "POST",
+        "/admin/accounts",
+        json!({"domain": "bench.example.com", "writeEnabled": true}),
+    ));
+    assert_eq!(a.status, 201, "{}", a.body);
+    let id = a.body_json()["id"].as_str().unwrap().to_string();
+    let k = handle(&admin(
+        "POST",
+        &format!("/admin/accounts/{id}/api-keys"),
+        json!({"scopes": ["api.read", "api.write"]}),
+    ));
+    let kb = k.body_json();
+    let auth = basic_auth_header(kb["key"].as_str().unwrap(), kb["secret"].as_str().unwrap());
+    for (app, kind) in [("quickbooks", "accounting"), ("shopify", "commerce")] {
+        let r = handle(&admin(
+            "POST",
+            &format!("/admin/accounts/{id}/connections"),
+            json!({"app": app, "type": kind, "pushUrl": format!("https://{app}.example.com/push")}),
+        ));
+        assert_eq!(r.status, 201, "{}", r.body);
+    }
+    let c = handle(
+        &ApiRequest::new("POST", "/api/customers")
+            .header("Authorization", &auth)
+            .json(&json!({"name": "Acme Ltd", "email": "ap@acme.example.com"})),
+    );
+    assert_eq!(c.status, 201, "{}", c.body);
+    Tenant {
+        auth,
+        customer_id: c.body_json()["id"].as_str().unwrap().to_string(),
+    }
+}
+
+fn write_request(t: &Tenant, number: u64) -> ApiRequest {
+    let mut r = ApiRequest::new("POST", "/api/invoices")
+        .header("Authorization", &t.auth)
+        .header("Content-Type", "application/json")
+        .header("X-Sync-Data", "push");
+    r.body = Some(invoice(&t.customer_id, number));
+    r
+}
+
+fn config() -> EngineConfig {
+    EngineConfig::default()
+        .with_admin_token(ADMIN)
+        .with_seed([42; 32])
+}
+
+/// The operations one engine write commits, from a write planned against a MemoryStore.
+fn one_write_batch() -> Vec<Op> {
+    let mut engine = Engine::new(config());
+    let mut mem = MemoryStore::new();
+    let t = setup(&mut |r| engine.handle_with(r, T0, &mut mem));
+    let step = engine.handle(&write_request(&t, 1), T0, &mem);
+    assert_eq!(step.response.status, 201, "{}", step.response.body);
+    assert_eq!(
+        step.response.headers["X-Sync-Targets"],
+        "quickbooks,shopify"
+    );
+    step.batch.ops
+}
+
+/// The template key made unique for write `i`, keeping its length.
+fn unique_key(key: &str, op: usize, i: u64) -> String {
+    let tail = format!("{:02}{:010}", op % 100, i % 10_000_000_000);
+    let cut = key.len().saturating_sub(tail.len());
+    format!("{}{tail}", &key[..cut])
+}
+
+fn raw_connection(path: &Path) -> Connection {
+    let c = Connection::open(path).unwrap();
+    c.busy_timeout(Duration::from_secs(5)).unwrap();
+    c.pragma_update(None, "journal_mode", "WAL").unwrap();
+    c.pragma_update(None, "synchronous", "NORMAL").unwrap();
+    c.pragma_update(None, "foreign_keys", true).unwrap();
+    c.execute_batch(schema::schema_sql(schema::CURRENT_VERSION).unwrap())
+        .unwrap();
+    c
+}
+
+fn raw_write(c: &mut Connection, template: &[Op], i: u64) {
+    let tx = c
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .unwrap();
+    {
+        let mut put = tx
+            .prepare_cached(
+                "INSERT INTO kv (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            )
+            .unwrap();
+        let mut delete = tx.prepare_cached("DELETE FROM kv WHERE key = ?1").unwrap();
+        for (n, op) in template.iter().enumerate() {
+            match op {
+                Op::Put { key, value } => put.execute(params![unique_key(key, n, i), value]),
+                Op::Delete { key } => delete.execute(params![unique_key(key, n, i)]),
+            }
+            .unwrap();
+        }
+    }
+    tx.commit().unwrap();
+}
+
+/// (iterations, elapsed) of every call of a routine; criterion's measurement samples are the
+/// last `sample_size` calls (the first ones are its warm-up).
+type Samples = RefCell<Vec<(u64, Duration)>>;
+
+fn median_rate(samples: &Samples, sample_size: usize) -> f64 {
+    let s = samples.borrow();
+    let measured = &s[s.len().saturating_sub(sample_size)..];
+    let mut rates: Vec<f64> = measured
+        .iter()
+        .filter(|(_, d)| !d.is_zero())
+        .map(|(n, d)| *n as f64 / d.as_secs_f64())
+        .collect();
+    rates.sort_by(f64::total_cmp);
+    rates.get(rates.len() / 2).copied().unwrap_or(0.0)
+}
+
+fn bench_dir() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("writesync-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn durable_write(c: &mut Criterion) {
+    const SAMPLE_SIZE: usize = 100;
+    let dir = bench_dir();
+    let template = one_write_batch();
+    let rows = template.len();
+    let bytes: usize = template
+        .iter()
+        .map(|op| match op {
+            Op::Put { key, value } => key.len() + value.len(),
+            Op::Delete { key } => key.len(),
+        })
+        .sum();
+
+    let engine_db = dir.join("engine.db");
+    SqliteStore::remove_files(&engine_db).unwrap();
+    let mut app = NativeEngine::open(&engine_db, config()).unwrap();
+    let tenant = setup(&mut |r| app.handle(r, T0));
+    let raw_db = dir.join("raw.db");
+    SqliteStore::remove_files(&raw_db).unwrap();
+    let mut raw = raw_connection(&raw_db);
+
+    let engine_samples = Samples::default();
+    let raw_samples = Samples::default();
+    let mut next_number = 1u64;
+    let mut next_raw = 0u64;
+    let mut now = T0;
+
+    let mut group = c.benchmark_group("durable_write");
+    group.sample_size(SAMPLE_SIZE);
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("engine_invoice_push_2_connections", |b| {
+        b.iter_custom(|iters| {
+            let requests: Vec<ApiRequest> = (0..iters)
+                .map(|_| {
+                    next_number += 1;
+                    write_request(&tenant, next_number)
+                })
+                .collect();
+            let start = Instant::now();
+            for r in &requests {
+                now += 1;
+                let answer = app.handle(r, now);
+                assert_eq!(answer.status, 201, "{}", answer.body);
+                black_box(answer);
+            }
+            let elapsed = start.elapsed();
+            engine_samples.borrow_mut().push((iters, elapsed));
+            elapsed
+        })
+    });
+    group.bench_function("raw_rusqlite_same_rows", |b| {
+        b.iter_custom(|iters| {
+            let start = Instant::now();
+            for _ in 0..iters {
+                next_raw += 1;
+                raw_write(&mut raw, &template, next_raw);
+            }
+            let elapsed = start.elapsed();
+            raw_samples.borrow_mut().push((iters, elapsed));
+            elapsed
+        })
+    });
+    group.finish();
+
+    let engine_rate = median_rate(&engine_samples, SAMPLE_SIZE);
+    let raw_rate = median_rate(&raw_samples, SAMPLE_SIZE);
+    let ratio = if raw_rate > 0.0 {
+        engine_rate / raw_rate
+    } else {
+        0.0
+    };
+    println!();
+    println!(
+        "durable_write summary (WAL + synchronous=NORMAL, file in {})",
+        dir.display()
+    );
+    println!(
+        "  one write = {}-byte invoice body, {rows} kv rows, {bytes} bytes of keys and values",
+        invoice("00000000-0000-0000-0000-000000000000", 1).len()
+    );
+    println!("  engine (NativeEngine::handle):  {engine_rate:>9.0} writes/s");
+    println!("  raw rusqlite, same rows:        {raw_rate:>9.0} writes/s");
+    println!(
+        "  ratio engine/raw:               {ratio:>9.2}  (target >= 0.70: {})",
+        if ratio >= 0.7 { "met" } else { "NOT met" }
+    );
+
+    drop(app);
+    drop(raw);
+    let _ = SqliteStore::remove_files(&engine_db);
+    let _ = SqliteStore::remove_files(&raw_db);
+    let _ = std::fs::remove_dir(&dir);
+}
+
+criterion_group!(benches, durable_write);
+criterion_main!(benches);

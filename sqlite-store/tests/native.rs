@@ -1,0 +1,636 @@
+//! The typed native engine over a file: writes, errors, the worker loop, retention.
+// Helpers outside #[test] functions unwrap too (clippy.toml covers only the test functions):
+// a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+mod common;
+
+use std::collections::BTreeMap;
+
+use common::TempDb;
+use serde_json::{json, Value};
+use writesync_core::cdm::ObjectType;
+use writesync_core::records::{SyncStatus, TargetStatus};
+use writesync_core::{ApiRequest, ApiResponse, EngineConfig, KvRead, Outcome, WorkItem, WorkKind};
+use writesync_sqlite::{
+    Credentials, NativeEngine, SqliteStore, StoreError, StoreOptions, Transport, WriteOptions,
+};
+
+const ADMIN: &str = "admin-token-for-tests";
+const T0: i64 = 1_790_000_000_000;
+const HOUR: i64 = 3_600_000;
+const DAY: i64 = 24 * HOUR;
+
+struct World {
+    _db: TempDb,
+    app: NativeEngine,
+    creds: Credentials,
+    account: String,
+}
+
+fn admin(app: &mut NativeEngine, method: &str, path: &str, body: Option<Value>) -> ApiResponse {
+    let mut r = ApiRequest::new(method, path).header("Authorization", &format!("Bearer {ADMIN}"));
+    if let Some(b) = body {
+        r = r.json(&b);
+    }
+    app.handle(&r, T0)
+}
+
+fn world(write_enabled: bool) -> World {
+    let db = TempDb::new("native");
+    let config = EngineConfig::default()
+        .with_admin_token(ADMIN)
+        .with_seed([3; 32]);
+    let mut app = NativeEngine::open(db.path(), config).unwrap();
+    let a = admin(
+        &mut app,
+        "POST",
+        "/admin/accounts",
+        Some(json!({"domain": "acme.example.com", "writeEnabled": write_enabled})),
+    );
+    assert_eq!(a.status, 201, "{}", a.body);
+    let account = a.body_json()["id"].as_str().unwrap().to_string();
+    let k = admin(
+        &mut app,
+        "POST",
+        &format!("/admin/accounts/{account}/api-keys"),
+        Some(json!({"scopes": ["api.read", "api.write"]})),
+    );
+    let creds = Credentials::from_api_key_answer(&k.body_json()).unwrap();
+    World {
+        _db: db,
+        app,
+        creds,
+        account,
+    }
+}
+
+impl World {
+    fn connect(&mut self, app: &str, kind: &str) {
+        let r = admin(
+            &mut self.app,
+            "POST",
+            &format!("/admin/accounts/{}/connections", self.account),
+            Some(
+                json!({"app": app, "type": kind, "pushUrl": format!("https://{app}.example.com/push")}),
+            ),
+        );
+        assert_eq!(r.status, 201, "{}", r.body);
+    }
+    fn webhook(&mut self) -> String {
+        let r = admin(
+            &mut self.app,
+            "POST",
+            &format!("/admin/accounts/{}/webhooks", self.account),
+            Some(json!({"url": "https://hooks.example.com/in", "events": ["*"]})),
+        );
+        assert_eq!(r.status, 201, "{}", r.body);
+        r.body_json()["id"].as_str().unwrap().to_string()
+    }
+    fn deliveries(&mut self, hook: &str) -> Vec<Value> {
+        let r = admin(
+            &mut self.app,
+            "GET",
+            &format!(
+                "/admin/accounts/{}/webhooks/{hook}/deliveries",
+                self.account
+            ),
+            None,
+        );
+        assert_eq!(r.status, 200, "{}", r.body);
+        r.body_json().as_array().unwrap().clone()
+    }
+    fn rows(&self) -> usize {
+        self.app.store().scan("", 0, usize::MAX).unwrap().len()
+    }
+    fn customer(&mut self, options: &WriteOptions, now: i64) -> writesync_sqlite::WriteResult {
+        self.app
+            .write(
+                &self.creds,
+                ObjectType::Customer,
+                &json!({"name": "Acme Ltd"}),
+                options,
+                now,
+            )
+            .unwrap()
+    }
+}
+
+fn answer(status: u16, body: &str) -> Outcome {
+    Outcome::Response {
+        status,
+        headers: BTreeMap::new(),
+        body: body.to_string(),
+    }
+}
+
+fn push() -> WriteOptions {
+    WriteOptions {
+        push: true,
+        ..Default::default()
+    }
+}
+
+#[test]
+fn validation_errors_carry_every_pointer_and_write_nothing() {
+    let mut w = world(true);
+    w.connect("quickbooks", "accounting");
+    let before = w.rows();
+    let err = w
+        .app
+        .write(
+            &w.creds,
+            ObjectType::Invoice,
+            &json!({"number": "", "customerId": "nope", "issueDate": "2026-13-01", "currency": "EURO", "lines": []}),
+            &push(),
+            T0,
+        )
+        .unwrap_err();
+    assert_eq!(err.status, 422);
+    assert_eq!(err.problem_type, "/problems/validation-failed");
+    assert!(err.errors.len() >= 4, "{:?}", err.errors);
+    let pointers: Vec<&str> = err.errors.iter().map(|e| e.pointer.as_str()).collect();
+    for p in ["/customerId", "/issueDate", "/currency", "/lines"] {
+        assert!(pointers.contains(&p), "{pointers:?}");
+    }
+    assert!(err.request_id.is_some());
+    assert_eq!(w.rows(), before);
+}
+
+#[test]
+fn write_mode_off_bad_headers_and_unknown_syncs_are_problems() {
+    let mut w = world(false);
+    let err = w
+        .app
+        .write(
+            &w.creds,
+            ObjectType::Customer,
+            &json!({"name": "A"}),
+            &push(),
+            T0,
+        )
+        .unwrap_err();
+    assert_eq!(
+        (err.status, err.problem_type.as_str()),
+        (403, "/problems/write-mode-disabled")
+    );
+    assert!(err.detail.contains("write mode"), "{}", err.detail);
+
+    let mut w = world(true);
+    let bad = WriteOptions {
+        tracking_id: Some("line\r\nbreak".into()),
+        ..Default::default()
+    };
+    let err = w
+        .app
+        .write(
+            &w.creds,
+            ObjectType::Customer,
+            &json!({"name": "A"}),
+            &bad,
+            T0,
+        )
+        .unwrap_err();
+    assert_eq!(err.status, 400);
+    let err = w.app.sync_status(&w.creds, "no/such?sync", T0).unwrap_err();
+    assert_eq!(err.status, 404);
+    let wrong = Credentials::new("nope", "nope");
+    let err = w
+        .app
+        .write(
+            &wrong,
+            ObjectType::Customer,
+            &json!({"name": "A"}),
+            &push(),
+            T0,
+        )
+        .unwrap_err();
+    assert_eq!(err.status, 401);
+    let err = w
+        .app
+        .write(
+            &w.creds,
+            ObjectType::Payment,
+            &json!({"amount": 1}),
+            &push(),
+            T0,
+        )
+        .unwrap_err();
+    assert_eq!(err.status, 405);
+}
+
+#[test]
+fn updates_use_patch_or_put_and_honour_if_match() {
+    let mut w = world(true);
+    let c = w.customer(&WriteOptions::default(), T0);
+    let id = c.object["id"].as_str().unwrap().to_string();
+    let patched = w
+        .app
+        .update(
+            &w.creds,
+            ObjectType::Customer,
+            &id,
+            &json!({"email": "ap@acme.example.com"}),
+            &WriteOptions {
+                if_match: Some(1),
+                ..Default::default()
+            },
+            T0 + 1,
+        )
+        .unwrap();
+    assert_eq!(patched.status, 200);
+    assert_eq!(patched.object["version"], 2);
+    assert_eq!(patched.object["name"], "Acme Ltd");
+    let stale = w
+        .app
+        .update(
+            &w.creds,
+            ObjectType::Customer,
+            &id,
+            &json!({"phone": "1"}),
+            &WriteOptions {
+                if_match: Some(1),
+                ..Default::default()
+            },
+            T0 + 2,
+        )
+        .unwrap_err();
+    assert_eq!(stale.status, 412);
+
+    let invoice = json!({"number": "INV-1", "customerId": id, "issueDate": "2026-11-01",
+        "dueDate": "2026-11-30", "currency": "EUR",
+        "lines": [{"description": "Consulting", "quantity": 2, "unitAmount": 15000}]});
+    let inv = w
+        .app
+        .write(
+            &w.creds,
+            ObjectType::Invoice,
+            &invoice,
+            &WriteOptions::default(),
+            T0,
+        )
+        .unwrap();
+    let inv_id = inv.object["id"].as_str().unwrap().to_string();
+    let mut changed = invoice.clone();
+    changed["lines"][0]["quantity"] = json!(3);
+    let put = w
+        .app
+        .update(
+            &w.creds,
+            ObjectType::Invoice,
+            &inv_id,
+            &changed,
+            &WriteOptions::default(),
+            T0 + 3,
+        )
+        .unwrap();
+    assert_eq!(put.object["total"], 45000);
+    let paid = w
+        .app
+        .pay_invoice(
+            &w.creds,
+            &inv_id,
+            &json!({"date": "2026-11-15"}),
+            &WriteOptions::default(),
+            T0 + 4,
+        )
+        .unwrap();
+    assert_eq!(paid.status, 201);
+    assert_eq!(paid.object["amount"], 45000);
+    let unknown = w
+        .app
+        .update(
+            &w.creds,
+            ObjectType::Customer,
+            "a/../b",
+            &json!({}),
+            &WriteOptions::default(),
+            T0,
+        )
+        .unwrap_err();
+    assert_eq!(unknown.status, 404);
+}
+
+/// A transport that records what it sent and answers from a rule.
+struct Scripted<F: FnMut(&WorkItem) -> Outcome> {
+    sent: Vec<(WorkKind, String)>,
+    rule: F,
+}
+
+impl<F: FnMut(&WorkItem) -> Outcome> Transport for Scripted<F> {
+    fn send(&mut self, item: &WorkItem) -> Outcome {
+        self.sent.push((item.kind, item.request.url.clone()));
+        (self.rule)(item)
+    }
+}
+
+#[test]
+fn run_due_retries_at_the_next_deadline_and_performs_the_webhooks() {
+    let mut w = world(true);
+    w.connect("quickbooks", "accounting");
+    w.connect("shopify", "commerce");
+    let hook = w.webhook();
+    let written = w.customer(
+        &WriteOptions {
+            push: true,
+            tracking_id: Some("trk-9".into()),
+            ..Default::default()
+        },
+        T0,
+    );
+    assert_eq!(written.targets, ["quickbooks", "shopify"]);
+    let sync_id = written.sync_id.clone().unwrap();
+    assert_eq!(w.app.next_deadline().unwrap(), Some(T0));
+
+    // First round: shopify is busy.
+    let mut t = Scripted {
+        sent: Vec::new(),
+        rule: |item: &WorkItem| match item.kind {
+            WorkKind::Push if item.request.url.contains("shopify") => answer(503, "busy"),
+            WorkKind::Push => answer(201, r#"{"id":"QB-1"}"#),
+            WorkKind::Webhook => answer(200, ""),
+        },
+    };
+    let stats = w.app.run_due(T0, &mut t).unwrap();
+    assert_eq!((stats.pushes, stats.webhooks, stats.stale), (2, 1, 0));
+    let s = w.app.sync_status(&w.creds, &sync_id, T0).unwrap();
+    assert_eq!(s.status, SyncStatus::InProgress);
+    assert_eq!(s.tracking_id.as_deref(), Some("trk-9"));
+    let retry_at = w.app.next_deadline().unwrap().unwrap();
+    assert!(retry_at > T0);
+    // Nothing is due before the deadline.
+    assert_eq!(w.app.run_due(retry_at - 1, &mut t).unwrap().pushes, 0);
+
+    // Second round: everything answers.
+    let mut ok = |item: &WorkItem| match item.kind {
+        WorkKind::Push => answer(201, r#"{"id":"SH-1"}"#),
+        WorkKind::Webhook => answer(200, ""),
+    };
+    let stats = w.app.run_due(retry_at, &mut ok).unwrap();
+    assert_eq!((stats.pushes, stats.webhooks), (1, 2));
+    let s = w.app.sync_status(&w.creds, &sync_id, retry_at).unwrap();
+    assert_eq!(s.status, SyncStatus::Succeeded);
+    assert!(s
+        .targets
+        .iter()
+        .all(|t| t.status == TargetStatus::Succeeded));
+    assert_eq!(s.targets[1].attempts, 2);
+    assert_eq!(w.app.next_deadline().unwrap(), None);
+    let statuses: Vec<Value> = w
+        .deliveries(&hook)
+        .iter()
+        .map(|d| d["status"].clone())
+        .collect();
+    assert_eq!(statuses, vec![json!("delivered"); 3]);
+}
+
+#[test]
+fn idempotent_writes_replay_until_the_retention_ends() {
+    let mut w = world(true);
+    let keyed = WriteOptions {
+        idempotency_key: Some("create-acme-1".into()),
+        ..Default::default()
+    };
+    let first = w.customer(&keyed, T0);
+    assert!(!first.replayed);
+    assert_eq!(w.app.prune(T0 + 23 * HOUR).unwrap(), 0);
+    let again = w.customer(&keyed, T0 + 23 * HOUR);
+    assert!(again.replayed);
+    assert_eq!(again.object["id"], first.object["id"]);
+    // Default retention: 24 hours.
+    assert!(w.app.prune(T0 + 25 * HOUR).unwrap() >= 2);
+    assert_eq!(w.app.prune(T0 + 25 * HOUR).unwrap(), 0);
+    let after = w.customer(&keyed, T0 + 25 * HOUR);
+    assert!(!after.replayed);
+    assert_ne!(after.object["id"], first.object["id"]);
+}
+
+#[test]
+fn retention_removes_finished_deliveries_and_never_unfinished_ones() {
+    let mut w = world(true);
+    w.connect("hubspot", "crm");
+    let hook = w.webhook();
+    // Sync 1: its push succeeds and its webhooks are delivered at T0.
+    let one = w.customer(&push(), T0);
+    let mut all_ok = |item: &WorkItem| match item.kind {
+        WorkKind::Push => answer(201, "{}"),
+        WorkKind::Webhook => answer(200, ""),
+    };
+    w.app.run_due(T0, &mut all_ok).unwrap();
+    assert_eq!(w.deliveries(&hook).len(), 2);
+    // Sync 2, at T0 too: its push succeeds, its webhook endpoint fails, so its deliveries
+    // stay pending (waiting for a retry nobody runs).
+    let two = w.customer(&push(), T0);
+    let mut hooks_down = |item: &WorkItem| match item.kind {
+        WorkKind::Push => answer(201, "{}"),
+        WorkKind::Webhook => answer(500, "down"),
+    };
+    w.app.run_due(T0, &mut hooks_down).unwrap();
+    let pending = |w: &mut World| {
+        w.deliveries(&hook)
+            .iter()
+            .filter(|d| d["status"] == "pending")
+            .count()
+    };
+    assert_eq!(pending(&mut w), 2);
+    assert_eq!(w.deliveries(&hook).len(), 4);
+
+    // Just inside the 7-day retention nothing goes.
+    assert_eq!(w.app.prune(T0 + 7 * DAY - 1).unwrap(), 0);
+    assert_eq!(w.deliveries(&hook).len(), 4);
+    // At 7 days, the delivered ones go (record, index entry, retention entry each); the
+    // pending ones, as old, stay.
+    assert_eq!(w.app.prune(T0 + 7 * DAY).unwrap(), 6);
+    let left = w.deliveries(&hook);
+    assert_eq!(left.len(), 2, "{left:?}");
+    assert!(left.iter().all(|d| d["status"] == "pending"));
+    // A much later prune still keeps them; syncs are never pruned.
+    w.app.prune(T0 + 365 * DAY).unwrap();
+    assert_eq!(pending(&mut w), 2);
+    for r in [one, two] {
+        let s = w
+            .app
+            .sync_status(&w.creds, r.sync_id.as_deref().unwrap(), T0 + 365 * DAY);
+        assert_eq!(s.unwrap().status, SyncStatus::Succeeded);
+    }
+    // And the pending ones can still be delivered and then age out.
+    let late = T0 + 366 * DAY;
+    let stats = w.app.run_due(late, &mut all_ok).unwrap();
+    assert_eq!(stats.webhooks, 2);
+    w.app.prune(late + 7 * DAY).unwrap();
+    assert!(w.deliveries(&hook).is_empty());
+}
+
+#[test]
+fn data_survives_reopening_the_native_engine() {
+    let db = TempDb::new("native-reopen");
+    let config = || {
+        EngineConfig::default()
+            .with_admin_token(ADMIN)
+            .with_seed([5; 32])
+    };
+    let id = {
+        let mut app = NativeEngine::open(db.path(), config()).unwrap();
+        let a = admin(
+            &mut app,
+            "POST",
+            "/admin/accounts",
+            Some(json!({"domain": "x.example.com"})),
+        );
+        a.body_json()["id"].as_str().unwrap().to_string()
+    };
+    let mut app = NativeEngine::open(db.path(), config()).unwrap();
+    let r = admin(&mut app, "GET", &format!("/admin/accounts/{id}"), None);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let (_engine, store) = app.into_parts();
+    assert_eq!(
+        store.schema_version().unwrap(),
+        writesync_sqlite::schema::CURRENT_VERSION
+    );
+}
+
+#[test]
+fn the_native_engine_refuses_a_newer_database() {
+    let db = TempDb::new("native-toonew");
+    drop(SqliteStore::open(db.path()).unwrap());
+    let c = rusqlite::Connection::open(db.path()).unwrap();
+    c.pragma_update(None, "user_version", 99).unwrap();
+    drop(c);
+    let err = NativeEngine::open(db.path(), EngineConfig::default()).unwrap_err();
+    assert!(matches!(err, StoreError::TooNew { found: 99, .. }), "{err}");
+}
+
+#[test]
+fn a_locked_database_answers_503_with_a_request_id_and_reads_go_on() {
+    let db = TempDb::new("native-locked");
+    let config = EngineConfig::default()
+        .with_admin_token(ADMIN)
+        .with_seed([8; 32]);
+    let opts = StoreOptions::default().with_busy_timeout(std::time::Duration::from_millis(20));
+    let mut app = NativeEngine::open_with(db.path(), config, &opts).unwrap();
+    let a = admin(
+        &mut app,
+        "POST",
+        "/admin/accounts",
+        Some(json!({"domain": "l.example.com", "writeEnabled": true})),
+    );
+    let account = a.body_json()["id"].as_str().unwrap().to_string();
+    let k = admin(
+        &mut app,
+        "POST",
+        &format!("/admin/accounts/{account}/api-keys"),
+        Some(json!({"scopes": ["api.read", "api.write"]})),
+    );
+    let creds = Credentials::from_api_key_answer(&k.body_json()).unwrap();
+    let before = app.store().scan("", 0, usize::MAX).unwrap().len();
+
+    let other = rusqlite::Connection::open(db.path()).unwrap();
+    other.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let err = app
+        .write(
+            &creds,
+            ObjectType::Customer,
+            &json!({"name": "A"}),
+            &push(),
+            T0,
+        )
+        .unwrap_err();
+    assert_eq!(err.status, 503);
+    assert_eq!(err.problem_type, "/problems/storage-unavailable");
+    assert!(err.request_id.is_some());
+    // Reads are not blocked by the other writer (WAL + a read snapshot).
+    let list = app.handle(
+        &ApiRequest::new("GET", "/api/customers").header(
+            "Authorization",
+            &writesync_core::util::crypto::basic_auth_header(&creds.key, &creds.secret),
+        ),
+        T0,
+    );
+    assert_eq!(list.status, 200, "{}", list.body);
+    other.execute_batch("ROLLBACK").unwrap();
+    assert_eq!(app.store().scan("", 0, usize::MAX).unwrap().len(), before);
+    let ok = app
+        .write(
+            &creds,
+            ObjectType::Customer,
+            &json!({"name": "A"}),
+            &push(),
+            T0,
+        )
+        .unwrap();
+    assert_eq!(ok.status, 201);
+}
+
+#[test]
+fn two_engines_on_one_file_never_both_pass_a_uniqueness_check() {
+    let db = TempDb::new("native-race");
+    let mut w = {
+        let config = EngineConfig::default()
+            .with_admin_token(ADMIN)
+            .with_seed([1; 32]);
+        NativeEngine::open(db.path(), config).unwrap()
+    };
+    let a = admin(
+        &mut w,
+        "POST",
+        "/admin/accounts",
+        Some(json!({"domain": "race.example.com", "writeEnabled": true})),
+    );
+    let account = a.body_json()["id"].as_str().unwrap().to_string();
+    let k = admin(
+        &mut w,
+        "POST",
+        &format!("/admin/accounts/{account}/api-keys"),
+        Some(json!({"scopes": ["api.read", "api.write"]})),
+    );
+    let creds = Credentials::from_api_key_answer(&k.body_json()).unwrap();
+    let c = w
+        .write(
+            &creds,
+            ObjectType::Customer,
+            &json!({"name": "Acme"}),
+            &WriteOptions::default(),
+            T0,
+        )
+        .unwrap();
+    let customer = c.object["id"].as_str().unwrap().to_string();
+    drop(w);
+
+    const NUMBERS: usize = 40;
+    let created: Vec<usize> = std::thread::scope(|scope| {
+        let handles: Vec<_> = [11u8, 12]
+            .into_iter()
+            .map(|seed| {
+                let (path, creds, customer) =
+                    (db.path().to_path_buf(), creds.clone(), customer.clone());
+                scope.spawn(move || {
+                    let config = EngineConfig::default().with_seed([seed; 32]);
+                    let mut app = NativeEngine::open(&path, config).unwrap();
+                    let mut ok = 0;
+                    for n in 0..NUMBERS {
+                        let body = json!({"number": format!("INV-{n}"), "customerId": customer,
+                            "issueDate": "2026-11-01", "dueDate": "2026-11-30", "currency": "EUR",
+                            "lines": [{"description": "x", "quantity": 1, "unitAmount": 100}]});
+                        match app.write(
+                            &creds,
+                            ObjectType::Invoice,
+                            &body,
+                            &WriteOptions::default(),
+                            T0 + n as i64,
+                        ) {
+                            Ok(_) => ok += 1,
+                            Err(e) => assert_eq!(e.status, 422, "{e}"),
+                        }
+                    }
+                    ok
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(created.iter().sum::<usize>(), NUMBERS, "{created:?}");
+    let store = SqliteStore::open(db.path()).unwrap();
+    let invoices = store
+        .scan(&format!("obj/{account}/invoice/"), 0, usize::MAX)
+        .unwrap();
+    assert_eq!(invoices.len(), NUMBERS);
+}
