@@ -369,22 +369,25 @@ fn new_meta(engine: &mut Engine, ctx: &Ctx<'_>) -> Meta {
     }
 }
 
+/// Serialize an object once: the same text is stored, answered and pushed.
 fn store<T: Serialize>(
     ctx: &mut Ctx<'_>,
     account: &AccountRec,
     t: ObjectType,
     id: &str,
     obj: &T,
-) -> String {
-    let text = serde_json::to_string(obj).unwrap_or_else(|_| "null".into());
+) -> Stored {
+    let raw = serde_json::value::to_raw_value(obj)
+        .unwrap_or_else(|_| RawValue::from_string("null".into()).unwrap_or_default());
+    let text = raw.get().to_string();
     ctx.tx.put(keys::object(&account.id, t, id), text.clone());
-    text
+    Stored { text, raw }
 }
 
-/// The object text as a raw JSON value for push tasks.
-fn raw(text: &str) -> Box<RawValue> {
-    RawValue::from_string(text.to_string())
-        .unwrap_or_else(|_| RawValue::from_string("null".into()).unwrap_or_default())
+/// An object as stored: its JSON text, and the same text as a raw value for push tasks.
+struct Stored {
+    text: String,
+    raw: Box<RawValue>,
 }
 
 fn set_unique(
@@ -414,7 +417,7 @@ fn single(
     t: ObjectType,
     id: &str,
     label: String,
-    text: &str,
+    stored: &Stored,
     operation: &'static str,
     references: Vec<(String, ObjectType, String)>,
 ) -> PushPlan {
@@ -427,7 +430,7 @@ fn single(
                 object_type: t,
                 id: id.to_string(),
             },
-            body: raw(text),
+            body: stored.raw.clone(),
             references,
             requires_previous: false,
         }],
@@ -451,7 +454,7 @@ fn create(
                 status: 201,
                 etag: Some(1),
                 push,
-                body: v,
+                body: v.text,
             })
         }
         ObjectType::Vendor => {
@@ -466,7 +469,7 @@ fn create(
                 status: 201,
                 etag: Some(1),
                 push,
-                body: v,
+                body: v.text,
             })
         }
         ObjectType::Account => {
@@ -479,7 +482,7 @@ fn create(
                 status: 201,
                 etag: Some(1),
                 push,
-                body: v,
+                body: v.text,
             })
         }
         ObjectType::Invoice => {
@@ -506,7 +509,7 @@ fn create(
                 status: 201,
                 etag: Some(1),
                 push,
-                body: v,
+                body: v.text,
             })
         }
         ObjectType::Expense => write_expense(engine, ctx, account, body, None),
@@ -537,12 +540,12 @@ fn create(
                         object_type: t,
                         id: b.meta.id.clone(),
                     },
-                    body: raw(&v),
+                    body: v.raw.clone(),
                     references: vec![],
                     requires_previous: false,
                 });
                 names.push(b.external_id.clone().unwrap_or_else(|| b.meta.id.clone()));
-                stored.push(v);
+                stored.push(v.text);
             }
             let label = match names.as_slice() {
                 [one] => label(t, one),
@@ -594,7 +597,7 @@ fn write_expense(
                 object_type: ObjectType::Vendor,
                 id: vendor.meta.id.clone(),
             },
-            body: raw(&vv),
+            body: vv.raw.clone(),
             references: vec![],
             requires_previous: false,
         });
@@ -616,7 +619,7 @@ fn write_expense(
             object_type: ObjectType::Expense,
             id: exp.meta.id.clone(),
         },
-        body: raw(&v),
+        body: v.raw.clone(),
         references: vec![(
             "vendorId".to_string(),
             ObjectType::Vendor,
@@ -634,7 +637,7 @@ fn write_expense(
         status,
         etag: Some(exp.meta.version),
         push,
-        body: v,
+        body: v.text,
     })
 }
 
@@ -700,11 +703,11 @@ fn update(
         updated_at: ctx.now_str.clone(),
     };
     let version = meta.version;
-    let written = |v: String, name: &str, refs| Written {
+    let written = |v: Stored, name: &str, refs| Written {
         status: 200,
         etag: Some(version),
         push: single(t, id, label(t, name), &v, "update", refs),
-        body: v,
+        body: v.text,
     };
     match t {
         ObjectType::Customer => {
@@ -845,7 +848,7 @@ fn create_payment(
         status: 201,
         etag: Some(1),
         push,
-        body: v,
+        body: v.text,
     })
 }
 
