@@ -1,5 +1,184 @@
-//! The writesync native server (in progress).
-fn main() {
-    eprintln!("writesync: the server is not built yet");
-    std::process::exit(2);
+//! The `writesync` command: `writesync serve` (the native server) and `writesync demo`.
+//!
+//! Usage errors print a message and exit with status 2; a server that cannot start (database,
+//! address) logs the reason and exits with status 1.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use writesync_core::net::Cidr;
+use writesync_core::util::schedule::RetrySchedule;
+use writesync_server::serve::{self, ServeConfig};
+use writesync_server::{demo, log};
+
+/// writesync: a write-and-sync engine for a Common Data Model, with push to source
+/// applications and webhooks.
+#[derive(Debug, Parser)]
+#[command(name = "writesync", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the HTTP API on an SQLite file and run the push and webhook workers.
+    Serve(Box<ServeArgs>),
+    /// Walk through the main use cases on a temporary database with fake applications.
+    Demo(DemoArgs),
+}
+
+#[derive(Debug, Args)]
+struct ServeArgs {
+    /// The SQLite database file (created when missing).
+    #[arg(long, value_name = "PATH", default_value = serve::DEFAULT_DB)]
+    db: PathBuf,
+
+    /// Address to listen on (`127.0.0.1:0` picks a free port; the bound address is logged).
+    #[arg(long, value_name = "ADDR", default_value = serve::DEFAULT_LISTEN)]
+    listen: String,
+
+    /// The admin API's bearer token. When neither this nor WRITESYNC_ADMIN_TOKEN is set, the
+    /// stored token hash is used; on the first start a token is generated and printed once.
+    #[arg(long, value_name = "TOKEN", env = "WRITESYNC_ADMIN_TOKEN", hide_env_values = true,
+          value_parser = parse_token)]
+    admin_token: Option<String>,
+
+    /// Delays between push retries: comma-separated seconds, fractions allowed; one retry per
+    /// entry [default: 1,4,16,64,256].
+    #[arg(long, value_name = "SECONDS,...", value_parser = parse_schedule)]
+    push_retry_schedule: Option<RetrySchedule>,
+
+    /// Delays between webhook retries (3 retries; the last delay repeats when the list is
+    /// shorter) [default: 5,60,600].
+    #[arg(long, value_name = "SECONDS,...", value_parser = parse_schedule)]
+    webhook_retry_schedule: Option<RetrySchedule>,
+
+    /// Allow pushes and webhooks to a restricted range (loopback, private, link-local, ...).
+    /// Repeatable.
+    #[arg(long = "allow-target-cidr", value_name = "CIDR", value_parser = Cidr::parse)]
+    allow_target_cidr: Vec<Cidr>,
+
+    /// Largest request body in bytes; larger ones are 413 [default: 1048576].
+    #[arg(long, value_name = "N", value_parser = parse_body_limit)]
+    max_body_bytes: Option<usize>,
+
+    /// How long a push or delivery being sent is leased before it is due again (also how
+    /// soon work of a killed server resumes after a restart) [default: 120].
+    #[arg(long, value_name = "S", value_parser = parse_lease)]
+    lease_seconds: Option<f64>,
+
+    /// How long idempotency records are kept, in hours (at least 24) [default: 24].
+    #[arg(long, value_name = "H", value_parser = parse_retention)]
+    idempotency_retention_hours: Option<f64>,
+
+    /// Overall timeout of one push or webhook request, in seconds [default: 10].
+    #[arg(long, value_name = "S", value_parser = parse_timeout)]
+    outbound_timeout_seconds: Option<f64>,
+
+    /// Least severity of the log lines written on stderr: debug, info, warn or error.
+    #[arg(long, value_name = "LEVEL", env = "WRITESYNC_LOG", default_value = "info",
+          value_parser = parse_level)]
+    log_level: log::Level,
+}
+
+#[derive(Debug, Args)]
+struct DemoArgs {
+    /// Also print the server's JSON log lines on stderr.
+    #[arg(long)]
+    verbose: bool,
+}
+
+fn parse_token(s: &str) -> Result<String, String> {
+    if s.is_empty() {
+        return Err("the admin token must not be empty".into());
+    }
+    if !s.bytes().all(|b| (0x21..=0x7e).contains(&b)) {
+        return Err("the admin token must be visible ASCII without spaces".into());
+    }
+    Ok(s.to_string())
+}
+
+fn parse_level(s: &str) -> Result<log::Level, String> {
+    log::Level::parse(s).ok_or_else(|| "the log level is debug, info, warn or error".to_string())
+}
+
+fn parse_schedule(s: &str) -> Result<RetrySchedule, String> {
+    RetrySchedule::from_secs_list(s).map_err(|e| e.to_string())
+}
+
+fn parse_secs(s: &str, min: f64, max: f64, what: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= min && v <= max => Ok(v),
+        _ => Err(format!("{what} must be a number from {min} to {max}")),
+    }
+}
+
+fn parse_lease(s: &str) -> Result<f64, String> {
+    parse_secs(s, 0.1, 86_400.0, "the lease (seconds)")
+}
+
+fn parse_retention(s: &str) -> Result<f64, String> {
+    parse_secs(s, 24.0, 24.0 * 365.0, "the idempotency retention (hours)")
+}
+
+fn parse_timeout(s: &str) -> Result<f64, String> {
+    parse_secs(s, 0.1, 600.0, "the outbound timeout (seconds)")
+}
+
+fn parse_body_limit(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(n) if (1..=1 << 30).contains(&n) => Ok(n),
+        _ => Err("the body limit must be a number of bytes from 1 to 1073741824".into()),
+    }
+}
+
+fn serve_config(a: ServeArgs) -> ServeConfig {
+    let mut c = ServeConfig {
+        db: a.db,
+        listen: a.listen,
+        admin_token: a.admin_token,
+        push_retry: a.push_retry_schedule,
+        webhook_retry: a.webhook_retry_schedule,
+        allow_target_cidrs: a.allow_target_cidr,
+        ..ServeConfig::default()
+    };
+    if let Some(n) = a.max_body_bytes {
+        c.max_body_bytes = n;
+    }
+    if let Some(s) = a.lease_seconds {
+        c.lease_ms = (s * 1000.0).round() as u64;
+    }
+    if let Some(h) = a.idempotency_retention_hours {
+        c.idempotency_retention_ms = (h * 3_600_000.0).round() as u64;
+    }
+    if let Some(s) = a.outbound_timeout_seconds {
+        c.outbound_timeout = Duration::from_secs_f64(s);
+    }
+    c
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(args) => {
+            log::set_min_level(args.log_level);
+            match serve::run(&serve_config(*args)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    log::error(&e.to_string(), &[]);
+                    ExitCode::from(1)
+                }
+            }
+        }
+        Command::Demo(args) => {
+            if demo::run(args.verbose) {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            }
+        }
+    }
 }

@@ -1,0 +1,811 @@
+//! `writesync demo`: the main use cases, end to end, on real HTTP over 127.0.0.1.
+//!
+//! It starts the server on a temporary database and a free loopback port, two fake source
+//! applications (an accounting app and a CRM) and a webhook receiver, then walks through: a
+//! customer pushed to both, an invoice pushed only to accounting (`X-Sync-Sources`), an expense
+//! with a new vendor, a payment that marks the invoice paid, a bank-transaction preload
+//! without push, and a validation error. Each step prints the request, the answer, the sync,
+//! what each source received and each webhook with its attempts, and checks what the contract
+//! says should happen. The demo succeeds only when every check passed.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use writesync_core::net::Cidr;
+use writesync_core::util::crypto::{basic_auth_header, webhook_signature};
+use writesync_core::util::schedule::RetrySchedule;
+
+use crate::fake::{FakeServer, Received};
+use crate::log;
+use crate::serve::{self, ServeConfig};
+use crate::state::{hex, random_bytes};
+
+const SIGNING_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+const HOOK_USER: &str = "hooks";
+const HOOK_PASSWORD: &str = "demo-password";
+const WAIT: Duration = Duration::from_secs(15);
+
+/// Run the demo; `verbose` also prints the server's log lines. Returns whether every check
+/// passed.
+pub fn run(verbose: bool) -> bool {
+    log::set_enabled(verbose);
+    let started = Instant::now();
+    let mut demo = match Demo::start() {
+        Ok(d) => d,
+        Err(e) => {
+            println!("FAIL: the demo could not start: {e}");
+            return false;
+        }
+    };
+    if let Err(e) = demo.walk() {
+        demo.fail(format!("the walk-through stopped: {e}"));
+    }
+    let passed = demo.checks - demo.failures.len();
+    println!();
+    if demo.failures.is_empty() {
+        println!(
+            "demo: all {} checks passed in {:.1} s",
+            demo.checks,
+            started.elapsed().as_secs_f64()
+        );
+    } else {
+        println!(
+            "demo: FAIL: {} of {} checks failed ({} passed):",
+            demo.failures.len(),
+            demo.checks,
+            passed
+        );
+        for f in &demo.failures {
+            println!("FAIL: {f}");
+        }
+    }
+    let ok = demo.failures.is_empty();
+    demo.stop();
+    ok
+}
+
+/// An answer of the server.
+struct Answer {
+    status: u16,
+    headers: Vec<(String, String)>,
+    text: String,
+}
+
+impl Answer {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.text).unwrap_or(Value::Null)
+    }
+}
+
+struct Demo {
+    _dir: tempfile::TempDir,
+    server: Option<serve::RunningServer>,
+    accounting: FakeServer,
+    crm: FakeServer,
+    hooks: FakeServer,
+    agent: ureq::Agent,
+    base: String,
+    admin: String,
+    auth: String,
+    account: String,
+    webhook: String,
+    checks: usize,
+    failures: Vec<String>,
+}
+
+fn short(s: &str) -> String {
+    if s.chars().count() > 120 {
+        let cut: String = s.chars().take(117).collect();
+        format!("{cut}...")
+    } else {
+        s.to_string()
+    }
+}
+
+impl Demo {
+    fn start() -> Result<Demo, String> {
+        let dir = tempfile::tempdir().map_err(|e| format!("temporary directory: {e}"))?;
+        let accounting =
+            FakeServer::source("quickbooks").map_err(|e| format!("fake accounting app: {e}"))?;
+        let crm = FakeServer::source("hubspot").map_err(|e| format!("fake CRM: {e}"))?;
+        let hooks = FakeServer::webhook_receiver("hooks")
+            .map_err(|e| format!("fake webhook receiver: {e}"))?;
+        let admin = format!("wsa_{}", hex(&random_bytes::<16>()?));
+        let schedule = |s: &str| RetrySchedule::from_secs_list(s).map_err(|e| e.to_string());
+        let cfg = ServeConfig {
+            db: dir.path().join("demo.db"),
+            listen: "127.0.0.1:0".into(),
+            admin_token: Some(admin.clone()),
+            push_retry: Some(schedule("0.05,0.1,0.2")?),
+            webhook_retry: Some(schedule("0.05,0.1,0.2")?),
+            allow_target_cidrs: vec![Cidr::parse("127.0.0.0/8")?],
+            lease_ms: 5_000,
+            outbound_timeout: Duration::from_secs(5),
+            ..ServeConfig::default()
+        };
+        let server = serve::start(&cfg).map_err(|e| e.to_string())?;
+        let base = format!("http://{}", server.addr());
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .proxy(None)
+            .timeout_global(Some(Duration::from_secs(10)))
+            .build()
+            .new_agent();
+        println!("writesync demo");
+        println!("  server            {base}  (database in a temporary directory)");
+        println!(
+            "  quickbooks        {}  (fake accounting application)",
+            accounting.url("/push")
+        );
+        println!("  hubspot           {}  (fake CRM)", crm.url("/push"));
+        println!(
+            "  webhook receiver  {}  (answers 503 to its first delivery, then 200)",
+            hooks.url("/hooks")
+        );
+        println!("  retry schedules   push 0.05,0.1,0.2 s; webhook 0.05,0.1,0.2 s");
+        Ok(Demo {
+            _dir: dir,
+            server: Some(server),
+            accounting,
+            crm,
+            hooks,
+            agent,
+            base,
+            admin,
+            auth: String::new(),
+            account: String::new(),
+            webhook: String::new(),
+            checks: 0,
+            failures: Vec::new(),
+        })
+    }
+
+    fn stop(mut self) {
+        if let Some(s) = self.server.take() {
+            s.shutdown();
+        }
+    }
+
+    fn fail(&mut self, what: String) {
+        println!("  FAIL  {what}");
+        self.failures.push(what);
+    }
+
+    fn check(&mut self, ok: bool, what: impl Into<String>) -> bool {
+        let what = what.into();
+        self.checks += 1;
+        if ok {
+            println!("  ok    {what}");
+        } else {
+            self.failures.push(what.clone());
+            println!("  FAIL  {what}");
+        }
+        ok
+    }
+
+    fn send(
+        &self,
+        method: &str,
+        path: &str,
+        auth: Option<&str>,
+        headers: &[(&str, &str)],
+        body: Option<&Value>,
+    ) -> Result<Answer, String> {
+        let mut b = ureq::http::Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.base));
+        if let Some(a) = auth {
+            b = b.header("Authorization", a);
+        }
+        for (k, v) in headers {
+            b = b.header(*k, *v);
+        }
+        let text = body.map(Value::to_string).unwrap_or_default();
+        if body.is_some() {
+            b = b.header("Content-Type", "application/json");
+        }
+        let req = b.body(text).map_err(|e| e.to_string())?;
+        let mut resp = self
+            .agent
+            .run(req)
+            .map_err(|e| format!("{method} {path}: {e}"))?;
+        let status = resp.status().as_u16();
+        let headers = resp
+            .headers()
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_string(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect();
+        let text = resp
+            .body_mut()
+            .read_to_string()
+            .map_err(|e| format!("{method} {path}: {e}"))?;
+        Ok(Answer {
+            status,
+            headers,
+            text,
+        })
+    }
+
+    fn admin_call(&self, method: &str, path: &str, body: Option<Value>) -> Result<Answer, String> {
+        let bearer = format!("Bearer {}", self.admin);
+        self.send(method, path, Some(&bearer), &[], body.as_ref())
+    }
+
+    /// A data API call, printed as the demo's story.
+    fn api(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<Value>,
+    ) -> Result<Answer, String> {
+        let mut line = format!("  -> {method} {path}");
+        for (k, v) in headers {
+            line.push_str(&format!("  {k}: {v}"));
+        }
+        println!("{line}");
+        if let Some(b) = &body {
+            println!("     {}", short(&b.to_string()));
+        }
+        let auth = self.auth.clone();
+        let a = self.send(method, path, Some(&auth), headers, body.as_ref())?;
+        let mut line = format!("  <- {}", a.status);
+        for h in ["X-Sync-ID", "X-Sync-Targets", "Idempotency-Replayed"] {
+            if let Some(v) = a.header(h) {
+                line.push_str(&format!("  {h}: {v}"));
+            }
+        }
+        println!("{line}");
+        println!("     {}", short(&a.text));
+        Ok(a)
+    }
+
+    fn get(&self, path: &str) -> Result<Answer, String> {
+        let auth = self.auth.clone();
+        self.send("GET", path, Some(&auth), &[], None)
+    }
+
+    fn walk(&mut self) -> Result<(), String> {
+        self.setup()?;
+        let customer = self.customer_to_both()?;
+        let invoice = self.invoice_to_accounting(&customer)?;
+        self.expense_with_new_vendor()?;
+        self.payment(&invoice)?;
+        self.bank_preload()?;
+        self.validation_error()?;
+        Ok(())
+    }
+
+    fn setup(&mut self) -> Result<(), String> {
+        println!();
+        println!("== 0. Setup through the admin API ==");
+        let a = self.admin_call(
+            "POST",
+            "/admin/accounts",
+            Some(json!({"domain": "acme.example.com"})),
+        )?;
+        self.check(
+            a.status == 201 && a.json()["writeEnabled"] == false,
+            format!(
+                "account acme.example.com created, read-only at first (HTTP {})",
+                a.status
+            ),
+        );
+        self.account = a.json()["id"].as_str().unwrap_or_default().to_string();
+        let acct = self.account.clone();
+        let k = self.admin_call(
+            "POST",
+            &format!("/admin/accounts/{acct}/api-keys"),
+            Some(json!({"scopes": ["api.read", "api.write"], "name": "demo"})),
+        )?;
+        let kb = k.json();
+        self.check(
+            k.status == 201,
+            format!("API key {} issued", kb["key"].as_str().unwrap_or("?")),
+        );
+        self.auth = basic_auth_header(
+            kb["key"].as_str().unwrap_or_default(),
+            kb["secret"].as_str().unwrap_or_default(),
+        );
+        let r = self.api(
+            "POST",
+            "/api/customers",
+            &[],
+            Some(json!({"name": "Too Early Ltd"})),
+        )?;
+        self.check(
+            r.status == 403 && r.json()["type"] == "/problems/write-mode-disabled",
+            "a write before write mode is enabled is 403 write-mode-disabled",
+        );
+        let p = self.admin_call(
+            "PATCH",
+            &format!("/admin/accounts/{acct}"),
+            Some(json!({"writeEnabled": true})),
+        )?;
+        self.check(p.status == 200, "write mode enabled");
+        for (app, kind, url) in [
+            ("quickbooks", "accounting", self.accounting.url("/push")),
+            ("hubspot", "crm", self.crm.url("/push")),
+        ] {
+            let c = self.admin_call(
+                "POST",
+                &format!("/admin/accounts/{acct}/connections"),
+                Some(json!({"app": app, "type": kind, "pushUrl": url})),
+            )?;
+            let objects = c.json()["objects"].to_string();
+            self.check(
+                c.status == 201,
+                format!("connection {app} ({kind}) registered; receives {objects}"),
+            );
+        }
+        let w = self.admin_call(
+            "POST",
+            &format!("/admin/accounts/{acct}/webhooks"),
+            Some(json!({"url": self.hooks.url("/hooks"), "events": ["*"],
+                        "username": HOOK_USER, "password": HOOK_PASSWORD,
+                        "signingSecret": SIGNING_SECRET})),
+        )?;
+        self.webhook = w.json()["id"].as_str().unwrap_or_default().to_string();
+        self.check(
+            w.status == 201,
+            "webhook subscription for every event, with Basic auth and a signing secret",
+        );
+        // The receiver's first delivery fails, to show a retry.
+        self.hooks.fail_next(1, 503);
+        Ok(())
+    }
+
+    /// Wait until the sync is final; print and return it.
+    fn wait_sync(&mut self, sync_id: &str) -> Result<Value, String> {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let s = self.get(&format!("/api/syncs/{sync_id}"))?.json();
+            let status = s["status"].as_str().unwrap_or("").to_string();
+            if matches!(
+                status.as_str(),
+                "succeeded" | "partially_failed" | "failed" | "no_targets"
+            ) {
+                let targets: Vec<String> = s["targets"]
+                    .as_array()
+                    .map(|ts| {
+                        ts.iter()
+                            .map(|t| {
+                                format!(
+                                    "{} {} (remoteId {}, {} attempt(s))",
+                                    t["app"].as_str().unwrap_or("?"),
+                                    t["status"].as_str().unwrap_or("?"),
+                                    t["remoteId"].as_str().unwrap_or("-"),
+                                    t["attempts"]
+                                )
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                println!("     sync {status}: {}", targets.join("; "));
+                return Ok(s);
+            }
+            if Instant::now() > deadline {
+                return Err(format!("sync {sync_id} did not finish in time ({status})"));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The pushes a fake received for one sync, printed.
+    fn pushes_for(&self, fake: &FakeServer, sync_id: &str) -> Vec<Received> {
+        let got: Vec<Received> = fake
+            .received()
+            .into_iter()
+            .filter(|r| r.header("x-sync-id") == Some(sync_id))
+            .collect();
+        if got.is_empty() {
+            println!("     {} received nothing", fake.name());
+        }
+        for r in &got {
+            let b = r.json();
+            let refs = b
+                .get("references")
+                .map(|v| format!(" references {v}"))
+                .unwrap_or_default();
+            println!(
+                "     {} received {} {}: {} {} (Idempotency-Key {}){refs} -> answered {}",
+                fake.name(),
+                r.method,
+                r.path,
+                b["operation"].as_str().unwrap_or("?"),
+                b["objectType"].as_str().unwrap_or("?"),
+                r.header("idempotency-key").unwrap_or("-"),
+                r.answered
+            );
+        }
+        got
+    }
+
+    /// Wait until every delivery of the sync is final (`expected` of them), print them with
+    /// their attempts and check their headers.
+    fn webhooks_for(&mut self, sync_id: &str, expected: usize) -> Result<(), String> {
+        let deadline = Instant::now() + WAIT;
+        let path = format!(
+            "/admin/accounts/{}/webhooks/{}/deliveries",
+            self.account, self.webhook
+        );
+        let list = loop {
+            let all = self.admin_call("GET", &path, None)?.json();
+            let mine: Vec<Value> = all
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter(|d| d["syncId"] == sync_id)
+                        .cloned()
+                        .collect()
+                })
+                .unwrap_or_default();
+            let done = mine.len() >= expected && mine.iter().all(|d| d["status"] != "pending");
+            if done {
+                break mine;
+            }
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "the webhooks of sync {sync_id} did not finish in time"
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let received = self.hooks.received();
+        let mut all_ok = true;
+        for d in list.iter().rev() {
+            let id = d["id"].as_str().unwrap_or("");
+            let copies: Vec<&Received> = received
+                .iter()
+                .filter(|r| r.header("webhook-id") == Some(id))
+                .collect();
+            let answers: Vec<String> = copies.iter().map(|r| r.answered.to_string()).collect();
+            let data = copies.last().map(|r| r.json()).unwrap_or(Value::Null);
+            let what = match d["event"].as_str() {
+                Some("api_push_update") => format!(
+                    "api_push_update  {} {}",
+                    data["data"]["app"].as_str().unwrap_or("?"),
+                    data["data"]["status"].as_str().unwrap_or("?")
+                ),
+                Some(e) => format!("{e} {}", data["data"]["status"].as_str().unwrap_or("?")),
+                None => "?".into(),
+            };
+            println!(
+                "     webhook {what}: {} after {} attempt(s) (answers {})",
+                d["status"].as_str().unwrap_or("?"),
+                d["attempts"],
+                answers.join(", ")
+            );
+            all_ok &= d["status"] == "delivered" && !copies.is_empty();
+            for r in &copies {
+                let ts = r
+                    .header("webhook-timestamp")
+                    .and_then(|t| t.parse::<i64>().ok())
+                    .unwrap_or(0);
+                let expected_sig = webhook_signature(SIGNING_SECRET, id, ts, &r.body).ok();
+                let sig_ok = r
+                    .header("webhook-signature")
+                    .is_some_and(|s| Some(s.to_string()) == expected_sig);
+                let auth_ok = r.header("authorization")
+                    == Some(basic_auth_header(HOOK_USER, HOOK_PASSWORD).as_str());
+                all_ok &= sig_ok && auth_ok && r.header("x-sync-id") == Some(sync_id);
+            }
+        }
+        self.check(
+            list.len() == expected && all_ok,
+            format!(
+                "{expected} webhooks delivered for this sync, each with Basic auth, X-Sync-ID and a valid signature"
+            ),
+        );
+        Ok(())
+    }
+
+    fn customer_to_both(&mut self) -> Result<String, String> {
+        println!();
+        println!("== 1. A customer, pushed to every connected application ==");
+        let r = self.api(
+            "POST",
+            "/api/customers",
+            &[("X-Sync-Data", "push"), ("X-Tracking-ID", "demo-customer")],
+            Some(json!({"name": "Acme Ltd", "email": "ap@acme.example.com",
+                        "billingAddress": {"line1": "1 Main St", "city": "Springfield",
+                                           "postalCode": "12345", "country": "US"}})),
+        )?;
+        let customer = r.json()["id"].as_str().unwrap_or_default().to_string();
+        let sync = r.header("X-Sync-ID").unwrap_or_default().to_string();
+        let mut targets: Vec<&str> = r
+            .header("X-Sync-Targets")
+            .unwrap_or("")
+            .split(',')
+            .collect();
+        targets.sort_unstable();
+        self.check(
+            r.status == 201 && !sync.is_empty() && targets == ["hubspot", "quickbooks"],
+            "201 with X-Sync-ID, targets quickbooks and hubspot",
+        );
+        let s = self.wait_sync(&sync)?;
+        let qb = self.pushes_for(&self.accounting, &sync);
+        let hs = self.pushes_for(&self.crm, &sync);
+        self.check(
+            s["status"] == "succeeded" && s["trackingId"] == "demo-customer",
+            "the sync succeeded and carries the tracking id",
+        );
+        let one_create = |got: &[Received]| {
+            got.len() == 1
+                && got[0].json()["objectType"] == "customer"
+                && got[0].json()["operation"] == "create"
+                && got[0].header("x-tracking-id") == Some("demo-customer")
+                && got[0].header("idempotency-key").is_some()
+        };
+        let both = one_create(&qb) && one_create(&hs);
+        self.check(
+            both,
+            "each application received one create of the customer with Idempotency-Key and X-Tracking-ID",
+        );
+        self.webhooks_for(&sync, 3)?;
+        Ok(customer)
+    }
+
+    fn invoice_to_accounting(&mut self, customer: &str) -> Result<String, String> {
+        println!();
+        println!("== 2. An invoice, pushed only to accounting (X-Sync-Sources: accounting) ==");
+        let crm_before = self.crm.count();
+        let r = self.api(
+            "POST",
+            "/api/invoices",
+            &[
+                ("X-Sync-Data", "push"),
+                ("X-Sync-Sources", "accounting"),
+                ("X-Tracking-ID", "demo-invoice"),
+            ],
+            Some(json!({"number": "INV-1001", "customerId": customer,
+                        "issueDate": "2026-11-01", "dueDate": "2026-11-30", "currency": "EUR",
+                        "lines": [{"description": "Consulting", "quantity": 2,
+                                   "unitAmount": 15000, "taxAmount": 6300}]})),
+        )?;
+        let inv = r.json();
+        let id = inv["id"].as_str().unwrap_or_default().to_string();
+        let sync = r.header("X-Sync-ID").unwrap_or_default().to_string();
+        self.check(
+            r.status == 201
+                && inv["total"] == 36300
+                && inv["balance"] == 36300
+                && inv["status"] == "open",
+            "201; the server computed total 36300 (2 x 15000 + 6300 tax), balance 36300, status open",
+        );
+        self.check(
+            r.header("X-Sync-Targets") == Some("quickbooks"),
+            "the only target is quickbooks",
+        );
+        let s = self.wait_sync(&sync)?;
+        let qb = self.pushes_for(&self.accounting, &sync);
+        self.pushes_for(&self.crm, &sync);
+        let customer_ref = qb
+            .first()
+            .map(|p| p.json()["references"]["customerId"].clone())
+            .unwrap_or(Value::Null);
+        self.check(
+            s["status"] == "succeeded"
+                && qb.len() == 1
+                && qb[0].json()["objectType"] == "invoice"
+                && customer_ref == "quickbooks-1",
+            "quickbooks received the invoice, its customer referenced by quickbooks' own id",
+        );
+        self.check(self.crm.count() == crm_before, "hubspot received nothing");
+        self.webhooks_for(&sync, 2)?;
+        Ok(id)
+    }
+
+    fn expense_with_new_vendor(&mut self) -> Result<(), String> {
+        println!();
+        println!("== 3. An expense with a new vendor ==");
+        let crm_before = self.crm.count();
+        let r = self.api(
+            "POST",
+            "/api/expenses",
+            &[("X-Sync-Data", "push")],
+            Some(json!({"vendor": {"name": "Paper Supplies Co", "email": "billing@paper.example.com"},
+                        "date": "2026-11-03", "currency": "EUR",
+                        "lines": [{"description": "Printer paper", "amount": 4599}]})),
+        )?;
+        let exp = r.json();
+        let vendor = exp["vendorId"].as_str().unwrap_or_default().to_string();
+        let sync = r.header("X-Sync-ID").unwrap_or_default().to_string();
+        let v = self.get(&format!("/api/vendors/{vendor}"))?;
+        self.check(
+            r.status == 201
+                && !vendor.is_empty()
+                && v.status == 200
+                && v.json()["name"] == "Paper Supplies Co",
+            "201; the expense carries vendorId and the new vendor is stored",
+        );
+        let s = self.wait_sync(&sync)?;
+        let qb = self.pushes_for(&self.accounting, &sync);
+        self.pushes_for(&self.crm, &sync);
+        let order: Vec<String> = qb
+            .iter()
+            .map(|p| p.json()["objectType"].as_str().unwrap_or("?").to_string())
+            .collect();
+        self.check(
+            s["status"] == "succeeded" && order == ["vendor", "expense"],
+            format!("quickbooks received the vendor first, then the expense ({order:?})"),
+        );
+        let expense_ref = qb
+            .get(1)
+            .map(|p| p.json()["references"]["vendorId"].clone())
+            .unwrap_or(Value::Null);
+        self.check(
+            expense_ref
+                .as_str()
+                .is_some_and(|s| s.starts_with("quickbooks-")),
+            "the expense push references the vendor by quickbooks' id",
+        );
+        self.check(
+            self.crm.count() == crm_before,
+            "hubspot (a CRM) received nothing",
+        );
+        self.webhooks_for(&sync, 2)?;
+        Ok(())
+    }
+
+    fn payment(&mut self, invoice: &str) -> Result<(), String> {
+        println!();
+        println!("== 4. A payment that marks the invoice paid ==");
+        let r = self.api(
+            "POST",
+            &format!("/api/invoices/{invoice}/payments"),
+            &[("X-Sync-Data", "push"), ("X-Sync-Sources", "quickbooks")],
+            Some(json!({"amount": 36300, "date": "2026-11-20", "reference": "WIRE-7"})),
+        )?;
+        let p = r.json();
+        let sync = r.header("X-Sync-ID").unwrap_or_default().to_string();
+        self.check(
+            r.status == 201 && p["invoiceId"] == invoice && p["amount"] == 36300,
+            "201 with the payment",
+        );
+        let inv = self.get(&format!("/api/invoices/{invoice}"))?.json();
+        println!(
+            "     invoice now: status {}, amountPaid {}, balance {}, version {}",
+            inv["status"], inv["amountPaid"], inv["balance"], inv["version"]
+        );
+        self.check(
+            inv["status"] == "paid" && inv["balance"] == 0 && inv["amountPaid"] == 36300,
+            "the invoice is paid with balance 0",
+        );
+        let s = self.wait_sync(&sync)?;
+        let qb = self.pushes_for(&self.accounting, &sync);
+        self.check(
+            s["status"] == "succeeded" && qb.len() == 1 && qb[0].json()["objectType"] == "payment",
+            "quickbooks received the payment",
+        );
+        self.webhooks_for(&sync, 2)?;
+        Ok(())
+    }
+
+    fn bank_preload(&mut self) -> Result<(), String> {
+        println!();
+        println!("== 5. A bank-transaction preload, without push ==");
+        let before = (
+            self.accounting.count(),
+            self.crm.count(),
+            self.hooks.count(),
+        );
+        let batch = json!([
+            {"bankAccount": "DE89370400440532013000", "date": "2026-11-20", "amount": 36300,
+             "currency": "EUR", "description": "Acme Ltd INV-1001", "externalId": "tx-1"},
+            {"bankAccount": "DE89370400440532013000", "date": "2026-11-21", "amount": -4599,
+             "currency": "EUR", "description": "Paper Supplies Co", "externalId": "tx-2"},
+            {"bankAccount": "DE89370400440532013000", "date": "2026-11-22", "amount": -1200,
+             "currency": "EUR", "description": "Bank fee", "externalId": "tx-3"}
+        ]);
+        let r = self.api(
+            "POST",
+            "/api/bank-transactions",
+            &[("Idempotency-Key", "preload-2026-11")],
+            Some(batch.clone()),
+        )?;
+        let n = r.json().as_array().map_or(0, Vec::len);
+        self.check(
+            r.status == 201 && n == 3 && r.header("X-Sync-ID").is_none(),
+            "201 with 3 stored transactions and no X-Sync-ID: nothing is pushed",
+        );
+        let again = self.api(
+            "POST",
+            "/api/bank-transactions",
+            &[("Idempotency-Key", "preload-2026-11")],
+            Some(batch),
+        )?;
+        self.check(
+            again.status == 201
+                && again.header("Idempotency-Replayed") == Some("true")
+                && again.text == r.text,
+            "re-sending the preload with its Idempotency-Key replays the first answer",
+        );
+        let list = self.get("/api/bank-transactions")?.json();
+        let stored = list.as_array().map_or(0, Vec::len);
+        self.check(
+            stored == 3,
+            format!("{stored} bank transactions stored, not 6"),
+        );
+        // Nothing is owed: the worker has nothing to send. Give it a moment to prove it.
+        std::thread::sleep(Duration::from_millis(300));
+        let after = (
+            self.accounting.count(),
+            self.crm.count(),
+            self.hooks.count(),
+        );
+        self.check(
+            after == before,
+            "no application and no webhook received anything",
+        );
+        Ok(())
+    }
+
+    fn validation_error(&mut self) -> Result<(), String> {
+        println!();
+        println!("== 6. A validation error ==");
+        let before = (
+            self.accounting.count(),
+            self.crm.count(),
+            self.hooks.count(),
+        );
+        let r = self.api(
+            "POST",
+            "/api/invoices",
+            &[("X-Sync-Data", "push")],
+            Some(
+                json!({"number": "INV-1001", "customerId": "no-such-customer",
+                        "issueDate": "2026-12-10", "dueDate": "2026-12-01", "currency": "EURO",
+                        "lines": [{"description": "Widget", "quantity": 0, "unitAmount": -5}]}),
+            ),
+        )?;
+        let p = r.json();
+        let errors = p["errors"].as_array().cloned().unwrap_or_default();
+        for e in &errors {
+            println!(
+                "     {}  {}: {}",
+                e["pointer"].as_str().unwrap_or("?"),
+                e["code"].as_str().unwrap_or("?"),
+                e["message"].as_str().unwrap_or("?")
+            );
+        }
+        let content_type = r.header("Content-Type").unwrap_or("").to_string();
+        self.check(
+            r.status == 422
+                && content_type.starts_with("application/problem+json")
+                && errors.len() >= 5,
+            format!(
+                "422 problem+json listing every problem ({} errors), not only the first",
+                errors.len()
+            ),
+        );
+        let invoices = self.get("/api/invoices")?.json();
+        let count = invoices.as_array().map_or(0, Vec::len);
+        self.check(
+            r.header("X-Sync-ID").is_none() && count == 1,
+            "nothing was stored and no sync was created",
+        );
+        std::thread::sleep(Duration::from_millis(200));
+        let after = (
+            self.accounting.count(),
+            self.crm.count(),
+            self.hooks.count(),
+        );
+        self.check(
+            after == before,
+            "nothing was pushed and no webhook was sent",
+        );
+        Ok(())
+    }
+}
