@@ -13,11 +13,11 @@ pub enum CoreError {
     /// request envelope, an outcome of an unknown shape).
     #[error("invalid input: {0}")]
     InvalidInput(String),
-    /// A call that is not allowed in the current state (for example reporting the outcome of
-    /// a work item that is not in progress).
+    /// A call that is not allowed in the current state of the engine.
     #[error("wrong state: {0}")]
     WrongState(String),
-    /// A work item id that the engine does not know or no longer waits for.
+    /// A work item id that the engine does not know or no longer waits for (unknown, not in
+    /// progress, or an attempt whose lease ran out and was handed out again).
     #[error("unknown work item: {0}")]
     UnknownWork(String),
     /// The host's storage failed to read.

@@ -602,3 +602,74 @@ fn property_every_pushed_write_ends_in_one_final_status() {
         .tests(150)
         .quickcheck(run_random as fn(Vec<Write>, Vec<Answer>, Vec<Answer>, Vec<bool>) -> bool);
 }
+
+#[test]
+fn a_corrupt_task_row_is_skipped_and_other_work_goes_on() {
+    let mut s = Sim::new(fast());
+    let t = s.w.tenant("acme.example.com", true);
+    s.w.connect(&t, "hubspot", "crm");
+    let a = s.w.api_h(
+        &t,
+        "POST",
+        "/api/customers",
+        Some(customer()),
+        &[("X-Sync-Data", "push")],
+    );
+    let b = s.w.api_h(
+        &t,
+        "POST",
+        "/api/customers",
+        Some(json!({"name": "Second"})),
+        &[("X-Sync-Data", "push")],
+    );
+    // Corrupt the first write's task row.
+    let sync: Value = s.sync(&t, &a.headers["X-Sync-ID"]);
+    assert_eq!(sync["status"], "pending");
+    let tasks = writesync_core::KvRead::scan(&s.w.store, "task/", 0, 10).unwrap();
+    let first = tasks[0].0.clone();
+    let mut batch = writesync_core::Batch::new();
+    batch.put(first, "{not json");
+    s.w.store.apply_batch(&batch);
+    let work = s.w.engine.due(s.w.now, 10, &s.w.store).unwrap();
+    assert_eq!(work.items.len(), 1);
+    assert_eq!(work.skipped.len(), 1, "{:?}", work.skipped);
+    assert!(work.skipped[0].contains("corrupt row task/"));
+    s.w.store.apply_batch(&work.batch);
+    s.w.report(&work.items[0].id, status(201, "{}"));
+    assert_eq!(s.sync(&t, &b.headers["X-Sync-ID"])["status"], "succeeded");
+}
+
+#[test]
+fn recover_makes_leased_work_due_at_once() {
+    let mut s = Sim::new(fast());
+    let t = s.w.tenant("acme.example.com", true);
+    s.w.connect(&t, "hubspot", "crm");
+    s.w.webhook(&t, json!(["*"]));
+    s.w.api_h(
+        &t,
+        "POST",
+        "/api/customers",
+        Some(customer()),
+        &[("X-Sync-Data", "push")],
+    );
+    let lost = s.w.due();
+    assert_eq!(lost.len(), 1);
+    // Restart: the lease would keep the push back for 2 minutes; recover releases it.
+    let lease_end = s.w.engine.next_deadline(&s.w.store).unwrap().unwrap();
+    assert!(lease_end > s.w.now + 60_000);
+    let batch = s.w.engine.recover(s.w.now, &s.w.store).unwrap();
+    s.w.store.apply_batch(&batch);
+    assert_eq!(s.w.engine.next_deadline(&s.w.store).unwrap(), Some(s.w.now));
+    let again = s.w.due();
+    assert_eq!(again.len(), 1);
+    assert_eq!(
+        again[0].request.headers["Idempotency-Key"],
+        lost[0].request.headers["Idempotency-Key"]
+    );
+    // The two deliveries just handed out are leased too: recover releases them as well.
+    s.w.report(&again[0].id, status(201, "{}"));
+    let items = s.w.due();
+    assert_eq!(items.len(), 2, "two webhook deliveries");
+    let none = s.w.engine.recover(s.w.now + 1, &s.w.store).unwrap();
+    assert_eq!(none.ops.len(), 4, "the two leased deliveries are released");
+}

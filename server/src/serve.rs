@@ -219,7 +219,16 @@ pub fn start(cfg: &ServeConfig) -> Result<RunningServer, ServeError> {
             }
         }
     }
-    let state = Arc::new(AppState::new(Engine::new(config), store));
+    let mut engine = Engine::new(config);
+    // This process is the only worker on its database: what a previous (killed) process had
+    // in flight is due again now rather than when its lease would have run out.
+    let released = engine
+        .recover(crate::state::now_ms(), &store)
+        .map_err(|e| db_error(cfg, e))?;
+    if !released.is_empty() {
+        store.apply(&released).map_err(|e| db_error(cfg, e))?;
+    }
+    let state = Arc::new(AppState::new(engine, store));
     let transport = Transport::new(&TransportConfig {
         policy,
         connect_timeout: cfg.connect_timeout.min(cfg.outbound_timeout),

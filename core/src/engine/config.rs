@@ -135,6 +135,11 @@ impl ConfigJson {
             seed: default_seed,
             ..EngineConfig::default()
         };
+        if self.admin_token.is_some() && self.admin_token_sha256.is_some() {
+            return Err(CoreError::InvalidInput(
+                "config: give adminToken or adminTokenSha256, not both".into(),
+            ));
+        }
         if let Some(t) = self.admin_token {
             if t.is_empty() {
                 return Err(CoreError::InvalidInput(
@@ -220,6 +225,14 @@ mod tests {
         assert_eq!(c.target_policy.allowed.len(), 1);
         assert_ne!(c.seed, [0; 32]);
         assert!(ConfigJson::parse(r#"{"nope":1}"#).is_err());
+        let both = format!(
+            r#"{{"adminToken":"t","adminTokenSha256":"{}"}}"#,
+            "0".repeat(64)
+        );
+        assert!(ConfigJson::parse(&both)
+            .unwrap()
+            .into_config([0; 32])
+            .is_err());
         assert!(ConfigJson::parse(r#"{"pushRetrySchedule":[-1]}"#)
             .unwrap()
             .into_config([0; 32])

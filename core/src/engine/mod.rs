@@ -41,6 +41,10 @@ pub struct DueWork {
     pub items: Vec<WorkItem>,
     /// The lease records to commit before performing them.
     pub batch: Batch,
+    /// Records that could not be decoded and were taken off the wake-up index (each with the
+    /// reason), so that one corrupt row does not stop all other work. Hosts should log them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skipped: Vec<String>,
 }
 
 /// The write-and-sync engine.
@@ -177,6 +181,29 @@ impl Engine {
         store: &dyn KvRead,
     ) -> Result<Batch, CoreError> {
         work::prune(self, now_ms, limit, store)
+    }
+
+    /// [`Engine::prune`] with the batch committed through `store`; answers how many writes
+    /// the batch held (0 when nothing was left to prune).
+    pub fn prune_with(
+        &mut self,
+        now_ms: i64,
+        limit: usize,
+        store: &mut dyn Storage,
+    ) -> Result<usize, CoreError> {
+        let batch = self.prune(now_ms, limit, &*store)?;
+        if !batch.is_empty() {
+            store.apply(&batch)?;
+        }
+        Ok(batch.ops.len())
+    }
+
+    /// Make every leased push and delivery due at `now_ms` again, as if its lease had run out.
+    /// For a host that knows it is the only worker on its storage and has just started (after
+    /// a crash, the items it had in flight are then retried at once instead of after their
+    /// lease). Retried items keep their `Idempotency-Key`; the lost attempt still counts.
+    pub fn recover(&mut self, now_ms: i64, store: &dyn KvRead) -> Result<Batch, CoreError> {
+        work::recover(now_ms, store)
     }
 
     /// A fresh time-ordered id: a UUID version 7 (RFC 9562) whose 12-bit `rand_a` field is a

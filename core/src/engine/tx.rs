@@ -92,6 +92,16 @@ impl<'a> Tx<'a> {
         self.overlay.insert(key.into(), None);
     }
 
+    /// The writes so far, to [`Tx::restore`] if what follows fails.
+    pub(crate) fn checkpoint(&self) -> BTreeMap<String, Option<String>> {
+        self.overlay.clone()
+    }
+
+    /// Go back to a checkpoint.
+    pub(crate) fn restore(&mut self, checkpoint: BTreeMap<String, Option<String>>) {
+        self.overlay = checkpoint;
+    }
+
     pub(crate) fn into_batch(self) -> Batch {
         let mut b = Batch::new();
         for (k, v) in self.overlay {

@@ -126,6 +126,7 @@ pub(crate) fn due(
 ) -> Result<DueWork, CoreError> {
     let mut tx = Tx::new(store);
     let mut items = Vec::new();
+    let mut skipped = Vec::new();
     let mut offset = 0;
     'outer: while items.len() < limit {
         let entries = store.scan(keys::DUE, offset, 64)?;
@@ -145,16 +146,26 @@ pub(crate) fn due(
                 break 'outer;
             }
             tx.delete(key.clone());
+            let checkpoint = tx.checkpoint();
             let item = match kind {
-                't' => due_task(engine, now, &mut tx, id)?,
-                _ => due_delivery(engine, now, &mut tx, id)?,
+                't' => due_task(engine, now, &mut tx, id),
+                _ => due_delivery(engine, now, &mut tx, id),
             };
-            items.extend(item);
+            match item {
+                Ok(item) => items.extend(item),
+                Err(e @ CoreError::CorruptRow { .. }) => {
+                    // Undo whatever this item wrote; its wake-up entry stays deleted.
+                    tx.restore(checkpoint);
+                    skipped.push(e.to_string());
+                }
+                Err(e) => return Err(e),
+            }
         }
     }
     Ok(DueWork {
         items,
         batch: tx.into_batch(),
+        skipped,
     })
 }
 
@@ -340,6 +351,46 @@ fn parse_work_id(id: &str) -> Option<(char, &str, u32)> {
         return None;
     }
     Some((kind, rid, attempt.parse().ok()?))
+}
+
+pub(crate) fn recover(now: i64, store: &dyn KvRead) -> Result<Batch, CoreError> {
+    let mut tx = Tx::new(store);
+    for (key, _) in store.scan(keys::DUE, 0, usize::MAX)? {
+        let Some((ms, kind, id)) = parse_due_key(&key) else {
+            continue;
+        };
+        if ms <= now {
+            continue;
+        }
+        let leased = match kind {
+            't' => matches!(
+                tx.get_json::<TaskRec>(&keys::task(id)),
+                Ok(Some(TaskRec {
+                    state: TaskState::InProgress { .. },
+                    ..
+                }))
+            ),
+            _ => matches!(
+                tx.get_json::<DeliveryRec>(&keys::delivery(id)),
+                Ok(Some(DeliveryRec {
+                    lease_until_ms: Some(_),
+                    ..
+                }))
+            ),
+        };
+        if leased {
+            tx.delete(key.clone());
+            tx.put(
+                if kind == 't' {
+                    keys::due_task(now, id)
+                } else {
+                    keys::due_delivery(now, id)
+                },
+                "\"\"",
+            );
+        }
+    }
+    Ok(tx.into_batch())
 }
 
 pub(crate) fn report(
