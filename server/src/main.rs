@@ -65,8 +65,8 @@ struct ServeArgs {
     #[arg(long, value_name = "N", value_parser = parse_body_limit)]
     max_body_bytes: Option<usize>,
 
-    /// How long a push or delivery being sent is leased before it is due again (also how
-    /// soon work of a killed server resumes after a restart) [default: 120].
+    /// How long a push or delivery being sent is leased before it is due again. (Work a killed
+    /// server had in flight is resumed at once when it restarts.) [default: 120].
     #[arg(long, value_name = "S", value_parser = parse_lease)]
     lease_seconds: Option<f64>,
 
