@@ -99,6 +99,31 @@ impl Fixture {
     }
 }
 
+impl Fixture {
+    /// A copy of a fixture built once per process (building one takes about a millisecond,
+    /// which would dominate a fuzz run): the store is cloned, the engine rebuilt from the same
+    /// configuration.
+    pub fn shared() -> Fixture {
+        static ONCE: std::sync::OnceLock<(MemoryStore, String, String, String)> =
+            std::sync::OnceLock::new();
+        let (store, auth, account, customer) = ONCE.get_or_init(|| {
+            let f = Fixture::new();
+            (f.store, f.auth, f.account, f.customer)
+        });
+        Fixture {
+            engine: Engine::new(
+                EngineConfig::default()
+                    .with_admin_token(ADMIN)
+                    .with_seed([10; 32]),
+            ),
+            store: store.clone(),
+            auth: auth.clone(),
+            account: account.clone(),
+            customer: customer.clone(),
+        }
+    }
+}
+
 impl Default for Fixture {
     fn default() -> Self {
         Fixture::new()
@@ -281,7 +306,7 @@ pub fn fuzz_request(data: &[u8]) {
     let Ok(req) = FuzzRequest::arbitrary(&mut u) else {
         return;
     };
-    let mut fx = Fixture::new();
+    let mut fx = Fixture::shared();
     let method = [
         "GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "BREW",
     ][req.method as usize % 8];
@@ -431,7 +456,7 @@ pub fn fuzz_engine(data: &[u8]) {
     let Ok(inputs) = Vec::<Input>::arbitrary(&mut u) else {
         return;
     };
-    let mut fx = Fixture::new();
+    let mut fx = Fixture::shared();
     let mut now = NOW;
     let mut out: Vec<writesync_core::WorkItem> = Vec::new();
     let mut syncs: Vec<String> = Vec::new();
