@@ -18,7 +18,12 @@
 //!    three for hosts whose storage answers synchronously.
 //! 2. **Drain outputs**: [`Engine::due`] claims the pushes and webhook deliveries due at `now`
 //!    (each a [`WorkItem`] with an id and an HTTP request) and returns the lease records to
-//!    commit before performing them.
+//!    commit before performing them. A connection with a provider connector (QuickBooks,
+//!    Xero, HubSpot, Shopify: see [`connectors`]) also needs an access token, which the
+//!    engine asks the host for with a [`WorkKind::Token`] item (`TOKEN writesync:token`, body
+//!    `{connectionId, accountId, app, reason}`); the host answers it like any other item, with
+//!    `200 {"accessToken", "expiresAt"}` or a failure. The engine keeps the short-lived access
+//!    token; refresh tokens stay with the host.
 //! 3. **Report**: each result comes back through [`Engine::report`] with the item's id, as an
 //!    [`Outcome`] (`{status, headers, body}` or `{error}`); its batch is committed likewise. A
 //!    host may report at once or much later; an item whose lease expires without a report is
@@ -95,6 +100,7 @@
 //! | [`validate`] | validation with every problem as a JSON Pointer, totals, merge patch |
 //! | [`http`] | request/answer envelope, problem+json |
 //! | [`routing`] | app catalogue, capability table, `X-Sync-Sources`, target selection |
+//! | [`connectors`] | how a push speaks to each provider (generic, QuickBooks, Xero, HubSpot, Shopify) |
 //! | [`net`] | which outbound addresses are allowed |
 //! | [`records`] | stored records and the key layout |
 //! | [`store`] | the storage seam ([`KvRead`], [`Storage`], [`Batch`]) and [`MemoryStore`] |
@@ -103,6 +109,7 @@
 #![forbid(unsafe_code)]
 
 pub mod cdm;
+pub mod connectors;
 mod engine;
 mod error;
 pub mod http;
@@ -115,6 +122,7 @@ pub mod validate;
 
 pub use engine::{
     ConfigJson, DueWork, Engine, EngineConfig, OutboundRequest, Outcome, Step, WorkItem, WorkKind,
+    TOKEN_EXPIRY_MARGIN_MS, TOKEN_URL,
 };
 pub use error::CoreError;
 pub use http::{ApiRequest, ApiResponse};

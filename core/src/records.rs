@@ -16,17 +16,22 @@
 //! | `sync/{account}/{sync}` | [`SyncRec`] |
 //! | `task/{task}` | [`TaskRec`]: one push of one object to one connection |
 //! | `chain/{connection}/{type}/{id}` | the last unfinished push task of that object there |
-//! | `remote/{connection}/{type}/{id}` | [`RemoteRec`]: the object's id at the source |
+//! | `remote/{connection}/{type}/{id}` | [`RemoteRec`]: the object's id (and version) at the source |
+//! | `token/{connection}` | [`TokenRec`]: the access token the host gave for a connection |
+//! | `tokreq/{connection}` | [`TokenRequestRec`]: an open request to the host for a token |
 //! | `dlv/{delivery}` | [`DeliveryRec`]: one webhook delivery |
 //! | `hookdlv/{account}/{webhook}/{delivery}` | index of deliveries per subscription |
-//! | `due/{ms:016}/{t or d}/{id}` | wake-up index of tasks (`t`) and deliveries (`d`) |
+//! | `due/{ms:016}/{t, d or k}/{id}` | wake-up index of tasks (`t`), deliveries (`d`) and token requests (`k`, by connection) |
 //! | `idem/{account}/{key}` | [`IdemRec`]: the first answer of an idempotent write |
 //! | `idemexp/{ms:016}/{account}/{key}` | retention index of idempotency records |
 //! | `dlvexp/{ms:016}/{delivery}` | retention index of finished deliveries |
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use crate::cdm::ObjectType;
+use crate::connectors::ConnectorKind;
 
 /// Key builders.
 pub mod keys {
@@ -112,6 +117,18 @@ pub mod keys {
     pub fn due_delivery(at_ms: i64, id: &str) -> String {
         format!("due/{:016}/d/{id}", at_ms.max(0))
     }
+    /// Wake-up entry of the token request of a connection.
+    pub fn due_token(at_ms: i64, connection: &str) -> String {
+        format!("due/{:016}/k/{connection}", at_ms.max(0))
+    }
+    /// The access token of a connection.
+    pub fn token(connection: &str) -> String {
+        format!("token/{connection}")
+    }
+    /// The open token request of a connection.
+    pub fn token_request(connection: &str) -> String {
+        format!("tokreq/{connection}")
+    }
     /// An idempotency record.
     pub fn idempotency(account: &str, key: &str) -> String {
         format!("idem/{account}/{key}")
@@ -182,12 +199,22 @@ pub struct ConnectionRec {
     /// App type.
     #[serde(rename = "type")]
     pub app_type: String,
-    /// Where pushes go.
-    pub push_url: String,
+    /// Where the generic connector sends pushes (`None` for provider connectors).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub push_url: Option<String>,
     /// Object types it receives.
     pub objects: Vec<ObjectType>,
     /// RFC 3339.
     pub created_at: String,
+    /// The connector that speaks to the application (`generic` when absent).
+    #[serde(default, skip_serializing_if = "ConnectorKind::is_generic")]
+    pub connector: ConnectorKind,
+    /// The provider's base URL (provider connectors).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_url: Option<String>,
+    /// Provider settings (`realmId`, `tenantId`, ...); never secrets.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub settings: BTreeMap<String, String>,
 }
 
 /// A webhook subscription.
@@ -374,6 +401,8 @@ pub struct SyncRec {
 pub enum TaskState {
     /// Waiting for earlier tasks (`waiting_on`).
     Waiting,
+    /// Waiting for the host to give the connection an access token (see [`TokenRequestRec`]).
+    WaitingForToken,
     /// Due at `due_ms`.
     Pending {
         /// When it may be sent.
@@ -394,7 +423,9 @@ impl TaskState {
     /// The status shown for it.
     pub fn status(&self) -> TargetStatus {
         match self {
-            TaskState::Waiting | TaskState::Pending { .. } => TargetStatus::Pending,
+            TaskState::Waiting | TaskState::WaitingForToken | TaskState::Pending { .. } => {
+                TargetStatus::Pending
+            }
             TaskState::InProgress { .. } => TargetStatus::InProgress,
             TaskState::Succeeded => TargetStatus::Succeeded,
             TaskState::Failed => TargetStatus::Failed,
@@ -434,6 +465,20 @@ pub struct TaskRec {
     pub successors: Vec<String>,
     /// Reference fields of the object resolved to remote ids at send time: (field, type, id).
     pub references: Vec<(String, ObjectType, String)>,
+    /// The connector of the connection when the task was planned (`generic` when absent).
+    #[serde(default, skip_serializing_if = "ConnectorKind::is_generic")]
+    pub connector: ConnectorKind,
+    /// Whether a `401` already made this push ask the host for a new token (the next `401`
+    /// fails it).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub reauthorized: bool,
+    /// The serial of the access token the attempt in progress carries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_serial: Option<u64>,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 /// The id of an object at a source.
@@ -442,6 +487,61 @@ pub struct TaskRec {
 pub struct RemoteRec {
     /// The source's id, when its answer named one.
     pub remote_id: Option<String>,
+    /// The source's version of the object, when it keeps one that updates must send back
+    /// (QuickBooks' `SyncToken`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+}
+
+/// The access token the host gave for a connection. Short-lived; the engine never sees a
+/// refresh token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenRec {
+    /// The bearer token.
+    pub access_token: String,
+    /// When it expires (Unix ms), if the host said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at_ms: Option<i64>,
+    /// Counts the tokens stored for the connection, so that a `401` invalidates only the
+    /// token that attempt carried.
+    pub serial: u64,
+}
+
+/// Where a token request is in its life.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum TokenRequestState {
+    /// To be handed to the host at `due_ms`.
+    Pending {
+        /// When.
+        due_ms: i64,
+    },
+    /// Handed to the host; handed out again if no answer arrives by `lease_until_ms`.
+    InProgress {
+        /// Lease deadline.
+        lease_until_ms: i64,
+    },
+}
+
+/// An open request to the host for a connection's access token, and the pushes waiting for it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenRequestRec {
+    /// The connection.
+    pub connection_id: String,
+    /// Its account.
+    pub account_id: String,
+    /// Its app key.
+    pub app: String,
+    /// Why a token is needed: `missing`, `expired` or `unauthorized`.
+    pub reason: String,
+    /// State.
+    pub state: TokenRequestState,
+    /// Attempts handed to the host.
+    pub attempts: u32,
+    /// The push tasks waiting for the token.
+    pub waiting: Vec<String>,
 }
 
 /// Status of a webhook delivery.

@@ -1,12 +1,16 @@
 //! `writesync demo`: the main use cases, end to end, on real HTTP over 127.0.0.1.
 //!
-//! It starts the server on a temporary database and a free loopback port, two fake source
-//! applications (an accounting app and a CRM) and a webhook receiver, then walks through: a
-//! customer pushed to both, an invoice pushed only to accounting (`X-Sync-Sources`), an expense
-//! with a new vendor, a payment that marks the invoice paid, a bank-transaction preload
-//! without push, and a validation error. Each step prints the request, the answer, the sync,
-//! what each source received and each webhook with its attempts, and checks what the contract
-//! says should happen. The demo succeeds only when every check passed.
+//! It starts the server on a temporary database and a free loopback port, a fake QuickBooks
+//! Online API and a fake HubSpot CRM API (reached through the `quickbooks` and `hubspot`
+//! connectors, in their own request shapes), a fake token broker that gives the server the
+//! access tokens of both, and a webhook receiver, then walks through: a customer pushed to
+//! both, an invoice pushed only to accounting (`X-Sync-Sources`) while QuickBooks throttles,
+//! an expense with a new vendor (refused up front when a line lacks the account QuickBooks
+//! needs), a payment that marks the invoice paid, a bank-transaction preload without push, a
+//! validation error, and an update after QuickBooks expired the access token. Each step
+//! prints the request, the answer, the sync, what each application received and each webhook
+//! with its attempts, and checks what the contract says should happen. The demo succeeds only
+//! when every check passed.
 
 use std::time::{Duration, Instant};
 
@@ -15,6 +19,7 @@ use writesync_core::net::Cidr;
 use writesync_core::util::crypto::{basic_auth_header, webhook_signature};
 use writesync_core::util::schedule::RetrySchedule;
 
+use crate::fake::providers::{FakeProvider, FakeTokenBroker, Provider, TokenBook};
 use crate::fake::{FakeServer, Received};
 use crate::log;
 use crate::serve::{self, ServeConfig};
@@ -24,6 +29,11 @@ const SIGNING_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 const HOOK_USER: &str = "hooks";
 const HOOK_PASSWORD: &str = "demo-password";
 const WAIT: Duration = Duration::from_secs(15);
+/// The QuickBooks company of the demo.
+const REALM: &str = "9130355377284276";
+/// The QuickBooks id of the bank account the demo's expenses are paid from (already in the
+/// company's books).
+const CHECKING: &str = "35";
 
 /// Run the demo; `verbose` also prints the server's log lines. Returns whether every check
 /// passed.
@@ -86,9 +96,12 @@ impl Answer {
 struct Demo {
     _dir: tempfile::TempDir,
     server: Option<serve::RunningServer>,
-    accounting: FakeServer,
-    crm: FakeServer,
+    accounting: FakeProvider,
+    crm: FakeProvider,
+    broker: FakeTokenBroker,
     hooks: FakeServer,
+    /// The customer's id at QuickBooks.
+    qb_customer: String,
     agent: ureq::Agent,
     base: String,
     admin: String,
@@ -111,9 +124,23 @@ fn short(s: &str) -> String {
 impl Demo {
     fn start() -> Result<Demo, String> {
         let dir = tempfile::tempdir().map_err(|e| format!("temporary directory: {e}"))?;
-        let accounting =
-            FakeServer::source("quickbooks").map_err(|e| format!("fake accounting app: {e}"))?;
-        let crm = FakeServer::source("hubspot").map_err(|e| format!("fake CRM: {e}"))?;
+        let tokens = TokenBook::new();
+        let broker = FakeTokenBroker::start(std::sync::Arc::clone(&tokens))
+            .map_err(|e| format!("fake token broker: {e}"))?;
+        let accounting = FakeProvider::start(
+            Provider::QuickBooks {
+                realm: REALM.into(),
+            },
+            std::sync::Arc::clone(&tokens),
+        )
+        .map_err(|e| format!("fake QuickBooks: {e}"))?;
+        accounting.seed(
+            "Account",
+            CHECKING,
+            json!({"Id": CHECKING, "Name": "Checking", "AccountType": "Bank"}),
+        );
+        let crm = FakeProvider::start(Provider::HubSpot, tokens)
+            .map_err(|e| format!("fake HubSpot: {e}"))?;
         let hooks = FakeServer::webhook_receiver("hooks")
             .map_err(|e| format!("fake webhook receiver: {e}"))?;
         let admin = format!("wsa_{}", hex(&random_bytes::<16>()?));
@@ -127,6 +154,7 @@ impl Demo {
             allow_target_cidrs: vec![Cidr::parse("127.0.0.0/8")?],
             lease_ms: 5_000,
             outbound_timeout: Duration::from_secs(5),
+            token_url: Some(broker.url()),
             ..ServeConfig::default()
         };
         let server = serve::start(&cfg).map_err(|e| e.to_string())?;
@@ -140,10 +168,17 @@ impl Demo {
         println!("writesync demo");
         println!("  server            {base}  (database in a temporary directory)");
         println!(
-            "  quickbooks        {}  (fake accounting application)",
-            accounting.url("/push")
+            "  quickbooks        {}  (fake QuickBooks Online API, company {REALM}; connector quickbooks)",
+            accounting.base_url()
         );
-        println!("  hubspot           {}  (fake CRM)", crm.url("/push"));
+        println!(
+            "  hubspot           {}  (fake HubSpot CRM API; connector hubspot)",
+            crm.base_url()
+        );
+        println!(
+            "  token broker      {}  (the host's: gives writesync the access tokens)",
+            broker.url()
+        );
         println!(
             "  webhook receiver  {}  (answers 503 to its first delivery, then 200)",
             hooks.url("/hooks")
@@ -154,7 +189,9 @@ impl Demo {
             server: Some(server),
             accounting,
             crm,
+            broker,
             hooks,
+            qb_customer: String::new(),
             agent,
             base,
             admin,
@@ -284,6 +321,7 @@ impl Demo {
         self.payment(&invoice)?;
         self.bank_preload()?;
         self.validation_error()?;
+        self.token_renewal(&customer)?;
         Ok(())
     }
 
@@ -334,19 +372,28 @@ impl Demo {
             Some(json!({"writeEnabled": true})),
         )?;
         self.check(p.status == 200, "write mode enabled");
-        for (app, kind, url) in [
-            ("quickbooks", "accounting", self.accounting.url("/push")),
-            ("hubspot", "crm", self.crm.url("/push")),
+        for body in [
+            json!({"app": "quickbooks", "type": "accounting", "connector": "quickbooks",
+                   "baseUrl": self.accounting.base_url(),
+                   "settings": {"realmId": REALM, "paymentAccountId": CHECKING}}),
+            json!({"app": "hubspot", "type": "crm", "connector": "hubspot",
+                   "baseUrl": self.crm.base_url()}),
         ] {
             let c = self.admin_call(
                 "POST",
                 &format!("/admin/accounts/{acct}/connections"),
-                Some(json!({"app": app, "type": kind, "pushUrl": url})),
+                Some(body.clone()),
             )?;
-            let objects = c.json()["objects"].to_string();
+            let cj = c.json();
             self.check(
-                c.status == 201,
-                format!("connection {app} ({kind}) registered; receives {objects}"),
+                c.status == 201 && cj["connector"] == body["connector"],
+                format!(
+                    "connection {} ({}) registered with the {} connector; receives {}",
+                    body["app"].as_str().unwrap_or("?"),
+                    body["type"].as_str().unwrap_or("?"),
+                    cj["connector"].as_str().unwrap_or("?"),
+                    cj["objects"]
+                ),
             );
         }
         let w = self.admin_call(
@@ -402,31 +449,40 @@ impl Demo {
         }
     }
 
-    /// The pushes a fake received for one sync, printed.
-    fn pushes_for(&self, fake: &FakeServer, sync_id: &str) -> Vec<Received> {
-        let got: Vec<Received> = fake
-            .received()
-            .into_iter()
-            .filter(|r| r.header("x-sync-id") == Some(sync_id))
-            .collect();
+    /// The requests a fake provider received since `from` (its count before the write),
+    /// printed.
+    fn pushes_since(&self, fake: &FakeProvider, from: usize) -> Vec<Received> {
+        let got: Vec<Received> = fake.received().into_iter().skip(from).collect();
+        let name = fake.provider().key();
         if got.is_empty() {
-            println!("     {} received nothing", fake.name());
+            println!("     {name} received nothing");
         }
         for r in &got {
-            let b = r.json();
-            let refs = b
-                .get("references")
-                .map(|v| format!(" references {v}"))
-                .unwrap_or_default();
+            let path = r.path.split('?').next().unwrap_or("");
             println!(
-                "     {} received {} {}: {} {} (Idempotency-Key {}){refs} -> answered {}",
-                fake.name(),
+                "     {name} received {} {path}: {} -> answered {}",
                 r.method,
-                r.path,
-                b["operation"].as_str().unwrap_or("?"),
-                b["objectType"].as_str().unwrap_or("?"),
-                r.header("idempotency-key").unwrap_or("-"),
+                short(&r.body),
                 r.answered
+            );
+        }
+        got
+    }
+
+    /// The token requests the broker received since `from`, printed.
+    fn tokens_since(&self, from: usize) -> Vec<Value> {
+        let got: Vec<Value> = self
+            .broker
+            .received()
+            .iter()
+            .skip(from)
+            .map(Received::json)
+            .collect();
+        for t in &got {
+            println!(
+                "     token broker asked for a {} token (reason {})",
+                t["app"].as_str().unwrap_or("?"),
+                t["reason"].as_str().unwrap_or("?")
             );
         }
         got
@@ -513,14 +569,19 @@ impl Demo {
 
     fn customer_to_both(&mut self) -> Result<String, String> {
         println!();
-        println!("== 1. A customer, pushed to every connected application ==");
+        println!("== 1. A customer, pushed to every connected application in its own API ==");
+        let (qb0, hs0, tk0) = (
+            self.accounting.count(),
+            self.crm.count(),
+            self.broker.received().len(),
+        );
         let r = self.api(
             "POST",
             "/api/customers",
             &[("X-Sync-Data", "push"), ("X-Tracking-ID", "demo-customer")],
-            Some(json!({"name": "Acme Ltd", "email": "ap@acme.example.com",
+            Some(json!({"name": "Acme Ltd", "email": "ap@acme.example.com", "contactName": "Jo Bloggs",
                         "billingAddress": {"line1": "1 Main St", "city": "Springfield",
-                                           "postalCode": "12345", "country": "US"}})),
+                                           "region": "IL", "postalCode": "12345", "country": "US"}})),
         )?;
         let customer = r.json()["id"].as_str().unwrap_or_default().to_string();
         let sync = r.header("X-Sync-ID").unwrap_or_default().to_string();
@@ -535,23 +596,49 @@ impl Demo {
             "201 with X-Sync-ID, targets quickbooks and hubspot",
         );
         let s = self.wait_sync(&sync)?;
-        let qb = self.pushes_for(&self.accounting, &sync);
-        let hs = self.pushes_for(&self.crm, &sync);
+        let asked = self.tokens_since(tk0);
+        let qb = self.pushes_since(&self.accounting, qb0);
+        let hs = self.pushes_since(&self.crm, hs0);
         self.check(
             s["status"] == "succeeded" && s["trackingId"] == "demo-customer",
             "the sync succeeded and carries the tracking id",
         );
-        let one_create = |got: &[Received]| {
-            got.len() == 1
-                && got[0].json()["objectType"] == "customer"
-                && got[0].json()["operation"] == "create"
-                && got[0].header("x-tracking-id") == Some("demo-customer")
-                && got[0].header("idempotency-key").is_some()
-        };
-        let both = one_create(&qb) && one_create(&hs);
         self.check(
-            both,
-            "each application received one create of the customer with Idempotency-Key and X-Tracking-ID",
+            asked.len() == 2 && asked.iter().all(|t| t["reason"] == "missing"),
+            "writesync asked the host's broker once per connection for an access token",
+        );
+        let qb_ok = qb.len() == 1
+            && qb[0]
+                .path
+                .starts_with(&format!("/v3/company/{REALM}/customer?requestid="))
+            && qb[0].json()["DisplayName"] == "Acme Ltd"
+            && qb[0].json()["GivenName"] == "Jo"
+            && qb[0]
+                .header("authorization")
+                .is_some_and(|a| a.starts_with("Bearer tok-quickbooks-"));
+        self.check(
+            qb_ok,
+            "QuickBooks received a Customer (DisplayName, GivenName, BillAddr) with requestid and its bearer token",
+        );
+        let hs_ok = hs.len() == 1
+            && hs[0].path == "/crm/v3/objects/companies"
+            && hs[0].json()["properties"]["name"] == "Acme Ltd"
+            && hs[0].json()["properties"]["state"] == "IL";
+        self.check(hs_ok, "HubSpot received a company with its properties");
+        self.qb_customer = target_of(&s, "quickbooks")["remoteId"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        self.check(
+            !self.qb_customer.is_empty()
+                && self
+                    .accounting
+                    .entity("Customer", &self.qb_customer)
+                    .is_some(),
+            format!(
+                "the sync shows QuickBooks' id of the customer ({})",
+                self.qb_customer
+            ),
         );
         self.webhooks_for(&sync, 3)?;
         Ok(customer)
@@ -559,8 +646,9 @@ impl Demo {
 
     fn invoice_to_accounting(&mut self, customer: &str) -> Result<String, String> {
         println!();
-        println!("== 2. An invoice, pushed only to accounting (X-Sync-Sources: accounting) ==");
-        let crm_before = self.crm.count();
+        println!("== 2. An invoice, pushed only to accounting (X-Sync-Sources: accounting); QuickBooks throttles once ==");
+        let (qb0, hs0) = (self.accounting.count(), self.crm.count());
+        self.accounting.rate_limit_next(1, None);
         let r = self.api(
             "POST",
             "/api/invoices",
@@ -589,20 +677,25 @@ impl Demo {
             "the only target is quickbooks",
         );
         let s = self.wait_sync(&sync)?;
-        let qb = self.pushes_for(&self.accounting, &sync);
-        self.pushes_for(&self.crm, &sync);
-        let customer_ref = qb
-            .first()
-            .map(|p| p.json()["references"]["customerId"].clone())
-            .unwrap_or(Value::Null);
+        let qb = self.pushes_since(&self.accounting, qb0);
+        self.pushes_since(&self.crm, hs0);
+        let retried = qb.len() == 2
+            && qb[0].answered == 429
+            && qb[1].answered == 200
+            && qb[0].path == qb[1].path;
+        self.check(
+            retried && target_of(&s, "quickbooks")["attempts"] == 2,
+            "QuickBooks answered 429 ThrottleExceeded; the retry carried the same requestid and succeeded",
+        );
+        let body = qb.last().map(Received::json).unwrap_or(Value::Null);
         self.check(
             s["status"] == "succeeded"
-                && qb.len() == 1
-                && qb[0].json()["objectType"] == "invoice"
-                && customer_ref == "quickbooks-1",
-            "quickbooks received the invoice, its customer referenced by quickbooks' own id",
+                && body["CustomerRef"]["value"] == self.qb_customer.as_str()
+                && body["Line"][0]["Amount"] == 300.0
+                && body["TxnTaxDetail"]["TotalTax"] == 63.0,
+            "QuickBooks received an Invoice whose CustomerRef is QuickBooks' own customer id, amounts in EUR",
         );
-        self.check(self.crm.count() == crm_before, "hubspot received nothing");
+        self.check(self.crm.count() == hs0, "hubspot received nothing");
         self.webhooks_for(&sync, 2)?;
         Ok(id)
     }
@@ -610,14 +703,49 @@ impl Demo {
     fn expense_with_new_vendor(&mut self) -> Result<(), String> {
         println!();
         println!("== 3. An expense with a new vendor ==");
-        let crm_before = self.crm.count();
+        let expense = |account: Option<&str>| {
+            let mut line = json!({"description": "Printer paper", "amount": 4599});
+            if let Some(a) = account {
+                line["accountId"] = json!(a);
+            }
+            json!({"vendor": {"name": "Paper Supplies Co", "email": "billing@paper.example.com"},
+                   "date": "2026-11-03", "currency": "EUR", "lines": [line]})
+        };
+        let r = self.api(
+            "POST",
+            "/api/expenses",
+            &[("X-Sync-Data", "push"), ("X-Sync-Sources", "quickbooks")],
+            Some(expense(None)),
+        )?;
+        let e = &r.json()["errors"][0];
+        self.check(
+            r.status == 422
+                && e["pointer"] == "/lines/0/accountId"
+                && e["message"]
+                    .as_str()
+                    .is_some_and(|m| m.starts_with("quickbooks requires")),
+            "without an account on its line, an expense named for quickbooks is refused at once (422, not a failed push)",
+        );
+        let qb0 = self.accounting.count();
+        let a = self.api(
+            "POST",
+            "/api/accounts",
+            &[("X-Sync-Data", "push"), ("X-Sync-Sources", "quickbooks")],
+            Some(json!({"code": "6000", "name": "Office supplies", "type": "expense"})),
+        )?;
+        let account = a.json()["id"].as_str().unwrap_or_default().to_string();
+        let s = self.wait_sync(a.header("X-Sync-ID").unwrap_or_default())?;
+        self.pushes_since(&self.accounting, qb0);
+        self.check(
+            s["status"] == "succeeded",
+            "the expense account is pushed to QuickBooks' chart of accounts",
+        );
+        let (qb0, hs0) = (self.accounting.count(), self.crm.count());
         let r = self.api(
             "POST",
             "/api/expenses",
             &[("X-Sync-Data", "push")],
-            Some(json!({"vendor": {"name": "Paper Supplies Co", "email": "billing@paper.example.com"},
-                        "date": "2026-11-03", "currency": "EUR",
-                        "lines": [{"description": "Printer paper", "amount": 4599}]})),
+            Some(expense(Some(&account))),
         )?;
         let exp = r.json();
         let vendor = exp["vendorId"].as_str().unwrap_or_default().to_string();
@@ -631,30 +759,40 @@ impl Demo {
             "201; the expense carries vendorId and the new vendor is stored",
         );
         let s = self.wait_sync(&sync)?;
-        let qb = self.pushes_for(&self.accounting, &sync);
-        self.pushes_for(&self.crm, &sync);
+        let qb = self.pushes_since(&self.accounting, qb0);
+        self.pushes_since(&self.crm, hs0);
         let order: Vec<String> = qb
             .iter()
-            .map(|p| p.json()["objectType"].as_str().unwrap_or("?").to_string())
+            .map(|p| {
+                p.path
+                    .split('?')
+                    .next()
+                    .unwrap_or("")
+                    .rsplit('/')
+                    .next()
+                    .unwrap_or("?")
+                    .to_string()
+            })
             .collect();
         self.check(
-            s["status"] == "succeeded" && order == ["vendor", "expense"],
-            format!("quickbooks received the vendor first, then the expense ({order:?})"),
+            s["status"] == "succeeded" && order == ["vendor", "purchase"],
+            format!("QuickBooks received the Vendor first, then the Purchase ({order:?})"),
         );
-        let expense_ref = qb
-            .get(1)
-            .map(|p| p.json()["references"]["vendorId"].clone())
-            .unwrap_or(Value::Null);
+        let purchase = qb.get(1).map(Received::json).unwrap_or(Value::Null);
+        let vendor_id = self
+            .accounting
+            .entities("Vendor")
+            .into_iter()
+            .find(|(_, e)| e.body["DisplayName"] == "Paper Supplies Co")
+            .map(|(id, _)| id)
+            .unwrap_or_default();
         self.check(
-            expense_ref
-                .as_str()
-                .is_some_and(|s| s.starts_with("quickbooks-")),
-            "the expense push references the vendor by quickbooks' id",
+            purchase["EntityRef"]["value"] == vendor_id.as_str()
+                && purchase["AccountRef"]["value"] == CHECKING
+                && purchase["Line"][0]["AccountBasedExpenseLineDetail"]["AccountRef"]["value"].is_string(),
+            "the Purchase names the vendor and the expense account by QuickBooks' ids, paid from the Checking account",
         );
-        self.check(
-            self.crm.count() == crm_before,
-            "hubspot (a CRM) received nothing",
-        );
+        self.check(self.crm.count() == hs0, "hubspot (a CRM) received nothing");
         self.webhooks_for(&sync, 2)?;
         Ok(())
     }
@@ -662,6 +800,7 @@ impl Demo {
     fn payment(&mut self, invoice: &str) -> Result<(), String> {
         println!();
         println!("== 4. A payment that marks the invoice paid ==");
+        let qb0 = self.accounting.count();
         let r = self.api(
             "POST",
             &format!("/api/invoices/{invoice}/payments"),
@@ -684,10 +823,22 @@ impl Demo {
             "the invoice is paid with balance 0",
         );
         let s = self.wait_sync(&sync)?;
-        let qb = self.pushes_for(&self.accounting, &sync);
+        let qb = self.pushes_since(&self.accounting, qb0);
+        let body = qb.first().map(Received::json).unwrap_or(Value::Null);
+        let qb_invoice = self
+            .accounting
+            .entities("Invoice")
+            .into_iter()
+            .find(|(_, e)| e.body["DocNumber"] == "INV-1001")
+            .map(|(id, _)| id)
+            .unwrap_or_default();
         self.check(
-            s["status"] == "succeeded" && qb.len() == 1 && qb[0].json()["objectType"] == "payment",
-            "quickbooks received the payment",
+            s["status"] == "succeeded"
+                && qb.len() == 1
+                && body["TotalAmt"] == 363.0
+                && body["CustomerRef"]["value"] == self.qb_customer.as_str()
+                && body["Line"][0]["LinkedTxn"][0]["TxnId"] == qb_invoice.as_str(),
+            "QuickBooks received a Payment of 363.00 linked to its invoice",
         );
         self.webhooks_for(&sync, 2)?;
         Ok(())
@@ -808,4 +959,48 @@ impl Demo {
         );
         Ok(())
     }
+
+    fn token_renewal(&mut self, customer: &str) -> Result<(), String> {
+        println!();
+        println!("== 7. QuickBooks expires the access token; an update asks for a new one ==");
+        self.accounting.expire_token_next();
+        let (qb0, tk0) = (self.accounting.count(), self.broker.received().len());
+        let r = self.api(
+            "PATCH",
+            &format!("/api/customers/{customer}"),
+            &[("X-Sync-Data", "push"), ("X-Sync-Sources", "quickbooks")],
+            Some(json!({"phone": "+1 217 555 0100"})),
+        )?;
+        let s = self.wait_sync(r.header("X-Sync-ID").unwrap_or_default())?;
+        let asked = self.tokens_since(tk0);
+        let qb = self.pushes_since(&self.accounting, qb0);
+        self.check(
+            qb.len() == 2 && qb[0].answered == 401 && qb[1].answered == 200,
+            "QuickBooks refused the first attempt (401 AuthenticationFailed) and accepted the second",
+        );
+        self.check(
+            asked.len() == 1 && asked[0]["reason"] == "unauthorized",
+            "writesync asked the broker once for a new token (reason unauthorized)",
+        );
+        let body = qb.last().map(Received::json).unwrap_or(Value::Null);
+        let entity = self.accounting.entity("Customer", &self.qb_customer);
+        self.check(
+            s["status"] == "succeeded"
+                && target_of(&s, "quickbooks")["attempts"] == 1
+                && body["Id"] == self.qb_customer.as_str()
+                && body["SyncToken"] == "0"
+                && body["sparse"] == true
+                && entity.is_some_and(|e| e.version == 1),
+            "a sparse update with the SyncToken QuickBooks gave; the refused attempt did not count",
+        );
+        Ok(())
+    }
+}
+
+/// The target of `app` in a sync.
+fn target_of<'a>(sync: &'a Value, app: &str) -> &'a Value {
+    sync["targets"]
+        .as_array()
+        .and_then(|ts| ts.iter().find(|t| t["app"] == app))
+        .unwrap_or(&Value::Null)
 }

@@ -4,6 +4,11 @@
 //!
 //! A source answers `201 {"id": "<name>-<n>"}` to a create and `200 {"id": <remoteId>}` to an
 //! update; a webhook receiver answers `200 ok`.
+//!
+//! [`providers`] has fake QuickBooks, Xero, HubSpot and Shopify APIs for the provider
+//! connectors, and a fake token broker.
+
+pub mod providers;
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;

@@ -78,6 +78,13 @@ struct ServeArgs {
     #[arg(long, value_name = "S", value_parser = parse_timeout)]
     outbound_timeout_seconds: Option<f64>,
 
+    /// The token broker of provider connections (QuickBooks, Xero, HubSpot, Shopify): the
+    /// access-token requests of the engine are POSTed there as JSON
+    /// `{connectionId, accountId, app, reason}` and it answers
+    /// `{"accessToken": "...", "expiresAt": <Unix ms>}`. It keeps the refresh tokens.
+    #[arg(long, value_name = "URL", env = "WRITESYNC_TOKEN_URL", value_parser = parse_token_url)]
+    token_url: Option<String>,
+
     /// Least severity of the log lines written on stderr: debug, info, warn or error.
     #[arg(long, value_name = "LEVEL", env = "WRITESYNC_LOG", default_value = "info",
           value_parser = parse_level)]
@@ -99,6 +106,13 @@ fn parse_token(s: &str) -> Result<String, String> {
         return Err("the admin token must be visible ASCII without spaces".into());
     }
     Ok(s.to_string())
+}
+
+fn parse_token_url(s: &str) -> Result<String, String> {
+    match s.split_once("://") {
+        Some(("http" | "https", rest)) if !rest.is_empty() => Ok(s.to_string()),
+        _ => Err("the token URL must be an http or https URL".into()),
+    }
 }
 
 fn parse_level(s: &str) -> Result<log::Level, String> {
@@ -143,6 +157,7 @@ fn serve_config(a: ServeArgs) -> ServeConfig {
         push_retry: a.push_retry_schedule,
         webhook_retry: a.webhook_retry_schedule,
         allow_target_cidrs: a.allow_target_cidr,
+        token_url: a.token_url,
         ..ServeConfig::default()
     };
     if let Some(n) = a.max_body_bytes {

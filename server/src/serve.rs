@@ -78,6 +78,10 @@ pub struct ServeConfig {
     pub senders: usize,
     /// Runtime threads of the HTTP front.
     pub http_threads: usize,
+    /// The token broker that answers the access-token requests of provider connections
+    /// (`POST` of `{connectionId, accountId, app, reason}`, answer
+    /// `{"accessToken", "expiresAt"}`); `None`: such pushes fail.
+    pub token_url: Option<String>,
 }
 
 impl Default for ServeConfig {
@@ -97,6 +101,7 @@ impl Default for ServeConfig {
             connect_timeout: crate::transport::DEFAULT_CONNECT_TIMEOUT,
             senders: DEFAULT_SENDERS,
             http_threads: 2,
+            token_url: None,
         }
     }
 }
@@ -250,7 +255,12 @@ pub fn start(cfg: &ServeConfig) -> Result<RunningServer, ServeError> {
         }
     })?;
     let addr = http.local_addr();
-    let worker = match Worker::start(Arc::clone(&state), transport, cfg.senders) {
+    let worker = match Worker::start_with_token_url(
+        Arc::clone(&state),
+        transport,
+        cfg.senders,
+        cfg.token_url.clone(),
+    ) {
         Ok(w) => w,
         Err(e) => {
             http.shutdown(Duration::from_secs(1));

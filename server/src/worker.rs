@@ -1,6 +1,13 @@
 //! The push and webhook worker: claim due work from the engine, send it on a small pool of
 //! threads, report each outcome, sleep until the next deadline or a wake-up.
 //!
+//! Token requests (`WorkKind::Token`: a provider connection needs an access token) are
+//! answered by the operator's token broker: the item's JSON body
+//! `{connectionId, accountId, app, reason}` is POSTed to `--token-url`, whose answer
+//! (`200 {"accessToken", "expiresAt"}`) is reported as is. The broker holds the refresh
+//! tokens; writesync never sees one. Without `--token-url` a token request fails at once and
+//! the pushes waiting for it fail with that reason.
+//!
 //! The worker claims only as many items as it has idle senders, so a claimed item is sent at
 //! once and its lease (`--lease-seconds`) only has to cover one request. Pushes of one object
 //! to one connection are ordered by the engine (it hands out the next only after the previous
@@ -14,7 +21,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use writesync_core::{CoreError, Outcome, WorkItem, WorkKind};
+use writesync_core::{CoreError, OutboundRequest, Outcome, WorkItem, WorkKind};
 
 use crate::log;
 use crate::state::{now_ms, AppState};
@@ -36,12 +43,23 @@ pub struct Worker {
 }
 
 impl Worker {
-    /// Start the worker with `senders` sender threads.
+    /// Start the worker with `senders` sender threads and no token broker.
     pub fn start(
         state: Arc<AppState>,
         transport: Transport,
         senders: usize,
     ) -> std::io::Result<Worker> {
+        Worker::start_with_token_url(state, transport, senders, None)
+    }
+
+    /// Start the worker with `senders` sender threads; token requests go to `token_url`.
+    pub fn start_with_token_url(
+        state: Arc<AppState>,
+        transport: Transport,
+        senders: usize,
+        token_url: Option<String>,
+    ) -> std::io::Result<Worker> {
+        let token_url: Arc<Option<String>> = Arc::new(token_url);
         let senders = senders.max(1);
         let in_flight = Arc::new(AtomicUsize::new(0));
         let (tx, rx) = mpsc::channel::<WorkItem>();
@@ -52,10 +70,13 @@ impl Worker {
             let state = Arc::clone(&state);
             let transport = transport.clone();
             let in_flight = Arc::clone(&in_flight);
+            let token_url = Arc::clone(&token_url);
             pool.push(
                 std::thread::Builder::new()
                     .name(format!("sender-{i}"))
-                    .spawn(move || sender_loop(&rx, &state, &transport, &in_flight))?,
+                    .spawn(move || {
+                        sender_loop(&rx, &state, &transport, &in_flight, token_url.as_deref())
+                    })?,
             );
         }
         let main = std::thread::Builder::new()
@@ -177,6 +198,7 @@ fn sender_loop(
     state: &AppState,
     transport: &Transport,
     in_flight: &AtomicUsize,
+    token_url: Option<&str>,
 ) {
     loop {
         let next = {
@@ -186,7 +208,7 @@ fn sender_loop(
         let Ok(item) = next else {
             return;
         };
-        perform(state, transport, &item);
+        perform(state, transport, &item, token_url);
         in_flight.fetch_sub(1, Ordering::SeqCst);
         state.notify();
     }
@@ -200,14 +222,41 @@ fn header<'a>(item: &'a WorkItem, name: &str) -> Option<&'a str> {
         .map(|(_, v)| v.as_str())
 }
 
+/// Ask the token broker for a connection's access token.
+fn fetch_token(transport: &Transport, item: &WorkItem, token_url: Option<&str>) -> Outcome {
+    let Some(url) = token_url else {
+        return Outcome::Error {
+            error: "no token source: start writesync serve with --token-url".into(),
+            permanent: true,
+        };
+    };
+    let mut headers = std::collections::BTreeMap::new();
+    headers.insert("Content-Type".to_string(), "application/json".to_string());
+    headers.insert("Accept".to_string(), "application/json".to_string());
+    transport.send(&OutboundRequest {
+        method: "POST".into(),
+        url: url.to_string(),
+        headers,
+        body: item.request.body.clone(),
+    })
+}
+
 /// Send one item and report its outcome.
-fn perform(state: &AppState, transport: &Transport, item: &WorkItem) {
+fn perform(state: &AppState, transport: &Transport, item: &WorkItem, token_url: Option<&str>) {
     let kind = match item.kind {
         WorkKind::Push => "push",
         WorkKind::Webhook => "webhook",
+        WorkKind::Token => "token request",
     };
     let started = Instant::now();
-    let outcome = transport.send(&item.request);
+    let outcome = match item.kind {
+        WorkKind::Token => fetch_token(transport, item, token_url),
+        _ => transport.send(&item.request),
+    };
+    let url = match item.kind {
+        WorkKind::Token => token_url.unwrap_or(""),
+        _ => item.request.url.as_str(),
+    };
     let elapsed = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     let (status, error, permanent) = match &outcome {
         Outcome::Response { status, .. } => (json!(status), Value::Null, Value::Null),
@@ -217,7 +266,7 @@ fn perform(state: &AppState, transport: &Transport, item: &WorkItem) {
     };
     let ok = match (&outcome, item.kind) {
         (Outcome::Response { status, .. }, WorkKind::Push) => matches!(status, 200 | 201),
-        (Outcome::Response { status, .. }, WorkKind::Webhook) => *status == 200,
+        (Outcome::Response { status, .. }, WorkKind::Webhook | WorkKind::Token) => *status == 200,
         _ => false,
     };
     // A webhook body names the request that caused it; a push body does not.
@@ -225,12 +274,12 @@ fn perform(state: &AppState, transport: &Transport, item: &WorkItem) {
         WorkKind::Webhook => serde_json::from_str::<Value>(&item.request.body)
             .ok()
             .and_then(|b| b.get("requestId").and_then(Value::as_str).map(String::from)),
-        WorkKind::Push => None,
+        WorkKind::Push | WorkKind::Token => None,
     };
     let fields = [
         ("work", Value::String(item.id.clone())),
         ("kind", Value::String(kind.into())),
-        ("url", Value::String(log::redact_url(&item.request.url))),
+        ("url", Value::String(log::redact_url(url))),
         ("requestId", log::opt(request_id.as_deref())),
         ("syncId", log::opt(header(item, "X-Sync-ID"))),
         ("trackingId", log::opt(header(item, "X-Tracking-ID"))),

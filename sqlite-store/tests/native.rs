@@ -347,7 +347,8 @@ fn run_due_retries_at_the_next_deadline_and_performs_the_webhooks() {
         rule: |item: &WorkItem| match item.kind {
             WorkKind::Push if item.request.url.contains("shopify") => answer(503, "busy"),
             WorkKind::Push => answer(201, r#"{"id":"QB-1"}"#),
-            WorkKind::Webhook => answer(200, ""),
+            // These connections are generic: no token requests.
+            WorkKind::Webhook | WorkKind::Token => answer(200, ""),
         },
     };
     let stats = w.app.run_due(T0, &mut t).unwrap();
@@ -363,7 +364,8 @@ fn run_due_retries_at_the_next_deadline_and_performs_the_webhooks() {
     // Second round: everything answers.
     let mut ok = |item: &WorkItem| match item.kind {
         WorkKind::Push => answer(201, r#"{"id":"SH-1"}"#),
-        WorkKind::Webhook => answer(200, ""),
+        // These connections are generic: no token requests.
+        WorkKind::Webhook | WorkKind::Token => answer(200, ""),
     };
     let stats = w.app.run_due(retry_at, &mut ok).unwrap();
     assert_eq!((stats.pushes, stats.webhooks), (1, 2));
@@ -413,7 +415,8 @@ fn retention_removes_finished_deliveries_and_never_unfinished_ones() {
     let one = w.customer(&push(), T0);
     let mut all_ok = |item: &WorkItem| match item.kind {
         WorkKind::Push => answer(201, "{}"),
-        WorkKind::Webhook => answer(200, ""),
+        // These connections are generic: no token requests.
+        WorkKind::Webhook | WorkKind::Token => answer(200, ""),
     };
     w.app.run_due(T0, &mut all_ok).unwrap();
     assert_eq!(w.deliveries(&hook).len(), 2);
@@ -422,7 +425,8 @@ fn retention_removes_finished_deliveries_and_never_unfinished_ones() {
     let two = w.customer(&push(), T0);
     let mut hooks_down = |item: &WorkItem| match item.kind {
         WorkKind::Push => answer(201, "{}"),
-        WorkKind::Webhook => answer(500, "down"),
+        // These connections are generic: no token requests.
+        WorkKind::Webhook | WorkKind::Token => answer(500, "down"),
     };
     w.app.run_due(T0, &mut hooks_down).unwrap();
     let pending = |w: &mut World| {

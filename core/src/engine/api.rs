@@ -7,6 +7,7 @@ use super::tx::Tx;
 use super::writes;
 use super::{Engine, Step};
 use crate::cdm::{codes, FieldError, ObjectType};
+use crate::connectors::ConnectorKind;
 use crate::http::{
     is_json_content_type, is_visible_ascii, problem, split_path, validation_problem, ApiRequest,
     ApiResponse, ProblemKind,
@@ -377,6 +378,10 @@ fn admin(
                 "GET" => Ok(ApiResponse::json(200, &connection_json(&conn))),
                 "DELETE" => {
                     ctx.tx.delete(k);
+                    // The host's access token for it goes too.
+                    if !conn.connector.is_generic() {
+                        ctx.tx.delete(keys::token(&conn.id));
+                    }
                     Ok(ApiResponse::empty(204))
                 }
                 _ => method_not_allowed(&["GET", "DELETE"]),
@@ -474,9 +479,22 @@ pub(crate) fn account_json(a: &AccountRec) -> Value {
     json!({"id": a.id, "domain": a.domain, "writeEnabled": a.write_enabled, "createdAt": a.created_at})
 }
 
+/// The JSON of a connection. A provider connection also shows its `connector`, `baseUrl`
+/// and `settings` (which never hold secrets: tokens are the host's).
 fn connection_json(c: &ConnectionRec) -> Value {
-    json!({"id": c.id, "app": c.app, "type": c.app_type, "pushUrl": c.push_url,
-           "objects": c.objects, "createdAt": c.created_at})
+    let mut v = json!({"id": c.id, "app": c.app, "type": c.app_type,
+                       "objects": c.objects, "createdAt": c.created_at});
+    if let Some(o) = v.as_object_mut() {
+        if let Some(u) = &c.push_url {
+            o.insert("pushUrl".into(), Value::String(u.clone()));
+        }
+        if !c.connector.is_generic() {
+            o.insert("connector".into(), json!(c.connector));
+            o.insert("baseUrl".into(), json!(c.base_url));
+            o.insert("settings".into(), json!(c.settings));
+        }
+    }
+    v
 }
 
 fn webhook_json(w: &WebhookRec) -> Value {
@@ -709,7 +727,19 @@ fn create_connection(
     let body = json_body(req)?;
     let obj = require_object(&body)?;
     let mut errors = Vec::new();
-    reject_unknown(&body, &["app", "type", "pushUrl", "objects"], &mut errors);
+    reject_unknown(
+        &body,
+        &[
+            "app",
+            "type",
+            "pushUrl",
+            "objects",
+            "connector",
+            "baseUrl",
+            "settings",
+        ],
+        &mut errors,
+    );
     let app = match obj.get("app") {
         Some(Value::String(s)) if valid_app_key(s) => s.clone(),
         Some(Value::String(_)) => {
@@ -756,13 +786,70 @@ fn create_connection(
             String::new()
         }
     };
-    let push_url = url_field(obj, "pushUrl", engine, &mut errors);
+    let connector = match obj.get("connector") {
+        None | Some(Value::Null) => ConnectorKind::Generic,
+        Some(Value::String(s)) => match ConnectorKind::parse(s) {
+            Some(k) => k,
+            None => {
+                errors.push(field_error(
+                    "/connector",
+                    codes::INVALID_VALUE,
+                    "connector is one of generic, quickbooks, xero, hubspot, shopify",
+                ));
+                ConnectorKind::Generic
+            }
+        },
+        Some(_) => {
+            errors.push(field_error(
+                "/connector",
+                codes::INVALID_TYPE,
+                "connector must be a string",
+            ));
+            ConnectorKind::Generic
+        }
+    };
+    let (push_url, base_url) = if connector.is_generic() {
+        if obj.get("baseUrl").is_some_and(|v| !v.is_null()) {
+            errors.push(field_error(
+                "/baseUrl",
+                codes::INVALID_VALUE,
+                "baseUrl is for provider connectors; the generic connector sends to pushUrl",
+            ));
+        }
+        (Some(url_field(obj, "pushUrl", engine, &mut errors)), None)
+    } else {
+        if obj.get("pushUrl").is_some_and(|v| !v.is_null()) {
+            errors.push(field_error(
+                "/pushUrl",
+                codes::INVALID_VALUE,
+                format!(
+                    "pushUrl is for the generic connector; the {} connector sends to baseUrl",
+                    connector.as_str()
+                ),
+            ));
+        }
+        (None, Some(url_field(obj, "baseUrl", engine, &mut errors)))
+    };
+    let settings = connection_settings(obj, connector, &mut errors);
+    let capable = connector.connector().objects();
     let objects = match obj.get("objects") {
-        None | Some(Value::Null) => default_objects(&app_type),
+        None | Some(Value::Null) => default_objects(&app_type)
+            .into_iter()
+            .filter(|t| capable.contains(t))
+            .collect(),
         Some(Value::Array(list)) => {
             let mut out = Vec::new();
             for (i, v) in list.iter().enumerate() {
                 match v.as_str().and_then(ObjectType::parse) {
+                    Some(t) if !capable.contains(&t) => errors.push(field_error(
+                        &format!("/objects/{i}"),
+                        codes::INVALID_VALUE,
+                        format!(
+                            "the {} connector cannot push {}",
+                            connector.as_str(),
+                            t.as_str()
+                        ),
+                    )),
                     Some(t) => {
                         if !out.contains(&t) {
                             out.push(t)
@@ -793,9 +880,91 @@ fn create_connection(
         push_url,
         objects,
         created_at: ctx.now_str.clone(),
+        connector,
+        base_url,
+        settings,
     };
     ctx.tx.put_json(keys::connection(&account.id, &id), &rec);
     Ok(ApiResponse::json(201, &connection_json(&rec)))
+}
+
+/// The provider settings of a registration: an object of strings whose names the connector
+/// takes, with the ones it requires.
+fn connection_settings(
+    obj: &serde_json::Map<String, Value>,
+    connector: ConnectorKind,
+    errors: &mut Vec<FieldError>,
+) -> std::collections::BTreeMap<String, String> {
+    let specs = connector.connector().settings();
+    let mut out = std::collections::BTreeMap::new();
+    match obj.get("settings") {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(m)) => {
+            for (k, v) in m {
+                let p = format!("/settings/{}", crate::validate::pointer_token(k));
+                if !specs.iter().any(|s| s.name == k) {
+                    errors.push(field_error(
+                        &p,
+                        codes::UNKNOWN_FIELD,
+                        if specs.is_empty() {
+                            format!("the {} connector takes no settings", connector.as_str())
+                        } else {
+                            format!(
+                                "{k} is not a setting of the {} connector (it takes {})",
+                                connector.as_str(),
+                                specs.iter().map(|s| s.name).collect::<Vec<_>>().join(", ")
+                            )
+                        },
+                    ));
+                    continue;
+                }
+                match v {
+                    Value::String(s)
+                        if !s.trim().is_empty()
+                            && s.len() <= 255
+                            && !s.chars().any(char::is_control) =>
+                    {
+                        out.insert(k.clone(), s.clone());
+                    }
+                    Value::String(_) => errors.push(field_error(
+                        &p,
+                        codes::INVALID_FORMAT,
+                        format!("{k} is 1 to 255 bytes without control characters"),
+                    )),
+                    _ => errors.push(field_error(
+                        &p,
+                        codes::INVALID_TYPE,
+                        format!("{k} must be a string"),
+                    )),
+                }
+            }
+        }
+        Some(_) => errors.push(field_error(
+            "/settings",
+            codes::INVALID_TYPE,
+            "settings must be an object of strings",
+        )),
+    }
+    for spec in specs.iter().filter(|s| s.required) {
+        let present = obj
+            .get("settings")
+            .and_then(|s| s.get(spec.name))
+            .is_some_and(|v| !v.is_null());
+        if !present {
+            errors.push(field_error(
+                &format!("/settings/{}", spec.name),
+                codes::REQUIRED,
+                format!(
+                    "the {} connector requires the setting {} ({})",
+                    connector.as_str(),
+                    spec.name,
+                    spec.description
+                ),
+            ));
+        }
+    }
+    errors.extend(connector.connector().check_settings(&out));
+    out
 }
 
 fn url_field(

@@ -19,7 +19,7 @@ use crate::store::{Batch, KvRead, Storage};
 use crate::CoreError;
 
 pub use config::{ConfigJson, EngineConfig};
-pub use work::{OutboundRequest, Outcome, WorkItem, WorkKind};
+pub use work::{OutboundRequest, Outcome, WorkItem, WorkKind, TOKEN_EXPIRY_MARGIN_MS, TOKEN_URL};
 
 /// The result of planning one API request: the answer, and the writes that must be committed
 /// atomically before the answer is sent.

@@ -1,4 +1,15 @@
-//! Due work, outcomes, the sync and delivery state machines, and webhook events.
+//! Due work, outcomes, the sync, delivery and token-request state machines, and webhook
+//! events.
+//!
+//! A push to a connection whose connector needs an access token first looks for the
+//! connection's token ([`TokenRec`]). When there is none, or it has expired, the push waits
+//! (`waiting_for_token`) and the connection gets one open [`TokenRequestRec`], handed to the
+//! host as a [`WorkKind::Token`] item; the host answers `200 {"accessToken", "expiresAt"}`
+//! and every waiting push becomes due. A `401` from the provider marks the token the attempt
+//! carried as expired and asks once more, without counting the attempt; a second `401` fails
+//! the push. A token request that fails is retried on the push retry schedule when the failure
+//! may heal (transport error, `408`, `429`, `5xx`), otherwise (or after the last retry) the
+//! waiting pushes fail with the reason.
 
 use std::collections::BTreeMap;
 
@@ -9,6 +20,7 @@ use super::api::{Ctx, H};
 use super::tx::Tx;
 use super::writes::sync_json;
 use super::{DueWork, Engine};
+use crate::connectors::{Answer, Operation, ProviderVerdict, PushInput, Reference};
 use crate::records::*;
 use crate::store::{Batch, KvRead};
 use crate::util::crypto::{basic_auth_header, webhook_signature};
@@ -21,6 +33,12 @@ pub const WEBHOOK_ATTEMPTS: u32 = 4;
 /// How much of an answer body is kept in `lastError`.
 pub const ERROR_BODY_PREFIX: usize = 200;
 
+/// A token is treated as expired this long before the expiry the host gave.
+pub const TOKEN_EXPIRY_MARGIN_MS: i64 = 5_000;
+
+/// The URL of a token request item (it is not sent over HTTP: the host answers it).
+pub const TOKEN_URL: &str = "writesync:token";
+
 /// The kind of a work item.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -29,6 +47,14 @@ pub enum WorkKind {
     Push,
     /// A webhook delivery.
     Webhook,
+    /// A request to the host for a connection's access token: `request` is
+    /// `{method: "TOKEN", url: "writesync:token", headers: {}, body}` with the body
+    /// `{"connectionId", "accountId", "app", "reason"}` (`reason` is `missing`, `expired` or
+    /// `unauthorized`). The host answers `Outcome::Response` with status `200` and the body
+    /// `{"accessToken": "...", "expiresAt": <Unix ms, optional>}`, or any other status or an
+    /// `Outcome::Error` when it has no token (never a refresh token: the engine does not
+    /// want one).
+    Token,
 }
 
 /// An outbound HTTP request the host must perform.
@@ -44,12 +70,13 @@ pub struct OutboundRequest {
     pub body: String,
 }
 
-/// One push or delivery to perform now.
+/// One push, delivery or token request to perform now.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WorkItem {
-    /// Id to report the outcome with (`t.<task>.<attempt>` or `d.<delivery>.<attempt>`).
+    /// Id to report the outcome with (`t.<task>.<attempt>`, `d.<delivery>.<attempt>` or
+    /// `k.<connection>.<attempt>`).
     pub id: String,
-    /// Push or webhook.
+    /// Push, webhook or token.
     pub kind: WorkKind,
     /// What to send.
     pub request: OutboundRequest,
@@ -107,6 +134,7 @@ fn parse_due_key(key: &str) -> Option<(i64, char, &str)> {
     let kind = match kind {
         "t" => 't',
         "d" => 'd',
+        "k" => 'k',
         _ => return None,
     };
     Some((ms.parse().ok()?, kind, id))
@@ -149,6 +177,7 @@ pub(crate) fn due(
             let checkpoint = tx.checkpoint();
             let item = match kind {
                 't' => due_task(engine, now, &mut tx, id),
+                'k' => due_token_request(engine, now, &mut tx, id),
                 _ => due_delivery(engine, now, &mut tx, id),
             };
             match item {
@@ -209,61 +238,219 @@ fn due_task(
         finish_task(engine, now, tx, task)?;
         return Ok(None);
     };
+    let connector = conn.connector.connector();
+    let provider = !conn.connector.is_generic();
     let remote = tx.get_json::<RemoteRec>(&keys::remote(
         &conn.id,
         task.object.object_type,
         &task.object.id,
     ))?;
-    let mut references = serde_json::Map::new();
+    let mut references = Vec::with_capacity(task.references.len());
     for (field, t, rid) in &task.references {
-        if let Some(r) = tx.get_json::<RemoteRec>(&keys::remote(&conn.id, *t, rid))? {
-            if let Some(remote_id) = r.remote_id {
-                references.insert(field.clone(), Value::String(remote_id));
+        let remote_id = tx
+            .get_json::<RemoteRec>(&keys::remote(&conn.id, *t, rid))?
+            .and_then(|r| r.remote_id);
+        // Provider connectors may need the referenced object itself (an account's code).
+        let object = if provider && !rid.contains('/') {
+            tx.get_json::<Value>(&keys::object(&task.account_id, *t, rid))?
+        } else {
+            None
+        };
+        references.push(Reference {
+            field: field.clone(),
+            object_type: *t,
+            id: rid.clone(),
+            remote_id,
+            object,
+        });
+    }
+    let mut token = None;
+    if connector.needs_token() {
+        match tx.get_json::<TokenRec>(&keys::token(&conn.id))? {
+            Some(t) if !token_expired(&t, now) => token = Some(t),
+            other => {
+                let reason = if other.is_some() {
+                    "expired"
+                } else {
+                    "missing"
+                };
+                task.state = TaskState::WaitingForToken;
+                tx.put_json(keys::task(&task.id), &task);
+                let account = task.account_id.clone();
+                return ask_token(engine, now, tx, &conn, &account, &task.id, reason, true);
             }
         }
     }
-    let operation = if remote.is_some() { "update" } else { "create" };
-    let mut body = json!({
-        "syncId": task.sync_id,
-        "operation": operation,
-        "objectType": task.object.object_type,
-        "object": task.body,
-        "trackingId": task.tracking_id,
-    });
-    if let Some(o) = body.as_object_mut() {
-        if let Some(rid) = remote.and_then(|r| r.remote_id) {
-            o.insert("remoteId".into(), Value::String(rid));
+    let url = if provider {
+        conn.base_url.as_deref()
+    } else {
+        conn.push_url.as_deref()
+    };
+    let input = PushInput {
+        object_type: task.object.object_type,
+        object: &task.body,
+        operation: if remote.is_some() {
+            Operation::Update
+        } else {
+            Operation::Create
+        },
+        remote_id: remote.as_ref().and_then(|r| r.remote_id.as_deref()),
+        remote_version: remote.as_ref().and_then(|r| r.version.as_deref()),
+        references: &references,
+        idempotency_key: &task.id,
+        sync_id: &task.sync_id,
+        tracking_id: task.tracking_id.as_deref(),
+        url: url.unwrap_or_default(),
+        settings: &conn.settings,
+        access_token: token.as_ref().map(|t| t.access_token.as_str()),
+    };
+    let request = match connector.request(&input) {
+        Ok(r) => r,
+        Err(why) => {
+            task.last_error = Some(why);
+            task.state = TaskState::Failed;
+            finish_task(engine, now, tx, task)?;
+            return Ok(None);
         }
-        if !references.is_empty() {
-            o.insert("references".into(), Value::Object(references));
-        }
-    }
+    };
     task.attempts = task.attempts.saturating_add(1);
+    task.token_serial = token.map(|t| t.serial);
     let until = lease_until(engine, now);
     task.state = TaskState::InProgress {
         lease_until_ms: until,
     };
     tx.put(keys::due_task(until, &task.id), "\"\"");
-    let mut headers = BTreeMap::new();
-    headers.insert("Content-Type".to_string(), "application/json".to_string());
-    headers.insert("Idempotency-Key".to_string(), task.id.clone());
-    headers.insert("X-Sync-ID".to_string(), task.sync_id.clone());
-    if let Some(t) = &task.tracking_id {
-        headers.insert("X-Tracking-ID".to_string(), t.clone());
-    }
     let item = WorkItem {
         id: format!("t.{}.{}", task.id, task.attempts),
         kind: WorkKind::Push,
-        request: OutboundRequest {
-            method: "POST".into(),
-            url: conn.push_url,
-            headers,
-            body: body.to_string(),
-        },
+        request,
     };
     update_target(engine, now, tx, &task)?;
     tx.put_json(keys::task(&task.id), &task);
     Ok(Some(item))
+}
+
+fn token_expired(t: &TokenRec, now: i64) -> bool {
+    t.access_token.is_empty()
+        || t.expires_at_ms
+            .is_some_and(|e| e.saturating_sub(TOKEN_EXPIRY_MARGIN_MS) <= now)
+}
+
+/// Make `task_id` wait for the connection's token: join the open request, or open one. With
+/// `emit_now` a new request is handed out at once (as the returned item); otherwise it is due
+/// at `now`.
+#[allow(clippy::too_many_arguments)]
+fn ask_token(
+    engine: &mut Engine,
+    now: i64,
+    tx: &mut Tx<'_>,
+    conn: &ConnectionRec,
+    account_id: &str,
+    task_id: &str,
+    reason: &str,
+    emit_now: bool,
+) -> Result<Option<WorkItem>, CoreError> {
+    let key = keys::token_request(&conn.id);
+    if let Some(mut r) = tx.get_json::<TokenRequestRec>(&key)? {
+        if !r.waiting.iter().any(|w| w == task_id) {
+            r.waiting.push(task_id.to_string());
+        }
+        tx.put_json(key, &r);
+        return Ok(None);
+    }
+    let mut r = TokenRequestRec {
+        connection_id: conn.id.clone(),
+        account_id: account_id.to_string(),
+        app: conn.app.clone(),
+        reason: reason.to_string(),
+        state: TokenRequestState::Pending { due_ms: now },
+        attempts: 0,
+        waiting: vec![task_id.to_string()],
+    };
+    if emit_now {
+        return Ok(Some(lease_token_request(engine, now, tx, &mut r)));
+    }
+    tx.put(keys::due_token(now, &conn.id), "\"\"");
+    tx.put_json(key, &r);
+    Ok(None)
+}
+
+/// Hand a token request to the host: lease it and build its item.
+fn lease_token_request(
+    engine: &Engine,
+    now: i64,
+    tx: &mut Tx<'_>,
+    r: &mut TokenRequestRec,
+) -> WorkItem {
+    r.attempts = r.attempts.saturating_add(1);
+    let until = lease_until(engine, now);
+    r.state = TokenRequestState::InProgress {
+        lease_until_ms: until,
+    };
+    tx.put(keys::due_token(until, &r.connection_id), "\"\"");
+    tx.put_json(keys::token_request(&r.connection_id), &*r);
+    let body = json!({
+        "connectionId": r.connection_id,
+        "accountId": r.account_id,
+        "app": r.app,
+        "reason": r.reason,
+    });
+    WorkItem {
+        id: format!("k.{}.{}", r.connection_id, r.attempts),
+        kind: WorkKind::Token,
+        request: OutboundRequest {
+            method: "TOKEN".into(),
+            url: TOKEN_URL.into(),
+            headers: BTreeMap::new(),
+            body: body.to_string(),
+        },
+    }
+}
+
+/// A token request's wake-up: hand it out (again), or give up after its last attempt.
+fn due_token_request(
+    engine: &mut Engine,
+    now: i64,
+    tx: &mut Tx<'_>,
+    connection: &str,
+) -> Result<Option<WorkItem>, CoreError> {
+    let Some(mut r) = tx.get_json::<TokenRequestRec>(&keys::token_request(connection))? else {
+        return Ok(None);
+    };
+    if matches!(r.state, TokenRequestState::InProgress { .. })
+        && r.attempts >= push_attempts_allowed(engine)
+    {
+        tx.delete(keys::token_request(connection));
+        let why = format!(
+            "no access token for {}: the host reported no result before the lease expired",
+            r.app
+        );
+        fail_waiting(engine, now, tx, r.waiting, &why)?;
+        return Ok(None);
+    }
+    Ok(Some(lease_token_request(engine, now, tx, &mut r)))
+}
+
+/// Fail every push still waiting for a token, with `why`.
+fn fail_waiting(
+    engine: &mut Engine,
+    now: i64,
+    tx: &mut Tx<'_>,
+    waiting: Vec<String>,
+    why: &str,
+) -> Result<(), CoreError> {
+    for tid in waiting {
+        let Some(mut t) = tx.get_json::<TaskRec>(&keys::task(&tid))? else {
+            continue;
+        };
+        if t.state != TaskState::WaitingForToken {
+            continue;
+        }
+        t.last_error = Some(why.to_string());
+        t.state = TaskState::Failed;
+        finish_task(engine, now, tx, t)?;
+    }
+    Ok(())
 }
 
 fn due_delivery(
@@ -345,6 +532,7 @@ fn parse_work_id(id: &str) -> Option<(char, &str, u32)> {
     let kind = match kind {
         "t" => 't',
         "d" => 'd',
+        "k" => 'k',
         _ => return None,
     };
     if rid.is_empty() || rid.contains('/') {
@@ -370,6 +558,13 @@ pub(crate) fn recover(now: i64, store: &dyn KvRead) -> Result<Batch, CoreError> 
                     ..
                 }))
             ),
+            'k' => matches!(
+                tx.get_json::<TokenRequestRec>(&keys::token_request(id)),
+                Ok(Some(TokenRequestRec {
+                    state: TokenRequestState::InProgress { .. },
+                    ..
+                }))
+            ),
             _ => matches!(
                 tx.get_json::<DeliveryRec>(&keys::delivery(id)),
                 Ok(Some(DeliveryRec {
@@ -381,10 +576,10 @@ pub(crate) fn recover(now: i64, store: &dyn KvRead) -> Result<Batch, CoreError> 
         if leased {
             tx.delete(key.clone());
             tx.put(
-                if kind == 't' {
-                    keys::due_task(now, id)
-                } else {
-                    keys::due_delivery(now, id)
+                match kind {
+                    't' => keys::due_task(now, id),
+                    'k' => keys::due_token(now, id),
+                    _ => keys::due_delivery(now, id),
                 },
                 "\"\"",
             );
@@ -406,49 +601,44 @@ pub(crate) fn report(
     let mut tx = Tx::new(store);
     match kind {
         't' => report_task(engine, now, &mut tx, work_id, id, attempt, outcome)?,
+        'k' => report_token(engine, now, &mut tx, work_id, id, attempt, outcome)?,
         _ => report_delivery(engine, now, &mut tx, work_id, id, attempt, outcome)?,
     }
     Ok(tx.into_batch())
 }
 
-enum Verdict {
-    Success(Option<String>),
-    Retryable(String, Option<u64>),
-    Permanent(String),
-}
-
-fn classify_push(outcome: &Outcome, now: i64) -> Verdict {
+/// What an outcome means for a push: the connector reads an answer; transport errors are
+/// retried unless the host says retrying cannot help.
+fn classify_push(
+    connector: crate::connectors::ConnectorKind,
+    operation: Operation,
+    object_type: crate::cdm::ObjectType,
+    outcome: &Outcome,
+    now: i64,
+) -> ProviderVerdict {
     match outcome {
-        Outcome::Response { status, body, .. } => match status {
-            200 | 201 => {
-                let id = serde_json::from_str::<Value>(body)
-                    .ok()
-                    .and_then(|v| match v.get("id") {
-                        Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
-                        Some(Value::Number(n)) => Some(n.to_string()),
-                        _ => None,
-                    });
-                Verdict::Success(id)
-            }
-            408 | 429 | 500..=599 => {
-                let after = outcome
-                    .header("Retry-After")
-                    .and_then(|v| parse_retry_after(v, now));
-                Verdict::Retryable(
-                    format!("HTTP {status}: {}", truncate(body, ERROR_BODY_PREFIX)),
-                    after,
-                )
-            }
-            _ => Verdict::Permanent(format!(
-                "HTTP {status}: {}",
-                truncate(body, ERROR_BODY_PREFIX)
-            )),
-        },
+        Outcome::Response {
+            status,
+            headers,
+            body,
+        } => connector.connector().interpret(&Answer {
+            object_type,
+            operation,
+            status: *status,
+            headers,
+            body,
+            now_ms: now,
+        }),
         Outcome::Error {
             error,
             permanent: true,
-        } => Verdict::Permanent(truncate(error, 500)),
-        Outcome::Error { error, .. } => Verdict::Retryable(truncate(error, 500), None),
+        } => ProviderVerdict::Permanent {
+            error: truncate(error, 500),
+        },
+        Outcome::Error { error, .. } => ProviderVerdict::Retryable {
+            error: truncate(error, 500),
+            retry_after_ms: None,
+        },
     }
 }
 
@@ -475,25 +665,45 @@ fn report_task(
         )));
     }
     tx.delete(keys::due_task(lease_until_ms, &task.id));
-    match classify_push(outcome, now) {
-        Verdict::Success(remote_id) => {
-            let rk = keys::remote(
-                &task.connection_id,
-                task.object.object_type,
-                &task.object.id,
-            );
-            let previous = tx.get_json::<RemoteRec>(&rk)?.and_then(|r| r.remote_id);
+    let rk = keys::remote(
+        &task.connection_id,
+        task.object.object_type,
+        &task.object.id,
+    );
+    let previous = tx.get_json::<RemoteRec>(&rk)?;
+    let operation = if previous.is_some() {
+        Operation::Update
+    } else {
+        Operation::Create
+    };
+    let verdict = classify_push(
+        task.connector,
+        operation,
+        task.object.object_type,
+        outcome,
+        now,
+    );
+    match verdict {
+        ProviderVerdict::Success { remote_id, version } => {
+            let (previous_id, previous_version) = match previous {
+                Some(r) => (r.remote_id, r.version),
+                None => (None, None),
+            };
             tx.put_json(
                 rk,
                 &RemoteRec {
-                    remote_id: remote_id.or(previous),
+                    remote_id: remote_id.or(previous_id),
+                    version: version.or(previous_version),
                 },
             );
             task.state = TaskState::Succeeded;
             task.last_error = None;
             finish_task(engine, now, tx, task)
         }
-        Verdict::Retryable(error, after) => {
+        ProviderVerdict::Retryable {
+            error,
+            retry_after_ms: after,
+        } => {
             task.last_error = Some(error);
             let retry_index = task.attempts.saturating_sub(1) as usize;
             if retry_index < engine.config.push_retry.len() {
@@ -511,12 +721,188 @@ fn report_task(
                 finish_task(engine, now, tx, task)
             }
         }
-        Verdict::Permanent(error) => {
+        ProviderVerdict::Unauthorized { error }
+            if !task.reauthorized && task.connector.connector().needs_token() =>
+        {
+            reauthorize(engine, now, tx, task, error)
+        }
+        ProviderVerdict::Permanent { error } | ProviderVerdict::Unauthorized { error } => {
             task.last_error = Some(error);
             task.state = TaskState::Failed;
             finish_task(engine, now, tx, task)
         }
     }
+}
+
+/// A first `401`: the token this attempt carried is spent; ask the host for a new one (unless
+/// a newer one already arrived) and send again, without counting the attempt.
+fn reauthorize(
+    engine: &mut Engine,
+    now: i64,
+    tx: &mut Tx<'_>,
+    mut task: TaskRec,
+    error: String,
+) -> Result<(), CoreError> {
+    task.reauthorized = true;
+    task.attempts = task.attempts.saturating_sub(1);
+    task.last_error = Some(error);
+    let tk = keys::token(&task.connection_id);
+    let newer = match tx.get_json::<TokenRec>(&tk)? {
+        Some(t) if Some(t.serial) != task.token_serial && !token_expired(&t, now) => true,
+        Some(mut t) => {
+            // Keep the record (and its serial); mark it spent.
+            t.expires_at_ms = Some(0);
+            tx.put_json(tk, &t);
+            false
+        }
+        None => false,
+    };
+    task.token_serial = None;
+    if newer {
+        task.state = TaskState::Pending { due_ms: now };
+        tx.put(keys::due_task(now, &task.id), "\"\"");
+    } else {
+        let Some(conn) =
+            tx.get_json::<ConnectionRec>(&keys::connection(&task.account_id, &task.connection_id))?
+        else {
+            task.last_error = Some("the connection was deleted".into());
+            task.state = TaskState::Failed;
+            return finish_task(engine, now, tx, task);
+        };
+        task.state = TaskState::WaitingForToken;
+        tx.put_json(keys::task(&task.id), &task);
+        let account = task.account_id.clone();
+        ask_token(
+            engine,
+            now,
+            tx,
+            &conn,
+            &account,
+            &task.id,
+            "unauthorized",
+            false,
+        )?;
+    }
+    update_target(engine, now, tx, &task)?;
+    tx.put_json(keys::task(&task.id), &task);
+    Ok(())
+}
+
+/// Why a token request failed: the text, whether retrying may help, the delay asked for.
+type TokenFailure = (String, bool, Option<u64>);
+
+/// The host's answer to a token request.
+fn report_token(
+    engine: &mut Engine,
+    now: i64,
+    tx: &mut Tx<'_>,
+    work_id: &str,
+    connection: &str,
+    attempt: u32,
+    outcome: &Outcome,
+) -> Result<(), CoreError> {
+    let key = keys::token_request(connection);
+    let Some(mut r) = tx.get_json::<TokenRequestRec>(&key)? else {
+        return Err(CoreError::UnknownWork(work_id.to_string()));
+    };
+    let TokenRequestState::InProgress { lease_until_ms } = r.state else {
+        return Err(CoreError::UnknownWork(format!(
+            "{work_id} is not in progress"
+        )));
+    };
+    if r.attempts != attempt {
+        return Err(CoreError::UnknownWork(format!(
+            "{work_id} is not the current attempt"
+        )));
+    }
+    tx.delete(keys::due_token(lease_until_ms, connection));
+    // The error text never includes a 200 answer's body: it may hold a token.
+    let answer: Result<(String, Option<i64>), TokenFailure> = match outcome {
+        Outcome::Response {
+            status: 200 | 201,
+            body,
+            ..
+        } => parse_token_answer(body).ok_or_else(|| {
+            (
+                "the host's token answer is not {\"accessToken\": \"...\", \"expiresAt\": <ms>}"
+                    .to_string(),
+                false,
+                None,
+            )
+        }),
+        Outcome::Response { status, body, .. } => {
+            let retry = matches!(status, 408 | 429 | 500..=599);
+            let after = outcome
+                .header("Retry-After")
+                .and_then(|v| parse_retry_after(v, now));
+            Err((
+                format!("HTTP {status}: {}", truncate(body, ERROR_BODY_PREFIX)),
+                retry,
+                after,
+            ))
+        }
+        Outcome::Error { error, permanent } => Err((truncate(error, 500), !permanent, None)),
+    };
+    match answer {
+        Ok((access_token, expires_at_ms)) => {
+            let tk = keys::token(connection);
+            let serial = tx
+                .get_json::<TokenRec>(&tk)?
+                .map_or(1, |t| t.serial.saturating_add(1));
+            tx.put_json(
+                tk,
+                &TokenRec {
+                    access_token,
+                    expires_at_ms,
+                    serial,
+                },
+            );
+            tx.delete(key);
+            for tid in &r.waiting {
+                let Some(mut t) = tx.get_json::<TaskRec>(&keys::task(tid))? else {
+                    continue;
+                };
+                if t.state != TaskState::WaitingForToken {
+                    continue;
+                }
+                t.state = TaskState::Pending { due_ms: now };
+                tx.put(keys::due_task(now, tid), "\"\"");
+                tx.put_json(keys::task(tid), &t);
+            }
+            Ok(())
+        }
+        Err((error, retryable, after)) => {
+            let retry_index = r.attempts.saturating_sub(1) as usize;
+            if retryable && retry_index < engine.config.push_retry.len() {
+                let unit = engine.unit();
+                let delay = jittered(engine.config.push_retry.delay_for_retry(retry_index), unit)
+                    .max(after.unwrap_or(0));
+                let due = now.saturating_add(i64::try_from(delay).unwrap_or(i64::MAX / 2));
+                r.state = TokenRequestState::Pending { due_ms: due };
+                tx.put(keys::due_token(due, connection), "\"\"");
+                tx.put_json(key, &r);
+                Ok(())
+            } else {
+                tx.delete(key);
+                let why = format!("no access token for {}: {error}", r.app);
+                fail_waiting(engine, now, tx, r.waiting, &why)
+            }
+        }
+    }
+}
+
+/// `{"accessToken": "<non-empty>", "expiresAt": <ms or null, optional>}`.
+fn parse_token_answer(body: &str) -> Option<(String, Option<i64>)> {
+    let v: Value = serde_json::from_str(body).ok()?;
+    let token = v.get("accessToken")?.as_str()?.trim();
+    if token.is_empty() || token.len() > 8192 || token.chars().any(char::is_control) {
+        return None;
+    }
+    let expires = match v.get("expiresAt") {
+        None | Some(Value::Null) => None,
+        Some(x) => Some(x.as_i64()?),
+    };
+    Some((token.to_string(), expires))
 }
 
 /// A task reached a final state: store it, release the tasks waiting for it (failing those
@@ -650,7 +1036,7 @@ fn account_domain(tx: &Tx<'_>, account: &str) -> Result<String, CoreError> {
         .unwrap_or_default())
 }
 
-fn emit_target_update(
+pub(crate) fn emit_target_update(
     engine: &mut Engine,
     now: i64,
     tx: &mut Tx<'_>,
@@ -939,12 +1325,17 @@ mod tests {
 
     #[test]
     fn classify() {
+        use crate::cdm::ObjectType::Customer;
+        use crate::connectors::ConnectorKind::Generic;
+        let c = |o: &Outcome| classify_push(Generic, Operation::Create, Customer, o, 0);
         let ok = Outcome::Response {
             status: 201,
             headers: BTreeMap::new(),
             body: r#"{"id":"R1"}"#.into(),
         };
-        assert!(matches!(classify_push(&ok, 0), Verdict::Success(Some(ref s)) if s == "R1"));
+        assert!(
+            matches!(c(&ok), ProviderVerdict::Success { remote_id: Some(ref s), .. } if s == "R1")
+        );
         let mut h = BTreeMap::new();
         h.insert("retry-after".to_string(), "7".to_string());
         let busy = Outcome::Response {
@@ -953,8 +1344,11 @@ mod tests {
             body: String::new(),
         };
         assert!(matches!(
-            classify_push(&busy, 0),
-            Verdict::Retryable(_, Some(7000))
+            c(&busy),
+            ProviderVerdict::Retryable {
+                retry_after_ms: Some(7000),
+                ..
+            }
         ));
         let bad = Outcome::Response {
             status: 400,
@@ -962,26 +1356,54 @@ mod tests {
             body: "nope".into(),
         };
         assert!(
-            matches!(classify_push(&bad, 0), Verdict::Permanent(ref e) if e == "HTTP 400: nope")
+            matches!(c(&bad), ProviderVerdict::Permanent { ref error } if error == "HTTP 400: nope")
         );
         let moved = Outcome::Response {
             status: 301,
             headers: BTreeMap::new(),
             body: String::new(),
         };
-        assert!(matches!(classify_push(&moved, 0), Verdict::Permanent(_)));
+        assert!(matches!(c(&moved), ProviderVerdict::Permanent { .. }));
+        // The generic connector never asks for a token: a 401 is a permanent failure.
+        let denied = Outcome::Response {
+            status: 401,
+            headers: BTreeMap::new(),
+            body: String::new(),
+        };
+        assert!(matches!(c(&denied), ProviderVerdict::Permanent { .. }));
         let refused = Outcome::Error {
             error: "refused".into(),
             permanent: true,
         };
-        assert!(matches!(classify_push(&refused, 0), Verdict::Permanent(_)));
+        assert!(matches!(c(&refused), ProviderVerdict::Permanent { .. }));
         let reset = Outcome::Error {
             error: "reset".into(),
             permanent: false,
         };
         assert!(matches!(
-            classify_push(&reset, 0),
-            Verdict::Retryable(_, None)
+            c(&reset),
+            ProviderVerdict::Retryable {
+                retry_after_ms: None,
+                ..
+            }
         ));
+    }
+
+    #[test]
+    fn token_answers_parse() {
+        assert_eq!(
+            parse_token_answer(r#"{"accessToken":"abc","expiresAt":1790000000000}"#),
+            Some(("abc".into(), Some(1_790_000_000_000)))
+        );
+        assert_eq!(
+            parse_token_answer(r#"{"accessToken":"abc"}"#),
+            Some(("abc".into(), None))
+        );
+        assert_eq!(parse_token_answer(r#"{"accessToken":""}"#), None);
+        assert_eq!(
+            parse_token_answer(r#"{"accessToken":"a","expiresAt":"soon"}"#),
+            None
+        );
+        assert_eq!(parse_token_answer("nope"), None);
     }
 }

@@ -12,7 +12,7 @@ use super::api::{
     SCOPE_WRITE,
 };
 use super::tx::Tx;
-use super::work::emit_sync_complete;
+use super::work::{emit_sync_complete, emit_target_update};
 use super::Engine;
 use crate::cdm::*;
 use crate::http::{ApiRequest, ApiResponse, ProblemKind};
@@ -126,6 +126,29 @@ pub(crate) struct PushItem {
     pub references: Vec<(String, ObjectType, String)>,
     /// This item may only be sent after the previous item of the same target succeeded.
     pub requires_previous: bool,
+    /// More references that provider connectors need (a line's account, a payment's
+    /// customer); the generic connector's envelope does not carry them.
+    pub connector_references: Vec<(String, ObjectType, String)>,
+    /// Where the object is in the request body (`""`, `/vendor`, `/3`), for the pointers of
+    /// connector requirements.
+    pub pointer: String,
+}
+
+/// The accounts of an object's lines as connector references `lines/{i}/accountId`.
+fn line_accounts<'a>(
+    ids: impl Iterator<Item = Option<&'a String>>,
+) -> Vec<(String, ObjectType, String)> {
+    ids.enumerate()
+        .filter_map(|(i, id)| {
+            id.map(|id| {
+                (
+                    format!("lines/{i}/accountId"),
+                    ObjectType::Account,
+                    id.clone(),
+                )
+            })
+        })
+        .collect()
 }
 
 /// What a write wants pushed.
@@ -433,6 +456,8 @@ fn single(
             body: stored.raw.clone(),
             references,
             requires_previous: false,
+            connector_references: vec![],
+            pointer: String::new(),
         }],
     }
 }
@@ -504,7 +529,11 @@ fn create(
                 ObjectType::Customer,
                 inv.customer_id.clone(),
             )];
-            let push = single(t, &inv.meta.id, label(t, &inv.number), &v, "create", refs);
+            let mut push = single(t, &inv.meta.id, label(t, &inv.number), &v, "create", refs);
+            for item in &mut push.items {
+                item.connector_references =
+                    line_accounts(inv.lines.iter().map(|l| l.account_id.as_ref()));
+            }
             Ok(Written {
                 status: 201,
                 etag: Some(1),
@@ -543,6 +572,12 @@ fn create(
                     body: v.raw.clone(),
                     references: vec![],
                     requires_previous: false,
+                    connector_references: vec![],
+                    pointer: if is_array {
+                        format!("/{}", items.len())
+                    } else {
+                        String::new()
+                    },
                 });
                 names.push(b.external_id.clone().unwrap_or_else(|| b.meta.id.clone()));
                 stored.push(v.text);
@@ -600,6 +635,8 @@ fn write_expense(
             body: vv.raw.clone(),
             references: vec![],
             requires_previous: false,
+            connector_references: vec![],
+            pointer: "/vendor".to_string(),
         });
     }
     let (status, operation) = match existing {
@@ -626,6 +663,8 @@ fn write_expense(
             exp.vendor_id.clone(),
         )],
         requires_previous,
+        connector_references: line_accounts(exp.lines.iter().map(|l| l.account_id.as_ref())),
+        pointer: String::new(),
     });
     let push = PushPlan {
         route_type: ObjectType::Expense,
@@ -777,7 +816,12 @@ fn update(
                 ObjectType::Customer,
                 inv.customer_id.clone(),
             )];
-            Ok(written(store(ctx, account, t, id, &inv), &inv.number, refs))
+            let accounts = line_accounts(inv.lines.iter().map(|l| l.account_id.as_ref()));
+            let mut w = written(store(ctx, account, t, id, &inv), &inv.number, refs);
+            for item in &mut w.push.items {
+                item.connector_references = accounts.clone();
+            }
+            Ok(w)
         }
         ObjectType::Expense => write_expense(engine, ctx, account, &input, Some(meta)),
         _ => fail(ProblemKind::NotFound, "this object cannot be updated"),
@@ -836,7 +880,7 @@ fn create_payment(
         ObjectType::Invoice,
         invoice_id.to_string(),
     )];
-    let push = single(
+    let mut push = single(
         ObjectType::Payment,
         &payment.meta.id,
         format!("payment of invoice {}", invoice.number),
@@ -844,6 +888,13 @@ fn create_payment(
         "create",
         refs,
     );
+    for item in &mut push.items {
+        item.connector_references = vec![(
+            "customerId".to_string(),
+            ObjectType::Customer,
+            invoice.customer_id.clone(),
+        )];
+    }
     Ok(Written {
         status: 201,
         etag: Some(1),
@@ -854,6 +905,11 @@ fn create_payment(
 
 /// Plan the sync of a pushing write: the sync record, one target per selected connection,
 /// and the push tasks, ordered behind unfinished pushes of the same objects.
+///
+/// A target whose connector finds fields missing that its provider needs is not pushed: when
+/// the client named it in `X-Sync-Sources` (by app key or type) the whole write fails with
+/// `422` and those errors; when it was only implied, the target is created `failed` with the
+/// reason and no task.
 fn plan_sync(
     engine: &mut Engine,
     ctx: &mut Ctx<'_>,
@@ -876,9 +932,27 @@ fn plan_sync(
         .into_iter()
         .filter_map(|r| connections.iter().find(|c| c.id == r.id))
         .collect();
+    let skipped = connector_checks(&plan, &selected, filter)?;
     let sync_id = engine.new_id(ctx.now);
     let mut targets = Vec::with_capacity(selected.len());
-    for conn in &selected {
+    let mut failed_at_plan = Vec::new();
+    for (conn, skip) in selected.iter().zip(skipped) {
+        if let Some(reason) = skip {
+            failed_at_plan.push(targets.len());
+            targets.push(TargetRec {
+                connection_id: conn.id.clone(),
+                app: conn.app.clone(),
+                app_type: conn.app_type.clone(),
+                status: TargetStatus::Failed,
+                attempts: 0,
+                remote_id: None,
+                last_error: Some(reason),
+                updated_at: ctx.now_str.clone(),
+                tasks: Vec::new(),
+            });
+            continue;
+        }
+        let provider = !conn.connector.is_generic();
         let mut task_ids: Vec<String> = Vec::new();
         let mut previous: Option<String> = None;
         for item in &plan.items {
@@ -886,6 +960,13 @@ fn plan_sync(
             if t != plan.route_type && !conn.objects.contains(&t) {
                 continue;
             }
+            let references = if provider && !item.connector_references.is_empty() {
+                let mut r = item.references.clone();
+                r.extend(item.connector_references.iter().cloned());
+                r
+            } else {
+                item.references.clone()
+            };
             let tid = engine.new_id(ctx.now);
             let mut waiting_on = Vec::new();
             let mut requires = Vec::new();
@@ -903,7 +984,7 @@ fn plan_sync(
                 Ok(())
             };
             wait_for(ctx, t, &item.object.id)?;
-            for (_, rt, rid) in &item.references {
+            for (_, rt, rid) in &references {
                 wait_for(ctx, *rt, rid)?;
             }
             if item.requires_previous {
@@ -934,7 +1015,10 @@ fn plan_sync(
                 waiting_on,
                 requires,
                 successors: Vec::new(),
-                references: item.references.clone(),
+                references,
+                connector: conn.connector,
+                reauthorized: false,
+                token_serial: None,
             };
             ctx.tx.put_json(keys::task(&tid), &task);
             ctx.tx.put(
@@ -963,14 +1047,11 @@ fn plan_sync(
         .filter(|i| i.object.object_type == plan.route_type)
         .map(|i| i.object.clone())
         .collect();
+    let status = SyncStatus::aggregate(&targets.iter().map(|t| t.status).collect::<Vec<_>>());
     let sync = SyncRec {
         id: sync_id.clone(),
         account_id: account.id.clone(),
-        status: if targets.is_empty() {
-            SyncStatus::NoTargets
-        } else {
-            SyncStatus::Pending
-        },
+        status,
         request_id: ctx.request_id.clone(),
         tracking_id: headers.tracking_id.clone(),
         operation: plan.operation.to_string(),
@@ -984,9 +1065,82 @@ fn plan_sync(
         updated_at: ctx.now_str.clone(),
         targets,
     };
-    if sync.status == SyncStatus::NoTargets {
+    for ti in failed_at_plan {
+        emit_target_update(engine, ctx.now, &mut ctx.tx, &sync, ti)?;
+    }
+    if sync.status.is_final() {
         emit_sync_complete(engine, ctx.now, &mut ctx.tx, &sync)?;
     }
     ctx.tx.put_json(keys::sync(&account.id, &sync_id), &sync);
     Ok((sync_id, apps))
+}
+
+/// Run each selected provider connector's requirements on the objects it would receive.
+/// Answers, per selected connection, the reason it is skipped (an implied target), or stops
+/// the write with `422` when a target the client named explicitly lacks fields.
+fn connector_checks(
+    plan: &PushPlan,
+    selected: &[&ConnectionRec],
+    filter: &SourceFilter,
+) -> H<Vec<Option<String>>> {
+    let mut parsed: Vec<Option<Value>> = vec![None; plan.items.len()];
+    let mut explicit_errors: Vec<FieldError> = Vec::new();
+    let mut skipped = Vec::with_capacity(selected.len());
+    for conn in selected {
+        if conn.connector.is_generic() {
+            skipped.push(None);
+            continue;
+        }
+        let connector = conn.connector.connector();
+        let mut errors: Vec<FieldError> = Vec::new();
+        for (n, item) in plan.items.iter().enumerate() {
+            let t = item.object.object_type;
+            if t != plan.route_type && !conn.objects.contains(&t) {
+                continue;
+            }
+            let Some(slot) = parsed.get_mut(n) else {
+                continue;
+            };
+            let object = slot
+                .get_or_insert_with(|| serde_json::from_str(item.body.get()).unwrap_or_default());
+            for mut e in connector.check(t, object, &conn.settings) {
+                e.pointer = format!("{}{}", item.pointer, e.pointer);
+                errors.push(e);
+            }
+        }
+        if errors.is_empty() {
+            skipped.push(None);
+            continue;
+        }
+        let named = match filter {
+            SourceFilter::Tokens(tokens) => tokens.iter().any(|x| {
+                x.eq_ignore_ascii_case(&conn.app) || x.eq_ignore_ascii_case(&conn.app_type)
+            }),
+            SourceFilter::All => false,
+        };
+        if named {
+            for e in errors {
+                if !explicit_errors.contains(&e) {
+                    explicit_errors.push(e);
+                }
+            }
+            skipped.push(None);
+        } else {
+            let reasons: Vec<String> = errors
+                .iter()
+                .map(|e| {
+                    if e.pointer.is_empty() {
+                        e.message.clone()
+                    } else {
+                        format!("{} (at {})", e.message, e.pointer)
+                    }
+                })
+                .collect();
+            skipped.push(Some(format!("not pushed: {}", reasons.join("; "))));
+        }
+    }
+    if !explicit_errors.is_empty() {
+        return invalid(explicit_errors);
+    }
+    Ok(skipped)
 }

@@ -1,0 +1,255 @@
+//! Shopify Admin REST API.
+//!
+//! A customer is created with `POST {baseUrl}/admin/api/{apiVersion}/customers.json` and
+//! updated with `PUT {baseUrl}/admin/api/{apiVersion}/customers/{id}.json`, body
+//! `{"customer": {...}}`, authenticated with `X-Shopify-Access-Token: {token}`. The answer is
+//! `{"customer": {"id": <number>, ...}}`; errors are `{"errors": "text"}` or
+//! `{"errors": {"field": ["message", ...]}}` (`422` for validation); throttling is `429` with
+//! `Retry-After` in (fractional) seconds.
+
+use std::collections::BTreeMap;
+
+use serde_json::{json, Map, Value};
+
+use super::{
+    encode, failure, join, requirement, s, split_name, text, Answer, Connector, ConnectorKind,
+    Operation, ProviderVerdict, PushInput, SettingSpec,
+};
+use crate::cdm::{codes, FieldError, ObjectType};
+use crate::OutboundRequest;
+
+/// The API version used when the connection names none.
+pub const DEFAULT_API_VERSION: &str = "2025-07";
+
+const APP: ConnectorKind = ConnectorKind::Shopify;
+
+const OBJECTS: [ObjectType; 1] = [ObjectType::Customer];
+
+const SETTINGS: [SettingSpec; 1] = [SettingSpec {
+    name: "apiVersion",
+    required: false,
+    description: "the Admin API version in the path, YYYY-MM (default 2025-07)",
+}];
+
+/// The Shopify connector (see the module docs).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Shopify;
+
+/// A phone number in E.164 form (`+` and 7 to 15 digits) once blanks, dots, dashes and
+/// parentheses are removed.
+pub fn e164(phone: &str) -> Option<String> {
+    let kept: String = phone
+        .chars()
+        .filter(|c| !matches!(c, ' ' | '.' | '-' | '(' | ')'))
+        .collect();
+    let digits = kept.strip_prefix('+')?;
+    ((7..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit())).then_some(kept)
+}
+
+fn valid_version(v: &str) -> bool {
+    let b = v.as_bytes();
+    v.len() == 7
+        && b[4] == b'-'
+        && b.iter()
+            .enumerate()
+            .all(|(n, c)| n == 4 || c.is_ascii_digit())
+}
+
+fn customer(o: &Value, with_addresses: bool) -> Map<String, Value> {
+    let mut m = Map::new();
+    let name = s(o, "name").unwrap_or_default();
+    let (first, last) = split_name(s(o, "contactName").unwrap_or(name));
+    if let Some(f) = first {
+        m.insert("first_name".into(), json!(f));
+    }
+    m.insert("last_name".into(), json!(last));
+    if let Some(e) = s(o, "email") {
+        m.insert("email".into(), json!(e));
+    }
+    if let Some(p) = s(o, "phone").and_then(e164) {
+        m.insert("phone".into(), json!(p));
+    }
+    if with_addresses {
+        if let Some(a) = o.get("billingAddress").filter(|a| a.is_object()) {
+            let mut addr = Map::new();
+            for (from, to) in [
+                ("line1", "address1"),
+                ("line2", "address2"),
+                ("city", "city"),
+                ("region", "province"),
+                ("postalCode", "zip"),
+                ("country", "country_code"),
+            ] {
+                if let Some(v) = s(a, from) {
+                    addr.insert(to.into(), json!(v));
+                }
+            }
+            if s(o, "contactName").is_some() {
+                addr.insert("company".into(), json!(name));
+            }
+            m.insert("addresses".into(), json!([addr]));
+        }
+    }
+    m
+}
+
+/// The text of `{"errors": ...}`.
+pub(crate) fn error_text(v: &Value) -> Option<String> {
+    match v.get("errors")? {
+        Value::String(s) => Some(s.clone()),
+        Value::Object(fields) => {
+            let parts: Vec<String> = fields
+                .iter()
+                .map(|(field, msgs)| {
+                    let msgs = match msgs {
+                        Value::Array(a) => a
+                            .iter()
+                            .map(|m| m.as_str().map(str::to_string).unwrap_or(m.to_string()))
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                        Value::String(s) => s.clone(),
+                        other => other.to_string(),
+                    };
+                    format!("{field} {msgs}")
+                })
+                .collect();
+            Some(parts.join("; "))
+        }
+        other => Some(other.to_string()),
+    }
+}
+
+impl Connector for Shopify {
+    fn kind(&self) -> ConnectorKind {
+        APP
+    }
+
+    fn objects(&self) -> &'static [ObjectType] {
+        &OBJECTS
+    }
+
+    fn settings(&self) -> &'static [SettingSpec] {
+        &SETTINGS
+    }
+
+    fn needs_token(&self) -> bool {
+        true
+    }
+
+    fn check_settings(&self, settings: &BTreeMap<String, String>) -> Vec<FieldError> {
+        match settings.get("apiVersion") {
+            Some(v) if !valid_version(v) => vec![FieldError {
+                pointer: "/settings/apiVersion".into(),
+                code: codes::INVALID_FORMAT.into(),
+                message: "apiVersion is YYYY-MM, like 2025-07".into(),
+            }],
+            _ => Vec::new(),
+        }
+    }
+
+    fn check(
+        &self,
+        object_type: ObjectType,
+        o: &Value,
+        _settings: &BTreeMap<String, String>,
+    ) -> Vec<FieldError> {
+        if object_type != ObjectType::Customer {
+            return Vec::new();
+        }
+        match s(o, "phone") {
+            Some(p) if e164(p).is_none() => vec![requirement(
+                APP,
+                "/phone",
+                codes::INVALID_FORMAT,
+                "phone in E.164 form (+ and the country code, 7 to 15 digits)",
+            )],
+            _ => Vec::new(),
+        }
+    }
+
+    fn request(&self, input: &PushInput<'_>) -> Result<OutboundRequest, String> {
+        if input.object_type != ObjectType::Customer {
+            return Err(format!(
+                "not sent: the shopify connector does not push {}",
+                input.object_type.as_str()
+            ));
+        }
+        let version = input.setting("apiVersion").unwrap_or(DEFAULT_API_VERSION);
+        let o = input.object_value();
+        let (method, path, body) = match (input.operation, input.remote_id) {
+            (Operation::Update, Some(id)) => {
+                let mut c = customer(&o, false);
+                let id_value = id.parse::<u64>().map(Value::from).unwrap_or(json!(id));
+                c.insert("id".into(), id_value);
+                (
+                    "PUT",
+                    format!(
+                        "/admin/api/{}/customers/{}.json",
+                        encode(version),
+                        encode(id)
+                    ),
+                    json!({ "customer": c }),
+                )
+            }
+            (Operation::Update, None) => {
+                return Err("not sent: shopify did not name an id for this object".into())
+            }
+            (Operation::Create, _) => (
+                "POST",
+                format!("/admin/api/{}/customers.json", encode(version)),
+                json!({ "customer": customer(&o, true) }),
+            ),
+        };
+        let mut headers = BTreeMap::new();
+        headers.insert("Accept".to_string(), "application/json".to_string());
+        headers.insert("Content-Type".to_string(), "application/json".to_string());
+        if let Some(t) = input.access_token {
+            headers.insert("X-Shopify-Access-Token".to_string(), t.to_string());
+        }
+        Ok(OutboundRequest {
+            method: method.into(),
+            url: join(input.url, &path),
+            headers,
+            body: text(&body),
+        })
+    }
+
+    fn interpret(&self, answer: &Answer<'_>) -> ProviderVerdict {
+        let v = answer.json();
+        if matches!(answer.status, 200 | 201) {
+            let id = match v.get("customer").and_then(|c| c.get("id")) {
+                Some(Value::Number(n)) => Some(n.to_string()),
+                Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
+                _ => None,
+            };
+            return ProviderVerdict::Success {
+                remote_id: id,
+                version: None,
+            };
+        }
+        failure(answer, &error_text(&v).unwrap_or_default())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn phones_and_errors() {
+        assert_eq!(e164("+44 20 7946 0000").as_deref(), Some("+442079460000"));
+        assert_eq!(e164("+1 (555) 010-0199").as_deref(), Some("+15550100199"));
+        assert_eq!(e164("555 0100"), None);
+        assert!(valid_version("2025-07"));
+        assert!(!valid_version("2025-7"));
+        let v = json!({"errors": {"email": ["has already been taken"], "phone": ["is invalid"]}});
+        assert_eq!(
+            error_text(&v).unwrap(),
+            "email has already been taken; phone is invalid"
+        );
+        assert_eq!(
+            error_text(&json!({"errors": "Not Found"})).unwrap(),
+            "Not Found"
+        );
+    }
+}

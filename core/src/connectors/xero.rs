@@ -1,0 +1,475 @@
+//! Xero Accounting API 2.0.
+//!
+//! Creates are `PUT {baseUrl}/api.xro/2.0/{Collection}`, updates
+//! `POST {baseUrl}/api.xro/2.0/{Collection}/{id}`, with `Authorization: Bearer {token}`,
+//! `xero-tenant-id: {tenantId}`, `Accept: application/json` and `Idempotency-Key` (the push's
+//! key, at most 128 characters). Bodies wrap the entity in its collection
+//! (`{"Contacts": [...]}`), except the creation of an account, which is the bare account.
+//! Answers list the entities with their ids (`ContactID`, `AccountID`, `InvoiceID`,
+//! `PaymentID`, `BankTransactionID`); validation errors are `400`
+//! `{"ErrorNumber", "Type": "ValidationException", "Message", "Elements": [{"ValidationErrors": [{"Message"}]}]}`;
+//! throttling is `429` with `Retry-After`.
+
+use std::collections::BTreeMap;
+
+use serde_json::{json, Map, Value};
+
+use super::{
+    bearer_headers, decimal, encode, failure, has_setting, i, is_uuid, join, list, max_chars,
+    require_line_accounts, s, setting_required, split_name, text, truncate, Answer, Connector,
+    ConnectorKind, Operation, ProviderVerdict, PushInput, SettingSpec,
+};
+use crate::cdm::{codes, FieldError, ObjectType};
+use crate::OutboundRequest;
+
+/// The longest `Idempotency-Key` Xero accepts.
+pub const MAX_IDEMPOTENCY_KEY: usize = 128;
+
+const APP: ConnectorKind = ConnectorKind::Xero;
+
+const OBJECTS: [ObjectType; 6] = [
+    ObjectType::Customer,
+    ObjectType::Vendor,
+    ObjectType::Account,
+    ObjectType::Invoice,
+    ObjectType::Payment,
+    ObjectType::BankTransaction,
+];
+
+const SETTINGS: [SettingSpec; 4] = [
+    SettingSpec {
+        name: "tenantId",
+        required: true,
+        description: "the Xero organisation (tenant) id sent as xero-tenant-id",
+    },
+    SettingSpec {
+        name: "paymentAccountCode",
+        required: false,
+        description: "code of the Xero bank account payments are received into (Payment.Account.Code); needed to push payments",
+    },
+    SettingSpec {
+        name: "bankLineAccountCode",
+        required: false,
+        description: "account code the line of a pushed bank transaction is coded to (LineItems[].AccountCode); needed to push bank transactions",
+    },
+    SettingSpec {
+        name: "bankContactName",
+        required: false,
+        description: "contact name of pushed bank transactions (Contact.Name); needed to push bank transactions",
+    },
+];
+
+/// The Xero connector (see the module docs).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Xero;
+
+/// The collection and the id field of an object type.
+fn collection(t: ObjectType) -> Option<(&'static str, &'static str)> {
+    Some(match t {
+        ObjectType::Customer | ObjectType::Vendor => ("Contacts", "ContactID"),
+        ObjectType::Account => ("Accounts", "AccountID"),
+        ObjectType::Invoice => ("Invoices", "InvoiceID"),
+        ObjectType::Payment => ("Payments", "PaymentID"),
+        ObjectType::BankTransaction => ("BankTransactions", "BankTransactionID"),
+        ObjectType::Expense => return None,
+    })
+}
+
+fn account_type(t: &str) -> &'static str {
+    match t {
+        "asset" => "CURRENT",
+        "liability" => "CURRLIAB",
+        "equity" => "EQUITY",
+        "income" => "REVENUE",
+        _ => "EXPENSE",
+    }
+}
+
+fn contact(o: &Value, address_key: &str) -> Map<String, Value> {
+    let mut m = Map::new();
+    m.insert("Name".into(), json!(s(o, "name").unwrap_or_default()));
+    if let Some(c) = s(o, "contactName") {
+        let (first, last) = split_name(c);
+        if let Some(f) = first {
+            m.insert("FirstName".into(), json!(f));
+        }
+        m.insert("LastName".into(), json!(last));
+    }
+    if let Some(e) = s(o, "email") {
+        m.insert("EmailAddress".into(), json!(e));
+    }
+    if let Some(p) = s(o, "phone") {
+        m.insert(
+            "Phones".into(),
+            json!([{"PhoneType": "DEFAULT", "PhoneNumber": p}]),
+        );
+    }
+    if let Some(a) = o.get(address_key).filter(|a| a.is_object()) {
+        let mut addr = Map::new();
+        addr.insert("AddressType".into(), json!("POBOX"));
+        for (from, to) in [
+            ("line1", "AddressLine1"),
+            ("line2", "AddressLine2"),
+            ("city", "City"),
+            ("region", "Region"),
+            ("postalCode", "PostalCode"),
+            ("country", "Country"),
+        ] {
+            if let Some(v) = s(a, from) {
+                addr.insert(to.into(), json!(v));
+            }
+        }
+        m.insert("Addresses".into(), json!([addr]));
+    }
+    m
+}
+
+fn entity(input: &PushInput<'_>, o: &Value) -> Result<Map<String, Value>, String> {
+    let currency = s(o, "currency").unwrap_or("USD");
+    let m = match input.object_type {
+        ObjectType::Customer => contact(o, "billingAddress"),
+        ObjectType::Vendor => contact(o, "address"),
+        ObjectType::Account => {
+            let mut m = Map::new();
+            m.insert("Code".into(), json!(s(o, "code").unwrap_or_default()));
+            m.insert("Name".into(), json!(s(o, "name").unwrap_or_default()));
+            m.insert(
+                "Type".into(),
+                json!(account_type(s(o, "type").unwrap_or_default())),
+            );
+            if let Some(d) = s(o, "description") {
+                m.insert("Description".into(), json!(d));
+            }
+            if input.operation == Operation::Update {
+                let active = o.get("active").and_then(Value::as_bool).unwrap_or(true);
+                m.insert(
+                    "Status".into(),
+                    json!(if active { "ACTIVE" } else { "ARCHIVED" }),
+                );
+            }
+            m
+        }
+        ObjectType::Invoice => {
+            let mut m = Map::new();
+            m.insert("Type".into(), json!("ACCREC"));
+            m.insert(
+                "Contact".into(),
+                json!({"ContactID": input.remote_of("customerId", APP.as_str())?}),
+            );
+            m.insert(
+                "InvoiceNumber".into(),
+                json!(s(o, "number").unwrap_or_default()),
+            );
+            m.insert("Date".into(), json!(s(o, "issueDate").unwrap_or_default()));
+            m.insert("DueDate".into(), json!(s(o, "dueDate").unwrap_or_default()));
+            m.insert("CurrencyCode".into(), json!(currency));
+            if let Some(memo) = s(o, "memo") {
+                m.insert("Reference".into(), json!(memo));
+            }
+            m.insert("Status".into(), json!("AUTHORISED"));
+            m.insert("LineAmountTypes".into(), json!("Exclusive"));
+            let mut lines = Vec::new();
+            for (n, l) in list(o, "lines").iter().enumerate() {
+                let mut line = Map::new();
+                line.insert(
+                    "Description".into(),
+                    json!(s(l, "description").unwrap_or_default()),
+                );
+                line.insert(
+                    "Quantity".into(),
+                    l.get("quantity").cloned().unwrap_or(json!(1)),
+                );
+                line.insert(
+                    "UnitAmount".into(),
+                    decimal(i(l, "unitAmount").unwrap_or(0), currency),
+                );
+                let field = format!("lines/{n}/accountId");
+                if let Some(r) = input.reference(&field) {
+                    let code = r.object.as_ref().and_then(|a| s(a, "code"));
+                    match code {
+                        Some(c) => line.insert("AccountCode".into(), json!(c)),
+                        None => {
+                            return Err(format!(
+                                "not sent: account {} of line {n} is not stored",
+                                r.id
+                            ))
+                        }
+                    };
+                }
+                if let Some(t) = i(l, "taxAmount") {
+                    line.insert("TaxAmount".into(), decimal(t, currency));
+                }
+                lines.push(Value::Object(line));
+            }
+            m.insert("LineItems".into(), Value::Array(lines));
+            m
+        }
+        ObjectType::Payment => {
+            let Some(code) = input.setting("paymentAccountCode") else {
+                return Err("not sent: the connection has no paymentAccountCode setting".into());
+            };
+            let mut m = Map::new();
+            m.insert(
+                "Invoice".into(),
+                json!({"InvoiceID": input.remote_of("invoiceId", APP.as_str())?}),
+            );
+            m.insert("Account".into(), json!({ "Code": code }));
+            m.insert("Date".into(), json!(s(o, "date").unwrap_or_default()));
+            m.insert(
+                "Amount".into(),
+                decimal(i(o, "amount").unwrap_or(0), currency),
+            );
+            if let Some(r) = s(o, "reference") {
+                m.insert("Reference".into(), json!(r));
+            }
+            m
+        }
+        ObjectType::BankTransaction => {
+            let (Some(code), Some(contact)) = (
+                input.setting("bankLineAccountCode"),
+                input.setting("bankContactName"),
+            ) else {
+                return Err(
+                    "not sent: the connection needs the bankLineAccountCode and bankContactName settings"
+                        .into(),
+                );
+            };
+            let amount = i(o, "amount").unwrap_or(0);
+            let bank = s(o, "bankAccount").unwrap_or_default();
+            let bank_ref = if is_uuid(bank) {
+                json!({ "AccountID": bank })
+            } else {
+                json!({ "Code": bank })
+            };
+            let mut m = Map::new();
+            m.insert(
+                "Type".into(),
+                json!(if amount < 0 { "SPEND" } else { "RECEIVE" }),
+            );
+            m.insert("Contact".into(), json!({ "Name": contact }));
+            m.insert("BankAccount".into(), bank_ref);
+            m.insert("Date".into(), json!(s(o, "date").unwrap_or_default()));
+            m.insert("CurrencyCode".into(), json!(currency));
+            if let Some(r) = s(o, "reference") {
+                m.insert("Reference".into(), json!(r));
+            }
+            m.insert("LineAmountTypes".into(), json!("NoTax"));
+            m.insert(
+                "LineItems".into(),
+                json!([{
+                    "Description": s(o, "description").unwrap_or_default(),
+                    "Quantity": 1,
+                    "UnitAmount": decimal(amount.saturating_abs(), currency),
+                    "AccountCode": code,
+                }]),
+            );
+            m
+        }
+        ObjectType::Expense => {
+            return Err("not sent: the xero connector does not push expenses".into())
+        }
+    };
+    Ok(m)
+}
+
+/// `{"<collection>": [entity]}`.
+fn wrap(coll: &str, e: Value) -> Value {
+    let mut m = Map::new();
+    m.insert(coll.to_string(), Value::Array(vec![e]));
+    Value::Object(m)
+}
+
+/// The text of a Xero error: every validation message, else `Message`, else `Detail`.
+pub(crate) fn error_text(v: &Value) -> Option<String> {
+    let mut messages = Vec::new();
+    for e in super::list(v, "Elements") {
+        for ve in super::list(e, "ValidationErrors") {
+            if let Some(m) = s(ve, "Message") {
+                messages.push(m.to_string());
+            }
+        }
+        // Line items carry their own validation errors.
+        for li in super::list(e, "LineItems") {
+            for ve in super::list(li, "ValidationErrors") {
+                if let Some(m) = s(ve, "Message") {
+                    messages.push(m.to_string());
+                }
+            }
+        }
+    }
+    if !messages.is_empty() {
+        return Some(messages.join("; "));
+    }
+    s(v, "Message")
+        .or_else(|| s(v, "Detail"))
+        .or_else(|| s(v, "Title"))
+        .map(str::to_string)
+}
+
+impl Connector for Xero {
+    fn kind(&self) -> ConnectorKind {
+        APP
+    }
+
+    fn objects(&self) -> &'static [ObjectType] {
+        &OBJECTS
+    }
+
+    fn settings(&self) -> &'static [SettingSpec] {
+        &SETTINGS
+    }
+
+    fn needs_token(&self) -> bool {
+        true
+    }
+
+    fn check_settings(&self, settings: &BTreeMap<String, String>) -> Vec<FieldError> {
+        match settings.get("tenantId") {
+            Some(t) if !is_uuid(t) => vec![FieldError {
+                pointer: "/settings/tenantId".into(),
+                code: codes::INVALID_FORMAT.into(),
+                message: "tenantId is the organisation's UUID".into(),
+            }],
+            _ => Vec::new(),
+        }
+    }
+
+    fn check(
+        &self,
+        object_type: ObjectType,
+        o: &Value,
+        settings: &BTreeMap<String, String>,
+    ) -> Vec<FieldError> {
+        let mut errors = Vec::new();
+        match object_type {
+            ObjectType::Customer | ObjectType::Vendor => {
+                errors.extend(max_chars(APP, o, "name", 255, "Contact Name"));
+            }
+            ObjectType::Account => {
+                errors.extend(max_chars(APP, o, "code", 10, "Account Code"));
+                errors.extend(max_chars(APP, o, "name", 150, "Account Name"));
+            }
+            ObjectType::Invoice => {
+                errors.extend(max_chars(APP, o, "number", 255, "InvoiceNumber"));
+                errors.extend(require_line_accounts(
+                    APP,
+                    o,
+                    "an AUTHORISED invoice's LineItems need an AccountCode",
+                ));
+            }
+            ObjectType::Payment => {
+                if !has_setting(settings, "paymentAccountCode") {
+                    errors.push(setting_required(APP, "paymentAccountCode", "payments"));
+                }
+            }
+            ObjectType::BankTransaction => {
+                for name in ["bankLineAccountCode", "bankContactName"] {
+                    if !has_setting(settings, name) {
+                        errors.push(setting_required(APP, name, "bank transactions"));
+                    }
+                }
+            }
+            ObjectType::Expense => {}
+        }
+        errors
+    }
+
+    fn request(&self, input: &PushInput<'_>) -> Result<OutboundRequest, String> {
+        let Some((coll, _)) = collection(input.object_type) else {
+            return Err(format!(
+                "not sent: the xero connector does not push {}",
+                input.object_type.as_str()
+            ));
+        };
+        let Some(tenant) = input.setting("tenantId") else {
+            return Err("not sent: the connection has no tenantId setting".into());
+        };
+        let o = input.object_value();
+        let void = input.object_type == ObjectType::Invoice
+            && input.operation == Operation::Update
+            && s(&o, "status") == Some("void");
+        let (method, path, body) = match (input.operation, input.remote_id) {
+            (Operation::Update, Some(id)) => {
+                let mut e = if void {
+                    let mut m = Map::new();
+                    m.insert("Status".into(), json!("VOIDED"));
+                    m
+                } else {
+                    entity(input, &o)?
+                };
+                let (_, id_field) = collection(input.object_type).unwrap_or(("", ""));
+                e.insert(id_field.into(), json!(id));
+                (
+                    "POST",
+                    format!("/api.xro/2.0/{coll}/{}", encode(id)),
+                    wrap(coll, Value::Object(e)),
+                )
+            }
+            (Operation::Update, None) => {
+                return Err("not sent: xero did not name an id for this object".into())
+            }
+            (Operation::Create, _) => {
+                let e = Value::Object(entity(input, &o)?);
+                let body = if input.object_type == ObjectType::Account {
+                    e
+                } else {
+                    wrap(coll, e)
+                };
+                ("PUT", format!("/api.xro/2.0/{coll}"), body)
+            }
+        };
+        let mut headers = bearer_headers(input.access_token);
+        headers.insert("xero-tenant-id".into(), tenant.to_string());
+        headers.insert(
+            "Idempotency-Key".into(),
+            truncate(input.idempotency_key, MAX_IDEMPOTENCY_KEY),
+        );
+        Ok(OutboundRequest {
+            method: method.into(),
+            url: join(input.url, &path),
+            headers,
+            body: text(&body),
+        })
+    }
+
+    fn interpret(&self, answer: &Answer<'_>) -> ProviderVerdict {
+        let v = answer.json();
+        if matches!(answer.status, 200 | 201) {
+            let (coll, id_field) = collection(answer.object_type).unwrap_or(("", ""));
+            let first = v.get(coll).and_then(|c| c.get(0));
+            return ProviderVerdict::Success {
+                remote_id: first.and_then(|e| s(e, id_field)).map(str::to_string),
+                version: None,
+            };
+        }
+        let text = match error_text(&v) {
+            Some(t) => t,
+            None if answer.status == 429 => match answer.header("X-Rate-Limit-Problem") {
+                Some(p) => format!("rate limit exceeded ({p})"),
+                None => "rate limit exceeded".into(),
+            },
+            None => String::new(),
+        };
+        failure(answer, &text)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validation_errors_are_collected() {
+        let v: Value = serde_json::from_str(
+            r#"{"ErrorNumber":10,"Type":"ValidationException","Message":"A validation exception occurred","Elements":[{"ValidationErrors":[{"Message":"Account code '999' is not a valid code for this document."}],"LineItems":[{"ValidationErrors":[{"Message":"Description needs to be specified."}]}]}]}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            error_text(&v).unwrap(),
+            "Account code '999' is not a valid code for this document.; Description needs to be specified."
+        );
+        let v =
+            json!({"Title": "Unauthorized", "Status": 401, "Detail": "AuthenticationUnsuccessful"});
+        assert_eq!(error_text(&v).unwrap(), "AuthenticationUnsuccessful");
+    }
+}
