@@ -23,6 +23,12 @@ RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
 step "cargo test --workspace"
 cargo test --workspace
 
+step "API fuzzing from the OpenAPI document (schemathesis against writesync serve)"
+bash scripts/schemathesis.sh
+
+step "load and crash test: 20,000 pushing writes, 8 clients, SIGKILLs (release build)"
+cargo test --release -p writesync-server --test reliability_load -- --ignored --nocapture
+
 step "core builds for wasm32-unknown-unknown"
 cargo build -p writesync-core --target wasm32-unknown-unknown --release --quiet
 
