@@ -209,13 +209,22 @@ pub fn problem(kind: ProblemKind, detail: impl Into<String>) -> ApiResponse {
 /// A `422 validation-failed` answer with every field error.
 pub fn validation_problem(errors: &[FieldError]) -> ApiResponse {
     let n = errors.len();
-    let detail = if n == 1 {
+    let mut detail = if n == 1 {
         "1 field is invalid".to_string()
     } else {
         format!("{n} fields are invalid")
     };
-    problem_with(ProblemKind::ValidationFailed, detail, Some(errors))
+    // Every problem is listed up to a bound, so that a hostile body cannot make the answer
+    // many times larger than itself; the detail says how many were left out.
+    let shown = &errors[..n.min(MAX_LISTED_ERRORS)];
+    if n > shown.len() {
+        detail.push_str(&format!("; the first {} are listed", shown.len()));
+    }
+    problem_with(ProblemKind::ValidationFailed, detail, Some(shown))
 }
+
+/// Most field errors listed in one `422` answer.
+pub const MAX_LISTED_ERRORS: usize = 100;
 
 fn problem_with(kind: ProblemKind, detail: String, errors: Option<&[FieldError]>) -> ApiResponse {
     let (status, slug, title) = kind.parts();

@@ -126,8 +126,10 @@ impl TargetPolicy {
     }
 
     /// Check a push or webhook URL at registration: `http`/`https`, a host, and, when the host
-    /// is a literal address, an allowed one. Returns the reason when refused.
-    pub fn check_url(&self, raw: &str) -> Result<(), String> {
+    /// is a literal address, an allowed one. Answers the URL as parsed (normalized, e.g.
+    /// `https:///x` becomes `https://x/`), which is what must be stored and used, or the
+    /// reason when refused.
+    pub fn check_url(&self, raw: &str) -> Result<String, String> {
         let u = url::Url::parse(raw).map_err(|e| format!("not a valid URL: {e}"))?;
         if u.scheme() != "http" && u.scheme() != "https" {
             return Err("the URL must use http or https".into());
@@ -143,7 +145,15 @@ impl TargetPolicy {
             Some(url::Host::Ipv6(a)) if !self.allows(IpAddr::V6(a)) => Err(format!(
                 "{a} is a refused address (loopback, private, link-local or reserved)"
             )),
-            Some(_) => Ok(()),
+            Some(_) => {
+                let mut normalized = u.to_string();
+                // Keep `https://host` as written rather than `https://host/`: base URLs are
+                // joined with paths.
+                if u.path() == "/" && u.query().is_none() && !raw.trim_end().ends_with('/') {
+                    normalized.pop();
+                }
+                Ok(normalized)
+            }
         }
     }
 }
@@ -200,6 +210,18 @@ mod tests {
     fn url_checks() {
         let p = TargetPolicy::default();
         assert!(p.check_url("https://hooks.example.com/x").is_ok());
+        assert_eq!(
+            p.check_url("https:///hooks.example.com").unwrap(),
+            "https://hooks.example.com"
+        );
+        assert_eq!(
+            p.check_url("https://h.example.com/").unwrap(),
+            "https://h.example.com/"
+        );
+        assert_eq!(
+            p.check_url("HTTPS://H.example.com/a b").unwrap(),
+            "https://h.example.com/a%20b"
+        );
         assert!(p.check_url("http://localhost:9/x").is_ok()); // names are checked at connect time
         assert!(p.check_url("http://127.0.0.1:9/x").is_err());
         assert!(p.check_url("http://[::1]:9/x").is_err());

@@ -20,7 +20,7 @@
 //! | `token/{connection}` | [`TokenRec`]: the access token the host gave for a connection |
 //! | `tokreq/{connection}` | [`TokenRequestRec`]: an open request to the host for a token |
 //! | `dlv/{delivery}` | [`DeliveryRec`]: one webhook delivery |
-//! | `hookdlv/{account}/{webhook}/{delivery}` | index of deliveries per subscription |
+//! | `hookdlv/{account}/{webhook}/{inverted delivery id}` | index of deliveries per subscription, newest first; the value is the delivery id |
 //! | `due/{ms:016}/{t, d or k}/{id}` | wake-up index of tasks (`t`), deliveries (`d`) and token requests (`k`, by connection) |
 //! | `idem/{account}/{key}` | [`IdemRec`]: the first answer of an idempotent write |
 //! | `idemexp/{ms:016}/{account}/{key}` | retention index of idempotency records |
@@ -99,9 +99,15 @@ pub mod keys {
     pub fn delivery(id: &str) -> String {
         format!("dlv/{id}")
     }
-    /// Index entry of a delivery under its subscription.
+    /// Index entry of a delivery under its subscription. The last segment is the delivery's
+    /// time-ordered id with every bit inverted, so that an ascending scan lists the newest
+    /// first (the value is the delivery id).
     pub fn webhook_delivery(account: &str, webhook: &str, id: &str) -> String {
-        format!("hookdlv/{account}/{webhook}/{id}")
+        let hex: String = id.chars().filter(|c| *c != '-').collect();
+        match u128::from_str_radix(&hex, 16) {
+            Ok(n) if hex.len() == 32 => format!("hookdlv/{account}/{webhook}/{:032x}", !n),
+            _ => format!("hookdlv/{account}/{webhook}/~{id}"),
+        }
     }
     /// Prefix of the deliveries of a subscription.
     pub fn webhook_deliveries(account: &str, webhook: &str) -> String {

@@ -115,3 +115,64 @@ fn validation_errors_change_nothing() {
     assert_eq!(w.store.len(), before);
     assert!(w.due().is_empty());
 }
+
+#[test]
+fn validation_answers_list_at_most_a_hundred_problems() {
+    let mut w = World::new();
+    let t = w.tenant("acme.example.com", true);
+    let mut body = serde_json::Map::new();
+    for i in 0..150 {
+        body.insert(format!("extra{i}"), json!(i));
+    }
+    let r = w.api(&t, "POST", "/api/customers", Some(Value::Object(body)));
+    assert_eq!(r.status, 422);
+    let b = r.body_json();
+    assert_eq!(b["errors"].as_array().unwrap().len(), 100);
+    assert_eq!(
+        b["detail"],
+        "151 fields are invalid; the first 100 are listed"
+    );
+}
+
+#[test]
+fn deliveries_are_listed_newest_first_in_pages() {
+    let mut w = World::new();
+    let t = w.tenant("acme.example.com", true);
+    let wid = w.webhook(&t, json!(["api_push_complete"]));
+    // No connection: every pushing write completes at once with no_targets, one delivery each.
+    let mut syncs = Vec::new();
+    for i in 0..5 {
+        let r = w.api_h(
+            &t,
+            "POST",
+            "/api/customers",
+            Some(json!({"name": format!("C{i}")})),
+            &[("X-Sync-Data", "push")],
+        );
+        syncs.push(r.headers["X-Sync-ID"].clone());
+        w.now += 1;
+    }
+    let path = format!("/admin/accounts/{}/webhooks/{wid}/deliveries", t.id);
+    let all = w.admin("GET", &path, None).body_json();
+    let order: Vec<&str> = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["syncId"].as_str().unwrap())
+        .collect();
+    let newest_first: Vec<&str> = syncs.iter().rev().map(String::as_str).collect();
+    assert_eq!(order, newest_first);
+    let p2 = w
+        .admin("GET", &format!("{path}?page=2&pageSize=2"), None)
+        .body_json();
+    assert_eq!(p2.as_array().unwrap().len(), 2);
+    assert_eq!(p2[0]["syncId"], syncs[2].as_str());
+    let end = w
+        .admin("GET", &format!("{path}?page=4&pageSize=2"), None)
+        .body_json();
+    assert_eq!(end, json!([]));
+    assert_eq!(
+        w.admin("GET", &format!("{path}?pageSize=0"), None).status,
+        400
+    );
+}

@@ -176,7 +176,7 @@ fn route(engine: &mut Engine, req: &ApiRequest, ctx: &mut Ctx<'_>) -> H<ApiRespo
         },
         ["admin", rest @ ..] => {
             admin_auth(engine, req, ctx)?;
-            admin(engine, req, ctx, rest)
+            admin(engine, req, ctx, rest, &query)
         }
         ["api", rest @ ..] => {
             let (account, key) = api_auth(req, ctx)?;
@@ -313,6 +313,7 @@ fn admin(
     req: &ApiRequest,
     ctx: &mut Ctx<'_>,
     rest: &[&str],
+    query: &[(String, String)],
 ) -> H<ApiResponse> {
     let m = req.method.as_str();
     match rest {
@@ -420,13 +421,16 @@ fn admin(
             load_webhook(ctx, &account, wid)?;
             match m {
                 "GET" => {
+                    // Newest first (the index is ordered that way), paged like the data API.
+                    let (page, size) = super::writes::paging(query)?;
+                    let offset = (page - 1).saturating_mul(size);
                     let index =
                         ctx.tx
-                            .scan(&keys::webhook_deliveries(&account.id, wid), 0, usize::MAX)?;
+                            .scan(&keys::webhook_deliveries(&account.id, wid), offset, size)?;
                     let mut out = Vec::with_capacity(index.len());
-                    for (k, _) in index.iter().rev() {
-                        let did = k.rsplit('/').next().unwrap_or("");
-                        if let Some(d) = ctx.tx.get_json::<DeliveryRec>(&keys::delivery(did))? {
+                    for (_, v) in &index {
+                        let did: String = serde_json::from_str(v).unwrap_or_default();
+                        if let Some(d) = ctx.tx.get_json::<DeliveryRec>(&keys::delivery(&did))? {
                             out.push(delivery_json(&d));
                         }
                     }
@@ -982,8 +986,12 @@ fn url_field(
                     codes::TOO_LONG,
                     "a URL is at most 2048 characters",
                 ));
-            } else if let Err(why) = engine.config.target_policy.check_url(s) {
-                errors.push(field_error(&p, codes::INVALID_VALUE, why));
+            } else {
+                match engine.config.target_policy.check_url(s) {
+                    // The URL is stored as parsed, so what was checked is what is used.
+                    Ok(normalized) => return normalized,
+                    Err(why) => errors.push(field_error(&p, codes::INVALID_VALUE, why)),
+                }
             }
             s.clone()
         }

@@ -1147,7 +1147,10 @@ fn emit(
             updated_at: now_str.clone(),
         };
         tx.put_json(keys::delivery(&id), &d);
-        tx.put(keys::webhook_delivery(&sync.account_id, &h.id, &id), "\"\"");
+        tx.put(
+            keys::webhook_delivery(&sync.account_id, &h.id, &id),
+            Value::String(id.clone()).to_string(),
+        );
         tx.put(keys::due_delivery(now, &id), "\"\"");
     }
     Ok(())

@@ -324,7 +324,7 @@ fn read(
     }
 }
 
-fn paging(query: &[(String, String)]) -> H<(usize, usize)> {
+pub(crate) fn paging(query: &[(String, String)]) -> H<(usize, usize)> {
     let mut page = 1usize;
     let mut size = DEFAULT_PAGE_SIZE;
     for (k, v) in query {
