@@ -28,9 +28,11 @@ CONTRACT = [
     ("/admin/accounts/{accountId}/api-keys/{key}", "delete", "204"),
     ("/admin/accounts/{accountId}/connections", "post", "201"),
     ("/admin/accounts/{accountId}/connections", "get", "200"),
+    ("/admin/accounts/{accountId}/connections/{connectionId}", "get", "200"),
     ("/admin/accounts/{accountId}/connections/{connectionId}", "delete", "204"),
     ("/admin/accounts/{accountId}/webhooks", "post", "201"),
     ("/admin/accounts/{accountId}/webhooks", "get", "200"),
+    ("/admin/accounts/{accountId}/webhooks/{webhookId}", "get", "200"),
     ("/admin/accounts/{accountId}/webhooks/{webhookId}", "delete", "204"),
     ("/admin/accounts/{accountId}/webhooks/{webhookId}/deliveries", "get", "200"),
     ("/admin/accounts/{accountId}/webhooks/{webhookId}/deliveries/{deliveryId}/retry",
@@ -71,7 +73,8 @@ PROBLEM_SLUGS = {
     "unauthorized", "missing-scope", "write-mode-disabled", "not-found", "method-not-allowed",
     "validation-failed", "idempotency-key-reused", "idempotency-in-flight", "conflict",
     "precondition-failed", "payload-too-large", "unsupported-media-type", "malformed-json",
-    "invalid-header", "invalid-query", "internal", "storage-unavailable",
+    "invalid-header", "invalid-query", "internal", "storage-unavailable", "uri-too-long",
+    "header-fields-too-large",
 }
 
 

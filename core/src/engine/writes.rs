@@ -23,6 +23,8 @@ use crate::CoreError;
 
 /// Default page size of lists.
 pub const DEFAULT_PAGE_SIZE: usize = 50;
+/// Largest page number of lists (the same on 32-bit hosts such as wasm32).
+pub const MAX_PAGE: usize = 1_000_000_000;
 /// Largest page size of lists.
 pub const MAX_PAGE_SIZE: usize = 200;
 
@@ -330,8 +332,13 @@ pub(crate) fn paging(query: &[(String, String)]) -> H<(usize, usize)> {
     for (k, v) in query {
         match k.as_str() {
             "page" => match v.parse::<usize>() {
-                Ok(n) if n >= 1 => page = n,
-                _ => return fail(ProblemKind::InvalidQuery, "page must be an integer from 1"),
+                Ok(n) if (1..=MAX_PAGE).contains(&n) => page = n,
+                _ => {
+                    return fail(
+                        ProblemKind::InvalidQuery,
+                        format!("page must be an integer from 1 to {MAX_PAGE}"),
+                    )
+                }
             },
             "pageSize" => match v.parse::<usize>() {
                 Ok(n) if (1..=MAX_PAGE_SIZE).contains(&n) => size = n,
