@@ -29,6 +29,22 @@ bash scripts/schemathesis.sh
 step "load and crash test: 20,000 pushing writes, 8 clients, SIGKILLs (release build)"
 cargo test --release -p writesync-server --test reliability_load -- --ignored --nocapture
 
+if rustup toolchain list | grep -q '^nightly'; then
+  step "fuzz targets, a short bounded run each (nightly present)"
+  command -v cargo-fuzz >/dev/null 2>&1 || cargo install cargo-fuzz --quiet
+  (cd fuzz && cargo +nightly fuzz build -O)
+  for target in request validators engine; do
+    mkdir -p "fuzz/artifacts/$target"
+    # A fresh corpus each time: CI runs are short smoke runs; the long runs are documented.
+    (cd fuzz && "./target/x86_64-unknown-linux-gnu/release/$target" -max_total_time=20 \
+        -rss_limit_mb=2048 -artifact_prefix="artifacts/$target/" >/dev/null 2>"../target/fuzz-$target.log") \
+      || { echo "fuzz target $target found a crash:"; tail -40 "target/fuzz-$target.log"; exit 1; }
+    grep -h "^Done" "target/fuzz-$target.log" | sed "s/^/  $target: /" || true
+  done
+else
+  step "fuzz targets skipped: no nightly toolchain"
+fi
+
 step "core builds for wasm32-unknown-unknown"
 cargo build -p writesync-core --target wasm32-unknown-unknown --release --quiet
 
