@@ -235,6 +235,8 @@ pub struct RunStats {
     pub pushes: usize,
     /// Webhook deliveries sent.
     pub webhooks: usize,
+    /// Access-token requests of provider connections answered by the transport.
+    pub tokens: usize,
     /// Outcomes the engine no longer waited for (the item was handed out again elsewhere
     /// after its lease ran out); they changed nothing.
     pub stale: usize,
@@ -528,10 +530,10 @@ impl NativeEngine {
             }
             for item in &items {
                 let outcome = transport.send(item);
-                if item.kind == WorkKind::Push {
-                    stats.pushes += 1;
-                } else {
-                    stats.webhooks += 1;
+                match item.kind {
+                    WorkKind::Push => stats.pushes += 1,
+                    WorkKind::Webhook => stats.webhooks += 1,
+                    WorkKind::Token => stats.tokens += 1,
                 }
                 let mut unit = self.store.begin_write()?;
                 match self
