@@ -421,8 +421,11 @@ fn admin(
             load_webhook(ctx, &account, wid)?;
             match m {
                 "GET" => {
-                    // Newest first (the index is ordered that way), paged like the data API.
+                    // Newest first (the index is ordered that way). The contract answers the
+                    // whole list; `page`/`pageSize` page it like the data API when given.
                     let (page, size) = super::writes::paging(query)?;
+                    let paged = query.iter().any(|(k, _)| k == "page" || k == "pageSize");
+                    let size = if paged { size } else { usize::MAX };
                     let offset = (page - 1).saturating_mul(size);
                     let index =
                         ctx.tx
