@@ -1,0 +1,225 @@
+// Types of the writesync-wasm package: the writesync engine compiled to WebAssembly.
+//
+// Storage and the network belong to the JS host. The engine plans every answer; the host applies
+// the writes the engine asks for (one atomic batch per step) and performs the pushes and webhook
+// deliveries that `due()` lists, reporting each outcome with `report()`.
+
+/** Unix time in milliseconds (an integer), or a Date. */
+export type Millis = number | Date;
+
+/**
+ * Options of `createEngine`: the engine configuration in its JSON form (the core's `ConfigJson`).
+ * Unknown fields are an `invalid_input` error.
+ */
+export interface EngineOptions {
+  /** The admin token in clear (only its SHA-256 is kept). Give it or `adminTokenSha256`. */
+  adminToken?: string;
+  /** The SHA-256 (hex) of the admin token. */
+  adminTokenSha256?: string;
+  /**
+   * Seed of the engine's generator of ids, secrets and jitter: 64 hex digits, or any other text
+   * (hashed). Absent: 32 bytes from `crypto.getRandomValues`. Give a fixed seed only in tests.
+   */
+  seed?: string;
+  /** Delays between push retries, in seconds (fractions allowed); one retry per entry. */
+  pushRetrySchedule?: number[];
+  /** Delays between webhook retries, in seconds; 3 retries, the last delay repeating. */
+  webhookRetrySchedule?: number[];
+  /** How long a handed-out work item is leased before it is due again (default 120000). */
+  leaseMs?: number;
+  /** Request bodies larger than this are `413` (default 1048576). */
+  maxBodyBytes?: number;
+  /** Largest bank-transaction preload (default 1000). */
+  maxBatch?: number;
+  /** How long idempotency records are kept (default 24 h). */
+  idempotencyRetentionMs?: number;
+  /** How long finished deliveries are kept (default 7 days). */
+  deliveryRetentionMs?: number;
+  /** Restricted address ranges (loopback, private, ...) that push and webhook URLs may name. */
+  allowTargetCidrs?: string[];
+}
+
+/** One write of a batch. Keys are UTF-8 strings ordered bytewise; values are JSON text. */
+export type Op =
+  | { op: "put"; key: string; value: string }
+  | { op: "delete"; key: string };
+
+/** A batch: operations to apply in order, all or none. */
+export type Batch = Op[];
+
+/** `[key, value]` or `{key, value}`. */
+export type Entry = readonly [string, string] | { key: string; value: string };
+
+/**
+ * The storage interface the host implements. Each method may answer a value or a Promise of it,
+ * so a synchronous store (a `Map`, a Durable Object's SQL storage) works as well as an
+ * asynchronous one (IndexedDB, a remote store).
+ *
+ * Contract:
+ * - `entries()` answers every stored entry (any order; an Iterable or AsyncIterable, or a Promise
+ *   of one). It is read once, by `createEngine`; the engine then serves reads from its own cache.
+ * - `apply(batch)` stores the batch atomically: every operation or none. Resolve only once the
+ *   batch is durable; throw (or reject) if it was not applied. The engine updates its cache, and
+ *   acts on the step, only after `apply` resolved.
+ * - Single writer: while an engine lives, nothing else may change the storage. Create one engine
+ *   per storage (a Durable Object holds exactly one).
+ */
+export interface Host {
+  entries(): Iterable<Entry> | AsyncIterable<Entry> | Promise<Iterable<Entry> | AsyncIterable<Entry>>;
+  apply(batch: Batch): void | Promise<void>;
+}
+
+/** A request to the HTTP API. */
+export interface ApiRequest {
+  /** `GET`, `POST`, `PUT`, `PATCH`, `DELETE`. */
+  method: string;
+  /** Path with optional query string, e.g. `/api/customers?page=2`. */
+  path: string;
+  /** Header fields (names matched case-insensitively). A `Headers` or `Map` works too. */
+  headers?: Record<string, string> | Headers | Map<string, string> | Array<[string, string]>;
+  /** The body: text, UTF-8 bytes, or any other JSON value (sent as its JSON text). */
+  body?: string | Uint8Array | ArrayBuffer | unknown;
+}
+
+/** An answer of the HTTP API, exactly as the HTTP contract says. */
+export interface ApiResponse {
+  status: number;
+  /** Header fields, spelled as the contract spells them (`X-Request-ID`, ...). */
+  headers: Record<string, string>;
+  /** The body text (JSON or problem+json); `""` when there is none (`204`). */
+  body: string;
+}
+
+/** An HTTP request the host must perform. */
+export interface OutboundRequest {
+  method: string;
+  url: string;
+  headers: Record<string, string>;
+  /** JSON text. */
+  body: string;
+}
+
+/**
+ * A push or webhook delivery to perform now, then report.
+ *
+ * Kind `token`: the engine asks the host for an access token of a provider connection (a
+ * connection with a `connector` such as `quickbooks`); nothing is sent over the network.
+ * `request` is `{method: "TOKEN", url: "writesync:token", headers: {}, body}` with the body
+ * `{"connectionId", "accountId", "app", "reason"}` (`reason`: `missing`, `expired` or
+ * `unauthorized`). Report `{status: 200, body: '{"accessToken": "...", "expiresAt": <ms>?}'}`,
+ * or any other status or an `{error}` when the host has no token. Generic (`pushUrl`)
+ * connections never need one.
+ */
+export interface WorkItem {
+  /** Report the outcome with this id (`t.<task>.<attempt>`, `d.<delivery>.<attempt>`, ...). */
+  id: string;
+  kind: "push" | "webhook" | "token";
+  request: OutboundRequest;
+}
+
+/**
+ * What happened to a work item: the peer's answer (the start of its body is enough), or an error
+ * when there was none (timeout, connection error). `permanent: true` fails a push at once (a
+ * refused address); otherwise errors are retried.
+ */
+export type Outcome =
+  | { status: number; headers?: Record<string, string> | Headers; body?: string }
+  | { error: string; permanent?: boolean };
+
+/**
+ * Error codes:
+ * - `invalid_argument`: a JS argument of the wrong shape or type (checked by the wrapper);
+ * - `invalid_input`, `wrong_state`, `unknown_work`, `storage`, `corrupt_row`: errors of the core
+ *   (`CoreError::code()`), e.g. a bad option, an unknown or stale work item id;
+ * - `host_error`: the host's `entries()` or `apply()` failed (for `due`, `report` and `prune`;
+ *   `handle` answers a `503` problem instead);
+ * - `wasm_init`: the .wasm module could not be loaded;
+ * - `engine_panic`: the engine trapped (a bug); `engine_poisoned`: every later call of every
+ *   engine of this module instance. See `createEngine`.
+ */
+export type ErrorCode =
+  | "invalid_argument"
+  | "invalid_input"
+  | "wrong_state"
+  | "unknown_work"
+  | "storage"
+  | "corrupt_row"
+  | "host_error"
+  | "wasm_init"
+  | "engine_panic"
+  | "engine_poisoned";
+
+/** Every error the package throws. HTTP-level problems are answers, not errors. */
+export class WritesyncError extends Error {
+  readonly code: ErrorCode | string;
+  readonly cause?: unknown;
+}
+
+/** An engine over one host's storage. Calls are serialized: each runs after the previous ended. */
+export interface Engine {
+  /**
+   * Answer one API request. When the request writes, the answer is returned only after
+   * `host.apply` resolved; if it failed, the answer is a `503` problem and nothing changed.
+   */
+  handle(request: ApiRequest, nowMillis: Millis): Promise<ApiResponse>;
+  /**
+   * Claim the pushes and webhook deliveries to perform now (at most `limit`, default 100). Their
+   * leases are stored before this resolves. Perform each, then `report` it; an item not reported
+   * within `leaseMs` is handed out again.
+   */
+  due(nowMillis: Millis, limit?: number): Promise<WorkItem[]>;
+  /** Report the outcome of a work item. */
+  report(id: string, outcome: Outcome, nowMillis: Millis): Promise<void>;
+  /**
+   * Make every work item that was handed out but not reported due again now (their leases are
+   * dropped). Call once after start when this engine is the only worker on its storage, e.g. in a
+   * Durable Object's constructor; otherwise such items come back when their lease runs out.
+   * Answers the number of writes.
+   */
+  recover(nowMillis: Millis): Promise<number>;
+  /** Remove expired idempotency records and finished deliveries; answers the number of writes. */
+  prune(nowMillis: Millis, limit?: number): Promise<number>;
+  /** When `due` will next have work, in Unix milliseconds; null when nothing is owed. */
+  nextDeadline(): number | null;
+  /** Number of entries in the engine's cache of the storage. */
+  readonly cacheSize: number;
+  /** Release the engine's memory; later calls throw `wrong_state`. */
+  free(): void;
+}
+
+/**
+ * Create an engine over `host`. Loads the wasm module on first use, reads every entry of the host
+ * into the engine's cache, and answers the engine.
+ *
+ * A trap inside the engine (a bug: the core is written not to panic on any input, and wasm32
+ * cannot unwind) throws `engine_panic` and poisons this module instance: every later call of every
+ * engine created from it throws `engine_poisoned`. No write of the failed step reached the host,
+ * so a new engine in a fresh module instance (a new worker or isolate) continues from the host's
+ * storage.
+ */
+export function createEngine(host: Host, options?: EngineOptions): Promise<Engine>;
+
+/**
+ * Load the wasm module from `source` (a `WebAssembly.Module`, the .wasm bytes, or a URL, Response
+ * or Promise of one) instead of the entry point's default. Call before `createEngine`.
+ */
+export function initWasm(source: WebAssembly.Module | BufferSource | URL | string | Response | Promise<Response>): Promise<void>;
+
+/** A complete in-memory host for tests and demos. */
+export class MemoryHost implements Host {
+  constructor(entries?: Iterable<readonly [string, string]>);
+  /** Every entry, ordered bytewise (UTF-8) by key. */
+  entries(): Array<[string, string]>;
+  /** Apply a batch atomically (the whole batch is checked before anything changes). */
+  apply(batch: Batch): void;
+  get(key: string): string | undefined;
+  /** Entries whose key starts with `prefix`, ordered bytewise by key. */
+  scan(prefix?: string): Array<[string, string]>;
+  readonly size: number;
+}
+
+/** Compare two strings in the order of their UTF-8 bytes (code point order). */
+export function compareUtf8(a: string, b: string): number;
+
+/** Trap the wasm instance on purpose; only for tests of the poisoning. */
+export function __trapForTests(): void;
