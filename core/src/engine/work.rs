@@ -1252,6 +1252,35 @@ pub(crate) fn manual_retry(ctx: &mut Ctx<'_>, mut d: DeliveryRec) -> H<DeliveryR
     Ok(d)
 }
 
+/// The entries of a retention index (`{prefix}{ms:016}/{rest}`) written at or before `cut`, at
+/// most `limit`, in time order, as (entry key, rest); `rest` is `None` for a malformed entry,
+/// which the caller only removes.
+fn expired(
+    store: &dyn KvRead,
+    prefix: &str,
+    cut: i64,
+    limit: usize,
+) -> Result<Vec<(String, Option<String>)>, CoreError> {
+    let mut out = Vec::new();
+    for (k, _) in store.scan(prefix, 0, limit)? {
+        match k[prefix.len()..].split_once('/') {
+            None => out.push((k.clone(), None)),
+            Some((ms, rest)) => {
+                if ms.parse::<i64>().unwrap_or(i64::MIN) > cut {
+                    break;
+                }
+                let rest = Some(rest.to_string());
+                out.push((k, rest));
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn retention_cut(now: i64, retention_ms: u64) -> i64 {
+    now.saturating_sub(i64::try_from(retention_ms).unwrap_or(i64::MAX))
+}
+
 pub(crate) fn prune(
     engine: &mut Engine,
     now: i64,
@@ -1259,20 +1288,10 @@ pub(crate) fn prune(
     store: &dyn KvRead,
 ) -> Result<Batch, CoreError> {
     let mut tx = Tx::new(store);
-    let idem_cut = now
-        .saturating_sub(i64::try_from(engine.config.idempotency_retention_ms).unwrap_or(i64::MAX));
-    for (k, _) in store.scan(keys::IDEM_EXPIRY, 0, limit)? {
-        let rest = &k[keys::IDEM_EXPIRY.len()..];
-        let Some((ms, tail)) = rest.split_once('/') else {
-            tx.delete(k.clone());
-            continue;
-        };
-        let ms: i64 = ms.parse().unwrap_or(i64::MIN);
-        if ms > idem_cut {
-            break;
-        }
-        tx.delete(k.clone());
-        if let Some((account, key)) = tail.split_once('/') {
+    let idem_cut = retention_cut(now, engine.config.idempotency_retention_ms);
+    for (entry, rest) in expired(store, keys::IDEM_EXPIRY, idem_cut, limit)? {
+        tx.delete(entry);
+        if let Some((account, key)) = rest.as_deref().and_then(|r| r.split_once('/')) {
             let ik = keys::idempotency(account, key);
             // Only delete the record this entry was written for (not a newer one).
             if let Some(rec) = tx.get_json::<IdemRec>(&ik)? {
@@ -1282,24 +1301,15 @@ pub(crate) fn prune(
             }
         }
     }
-    let dlv_cut =
-        now.saturating_sub(i64::try_from(engine.config.delivery_retention_ms).unwrap_or(i64::MAX));
-    for (k, _) in store.scan(keys::DELIVERY_EXPIRY, 0, limit)? {
-        let rest = &k[keys::DELIVERY_EXPIRY.len()..];
-        let Some((ms, id)) = rest.split_once('/') else {
-            tx.delete(k.clone());
-            continue;
-        };
-        let ms: i64 = ms.parse().unwrap_or(i64::MIN);
-        if ms > dlv_cut {
-            break;
-        }
-        tx.delete(k.clone());
-        if let Some(d) = tx.get_json::<DeliveryRec>(&keys::delivery(id))? {
+    let dlv_cut = retention_cut(now, engine.config.delivery_retention_ms);
+    for (entry, rest) in expired(store, keys::DELIVERY_EXPIRY, dlv_cut, limit)? {
+        tx.delete(entry);
+        let Some(id) = rest else { continue };
+        if let Some(d) = tx.get_json::<DeliveryRec>(&keys::delivery(&id))? {
             // A delivery retried by hand after it finished is unfinished again: keep it.
             if d.status != DeliveryStatus::Pending {
-                tx.delete(keys::delivery(id));
-                tx.delete(keys::webhook_delivery(&d.account_id, &d.webhook_id, id));
+                tx.delete(keys::delivery(&id));
+                tx.delete(keys::webhook_delivery(&d.account_id, &d.webhook_id, &id));
             }
         }
     }
