@@ -274,6 +274,30 @@ impl<'a> Obj<'a> {
         }
     }
 
+    /// A required code-like member (at most `MAX_CODE` characters) that must be unique in the
+    /// tenant: `owner` answers the id of the object holding a value, and the object being
+    /// updated (`self_id`) may keep its own.
+    fn req_unique(
+        &self,
+        key: &str,
+        self_id: Option<&str>,
+        owner: impl Fn(&str) -> Option<String>,
+        what: &str,
+        p: &mut Problems,
+    ) -> Option<String> {
+        let value = self.req_text(key, MAX_CODE, p)?;
+        if let Some(holder) = owner(&value) {
+            if Some(holder.as_str()) != self_id {
+                p.add(
+                    self.at(key),
+                    codes::DUPLICATE,
+                    format!("{what} with {key} `{value}` already exists"),
+                );
+            }
+        }
+        Some(value)
+    }
+
     /// An optional string member (`None` when absent or invalid).
     fn opt_text(&self, key: &str, max: usize, p: &mut Problems) -> Option<String> {
         self.get(key)
@@ -747,18 +771,13 @@ pub fn validate_account(
     let Some(o) = Obj::new(body, "", "an account", &mut p) else {
         return Err(p.0);
     };
-    let code = o.req_text("code", MAX_CODE, &mut p);
-    if let Some(c) = &code {
-        if let Some(owner) = refs.account_code_owner(c) {
-            if Some(owner.as_str()) != self_id {
-                p.add(
-                    o.at("code"),
-                    codes::DUPLICATE,
-                    format!("an account with code `{c}` already exists"),
-                );
-            }
-        }
-    }
+    let code = o.req_unique(
+        "code",
+        self_id,
+        |c| refs.account_code_owner(c),
+        "an account",
+        &mut p,
+    );
     let name = o.req_text("name", MAX_TEXT, &mut p);
     let account_type = match o.get("type") {
         None => {
@@ -997,18 +1016,13 @@ pub fn validate_invoice(
     let Some(o) = Obj::new(body, "", "an invoice", &mut p) else {
         return Err(p.0);
     };
-    let number = o.req_text("number", MAX_CODE, &mut p);
-    if let Some(n) = &number {
-        if let Some(owner) = refs.invoice_number_owner(n) {
-            if Some(owner.as_str()) != self_id {
-                p.add(
-                    o.at("number"),
-                    codes::DUPLICATE,
-                    format!("an invoice with number `{n}` already exists"),
-                );
-            }
-        }
-    }
+    let number = o.req_unique(
+        "number",
+        self_id,
+        |n| refs.invoice_number_owner(n),
+        "an invoice",
+        &mut p,
+    );
     let customer_id = o.req_text("customerId", MAX_REF, &mut p);
     if let Some(c) = &customer_id {
         if !refs.customer_exists(c) {
