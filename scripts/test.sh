@@ -6,7 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR=never
 
-step() { printf '\n=== %s ===\n' "$*"; }
+steps=0
+step() { steps=$((steps + 1)); printf '\n=== %s ===\n' "$*"; }
 
 step "install: wasm32 target, pinned wasm-bindgen-cli, cbindgen, openapi-spec-validator"
 bash scripts/install-tools.sh
@@ -42,7 +43,7 @@ if rustup toolchain list | grep -q '^nightly'; then
     grep -h "^Done" "target/fuzz-$target.log" | sed "s/^/  $target: /" || true
   done
 else
-  step "fuzz targets skipped: no nightly toolchain"
+  printf '\n=== fuzz targets skipped: no nightly toolchain ===\n'
 fi
 
 step "core builds for wasm32-unknown-unknown"
@@ -61,4 +62,4 @@ if [ -f wasm/run-tests.sh ]; then
   bash wasm/run-tests.sh
 fi
 
-step "all checks passed"
+printf '\n=== all checks passed ===\nsuite: %d passed, 0 failed\n' "$steps"
