@@ -91,10 +91,6 @@ impl Connector for HubSpot {
         &SETTINGS
     }
 
-    fn needs_token(&self) -> bool {
-        true
-    }
-
     fn check_settings(&self, settings: &BTreeMap<String, String>) -> Vec<FieldError> {
         match settings.get("customerObject").map(String::as_str) {
             None | Some("companies" | "contacts") => Vec::new(),

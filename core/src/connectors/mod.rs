@@ -328,8 +328,11 @@ pub trait Connector: Sync + Send + std::fmt::Debug {
     fn objects(&self) -> &'static [ObjectType];
     /// The provider settings it takes.
     fn settings(&self) -> &'static [SettingSpec];
-    /// Whether a push needs an access token from the host.
-    fn needs_token(&self) -> bool;
+    /// Whether a push needs an access token from the host: every provider API does; the
+    /// generic envelope overrides this.
+    fn needs_token(&self) -> bool {
+        true
+    }
     /// Check the settings of a registration beyond presence (formats); errors point at
     /// `/settings/{name}`.
     fn check_settings(&self, _settings: &BTreeMap<String, String>) -> Vec<FieldError> {

@@ -351,10 +351,6 @@ impl Connector for QuickBooks {
         &SETTINGS
     }
 
-    fn needs_token(&self) -> bool {
-        true
-    }
-
     fn check_settings(&self, settings: &BTreeMap<String, String>) -> Vec<FieldError> {
         let mut errors = Vec::new();
         let digits =

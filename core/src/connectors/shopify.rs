@@ -132,10 +132,6 @@ impl Connector for Shopify {
         &SETTINGS
     }
 
-    fn needs_token(&self) -> bool {
-        true
-    }
-
     fn check_settings(&self, settings: &BTreeMap<String, String>) -> Vec<FieldError> {
         match settings.get("apiVersion") {
             Some(v) if !valid_version(v) => vec![FieldError {

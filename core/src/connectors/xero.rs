@@ -319,10 +319,6 @@ impl Connector for Xero {
         &SETTINGS
     }
 
-    fn needs_token(&self) -> bool {
-        true
-    }
-
     fn check_settings(&self, settings: &BTreeMap<String, String>) -> Vec<FieldError> {
         match settings.get("tenantId") {
             Some(t) if !is_uuid(t) => vec![FieldError {
