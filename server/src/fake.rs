@@ -110,6 +110,31 @@ struct Shared {
     script: Mutex<Script>,
 }
 
+/// Wait until `pred` holds for what a fake has `received` (signalled on `changed` after each
+/// request), at most `timeout`. Shared by the fake sources and the fake providers.
+fn wait_for(
+    received: &Mutex<Vec<Received>>,
+    changed: &Condvar,
+    timeout: Duration,
+    pred: impl Fn(&[Received]) -> bool,
+) -> bool {
+    let deadline = Instant::now() + timeout;
+    let mut got = lock(received);
+    loop {
+        if pred(&got) {
+            return true;
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            return false;
+        }
+        got = changed
+            .wait_timeout(got, deadline - now)
+            .map(|(g, _)| g)
+            .unwrap_or_else(|p| p.into_inner().0);
+    }
+}
+
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
@@ -282,23 +307,7 @@ impl FakeServer {
 
     /// Wait until `pred` holds for the requests received, at most `timeout`.
     pub fn wait_until(&self, timeout: Duration, pred: impl Fn(&[Received]) -> bool) -> bool {
-        let deadline = Instant::now() + timeout;
-        let mut got = lock(&self.shared.received);
-        loop {
-            if pred(&got) {
-                return true;
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                return false;
-            }
-            got = self
-                .shared
-                .changed
-                .wait_timeout(got, deadline - now)
-                .map(|(g, _)| g)
-                .unwrap_or_else(|p| p.into_inner().0);
-        }
+        wait_for(&self.shared.received, &self.shared.changed, timeout, pred)
     }
 
     /// Stop listening (also done on drop).

@@ -13,7 +13,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{json, Map, Value};
 
@@ -1501,23 +1501,7 @@ impl FakeProvider {
 
     /// Wait until `pred` holds for the requests received, at most `timeout`.
     pub fn wait_until(&self, timeout: Duration, pred: impl Fn(&[Received]) -> bool) -> bool {
-        let deadline = Instant::now() + timeout;
-        let mut got = lock(&self.shared.received);
-        loop {
-            if pred(&got) {
-                return true;
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                return false;
-            }
-            got = self
-                .shared
-                .changed
-                .wait_timeout(got, deadline - now)
-                .map(|(g, _)| g)
-                .unwrap_or_else(|p| p.into_inner().0);
-        }
+        super::wait_for(&self.shared.received, &self.shared.changed, timeout, pred)
     }
 }
 
