@@ -138,6 +138,13 @@ fn bench(c: &mut Criterion) {
     assert_eq!(step.response.status, 201, "{}", step.response.body);
     assert_eq!(step.response.headers["X-Sync-Targets"], "quickbooks,xero");
     engine.finish(&step);
+    if std::env::var_os("WRITESYNC_BENCH_ROWS").is_some() {
+        for op in &step.batch.ops {
+            if let writesync_core::Op::Put { key, value } = op {
+                eprintln!("{:5} {key}\n      {value}", value.len());
+            }
+        }
+    }
 
     let mut g = c.benchmark_group("invoice_create_1kb");
     g.throughput(Throughput::Elements(1));

@@ -654,14 +654,14 @@ fn checked_sum(amounts: impl IntoIterator<Item = i64>) -> Option<i64> {
 fn check_computed(
     sent: Option<i64>,
     computed: Option<i64>,
-    ptr: &str,
+    o: &Obj<'_>,
     key: &str,
     p: &mut Problems,
 ) {
     if let (Some(s), Some(c)) = (sent, computed) {
         if s != c {
             p.add(
-                ptr,
+                o.at(key),
                 codes::MISMATCH,
                 format!("`{key}` is {s} but the server computes {c}"),
             );
@@ -877,16 +877,16 @@ fn lines_array<'a>(o: &Obj<'a>, p: &mut Problems) -> Option<&'a Vec<Value>> {
 
 /// The quantity of an invoice line: a JSON number > 0 with at most six decimal places.
 fn quantity(o: &Obj<'_>, p: &mut Problems) -> Option<(Number, Decimal)> {
-    let ptr = o.at("quantity");
+    let ptr = || o.at("quantity");
     let n = match o.get("quantity") {
         None => {
-            p.add(ptr, codes::REQUIRED, "`quantity` is required");
+            p.add(ptr(), codes::REQUIRED, "`quantity` is required");
             return None;
         }
         Some(Value::Number(n)) => n,
         Some(other) => {
             p.add(
-                ptr,
+                ptr(),
                 codes::INVALID_TYPE,
                 format!("`quantity` must be a number, not {}", type_name(other)),
             );
@@ -897,7 +897,7 @@ fn quantity(o: &Obj<'_>, p: &mut Problems) -> Option<(Number, Decimal)> {
         Ok(d) if d.mantissa > 0 => Some((n.clone(), d)),
         Ok(_) => {
             p.add(
-                ptr,
+                ptr(),
                 codes::OUT_OF_RANGE,
                 "`quantity` must be greater than 0",
             );
@@ -905,7 +905,7 @@ fn quantity(o: &Obj<'_>, p: &mut Problems) -> Option<(Number, Decimal)> {
         }
         Err(DecimalError::TooPrecise) => {
             p.add(
-                ptr,
+                ptr(),
                 codes::INVALID_FORMAT,
                 format!("`quantity` may have at most {MAX_QUANTITY_SCALE} decimal places ({n})"),
             );
@@ -913,7 +913,7 @@ fn quantity(o: &Obj<'_>, p: &mut Problems) -> Option<(Number, Decimal)> {
         }
         Err(DecimalError::TooLarge) => {
             p.add(
-                ptr,
+                ptr(),
                 codes::OUT_OF_RANGE,
                 format!("`quantity` is too large ({n})"),
             );
@@ -921,7 +921,7 @@ fn quantity(o: &Obj<'_>, p: &mut Problems) -> Option<(Number, Decimal)> {
         }
         Err(DecimalError::Syntax) => {
             p.add(
-                ptr,
+                ptr(),
                 codes::INVALID_FORMAT,
                 format!("`quantity` is not a decimal number ({n})"),
             );
@@ -982,7 +982,7 @@ fn invoice_line(
         }
         _ => None,
     };
-    check_computed(sent_amount, computed, &o.at("amount"), "amount", p);
+    check_computed(sent_amount, computed, &o, "amount", p);
     let line = InvoiceLine {
         description: description.unwrap_or_default(),
         quantity: qty.map(|(n, _)| n).unwrap_or_else(|| Number::from(0u8)),
@@ -1089,17 +1089,11 @@ pub fn validate_invoice(
         }
     }
     let sent_total = o.opt_int("total", &mut p);
-    check_computed(sent_total, total, &o.at("total"), "total", &mut p);
+    check_computed(sent_total, total, &o, "total", &mut p);
     let sent_paid = o.opt_int("amountPaid", &mut p);
-    check_computed(
-        sent_paid,
-        Some(amount_paid),
-        &o.at("amountPaid"),
-        "amountPaid",
-        &mut p,
-    );
+    check_computed(sent_paid, Some(amount_paid), &o, "amountPaid", &mut p);
     let sent_balance = o.opt_int("balance", &mut p);
-    check_computed(sent_balance, balance, &o.at("balance"), "balance", &mut p);
+    check_computed(sent_balance, balance, &o, "balance", &mut p);
 
     let computed_status = balance.map(|b| {
         if amount_paid > 0 && b == 0 {
@@ -1385,7 +1379,7 @@ pub fn validate_expense(
         None
     };
     let sent_total = o.opt_int("total", &mut p);
-    check_computed(sent_total, total, &o.at("total"), "total", &mut p);
+    check_computed(sent_total, total, &o, "total", &mut p);
     o.unknown_fields(EXPENSE_FIELDS, true, &mut p);
     let expense = Expense {
         meta: Meta::default(),

@@ -1,6 +1,8 @@
 //! The HTTP contract as a pure function: authentication, routing, headers, idempotency and
 //! the admin API. CDM writes and reads are in `writes.rs`.
 
+use std::sync::Arc;
+
 use serde_json::{json, Value};
 
 use super::tx::Tx;
@@ -179,7 +181,7 @@ fn route(engine: &mut Engine, req: &ApiRequest, ctx: &mut Ctx<'_>) -> H<ApiRespo
             admin(engine, req, ctx, rest, &query)
         }
         ["api", rest @ ..] => {
-            let (account, key) = api_auth(req, ctx)?;
+            let (account, key) = api_auth(engine, req, ctx)?;
             writes::api(engine, req, ctx, &account, &key, rest, &query)
         }
         _ => fail(
@@ -222,7 +224,11 @@ fn admin_auth(engine: &Engine, req: &ApiRequest, ctx: &Ctx<'_>) -> H<()> {
     }
 }
 
-fn api_auth(req: &ApiRequest, ctx: &Ctx<'_>) -> H<(AccountRec, ApiKeyRec)> {
+fn api_auth(
+    engine: &mut Engine,
+    req: &ApiRequest,
+    ctx: &Ctx<'_>,
+) -> H<(Arc<AccountRec>, Arc<ApiKeyRec>)> {
     let (user, pass) = match req.header_value("Authorization").and_then(parse_basic_auth) {
         Some(c) => c,
         None => return unauthorized("Basic", "the data API needs HTTP Basic credentials"),
@@ -232,8 +238,9 @@ fn api_auth(req: &ApiRequest, ctx: &Ctx<'_>) -> H<(AccountRec, ApiKeyRec)> {
     if user.is_empty() || user.len() > 128 || user.contains('/') {
         return bad();
     }
-    let key: ApiKeyRec = match ctx.tx.get_json(&keys::api_key(&user))? {
-        Some(k) => k,
+    let key_key = keys::api_key(&user);
+    let key: Arc<ApiKeyRec> = match ctx.tx.get(&key_key)? {
+        Some(raw) => engine.cache.decode(&key_key, raw)?,
         None => {
             // Spend the same hashing work as a known key.
             let _ = ct_eq_str(&sha256_hex(pass.as_bytes()), &sha256_hex(b"-"));
@@ -243,8 +250,9 @@ fn api_auth(req: &ApiRequest, ctx: &Ctx<'_>) -> H<(AccountRec, ApiKeyRec)> {
     if !verify_secret(&pass, &key.secret_sha256) {
         return bad();
     }
-    let account: AccountRec = match ctx.tx.get_json(&keys::account(&key.account_id))? {
-        Some(a) => a,
+    let account_key = keys::account(&key.account_id);
+    let account: Arc<AccountRec> = match ctx.tx.get(&account_key)? {
+        Some(raw) => engine.cache.decode(&account_key, raw)?,
         None => return bad(),
     };
     Ok((account, key))
@@ -1223,13 +1231,18 @@ fn parse_if_match(v: &str) -> Option<IfMatch> {
 
 /// The connections of an account and the parsed `X-Sync-Sources` filter.
 pub(crate) fn connections_and_filter(
+    engine: &mut Engine,
     ctx: &Ctx<'_>,
     account: &AccountRec,
     sources: Option<&str>,
-) -> H<(Vec<ConnectionRec>, crate::routing::SourceFilter)> {
-    let conns: Vec<ConnectionRec> =
-        ctx.tx
-            .scan_json(&keys::connections(&account.id), 0, usize::MAX)?;
+) -> H<(Vec<Arc<ConnectionRec>>, crate::routing::SourceFilter)> {
+    let rows = ctx
+        .tx
+        .scan(&keys::connections(&account.id), 0, usize::MAX)?;
+    let mut conns: Vec<Arc<ConnectionRec>> = Vec::with_capacity(rows.len());
+    for (k, raw) in rows {
+        conns.push(engine.cache.decode(&k, raw)?);
+    }
     let filter = match sources {
         None => crate::routing::SourceFilter::All,
         Some(h) => {

@@ -3,6 +3,7 @@
 //! See the crate documentation for the calling contract.
 
 mod api;
+mod cache;
 mod config;
 mod tx;
 mod work;
@@ -55,6 +56,7 @@ pub struct Engine {
     in_flight: BTreeSet<String>,
     last_id_ms: u64,
     id_counter: u16,
+    cache: cache::RecordCache,
 }
 
 impl Engine {
@@ -68,6 +70,7 @@ impl Engine {
             in_flight: BTreeSet::new(),
             last_id_ms: 0,
             id_counter: 0,
+            cache: cache::RecordCache::default(),
         }
     }
 

@@ -84,7 +84,12 @@ impl<'a> Tx<'a> {
     pub(crate) fn put_json<T: Serialize>(&mut self, key: impl Into<String>, value: &T) {
         // Serializing the engine's own record types cannot fail (no maps with non-string
         // keys, no failing Serialize impls); fall back to null rather than panic.
-        let text = serde_json::to_string(value).unwrap_or_else(|_| "null".into());
+        // One buffer sized for a typical record, instead of growing from empty.
+        let mut buf = Vec::with_capacity(512);
+        let text = match serde_json::to_writer(&mut buf, value) {
+            Ok(()) => String::from_utf8(buf).unwrap_or_else(|_| "null".into()),
+            Err(_) => "null".into(),
+        };
         self.put(key, text);
     }
 

@@ -1,6 +1,7 @@
 //! The data API: CDM reads and writes, and the planning of the push of a write.
 
 use std::cell::RefCell;
+use std::sync::Arc;
 
 use serde::Serialize;
 use serde_json::value::RawValue;
@@ -43,6 +44,8 @@ struct Refs<'a, 'b> {
     tx: &'a Tx<'b>,
     account: &'a str,
     error: RefCell<Option<CoreError>>,
+    /// Objects already found to exist (an invoice's lines often name one account many times).
+    found: RefCell<Vec<(ObjectType, String)>>,
 }
 
 impl Refs<'_, '_> {
@@ -59,8 +62,20 @@ impl Refs<'_, '_> {
         if id.is_empty() || id.contains('/') {
             return false;
         }
+        if self
+            .found
+            .borrow()
+            .iter()
+            .any(|(ft, fid)| *ft == t && fid == id)
+        {
+            return true;
+        }
         let r = self.tx.contains(&keys::object(self.account, t, id));
-        self.keep(r, false)
+        let exists = self.keep(r, false);
+        if exists {
+            self.found.borrow_mut().push((t, id.to_string()));
+        }
+        exists
     }
     fn owner(&self, rule: &str, value: &str) -> Option<String> {
         let r = self
@@ -110,6 +125,7 @@ fn with_refs<T>(
         tx: &ctx.tx,
         account: &account.id,
         error: RefCell::new(None),
+        found: RefCell::new(Vec::new()),
     };
     let out = f(&refs);
     refs.check()?;
@@ -239,7 +255,7 @@ pub(crate) fn api(
     let body = json_body(req)?;
     // Connections are read only when the write pushes or names sources to check.
     let (connections, filter) = if headers.push || headers.sources.is_some() {
-        connections_and_filter(ctx, account, headers.sources.as_deref())?
+        connections_and_filter(engine, ctx, account, headers.sources.as_deref())?
     } else {
         (Vec::new(), SourceFilter::All)
     };
@@ -923,7 +939,7 @@ fn plan_sync(
     account: &AccountRec,
     headers: &WriteHeaders,
     plan: PushPlan,
-    connections: &[ConnectionRec],
+    connections: &[Arc<ConnectionRec>],
     filter: &SourceFilter,
 ) -> H<(String, Vec<String>)> {
     let refs: Vec<ConnectionRef<'_>> = connections
@@ -938,6 +954,7 @@ fn plan_sync(
     let selected: Vec<&ConnectionRec> = select_targets(plan.route_type, &refs, filter)
         .into_iter()
         .filter_map(|r| connections.iter().find(|c| c.id == r.id))
+        .map(|c| &**c)
         .collect();
     let skipped = connector_checks(&plan, &selected, filter)?;
     let sync_id = engine.new_id(ctx.now);
