@@ -165,6 +165,18 @@ fn bench(c: &mut Criterion) {
             black_box(validator.is_valid(&v))
         })
     });
+    g.bench_function("tmp_parse_value", |b| {
+        b.iter(|| {
+            let v: Value = serde_json::from_str(black_box(&text)).unwrap();
+            black_box(v.is_object())
+        })
+    });
+    g.bench_function("tmp_parse_json", |b| {
+        b.iter(|| {
+            let v = writesync_core::json::Json::parse(black_box(&text)).unwrap();
+            black_box(v.is_null())
+        })
+    });
     g.finish();
 }
 

@@ -113,6 +113,7 @@ pub mod connectors;
 mod engine;
 mod error;
 pub mod http;
+pub mod json;
 pub mod net;
 pub mod records;
 pub mod routing;

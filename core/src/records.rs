@@ -33,6 +33,12 @@ use serde::{Deserialize, Serialize};
 use crate::cdm::ObjectType;
 use crate::connectors::ConnectorKind;
 
+/// A string as JSON text (quoted and escaped), as stored in index rows.
+pub fn json_string(s: &str) -> String {
+    // Serializing a string cannot fail; the fallback keeps this panic-free.
+    serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into())
+}
+
 /// Key builders.
 pub mod keys {
     use crate::cdm::ObjectType;

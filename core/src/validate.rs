@@ -24,12 +24,34 @@
 //! - Currencies are three uppercase ASCII letters (`invalid_format` otherwise) that are an active
 //!   ISO 4217 code ([`ISO_4217_ACTIVE`]; `invalid_value` otherwise).
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use serde_json::{Map, Number, Value};
+
+use crate::json::{Json, JsonObject};
 use time::Date;
 
 use crate::cdm::*;
+
+/// What a validator takes: a `serde_json::Value`, or a [`Json`] document parsed from the
+/// request body (the engine's way: its strings borrow from the body).
+pub trait Document {
+    /// The document to validate.
+    fn doc(&self) -> Cow<'_, Json<'_>>;
+}
+
+impl Document for Value {
+    fn doc(&self) -> Cow<'_, Json<'_>> {
+        Cow::Owned(Json::from_value(self))
+    }
+}
+
+impl Document for Json<'_> {
+    fn doc(&self) -> Cow<'_, Json<'_>> {
+        Cow::Borrowed(self)
+    }
+}
 
 /// Outcome of a validator: the typed object (meta left default) or every problem found.
 pub type Validated<T> = Result<T, Vec<FieldError>>;
@@ -202,25 +224,41 @@ impl Problems {
 
 /// The pointer of member `key` of the value at `ptr`.
 fn child(ptr: &str, key: &str) -> String {
-    format!("{ptr}/{}", pointer_token(key))
+    let mut out = String::with_capacity(ptr.len() + 1 + key.len());
+    out.push_str(ptr);
+    out.push('/');
+    for c in key.chars() {
+        match c {
+            '~' => out.push_str("~0"),
+            '/' => out.push_str("~1"),
+            other => out.push(other),
+        }
+    }
+    out
 }
 
 /// The pointer of element `index` of the array at `ptr`.
 fn element(ptr: &str, index: usize) -> String {
-    format!("{ptr}/{index}")
+    use std::fmt::Write;
+    let mut out = String::with_capacity(ptr.len() + 4);
+    out.push_str(ptr);
+    out.push('/');
+    // Writing to a String cannot fail.
+    let _ = write!(out, "{index}");
+    out
 }
 
 /// A JSON object being validated, with its pointer.
 struct Obj<'a> {
-    map: &'a Map<String, Value>,
+    map: &'a JsonObject<'a>,
     ptr: String,
 }
 
 impl<'a> Obj<'a> {
     /// The object at `ptr`, or an `invalid_type` problem.
-    fn new(v: &'a Value, ptr: &str, what: &str, p: &mut Problems) -> Option<Obj<'a>> {
+    fn new(v: &'a Json, ptr: &str, what: &str, p: &mut Problems) -> Option<Obj<'a>> {
         match v {
-            Value::Object(map) => Some(Obj {
+            Json::Object(map) => Some(Obj {
                 map,
                 ptr: ptr.to_string(),
             }),
@@ -240,14 +278,14 @@ impl<'a> Obj<'a> {
     }
 
     /// The member, `None` when absent or `null`.
-    fn get(&self, key: &str) -> Option<&'a Value> {
+    fn get(&self, key: &str) -> Option<&'a Json<'a>> {
         self.map.get(key).filter(|v| !v.is_null())
     }
 
     /// Report every member that is not in `allowed` (nor a server field when `server` is set).
     fn unknown_fields(&self, allowed: &[&str], server: bool, p: &mut Problems) {
         for key in self.map.keys() {
-            let k = key.as_str();
+            let k = key;
             if allowed.contains(&k) || (server && SERVER_FIELDS.contains(&k)) {
                 continue;
             }
@@ -355,27 +393,27 @@ impl<'a> Obj<'a> {
 }
 
 /// The JSON type of a value, for messages.
-fn type_name(v: &Value) -> &'static str {
+fn type_name(v: &Json) -> &'static str {
     match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
+        Json::Null => "null",
+        Json::Bool(_) => "a boolean",
+        Json::Number(_) => "a number",
+        Json::String(_) => "a string",
+        Json::Array(_) => "an array",
+        Json::Object(_) => "an object",
     }
 }
 
 /// A string value; `required` makes a blank string a `required` problem.
 fn text(
-    v: &Value,
+    v: &Json,
     ptr: &dyn Fn() -> String,
     key: &str,
     max: usize,
     required: bool,
     p: &mut Problems,
 ) -> Option<String> {
-    let Value::String(s) = v else {
+    let Json::String(s) = v else {
         p.add(
             ptr(),
             codes::INVALID_TYPE,
@@ -396,12 +434,12 @@ fn text(
         );
         return None;
     }
-    Some(s.clone())
+    Some(s.to_string())
 }
 
 /// Money: a JSON integer that fits a signed 64-bit integer.
-fn integer(v: &Value, ptr: &dyn Fn() -> String, key: &str, p: &mut Problems) -> Option<i64> {
-    let Value::Number(n) = v else {
+fn integer(v: &Json, ptr: &dyn Fn() -> String, key: &str, p: &mut Problems) -> Option<i64> {
+    let Json::Number(n) = v else {
         p.add(
             ptr(),
             codes::INVALID_TYPE,
@@ -674,7 +712,7 @@ fn check_computed(
 // ---------------------------------------------------------------------------------------------
 
 /// An address object at `ptr`.
-fn address(v: &Value, ptr: &str, p: &mut Problems) -> Option<Address> {
+fn address(v: &Json, ptr: &str, p: &mut Problems) -> Option<Address> {
     let o = Obj::new(v, ptr, "an address", p)?;
     let country = o.opt_text("country", MAX_CODE, p).and_then(|c| {
         if c.len() == 2 && c.bytes().all(|b| b.is_ascii_uppercase()) {
@@ -706,10 +744,12 @@ fn address(v: &Value, ptr: &str, p: &mut Problems) -> Option<Address> {
 /// `billingAddress`. Customers have no uniqueness rule, so `refs` and `self_id` are not used
 /// today; they are part of the signature for rules to come.
 pub fn validate_customer(
-    body: &Value,
+    body: &(impl Document + ?Sized),
     _refs: &dyn RefLookup,
     _self_id: Option<&str>,
 ) -> Validated<Customer> {
+    let doc = body.doc();
+    let body: &Json<'_> = &doc;
     let mut p = Problems::default();
     let Some(o) = Obj::new(body, "", "a customer", &mut p) else {
         return Err(p.0);
@@ -729,7 +769,7 @@ pub fn validate_customer(
 }
 
 /// The fields of a vendor object at `prefix`.
-fn vendor_at(body: &Value, prefix: &str, p: &mut Problems) -> Option<Vendor> {
+fn vendor_at(body: &Json, prefix: &str, p: &mut Problems) -> Option<Vendor> {
     let o = Obj::new(body, prefix, "a vendor", p)?;
     let vendor = Vendor {
         meta: Meta::default(),
@@ -748,7 +788,9 @@ fn vendor_at(body: &Value, prefix: &str, p: &mut Problems) -> Option<Vendor> {
 ///
 /// `prefix` is the JSON Pointer of the vendor object inside the body ("" at top level,
 /// "/vendor" when nested in an expense).
-pub fn validate_vendor(body: &Value, prefix: &str) -> Validated<Vendor> {
+pub fn validate_vendor(body: &(impl Document + ?Sized), prefix: &str) -> Validated<Vendor> {
+    let doc = body.doc();
+    let body: &Json<'_> = &doc;
     let mut p = Problems::default();
     let vendor = vendor_at(body, prefix, &mut p);
     match vendor {
@@ -763,10 +805,12 @@ pub fn validate_vendor(body: &Value, prefix: &str) -> Validated<Vendor> {
 /// `equity`, `income`, `expense`: `invalid_value`); optional `description`, `active` (a
 /// boolean, default true). `self_id` is the id of the account being updated, if any.
 pub fn validate_account(
-    body: &Value,
+    body: &(impl Document + ?Sized),
     refs: &dyn RefLookup,
     self_id: Option<&str>,
 ) -> Validated<Account> {
+    let doc = body.doc();
+    let body: &Json<'_> = &doc;
     let mut p = Problems::default();
     let Some(o) = Obj::new(body, "", "an account", &mut p) else {
         return Err(p.0);
@@ -784,8 +828,8 @@ pub fn validate_account(
             p.add(o.at("type"), codes::REQUIRED, "`type` is required");
             None
         }
-        Some(Value::String(s)) => {
-            let t = match s.as_str() {
+        Some(Json::String(s)) => {
+            let t = match &**s {
                 "asset" => Some(AccountType::Asset),
                 "liability" => Some(AccountType::Liability),
                 "equity" => Some(AccountType::Equity),
@@ -816,7 +860,7 @@ pub fn validate_account(
     let description = o.opt_text("description", MAX_TEXT, &mut p);
     let active = match o.get("active") {
         None => true,
-        Some(Value::Bool(b)) => *b,
+        Some(Json::Bool(b)) => *b,
         Some(other) => {
             p.add(
                 o.at("active"),
@@ -842,7 +886,7 @@ pub fn validate_account(
 // ---------------------------------------------------------------------------------------------
 
 /// The required `lines` array of an invoice or expense: its elements, or `None` after reporting.
-fn lines_array<'a>(o: &Obj<'a>, p: &mut Problems) -> Option<&'a Vec<Value>> {
+fn lines_array<'a>(o: &Obj<'a>, p: &mut Problems) -> Option<&'a Vec<Json<'a>>> {
     match o.get("lines") {
         None => {
             p.add(
@@ -852,7 +896,7 @@ fn lines_array<'a>(o: &Obj<'a>, p: &mut Problems) -> Option<&'a Vec<Value>> {
             );
             None
         }
-        Some(Value::Array(items)) => {
+        Some(Json::Array(items)) => {
             if items.is_empty() {
                 p.add(
                     o.at("lines"),
@@ -883,7 +927,7 @@ fn quantity(o: &Obj<'_>, p: &mut Problems) -> Option<(Number, Decimal)> {
             p.add(ptr(), codes::REQUIRED, "`quantity` is required");
             return None;
         }
-        Some(Value::Number(n)) => n,
+        Some(Json::Number(n)) => n,
         Some(other) => {
             p.add(
                 ptr(),
@@ -932,7 +976,7 @@ fn quantity(o: &Obj<'_>, p: &mut Problems) -> Option<(Number, Decimal)> {
 
 /// One invoice line; the computed amount is `None` when it could not be computed.
 fn invoice_line(
-    v: &Value,
+    v: &Json,
     ptr: &str,
     refs: &dyn RefLookup,
     p: &mut Problems,
@@ -1007,11 +1051,13 @@ fn invoice_line(
 /// lowered below what was paid) is `out_of_range` at `/lines`. `self_id` is the id of the
 /// invoice being updated, if any (its own number is not a duplicate).
 pub fn validate_invoice(
-    body: &Value,
+    body: &(impl Document + ?Sized),
     refs: &dyn RefLookup,
     self_id: Option<&str>,
     amount_paid: i64,
 ) -> Validated<Invoice> {
+    let doc = body.doc();
+    let body: &Json<'_> = &doc;
     let mut p = Problems::default();
     let Some(o) = Obj::new(body, "", "an invoice", &mut p) else {
         return Err(p.0);
@@ -1105,8 +1151,8 @@ pub fn validate_invoice(
     let mut voided = false;
     match o.get("status") {
         None => {}
-        Some(Value::String(s)) => {
-            let sent = match s.as_str() {
+        Some(Json::String(s)) => {
+            let sent = match &**s {
                 "open" => Some(InvoiceStatus::Open),
                 "paid" => Some(InvoiceStatus::Paid),
                 "void" => Some(InvoiceStatus::Void),
@@ -1190,7 +1236,9 @@ fn status_name(s: InvoiceStatus) -> &'static str {
 /// and `currency` may be sent but must equal the invoice's (`mismatch`). A void invoice is
 /// `invalid_state` at `""` (the whole request is wrong); an invoice with no balance left is
 /// `invalid_state` at `/amount`. The result carries the invoice's id and currency.
-pub fn validate_payment(body: &Value, invoice: &Invoice) -> Validated<Payment> {
+pub fn validate_payment(body: &(impl Document + ?Sized), invoice: &Invoice) -> Validated<Payment> {
+    let doc = body.doc();
+    let body: &Json<'_> = &doc;
     let mut p = Problems::default();
     let Some(o) = Obj::new(body, "", "a payment", &mut p) else {
         return Err(p.0);
@@ -1280,7 +1328,7 @@ pub fn validate_payment(body: &Value, invoice: &Invoice) -> Validated<Payment> {
 
 /// One expense line.
 fn expense_line(
-    v: &Value,
+    v: &Json,
     ptr: &str,
     refs: &dyn RefLookup,
     p: &mut Problems,
@@ -1317,9 +1365,11 @@ fn expense_line(
 /// sum of the line amounts (`overflow` at `/lines`); a client-sent `total` must equal it
 /// (`mismatch`). With a new vendor the expense's `vendor_id` is "" and the vendor is returned.
 pub fn validate_expense(
-    body: &Value,
+    body: &(impl Document + ?Sized),
     refs: &dyn RefLookup,
 ) -> Validated<(Expense, Option<Vendor>)> {
+    let doc = body.doc();
+    let body: &Json<'_> = &doc;
     let mut p = Problems::default();
     let Some(o) = Obj::new(body, "", "an expense", &mut p) else {
         return Err(p.0);
@@ -1398,7 +1448,7 @@ pub fn validate_expense(
 // ---------------------------------------------------------------------------------------------
 
 /// One bank transaction at `ptr`.
-fn bank_transaction(v: &Value, ptr: &str, p: &mut Problems) -> Option<BankTransaction> {
+fn bank_transaction(v: &Json, ptr: &str, p: &mut Problems) -> Option<BankTransaction> {
     let o = Obj::new(v, ptr, "a bank transaction", p)?;
     let bank_account = o.req_text("bankAccount", MAX_REF, p);
     let date = o.req_date("date", p);
@@ -1439,13 +1489,15 @@ fn bank_transaction(v: &Value, ptr: &str, p: &mut Problems) -> Option<BankTransa
 /// `externalId`). Returns the list (one element for a single object) and whether the input was
 /// an array.
 pub fn validate_bank_transactions(
-    body: &Value,
+    body: &(impl Document + ?Sized),
     refs: &dyn RefLookup,
     max_batch: usize,
 ) -> Validated<(Vec<BankTransaction>, bool)> {
+    let doc = body.doc();
+    let body: &Json<'_> = &doc;
     let mut p = Problems::default();
-    let (items, is_array): (Vec<(String, &Value)>, bool) = match body {
-        Value::Array(items) => {
+    let (items, is_array): (Vec<(String, &Json)>, bool) = match body {
+        Json::Array(items) => {
             if items.is_empty() {
                 p.add("", codes::TOO_FEW, "the array holds no bank transaction");
                 return Err(p.0);
@@ -1468,7 +1520,7 @@ pub fn validate_bank_transactions(
                 .collect();
             (listed, true)
         }
-        Value::Object(_) => (vec![(String::new(), body)], false),
+        Json::Object(_) => (vec![(String::new(), body)], false),
         other => {
             p.add(
                 "",

@@ -14,6 +14,7 @@ use crate::http::{
     is_json_content_type, is_visible_ascii, problem, split_path, validation_problem, ApiRequest,
     ApiResponse, ProblemKind,
 };
+use crate::json::Json;
 use crate::records::*;
 use crate::routing::{default_objects, parse_sync_sources, valid_app_key, valid_app_type};
 use crate::store::KvRead;
@@ -258,28 +259,36 @@ fn api_auth(
     Ok((account, key))
 }
 
-/// Parse a JSON body: `415` for a non-JSON content type, `400` for malformed JSON.
-pub(crate) fn json_body(req: &ApiRequest) -> H<Value> {
+/// Check that a request carries a JSON body: `400` when it has none, `415` for a non-JSON
+/// content type. Answers the body text.
+fn json_text(req: &ApiRequest) -> H<&str> {
     let body = req.body.as_deref().unwrap_or("");
     if body.trim().is_empty() {
         return fail(ProblemKind::MalformedJson, "the request needs a JSON body");
     }
     match req.header_value("Content-Type") {
-        Some(ct) if is_json_content_type(ct) => {}
-        Some(ct) => {
-            return fail(
-                ProblemKind::UnsupportedMediaType,
-                format!("Content-Type {ct:?} is not supported; send application/json"),
-            )
-        }
-        None => {
-            return fail(
-                ProblemKind::UnsupportedMediaType,
-                "a request with a body needs Content-Type: application/json",
-            )
-        }
+        Some(ct) if is_json_content_type(ct) => Ok(body),
+        Some(ct) => fail(
+            ProblemKind::UnsupportedMediaType,
+            format!("Content-Type {ct:?} is not supported; send application/json"),
+        ),
+        None => fail(
+            ProblemKind::UnsupportedMediaType,
+            "a request with a body needs Content-Type: application/json",
+        ),
     }
+}
+
+/// Parse a JSON body: `415` for a non-JSON content type, `400` for malformed JSON.
+pub(crate) fn json_body(req: &ApiRequest) -> H<Value> {
+    let body = json_text(req)?;
     serde_json::from_str(body).or_else(|e| fail(ProblemKind::MalformedJson, e.to_string()))
+}
+
+/// [`json_body`] as a document whose strings borrow from the request (the CDM writes).
+pub(crate) fn json_doc(req: &ApiRequest) -> H<Json<'_>> {
+    let body = json_text(req)?;
+    Json::parse(body).or_else(|e| fail(ProblemKind::MalformedJson, e.to_string()))
 }
 
 /// An optional body for calls that take none (`415`/`400` only when one is sent).
@@ -1258,7 +1267,7 @@ pub(crate) fn connections_and_filter(
 
 /// Canonical fingerprint of a write for idempotency: method, path and the body with object
 /// keys sorted (so that key order does not matter).
-pub(crate) fn fingerprint(req: &ApiRequest, body: &Value) -> String {
+pub(crate) fn fingerprint(req: &ApiRequest, body: &Json<'_>) -> String {
     let mut text = String::new();
     text.push_str(&req.method);
     text.push(' ');
@@ -1268,25 +1277,22 @@ pub(crate) fn fingerprint(req: &ApiRequest, body: &Value) -> String {
     sha256_hex(text.as_bytes())
 }
 
-fn canonical(v: &Value, out: &mut String) {
+/// Compact JSON with object members in key order (a document's members are kept sorted).
+fn canonical(v: &Json<'_>, out: &mut String) {
     match v {
-        Value::Object(m) => {
-            let mut keys: Vec<&String> = m.keys().collect();
-            keys.sort();
+        Json::Object(m) => {
             out.push('{');
-            for (i, k) in keys.iter().enumerate() {
+            for (i, (k, v)) in m.iter().enumerate() {
                 if i > 0 {
                     out.push(',');
                 }
-                out.push_str(&Value::String((*k).clone()).to_string());
+                out.push_str(&json_string(k));
                 out.push(':');
-                if let Some(v) = m.get(*k) {
-                    canonical(v, out);
-                }
+                canonical(v, out);
             }
             out.push('}');
         }
-        Value::Array(a) => {
+        Json::Array(a) => {
             out.push('[');
             for (i, v) in a.iter().enumerate() {
                 if i > 0 {
@@ -1296,7 +1302,10 @@ fn canonical(v: &Value, out: &mut String) {
             }
             out.push(']');
         }
-        other => out.push_str(&other.to_string()),
+        Json::String(s) => out.push_str(&json_string(s)),
+        Json::Number(n) => out.push_str(&n.to_string()),
+        Json::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        Json::Null => out.push_str("null"),
     }
 }
 
@@ -1393,11 +1402,19 @@ mod tests {
     #[test]
     fn fingerprint_ignores_key_order() {
         let r = ApiRequest::new("POST", "/api/customers");
-        let a: Value = serde_json::from_str(r#"{"a":1,"b":{"c":2,"d":[1,2]}}"#).unwrap();
-        let b: Value = serde_json::from_str(r#"{"b":{"d":[1,2],"c":2},"a":1}"#).unwrap();
-        let c: Value = serde_json::from_str(r#"{"b":{"d":[2,1],"c":2},"a":1}"#).unwrap();
+        let a = Json::parse(r#"{"a":1,"b":{"c":2,"d":[1,2]}}"#).unwrap();
+        let b = Json::parse(r#"{"b":{"d":[1,2],"c":2},"a":1}"#).unwrap();
+        let c = Json::parse(r#"{"b":{"d":[2,1],"c":2},"a":1}"#).unwrap();
         assert_eq!(fingerprint(&r, &a), fingerprint(&r, &b));
         assert_ne!(fingerprint(&r, &a), fingerprint(&r, &c));
+    }
+
+    #[test]
+    fn fingerprint_is_the_hash_of_the_canonical_text() {
+        let r = ApiRequest::new("POST", "/api/customers");
+        let doc = Json::parse(r#"{"b":{"d":[1,2.5,"x\"y"],"c":null},"a":true,"a":false}"#).unwrap();
+        let text = "POST /api/customers\n{\"a\":false,\"b\":{\"c\":null,\"d\":[1,2.5,\"x\\\"y\"]}}";
+        assert_eq!(fingerprint(&r, &doc), sha256_hex(text.as_bytes()));
     }
 
     #[test]

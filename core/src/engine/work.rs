@@ -1149,7 +1149,7 @@ fn emit(
         tx.put_json(keys::delivery(&id), &d);
         tx.put(
             keys::webhook_delivery(&sync.account_id, &h.id, &id),
-            Value::String(id.clone()).to_string(),
+            json_string(&id),
         );
         tx.put(keys::due_delivery(now, &id), "\"\"");
     }

@@ -9,17 +9,17 @@ use serde_json::{json, Value};
 
 use super::api::{
     connections_and_filter, fail, field_error, fingerprint, idempotency_check, idempotency_store,
-    invalid, json_body, write_headers, Ctx, IfMatch, Stop, WriteHeaders, H, SCOPE_READ,
-    SCOPE_WRITE,
+    invalid, json_doc, write_headers, Ctx, IfMatch, Stop, WriteHeaders, H, SCOPE_READ, SCOPE_WRITE,
 };
 use super::tx::Tx;
 use super::work::{emit_sync_complete, emit_target_update};
 use super::Engine;
 use crate::cdm::*;
 use crate::http::{ApiRequest, ApiResponse, ProblemKind};
+use crate::json::Json;
 use crate::records::*;
 use crate::routing::{select_targets, ConnectionRef, SourceFilter};
-use crate::validate::{self, merge_patch, strip_server_fields};
+use crate::validate::{self, merge_patch, strip_server_fields, Document};
 use crate::CoreError;
 
 /// Default page size of lists.
@@ -146,27 +146,57 @@ pub(crate) struct PushItem {
     pub requires_previous: bool,
     /// More references that provider connectors need (a line's account, a payment's
     /// customer); the generic connector's envelope does not carry them.
-    pub connector_references: Vec<(String, ObjectType, String)>,
+    pub connector_references: ConnectorRefs,
     /// Where the object is in the request body (`""`, `/vendor`, `/3`), for the pointers of
     /// connector requirements.
     pub pointer: String,
 }
 
+/// References that only provider connectors need.
+#[derive(Clone, Default)]
+pub(crate) enum ConnectorRefs {
+    /// None.
+    #[default]
+    None,
+    /// Listed as `(field, type, id)`.
+    Listed(Vec<(String, ObjectType, String)>),
+    /// The account of each line (`lines/{i}/accountId`), when the line names one. Kept as
+    /// ids and named only for a provider target: most writes push to generic targets only.
+    LineAccounts(Vec<Option<String>>),
+}
+
+impl ConnectorRefs {
+    fn is_empty(&self) -> bool {
+        match self {
+            ConnectorRefs::None => true,
+            ConnectorRefs::Listed(v) => v.is_empty(),
+            ConnectorRefs::LineAccounts(v) => v.iter().all(Option::is_none),
+        }
+    }
+
+    /// Append the references as `(field, type, id)`.
+    fn extend_into(&self, out: &mut Vec<(String, ObjectType, String)>) {
+        match self {
+            ConnectorRefs::None => {}
+            ConnectorRefs::Listed(v) => out.extend(v.iter().cloned()),
+            ConnectorRefs::LineAccounts(v) => {
+                for (i, id) in v.iter().enumerate() {
+                    if let Some(id) = id {
+                        out.push((
+                            format!("lines/{i}/accountId"),
+                            ObjectType::Account,
+                            id.clone(),
+                        ));
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// The accounts of an object's lines as connector references `lines/{i}/accountId`.
-fn line_accounts<'a>(
-    ids: impl Iterator<Item = Option<&'a String>>,
-) -> Vec<(String, ObjectType, String)> {
-    ids.enumerate()
-        .filter_map(|(i, id)| {
-            id.map(|id| {
-                (
-                    format!("lines/{i}/accountId"),
-                    ObjectType::Account,
-                    id.clone(),
-                )
-            })
-        })
-        .collect()
+fn line_accounts<'a>(ids: impl Iterator<Item = Option<&'a String>>) -> ConnectorRefs {
+    ConnectorRefs::LineAccounts(ids.map(|id| id.cloned()).collect())
 }
 
 /// What a write wants pushed.
@@ -252,7 +282,7 @@ pub(crate) fn api(
         );
     }
     let headers = write_headers(req)?;
-    let body = json_body(req)?;
+    let body = json_doc(req)?;
     // Connections are read only when the write pushes or names sources to check.
     let (connections, filter) = if headers.push || headers.sources.is_some() {
         connections_and_filter(engine, ctx, account, headers.sources.as_deref())?
@@ -277,7 +307,16 @@ pub(crate) fn api(
         }
         [coll, id] => {
             let t = ObjectType::from_collection(coll).unwrap_or(ObjectType::Customer);
-            update(engine, ctx, account, t, id, &body, &headers, m == "PATCH")?
+            update(
+                engine,
+                ctx,
+                account,
+                t,
+                id,
+                &body.to_value(),
+                &headers,
+                m == "PATCH",
+            )?
         }
         _ => return fail(ProblemKind::NotFound, "no such route"),
     };
@@ -449,10 +488,8 @@ fn set_unique(
             ctx.tx.delete(keys::unique(&account.id, rule, o));
         }
     }
-    ctx.tx.put(
-        keys::unique(&account.id, rule, new),
-        Value::String(id.to_string()).to_string(),
-    );
+    ctx.tx
+        .put(keys::unique(&account.id, rule, new), json_string(id));
 }
 
 fn label(t: ObjectType, name: &str) -> String {
@@ -479,7 +516,7 @@ fn single(
             body: stored.raw.clone(),
             references,
             requires_previous: false,
-            connector_references: vec![],
+            connector_references: ConnectorRefs::None,
             pointer: String::new(),
         }],
     }
@@ -490,7 +527,7 @@ fn create(
     ctx: &mut Ctx<'_>,
     account: &AccountRec,
     t: ObjectType,
-    body: &Value,
+    body: &Json<'_>,
 ) -> H<Written> {
     match t {
         ObjectType::Customer => {
@@ -595,7 +632,7 @@ fn create(
                     body: v.raw.clone(),
                     references: vec![],
                     requires_previous: false,
-                    connector_references: vec![],
+                    connector_references: ConnectorRefs::None,
                     pointer: if is_array {
                         format!("/{}", items.len())
                     } else {
@@ -641,7 +678,7 @@ fn write_expense(
     engine: &mut Engine,
     ctx: &mut Ctx<'_>,
     account: &AccountRec,
-    body: &Value,
+    body: &(impl Document + ?Sized),
     existing: Option<Meta>,
 ) -> H<Written> {
     let (mut exp, new_vendor) = with_refs(ctx, account, |r| validate::validate_expense(body, r))?;
@@ -658,7 +695,7 @@ fn write_expense(
             body: vv.raw.clone(),
             references: vec![],
             requires_previous: false,
-            connector_references: vec![],
+            connector_references: ConnectorRefs::None,
             pointer: "/vendor".to_string(),
         });
     }
@@ -856,7 +893,7 @@ fn create_payment(
     ctx: &mut Ctx<'_>,
     account: &AccountRec,
     invoice_id: &str,
-    body: &Value,
+    body: &Json<'_>,
 ) -> H<Written> {
     let stored = load_object(ctx, account, ObjectType::Invoice, invoice_id)?;
     let key = keys::object(&account.id, ObjectType::Invoice, invoice_id);
@@ -912,11 +949,11 @@ fn create_payment(
         refs,
     );
     for item in &mut push.items {
-        item.connector_references = vec![(
+        item.connector_references = ConnectorRefs::Listed(vec![(
             "customerId".to_string(),
             ObjectType::Customer,
             invoice.customer_id.clone(),
-        )];
+        )]);
     }
     Ok(Written {
         status: 201,
@@ -986,7 +1023,7 @@ fn plan_sync(
             }
             let references = if provider && !item.connector_references.is_empty() {
                 let mut r = item.references.clone();
-                r.extend(item.connector_references.iter().cloned());
+                item.connector_references.extend_into(&mut r);
                 r
             } else {
                 item.references.clone()
@@ -1045,10 +1082,8 @@ fn plan_sync(
                 token_serial: None,
             };
             ctx.tx.put_json(keys::task(&tid), &task);
-            ctx.tx.put(
-                keys::chain(&conn.id, t, &item.object.id),
-                Value::String(tid.clone()).to_string(),
-            );
+            ctx.tx
+                .put(keys::chain(&conn.id, t, &item.object.id), json_string(&tid));
             previous = Some(tid.clone());
             task_ids.push(tid);
         }

@@ -1,0 +1,355 @@
+//! A JSON document that borrows its strings from the request body.
+//!
+//! The validators walk a document instead of deserialising into the CDM types directly, so that
+//! they can report every problem with its pointer (see `validate`). `serde_json::Value` would
+//! do, but it allocates every key and every string; this document is parsed by the same
+//! `serde_json` deserializer (same syntax errors, same numbers, same depth limit) and keeps
+//! strings without escapes as slices of the body. Objects behave as `serde_json`'s default
+//! `Value` map does: members sorted by key, a repeated key keeps its last value.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
+use serde::{Deserialize, Deserializer};
+use serde_json::{Number, Value};
+
+/// A JSON value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Json<'a> {
+    /// `null`.
+    Null,
+    /// `true` or `false`.
+    Bool(bool),
+    /// A number, as `serde_json` represents it.
+    Number(Number),
+    /// A string.
+    String(Cow<'a, str>),
+    /// An array.
+    Array(Vec<Json<'a>>),
+    /// An object.
+    Object(JsonObject<'a>),
+}
+
+/// The members of an object, sorted by key, each key once.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct JsonObject<'a> {
+    members: Vec<(Cow<'a, str>, Json<'a>)>,
+}
+
+impl<'a> JsonObject<'a> {
+    /// Members in any order; a repeated key keeps its last value.
+    fn from_members(mut members: Vec<(Cow<'a, str>, Json<'a>)>) -> Self {
+        // Stable: equal keys stay in document order, so the last one is the last of its run.
+        members.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut out: Vec<(Cow<'a, str>, Json<'a>)> = Vec::with_capacity(members.len());
+        for m in members {
+            match out.last_mut() {
+                Some(last) if last.0 == m.0 => *last = m,
+                _ => out.push(m),
+            }
+        }
+        JsonObject { members: out }
+    }
+
+    /// The value of a member.
+    pub fn get(&self, key: &str) -> Option<&Json<'a>> {
+        if self.members.len() <= 16 {
+            // Small objects (every CDM object): keys mostly differ in length, so a scan
+            // compares few bytes; an ordered search would compare at every step.
+            return self
+                .members
+                .iter()
+                .find(|(k, _)| k.len() == key.len() && k.as_ref() == key)
+                .map(|(_, v)| v);
+        }
+        self.members
+            .binary_search_by(|(k, _)| k.as_ref().cmp(key))
+            .ok()
+            .and_then(|i| self.members.get(i))
+            .map(|(_, v)| v)
+    }
+
+    /// The keys, in order.
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.members.iter().map(|(k, _)| k.as_ref())
+    }
+
+    /// The members, in key order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &Json<'a>)> {
+        self.members.iter().map(|(k, v)| (k.as_ref(), v))
+    }
+
+    /// Number of members.
+    pub fn len(&self) -> usize {
+        self.members.len()
+    }
+
+    /// Whether there are no members.
+    pub fn is_empty(&self) -> bool {
+        self.members.is_empty()
+    }
+}
+
+impl<'a> Json<'a> {
+    /// Parse JSON text; errors are `serde_json`'s, as for `serde_json::from_str::<Value>`.
+    pub fn parse(text: &'a str) -> Result<Json<'a>, serde_json::Error> {
+        serde_json::from_str(text)
+    }
+
+    /// A document that borrows from a `serde_json::Value`.
+    pub fn from_value(v: &'a Value) -> Json<'a> {
+        match v {
+            Value::Null => Json::Null,
+            Value::Bool(b) => Json::Bool(*b),
+            Value::Number(n) => Json::Number(n.clone()),
+            Value::String(s) => Json::String(Cow::Borrowed(s)),
+            Value::Array(a) => Json::Array(a.iter().map(Json::from_value).collect()),
+            // A Value map is already sorted and unique.
+            Value::Object(m) => Json::Object(JsonObject {
+                members: m
+                    .iter()
+                    .map(|(k, v)| (Cow::Borrowed(k.as_str()), Json::from_value(v)))
+                    .collect(),
+            }),
+        }
+    }
+
+    /// The same document as a `serde_json::Value`.
+    pub fn to_value(&self) -> Value {
+        match self {
+            Json::Null => Value::Null,
+            Json::Bool(b) => Value::Bool(*b),
+            Json::Number(n) => Value::Number(n.clone()),
+            Json::String(s) => Value::String(s.to_string()),
+            Json::Array(a) => Value::Array(a.iter().map(Json::to_value).collect()),
+            Json::Object(o) => Value::Object(
+                o.iter()
+                    .map(|(k, v)| (k.to_string(), v.to_value()))
+                    .collect(),
+            ),
+        }
+    }
+
+    /// Whether this is `null`.
+    pub fn is_null(&self) -> bool {
+        matches!(self, Json::Null)
+    }
+
+    /// The members of an object.
+    pub fn as_object(&self) -> Option<&JsonObject<'a>> {
+        match self {
+            Json::Object(o) => Some(o),
+            _ => None,
+        }
+    }
+
+    /// The text of a string.
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Json::String(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// The member `key` of an object.
+    pub fn get(&self, key: &str) -> Option<&Json<'a>> {
+        self.as_object().and_then(|o| o.get(key))
+    }
+}
+
+impl<'de> Deserialize<'de> for Json<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(JsonVisitor)
+    }
+}
+
+struct JsonVisitor;
+
+impl<'de> Visitor<'de> for JsonVisitor {
+    type Value = Json<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_bool<E>(self, b: bool) -> Result<Self::Value, E> {
+        Ok(Json::Bool(b))
+    }
+    fn visit_i64<E>(self, n: i64) -> Result<Self::Value, E> {
+        Ok(Json::Number(n.into()))
+    }
+    fn visit_u64<E>(self, n: u64) -> Result<Self::Value, E> {
+        Ok(Json::Number(n.into()))
+    }
+    fn visit_f64<E>(self, n: f64) -> Result<Self::Value, E> {
+        // As serde_json's Value: a non-finite float (not produced by its parser) is null.
+        Ok(Number::from_f64(n).map_or(Json::Null, Json::Number))
+    }
+    fn visit_borrowed_str<E>(self, s: &'de str) -> Result<Self::Value, E> {
+        Ok(Json::String(Cow::Borrowed(s)))
+    }
+    fn visit_str<E>(self, s: &str) -> Result<Self::Value, E> {
+        Ok(Json::String(Cow::Owned(s.to_string())))
+    }
+    fn visit_string<E>(self, s: String) -> Result<Self::Value, E> {
+        Ok(Json::String(Cow::Owned(s)))
+    }
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(Json::Null)
+    }
+    fn visit_none<E>(self) -> Result<Self::Value, E> {
+        Ok(Json::Null)
+    }
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        Json::deserialize(d)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(64));
+        while let Some(v) = seq.next_element()? {
+            items.push(v);
+        }
+        Ok(Json::Array(items))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut members = Vec::with_capacity(map.size_hint().unwrap_or(0).clamp(8, 64));
+        while let Some(k) = map.next_key_seed(KeySeed)? {
+            let v: Json<'de> = map.next_value()?;
+            members.push((k, v));
+        }
+        Ok(Json::Object(JsonObject::from_members(members)))
+    }
+}
+
+/// An object key, borrowed when it has no escapes.
+struct KeySeed;
+
+impl<'de> DeserializeSeed<'de> for KeySeed {
+    type Value = Cow<'de, str>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_str(KeyVisitor)
+    }
+}
+
+struct KeyVisitor;
+
+impl<'de> Visitor<'de> for KeyVisitor {
+    type Value = Cow<'de, str>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an object key")
+    }
+    fn visit_borrowed_str<E>(self, s: &'de str) -> Result<Self::Value, E> {
+        Ok(Cow::Borrowed(s))
+    }
+    fn visit_str<E>(self, s: &str) -> Result<Self::Value, E> {
+        Ok(Cow::Owned(s.to_string()))
+    }
+    fn visit_string<E>(self, s: String) -> Result<Self::Value, E> {
+        Ok(Cow::Owned(s))
+    }
+    fn visit_bytes<E: de::Error>(self, b: &[u8]) -> Result<Self::Value, E> {
+        Err(de::Error::invalid_type(de::Unexpected::Bytes(b), &self))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn same_as_value(text: &str) {
+        let v: Result<Value, _> = serde_json::from_str(text);
+        let j = Json::parse(text);
+        match (v, j) {
+            (Ok(v), Ok(j)) => {
+                assert_eq!(j.to_value(), v, "{text}");
+                assert_eq!(Json::from_value(&v), j, "{text}");
+            }
+            (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string(), "{text}"),
+            (a, b) => panic!("{text}: Value {a:?}, Json {b:?}"),
+        }
+    }
+
+    #[test]
+    fn parses_like_serde_json_value() {
+        for text in [
+            "null",
+            "true",
+            "0",
+            "-1",
+            "18446744073709551615",
+            "-9223372036854775808",
+            "1.5",
+            "1e400",
+            "-0.0",
+            "\"a\\nb\\u00e9\\ud83d\\ude00\"",
+            "\"\\ud800\"",
+            "[]",
+            "[1,[2,[3]]]",
+            r#"{"b":1,"a":2,"b":3}"#,
+            r#"{"a\/b":1,"a/b":2}"#,
+            r#"{"z":{"y":[{"x":null}]},"é":"ü"}"#,
+            "{",
+            "[1,]",
+            "{\"a\":1}x",
+            "",
+            "  ",
+            "01",
+            "\"\u{1}\"",
+            &"[".repeat(200),
+            &format!("{}1{}", "[".repeat(120), "]".repeat(120)),
+        ] {
+            same_as_value(text);
+        }
+    }
+
+    #[test]
+    fn strings_without_escapes_are_borrowed() {
+        let text = r#"{"plain":"abc","esc":"a\"b"}"#;
+        let j = Json::parse(text).unwrap();
+        let o = j.as_object().unwrap();
+        assert!(matches!(
+            o.get("plain"),
+            Some(Json::String(Cow::Borrowed("abc")))
+        ));
+        assert!(matches!(o.get("esc"), Some(Json::String(Cow::Owned(_)))));
+        assert_eq!(o.keys().collect::<Vec<_>>(), ["esc", "plain"]);
+    }
+
+    #[test]
+    fn members_are_found_in_small_and_large_objects() {
+        for n in [1usize, 5, 16, 17, 40] {
+            let text = format!(
+                "{{{}}}",
+                (0..n)
+                    .rev()
+                    .map(|i| format!("\"k{i}\":{i}"))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            );
+            let j = Json::parse(&text).unwrap();
+            for i in 0..n {
+                assert_eq!(j.get(&format!("k{i}")), Some(&Json::Number(i.into())), "{n}");
+            }
+            assert_eq!(j.get("k"), None);
+            assert_eq!(j.get(&format!("k{n}")), None);
+        }
+    }
+
+    #[test]
+    fn repeated_keys_keep_the_last_value() {
+        let j = Json::parse(r#"{"a":1,"b":2,"a":3,"a":4}"#).unwrap();
+        assert_eq!(j.get("a"), Some(&Json::Number(4.into())));
+        assert_eq!(j.as_object().unwrap().len(), 2);
+    }
+
+    quickcheck::quickcheck! {
+        fn any_text_parses_as_value_does(s: String) -> bool {
+            let v: Result<Value, _> = serde_json::from_str(&s);
+            match (v, Json::parse(&s)) {
+                (Ok(v), Ok(j)) => j.to_value() == v,
+                (Err(a), Err(b)) => a.to_string() == b.to_string(),
+                _ => false,
+            }
+        }
+    }
+}
