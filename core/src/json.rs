@@ -31,58 +31,66 @@ pub enum Json<'a> {
     Object(JsonObject<'a>),
 }
 
-/// The members of an object, sorted by key, each key once.
-#[derive(Debug, Clone, PartialEq, Default)]
+/// The members of an object as written. A repeated key keeps its last value; [`JsonObject::iter`]
+/// and [`JsonObject::keys`] list the members in key order, each key once.
+#[derive(Debug, Clone, Default)]
 pub struct JsonObject<'a> {
     members: Vec<(Cow<'a, str>, Json<'a>)>,
 }
 
-impl<'a> JsonObject<'a> {
-    /// Members in any order; a repeated key keeps its last value.
-    fn from_members(mut members: Vec<(Cow<'a, str>, Json<'a>)>) -> Self {
-        // Stable: equal keys stay in document order, so the last one is the last of its run.
-        members.sort_by(|a, b| a.0.cmp(&b.0));
-        let mut out: Vec<(Cow<'a, str>, Json<'a>)> = Vec::with_capacity(members.len());
-        for m in members {
-            match out.last_mut() {
-                Some(last) if last.0 == m.0 => *last = m,
-                _ => out.push(m),
-            }
-        }
-        JsonObject { members: out }
+impl PartialEq for JsonObject<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.iter().eq(other.iter())
     }
+}
 
-    /// The value of a member.
+impl<'a> JsonObject<'a> {
+    /// The value of a member (the last one, when the key is repeated).
     pub fn get(&self, key: &str) -> Option<&Json<'a>> {
-        if self.members.len() <= 16 {
-            // Small objects (every CDM object): keys mostly differ in length, so a scan
-            // compares few bytes; an ordered search would compare at every step.
-            return self
-                .members
-                .iter()
-                .find(|(k, _)| k.len() == key.len() && k.as_ref() == key)
-                .map(|(_, v)| v);
-        }
+        // Objects of the CDM are small and their keys mostly differ in length: a scan compares
+        // few bytes.
         self.members
-            .binary_search_by(|(k, _)| k.as_ref().cmp(key))
-            .ok()
-            .and_then(|i| self.members.get(i))
+            .iter()
+            .rev()
+            .find(|(k, _)| k.len() == key.len() && k.as_ref() == key)
             .map(|(_, v)| v)
     }
 
-    /// The keys, in order.
+    /// Whether every key satisfies `f` (in no particular order; repeated keys may be seen twice).
+    pub fn all_keys(&self, mut f: impl FnMut(&str) -> bool) -> bool {
+        self.members.iter().all(|(k, _)| f(k))
+    }
+
+    /// The keys, in order, each once.
     pub fn keys(&self) -> impl Iterator<Item = &str> {
-        self.members.iter().map(|(k, _)| k.as_ref())
+        self.iter().map(|(k, _)| k)
     }
 
-    /// The members, in key order.
+    /// The members in key order, each key once with its last value.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &Json<'a>)> {
-        self.members.iter().map(|(k, v)| (k.as_ref(), v))
+        let mut order: Vec<usize> = (0..self.members.len()).collect();
+        // Stable: the members of a repeated key stay in document order.
+        order.sort_by(|a, b| self.key(*a).cmp(self.key(*b)));
+        let mut unique: Vec<usize> = Vec::with_capacity(order.len());
+        for i in order {
+            match unique.last_mut() {
+                Some(last) if self.key(*last) == self.key(i) => *last = i,
+                _ => unique.push(i),
+            }
+        }
+        unique
+            .into_iter()
+            .filter_map(|i| self.members.get(i))
+            .map(|(k, v)| (k.as_ref(), v))
     }
 
-    /// Number of members.
+    fn key(&self, i: usize) -> &str {
+        self.members.get(i).map_or("", |(k, _)| k.as_ref())
+    }
+
+    /// Number of distinct keys.
     pub fn len(&self) -> usize {
-        self.members.len()
+        self.keys().count()
     }
 
     /// Whether there are no members.
@@ -216,7 +224,7 @@ impl<'de> Visitor<'de> for JsonVisitor {
             let v: Json<'de> = map.next_value()?;
             members.push((k, v));
         }
-        Ok(Json::Object(JsonObject::from_members(members)))
+        Ok(Json::Object(JsonObject { members }))
     }
 }
 
@@ -328,7 +336,11 @@ mod tests {
             );
             let j = Json::parse(&text).unwrap();
             for i in 0..n {
-                assert_eq!(j.get(&format!("k{i}")), Some(&Json::Number(i.into())), "{n}");
+                assert_eq!(
+                    j.get(&format!("k{i}")),
+                    Some(&Json::Number(i.into())),
+                    "{n}"
+                );
             }
             assert_eq!(j.get("k"), None);
             assert_eq!(j.get(&format!("k{n}")), None);

@@ -284,9 +284,12 @@ impl<'a> Obj<'a> {
 
     /// Report every member that is not in `allowed` (nor a server field when `server` is set).
     fn unknown_fields(&self, allowed: &[&str], server: bool, p: &mut Problems) {
+        let known = |k: &str| allowed.contains(&k) || (server && SERVER_FIELDS.contains(&k));
+        if self.map.all_keys(known) {
+            return;
+        }
         for key in self.map.keys() {
-            let k = key;
-            if allowed.contains(&k) || (server && SERVER_FIELDS.contains(&k)) {
+            if known(key) {
                 continue;
             }
             p.add(
