@@ -354,6 +354,59 @@ mod tests {
         assert_eq!(j.as_object().unwrap().len(), 2);
     }
 
+    /// JSON text with nested values and keys drawn from a small set, so that objects often
+    /// repeat a key (also spelled with an escape).
+    fn any_text(g: &mut quickcheck::Gen, depth: u32) -> String {
+        use quickcheck::Arbitrary;
+        let kinds = if depth == 0 { 4 } else { 6 };
+        match u8::arbitrary(g) % kinds {
+            0 => "null".into(),
+            1 => bool::arbitrary(g).to_string(),
+            2 => match u8::arbitrary(g) % 3 {
+                0 => i64::arbitrary(g).to_string(),
+                1 => u64::arbitrary(g).to_string(),
+                _ => {
+                    let f = f64::arbitrary(g);
+                    serde_json::to_string(&if f.is_finite() { f } else { 0.5 }).unwrap()
+                }
+            },
+            3 => serde_json::to_string(&String::arbitrary(g)).unwrap(),
+            4 => {
+                let n = usize::arbitrary(g) % 4;
+                let items: Vec<String> = (0..n).map(|_| any_text(g, depth - 1)).collect();
+                format!("[{}]", items.join(","))
+            }
+            _ => {
+                let keys = ["a", "b", "ab", r"\u0061", "é", r"a\/b", "a/b", ""];
+                let n = usize::arbitrary(g) % 6;
+                let members: Vec<String> = (0..n)
+                    .map(|_| {
+                        let k = keys[usize::arbitrary(g) % keys.len()];
+                        format!("\"{k}\":{}", any_text(g, depth - 1))
+                    })
+                    .collect();
+                format!("{{{}}}", members.join(","))
+            }
+        }
+    }
+
+    #[test]
+    fn generated_documents_read_as_value_reads_them() {
+        let mut g = quickcheck::Gen::new(20);
+        for _ in 0..3000 {
+            let text = any_text(&mut g, 4);
+            same_as_value(&text);
+            let v: Value = serde_json::from_str(&text).unwrap();
+            let j = Json::parse(&text).unwrap();
+            if let (Some(vo), Some(jo)) = (v.as_object(), j.as_object()) {
+                for k in ["a", "b", "ab", "é", "a/b", "", "zz"] {
+                    assert_eq!(jo.get(k).map(Json::to_value), vo.get(k).cloned(), "{text} {k}");
+                }
+                assert_eq!(jo.len(), vo.len());
+            }
+        }
+    }
+
     quickcheck::quickcheck! {
         fn any_text_parses_as_value_does(s: String) -> bool {
             let v: Result<Value, _> = serde_json::from_str(&s);
