@@ -138,13 +138,6 @@ fn bench(c: &mut Criterion) {
     assert_eq!(step.response.status, 201, "{}", step.response.body);
     assert_eq!(step.response.headers["X-Sync-Targets"], "quickbooks,xero");
     engine.finish(&step);
-    if std::env::var_os("WRITESYNC_BENCH_ROWS").is_some() {
-        for op in &step.batch.ops {
-            if let writesync_core::Op::Put { key, value } = op {
-                eprintln!("{:5} {key}\n      {value}", value.len());
-            }
-        }
-    }
 
     let mut g = c.benchmark_group("invoice_create_1kb");
     g.throughput(Throughput::Elements(1));
@@ -163,18 +156,6 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             let v: Value = serde_json::from_str(black_box(&text)).unwrap();
             black_box(validator.is_valid(&v))
-        })
-    });
-    g.bench_function("tmp_parse_value", |b| {
-        b.iter(|| {
-            let v: Value = serde_json::from_str(black_box(&text)).unwrap();
-            black_box(v.is_object())
-        })
-    });
-    g.bench_function("tmp_parse_json", |b| {
-        b.iter(|| {
-            let v = writesync_core::json::Json::parse(black_box(&text)).unwrap();
-            black_box(v.is_null())
         })
     });
     g.finish();

@@ -400,7 +400,11 @@ mod tests {
             let j = Json::parse(&text).unwrap();
             if let (Some(vo), Some(jo)) = (v.as_object(), j.as_object()) {
                 for k in ["a", "b", "ab", "é", "a/b", "", "zz"] {
-                    assert_eq!(jo.get(k).map(Json::to_value), vo.get(k).cloned(), "{text} {k}");
+                    assert_eq!(
+                        jo.get(k).map(Json::to_value),
+                        vo.get(k).cloned(),
+                        "{text} {k}"
+                    );
                 }
                 assert_eq!(jo.len(), vo.len());
             }

@@ -403,8 +403,10 @@ pub struct TargetRec {
     /// Sum of attempts of its tasks.
     pub attempts: u32,
     /// Remote id of the sync's object at this connection.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub remote_id: Option<String>,
     /// The last error of any of its tasks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
     /// RFC 3339.
     pub updated_at: String,
@@ -425,6 +427,7 @@ pub struct SyncRec {
     /// `X-Request-ID` of the write.
     pub request_id: String,
     /// `X-Tracking-ID` of the write.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tracking_id: Option<String>,
     /// `create` or `update`.
     pub operation: String,
@@ -497,20 +500,26 @@ pub struct TaskRec {
     /// Snapshot of the object as written (JSON text kept verbatim).
     pub body: Box<serde_json::value::RawValue>,
     /// Tracking id of the write.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tracking_id: Option<String>,
     /// State.
     pub state: TaskState,
     /// Attempts made (including one in progress).
     pub attempts: u32,
     /// Last error.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
     /// Tasks that must finish first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub waiting_on: Vec<String>,
     /// Tasks that must have *succeeded* first (a subset of `waiting_on`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub requires: Vec<String>,
     /// Tasks waiting for this one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub successors: Vec<String>,
     /// Reference fields of the object resolved to remote ids at send time: (field, type, id).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub references: Vec<(String, ObjectType, String)>,
     /// The connector of the connection when the task was planned (`generic` when absent).
     #[serde(default, skip_serializing_if = "ConnectorKind::is_generic")]
@@ -726,6 +735,66 @@ mod tests {
             keys::object("a", ObjectType::Invoice, "i"),
             "obj/a/invoice/i"
         );
+    }
+
+    #[test]
+    fn rows_written_with_every_field_still_read() {
+        // Rows written before empty fields were left out spell them as null / [].
+        let task = TaskRec {
+            id: "t".into(),
+            account_id: "a".into(),
+            sync_id: "s".into(),
+            connection_id: "c".into(),
+            object: ObjectRef {
+                object_type: ObjectType::Invoice,
+                id: "i".into(),
+            },
+            body: serde_json::value::RawValue::from_string("{\"x\":1}".into()).unwrap(),
+            tracking_id: None,
+            state: TaskState::Waiting,
+            attempts: 0,
+            last_error: None,
+            waiting_on: vec![],
+            requires: vec![],
+            successors: vec![],
+            references: vec![],
+            connector: ConnectorKind::default(),
+            reauthorized: false,
+            token_serial: None,
+        };
+        let compact = serde_json::to_string(&task).unwrap();
+        assert!(!compact.contains("waitingOn") && !compact.contains("lastError"));
+        let mut old: serde_json::Value = serde_json::from_str(&compact).unwrap();
+        for (k, v) in [
+            ("trackingId", serde_json::Value::Null),
+            ("lastError", serde_json::Value::Null),
+            ("waitingOn", serde_json::json!([])),
+            ("requires", serde_json::json!([])),
+            ("successors", serde_json::json!([])),
+            ("references", serde_json::json!([])),
+        ] {
+            old[k] = v;
+        }
+        let read: TaskRec = serde_json::from_value(old).unwrap();
+        assert_eq!(serde_json::to_string(&read).unwrap(), compact);
+        let again: TaskRec = serde_json::from_str(&compact).unwrap();
+        assert_eq!(serde_json::to_string(&again).unwrap(), compact);
+
+        let target = TargetRec {
+            connection_id: "c".into(),
+            app: "quickbooks".into(),
+            app_type: "accounting".into(),
+            status: TargetStatus::Pending,
+            attempts: 0,
+            remote_id: None,
+            last_error: None,
+            updated_at: "2026-01-01T00:00:00.000Z".into(),
+            tasks: vec!["t".into()],
+        };
+        let old = r#"{"connectionId":"c","app":"quickbooks","type":"accounting","status":"pending","attempts":0,"remoteId":null,"lastError":null,"updatedAt":"2026-01-01T00:00:00.000Z","tasks":["t"]}"#;
+        assert_eq!(serde_json::from_str::<TargetRec>(old).unwrap(), target);
+        let compact = serde_json::to_string(&target).unwrap();
+        assert_eq!(serde_json::from_str::<TargetRec>(&compact).unwrap(), target);
     }
 
     #[test]
