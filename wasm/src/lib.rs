@@ -101,6 +101,17 @@ impl Frame {
         self.texts.push_str(s);
     }
     fn ops(&mut self, ops: &[Op]) {
+        // One allocation for every text of the batch.
+        let total: usize = ops
+            .iter()
+            .map(|op| match op {
+                Op::Put { key, value } => key.len() + value.len(),
+                Op::Delete { key } => key.len(),
+            })
+            .sum();
+        self.texts.reserve(total);
+        self.lens.reserve(ops.len() * 2);
+        self.kinds.reserve(ops.len());
         for op in ops {
             match op {
                 Op::Put { key, value } => {
@@ -122,6 +133,8 @@ impl Frame {
             texts,
             kinds,
         } = self;
+        // The head's lists take at most 2 and 11 bytes an element.
+        out.reserve(32 + kinds.len() * 2 + lens.len() * 11 + texts.len());
         if !out.ends_with('{') {
             out.push(',');
         }

@@ -82,10 +82,20 @@ impl<'a> Tx<'a> {
     }
 
     pub(crate) fn put_json<T: Serialize>(&mut self, key: impl Into<String>, value: &T) {
+        self.put_json_sized(key, value, 512);
+    }
+
+    /// [`Tx::put_json`] for a record of about `size_hint` bytes: one buffer of that size
+    /// instead of one that grows from empty.
+    pub(crate) fn put_json_sized<T: Serialize>(
+        &mut self,
+        key: impl Into<String>,
+        value: &T,
+        size_hint: usize,
+    ) {
         // Serializing the engine's own record types cannot fail (no maps with non-string
         // keys, no failing Serialize impls); fall back to null rather than panic.
-        // One buffer sized for a typical record, instead of growing from empty.
-        let mut buf = Vec::with_capacity(512);
+        let mut buf = Vec::with_capacity(size_hint);
         let text = match serde_json::to_writer(&mut buf, value) {
             Ok(()) => String::from_utf8(buf).unwrap_or_else(|_| "null".into()),
             Err(_) => "null".into(),

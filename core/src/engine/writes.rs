@@ -1081,7 +1081,9 @@ fn plan_sync(
                 reauthorized: false,
                 token_serial: None,
             };
-            ctx.tx.put_json(keys::task(&tid), &task);
+            // The body plus about 600 bytes of ids, state and references.
+            let hint = task.body.get().len() + 768;
+            ctx.tx.put_json_sized(keys::task(&tid), &task, hint);
             ctx.tx
                 .put(keys::chain(&conn.id, t, &item.object.id), json_string(&tid));
             previous = Some(tid.clone());
@@ -1130,7 +1132,8 @@ fn plan_sync(
     if sync.status.is_final() {
         emit_sync_complete(engine, ctx.now, &mut ctx.tx, &sync)?;
     }
-    ctx.tx.put_json(keys::sync(&account.id, &sync_id), &sync);
+    ctx.tx
+        .put_json_sized(keys::sync(&account.id, &sync_id), &sync, 1024);
     Ok((sync_id, apps))
 }
 
