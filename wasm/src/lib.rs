@@ -202,9 +202,11 @@ impl RawEngine {
             ));
         }
         let config = config.into_config([0; 32]).map_err(|e| core_error(&e))?;
+        // The last 8 bytes of the seed key the cache's hash function.
+        let [.., a, b, c, d, e, f, g, h] = config.seed;
         Ok(RawEngine {
+            cache: Cache::with_seed(u64::from_le_bytes([a, b, c, d, e, f, g, h])),
             engine: Engine::new(config),
-            cache: Cache::default(),
             pending: None,
         })
     }
