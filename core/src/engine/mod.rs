@@ -231,7 +231,12 @@ impl Engine {
         bytes[7] = (self.id_counter & 0xff) as u8;
         self.rng.fill_bytes(&mut bytes[8..]);
         bytes[8] = (bytes[8] & 0x3f) | 0x80;
-        uuid::Uuid::from_bytes(bytes).hyphenated().to_string()
+        // Encoded into a stack buffer: `to_string` would go through `fmt` for each id.
+        let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
+        uuid::Uuid::from_bytes(bytes)
+            .hyphenated()
+            .encode_lower(&mut text)
+            .to_string()
     }
 
     /// Random bytes from the seeded generator.
