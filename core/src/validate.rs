@@ -256,15 +256,20 @@ struct Obj<'a> {
 
 impl<'a> Obj<'a> {
     /// The object at `ptr`, or an `invalid_type` problem.
-    fn new(v: &'a Json, ptr: &str, what: &str, p: &mut Problems) -> Option<Obj<'a>> {
+    fn new(
+        v: &'a Json,
+        ptr: impl Into<String> + AsRef<str>,
+        what: &str,
+        p: &mut Problems,
+    ) -> Option<Obj<'a>> {
         match v {
             Json::Object(map) => Some(Obj {
                 map,
-                ptr: ptr.to_string(),
+                ptr: ptr.into(),
             }),
             other => {
                 p.add(
-                    ptr,
+                    ptr.as_ref(),
                     codes::INVALID_TYPE,
                     format!("{what} must be a JSON object, not {}", type_name(other)),
                 );
@@ -980,7 +985,7 @@ fn quantity(o: &Obj<'_>, p: &mut Problems) -> Option<(Number, Decimal)> {
 /// One invoice line; the computed amount is `None` when it could not be computed.
 fn invoice_line(
     v: &Json,
-    ptr: &str,
+    ptr: String,
     refs: &dyn RefLookup,
     p: &mut Problems,
 ) -> Option<(InvoiceLine, Option<i64>)> {
@@ -1020,7 +1025,7 @@ fn invoice_line(
             let amount = line_amount(*q, u, tax_amount.unwrap_or(0));
             if amount.is_none() {
                 p.add(
-                    ptr,
+                    o.ptr.as_str(),
                     codes::OVERFLOW,
                     "the line amount (quantity x unitAmount + taxAmount) does not fit in a signed 64-bit integer",
                 );
@@ -1101,7 +1106,7 @@ pub fn validate_invoice(
         all_computed = true;
         let lines_ptr = o.at("lines");
         for (i, item) in items.iter().enumerate() {
-            match invoice_line(item, &element(&lines_ptr, i), refs, &mut p) {
+            match invoice_line(item, element(&lines_ptr, i), refs, &mut p) {
                 Some((line, computed)) => {
                     all_computed &= computed.is_some();
                     lines.push(line);
@@ -1332,7 +1337,7 @@ pub fn validate_payment(body: &(impl Document + ?Sized), invoice: &Invoice) -> V
 /// One expense line.
 fn expense_line(
     v: &Json,
-    ptr: &str,
+    ptr: String,
     refs: &dyn RefLookup,
     p: &mut Problems,
 ) -> Option<ExpenseLine> {
@@ -1411,7 +1416,7 @@ pub fn validate_expense(
         complete = true;
         let lines_ptr = o.at("lines");
         for (i, item) in items.iter().enumerate() {
-            match expense_line(item, &element(&lines_ptr, i), refs, &mut p) {
+            match expense_line(item, element(&lines_ptr, i), refs, &mut p) {
                 Some(line) => lines.push(line),
                 None => complete = false,
             }

@@ -590,9 +590,11 @@ fn create(
                 inv.customer_id.clone(),
             )];
             let mut push = single(t, &inv.meta.id, label(t, &inv.number), &v, "create", refs);
-            for item in &mut push.items {
-                item.connector_references =
-                    line_accounts(inv.lines.iter().map(|l| l.account_id.as_ref()));
+            if let Some(item) = push.items.first_mut() {
+                // The invoice is stored; its lines' account ids move into the push.
+                item.connector_references = ConnectorRefs::LineAccounts(
+                    inv.lines.into_iter().map(|l| l.account_id).collect(),
+                );
             }
             Ok(Written {
                 status: 201,
@@ -1021,13 +1023,16 @@ fn plan_sync(
             if t != plan.route_type && !conn.objects.contains(&t) {
                 continue;
             }
-            let references = if provider && !item.connector_references.is_empty() {
-                let mut r = item.references.clone();
-                item.connector_references.extend_into(&mut r);
-                r
-            } else {
-                item.references.clone()
-            };
+            let with_connector_refs;
+            let references: &[(String, ObjectType, String)] =
+                if provider && !item.connector_references.is_empty() {
+                    let mut r = item.references.clone();
+                    item.connector_references.extend_into(&mut r);
+                    with_connector_refs = r;
+                    &with_connector_refs
+                } else {
+                    &item.references
+                };
             let tid = engine.new_id(ctx.now);
             let mut waiting_on = Vec::new();
             let mut requires = Vec::new();
@@ -1045,7 +1050,7 @@ fn plan_sync(
                 Ok(())
             };
             wait_for(ctx, t, &item.object.id)?;
-            for (_, rt, rid) in &references {
+            for (_, rt, rid) in references {
                 wait_for(ctx, *rt, rid)?;
             }
             if item.requires_previous {
@@ -1062,27 +1067,23 @@ fn plan_sync(
             } else {
                 TaskState::Waiting
             };
-            let task = TaskRec {
-                id: tid.clone(),
-                account_id: account.id.clone(),
-                sync_id: sync_id.clone(),
-                connection_id: conn.id.clone(),
-                object: item.object.clone(),
-                body: item.body.clone(),
-                tracking_id: headers.tracking_id.clone(),
-                state,
+            let task = NewTask {
+                id: &tid,
+                account_id: &account.id,
+                sync_id: &sync_id,
+                connection_id: &conn.id,
+                object: &item.object,
+                body: &item.body,
+                tracking_id: headers.tracking_id.as_deref(),
+                state: &state,
                 attempts: 0,
-                last_error: None,
-                waiting_on,
-                requires,
-                successors: Vec::new(),
+                waiting_on: &waiting_on,
+                requires: &requires,
                 references,
                 connector: conn.connector,
-                reauthorized: false,
-                token_serial: None,
             };
             // The body plus about 600 bytes of ids, state and references.
-            let hint = task.body.get().len() + 768;
+            let hint = item.body.get().len() + 768;
             ctx.tx.put_json_sized(keys::task(&tid), &task, hint);
             ctx.tx
                 .put(keys::chain(&conn.id, t, &item.object.id), json_string(&tid));
