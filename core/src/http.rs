@@ -290,6 +290,17 @@ pub fn split_path(path: &str) -> (Vec<String>, Vec<(String, String)>) {
     (segments, query)
 }
 
+/// The first segment of a path, decoded as [`split_path`] decodes it.
+pub fn first_segment(path: &str) -> Option<std::borrow::Cow<'_, str>> {
+    let p = path.split_once('?').map_or(path, |(p, _)| p);
+    let first = p.split('/').find(|s| !s.is_empty())?;
+    Some(if first.contains('%') {
+        std::borrow::Cow::Owned(percent_decode(first))
+    } else {
+        std::borrow::Cow::Borrowed(first)
+    })
+}
+
 fn percent_decode(s: &str) -> String {
     if !s.contains('%') {
         return s.to_string();
@@ -346,6 +357,23 @@ mod tests {
                 ("pageSize".into(), "10".into())
             ]
         );
+        for path in [
+            "/api/customers?page=2",
+            "api",
+            "//api//x",
+            "/%61pi/x",
+            "/?api",
+            "",
+            "/",
+            "/admin?x=/api",
+            "/a%2Fb/c",
+        ] {
+            assert_eq!(
+                first_segment(path).map(|c| c.into_owned()),
+                split_path(path).0.first().cloned(),
+                "{path}"
+            );
+        }
         let (s, _) = split_path("/admin/accounts/a%2Fb/api-keys/k+1");
         assert_eq!(s, vec!["admin", "accounts", "a/b", "api-keys", "k+1"]);
     }

@@ -11,8 +11,8 @@ use super::{Engine, Step};
 use crate::cdm::{codes, FieldError, ObjectType};
 use crate::connectors::ConnectorKind;
 use crate::http::{
-    is_json_content_type, is_visible_ascii, problem, split_path, validation_problem, ApiRequest,
-    ApiResponse, ProblemKind,
+    first_segment, is_json_content_type, is_visible_ascii, problem, split_path, validation_problem,
+    ApiRequest, ApiResponse, ProblemKind,
 };
 use crate::json::Json;
 use crate::records::*;
@@ -105,8 +105,7 @@ pub(crate) fn handle(engine: &mut Engine, req: &ApiRequest, now: i64, store: &dy
             (problem(kind, e.to_string()), Default::default())
         }
     };
-    let (segments, _) = split_path(&req.path);
-    if segments.first().map(String::as_str) == Some("api") {
+    if first_segment(&req.path).as_deref() == Some("api") {
         response.set_header("X-Request-ID", request_id);
         if is_write(&req.method) {
             if let Some(t) = req.header_value("X-Tracking-ID") {
