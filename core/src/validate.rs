@@ -756,8 +756,15 @@ pub fn validate_customer(
     _refs: &dyn RefLookup,
     _self_id: Option<&str>,
 ) -> Validated<Customer> {
-    let doc = body.doc();
-    let body: &Json<'_> = &doc;
+    validate_customer_doc(&body.doc(), _refs, _self_id)
+}
+
+/// [`validate_customer`] on a parsed document (one body of code whatever the caller's input type).
+fn validate_customer_doc(
+    body: &Json<'_>,
+    _refs: &dyn RefLookup,
+    _self_id: Option<&str>,
+) -> Validated<Customer> {
     let mut p = Problems::default();
     let Some(o) = Obj::new(body, "", "a customer", &mut p) else {
         return Err(p.0);
@@ -797,8 +804,11 @@ fn vendor_at(body: &Json, prefix: &str, p: &mut Problems) -> Option<Vendor> {
 /// `prefix` is the JSON Pointer of the vendor object inside the body ("" at top level,
 /// "/vendor" when nested in an expense).
 pub fn validate_vendor(body: &(impl Document + ?Sized), prefix: &str) -> Validated<Vendor> {
-    let doc = body.doc();
-    let body: &Json<'_> = &doc;
+    validate_vendor_doc(&body.doc(), prefix)
+}
+
+/// [`validate_vendor`] on a parsed document (one body of code whatever the caller's input type).
+fn validate_vendor_doc(body: &Json<'_>, prefix: &str) -> Validated<Vendor> {
     let mut p = Problems::default();
     let vendor = vendor_at(body, prefix, &mut p);
     match vendor {
@@ -817,8 +827,15 @@ pub fn validate_account(
     refs: &dyn RefLookup,
     self_id: Option<&str>,
 ) -> Validated<Account> {
-    let doc = body.doc();
-    let body: &Json<'_> = &doc;
+    validate_account_doc(&body.doc(), refs, self_id)
+}
+
+/// [`validate_account`] on a parsed document (one body of code whatever the caller's input type).
+fn validate_account_doc(
+    body: &Json<'_>,
+    refs: &dyn RefLookup,
+    self_id: Option<&str>,
+) -> Validated<Account> {
     let mut p = Problems::default();
     let Some(o) = Obj::new(body, "", "an account", &mut p) else {
         return Err(p.0);
@@ -1064,8 +1081,16 @@ pub fn validate_invoice(
     self_id: Option<&str>,
     amount_paid: i64,
 ) -> Validated<Invoice> {
-    let doc = body.doc();
-    let body: &Json<'_> = &doc;
+    validate_invoice_doc(&body.doc(), refs, self_id, amount_paid)
+}
+
+/// [`validate_invoice`] on a parsed document (one body of code whatever the caller's input type).
+fn validate_invoice_doc(
+    body: &Json<'_>,
+    refs: &dyn RefLookup,
+    self_id: Option<&str>,
+    amount_paid: i64,
+) -> Validated<Invoice> {
     let mut p = Problems::default();
     let Some(o) = Obj::new(body, "", "an invoice", &mut p) else {
         return Err(p.0);
@@ -1245,8 +1270,11 @@ fn status_name(s: InvoiceStatus) -> &'static str {
 /// `invalid_state` at `""` (the whole request is wrong); an invoice with no balance left is
 /// `invalid_state` at `/amount`. The result carries the invoice's id and currency.
 pub fn validate_payment(body: &(impl Document + ?Sized), invoice: &Invoice) -> Validated<Payment> {
-    let doc = body.doc();
-    let body: &Json<'_> = &doc;
+    validate_payment_doc(&body.doc(), invoice)
+}
+
+/// [`validate_payment`] on a parsed document (one body of code whatever the caller's input type).
+fn validate_payment_doc(body: &Json<'_>, invoice: &Invoice) -> Validated<Payment> {
     let mut p = Problems::default();
     let Some(o) = Obj::new(body, "", "a payment", &mut p) else {
         return Err(p.0);
@@ -1376,8 +1404,14 @@ pub fn validate_expense(
     body: &(impl Document + ?Sized),
     refs: &dyn RefLookup,
 ) -> Validated<(Expense, Option<Vendor>)> {
-    let doc = body.doc();
-    let body: &Json<'_> = &doc;
+    validate_expense_doc(&body.doc(), refs)
+}
+
+/// [`validate_expense`] on a parsed document (one body of code whatever the caller's input type).
+fn validate_expense_doc(
+    body: &Json<'_>,
+    refs: &dyn RefLookup,
+) -> Validated<(Expense, Option<Vendor>)> {
     let mut p = Problems::default();
     let Some(o) = Obj::new(body, "", "an expense", &mut p) else {
         return Err(p.0);
@@ -1501,8 +1535,15 @@ pub fn validate_bank_transactions(
     refs: &dyn RefLookup,
     max_batch: usize,
 ) -> Validated<(Vec<BankTransaction>, bool)> {
-    let doc = body.doc();
-    let body: &Json<'_> = &doc;
+    validate_bank_transactions_doc(&body.doc(), refs, max_batch)
+}
+
+/// [`validate_bank_transactions`] on a parsed document (one body of code whatever the caller's input type).
+fn validate_bank_transactions_doc(
+    body: &Json<'_>,
+    refs: &dyn RefLookup,
+    max_batch: usize,
+) -> Validated<(Vec<BankTransaction>, bool)> {
     let mut p = Problems::default();
     let (items, is_array): (Vec<(String, &Json)>, bool) = match body {
         Json::Array(items) => {
