@@ -175,9 +175,11 @@ pub struct RawEngine {
 #[wasm_bindgen]
 impl RawEngine {
     /// A new engine from the JSON configuration (`ConfigJson`). The binding requires `seed`:
-    /// wasm has no OS randomness of its own, so the JS side draws it.
+    /// wasm has no OS randomness of its own, so the JS side draws it. `openapi_json` is the
+    /// text of `core/openapi.json`, served at `GET /openapi.json`: the module is built without
+    /// it (core feature `openapi` off) and the package ships it as `pkg/writesync_openapi.js`.
     #[wasm_bindgen(constructor)]
-    pub fn new(config_json: &str) -> Result<RawEngine, JsValue> {
+    pub fn new(config_json: &str, openapi_json: &str) -> Result<RawEngine, JsValue> {
         let config = ConfigJson::parse(config_json).map_err(|e| core_error(&e))?;
         if config.seed.is_none() {
             return Err(invalid(
@@ -186,8 +188,10 @@ impl RawEngine {
             ));
         }
         let config = config.into_config([0; 32]).map_err(|e| core_error(&e))?;
+        let mut engine = Engine::new(config);
+        engine.set_openapi_json(openapi_json);
         Ok(RawEngine {
-            engine: Engine::new(config),
+            engine,
             cache: Cache::default(),
             pending: None,
         })
