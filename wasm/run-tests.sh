@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Build the npm package and run every check of it. Exits non-zero when any check fails.
 #
-#   unit tests of the binding (cargo) - build (build.sh) - no `env` imports - size budget -
-#   TypeScript types - node tests (vectors, flow, poisoning) - the Cloudflare Worker example under
+#   unit tests of the binding and of the core's openapi route without the built-in document
+#   (cargo) - build (build.sh) - no `env` imports - size budget - TypeScript types - node tests
+#   (vectors, flow, poisoning, the OpenAPI document) - the Cloudflare Worker example under
 #   miniflare - the browser check in headless Chromium - the throughput benchmark (figures only)
 #
 # Works on a fresh machine with Rust, node/npm, gcc and python3: installs the wasm32 target, the
@@ -41,6 +42,9 @@ check() {
 }
 
 check "binding unit tests" cargo test -p writesync-wasm --lib
+# The module is built with the core's `openapi` feature off; its test of GET /openapi.json in
+# that configuration.
+check "core without the openapi feature" cargo test -p writesync-core --no-default-features --test openapi
 check "build" ./build.sh
 if [ ! -f pkg/writesync_wasm_bg.wasm ]; then
   echo "no package was built; stopping"
@@ -49,7 +53,7 @@ fi
 check "no imports from env" node scripts/check-imports.mjs
 check "size (target 250 KB gzipped; fails above the regression ceiling)" node scripts/check-size.mjs
 check "TypeScript types" node_modules/.bin/tsc -p tsconfig.json
-check "node tests" node --test test/vectors.test.mjs test/flow.test.mjs test/poison.test.mjs
+check "node tests" node --test test/vectors.test.mjs test/flow.test.mjs test/poison.test.mjs test/openapi.test.mjs
 check "Cloudflare Worker under miniflare" node --test examples/cloudflare-worker/test/
 check "headless Chromium" node --test test/browser/
 case "${WRITESYNC_WASM_BENCH:-1}" in

@@ -112,6 +112,13 @@ fn restricted_v6(a: Ipv6Addr) -> bool {
         || (s[0] == 0x0064 && s[1] == 0xff9b) // NAT64 may reach private IPv4
 }
 
+/// Why a URL whose host the parser's domain-name processing refused is not valid: a non-ASCII
+/// name (this build has no Unicode IDNA data), a label that is not valid Punycode after `xn--`,
+/// or a character that a domain name cannot hold (such as a space).
+const NOT_AN_ASCII_DOMAIN: &str = "not a valid URL: the host is not a valid ASCII domain name \
+     (a non-ASCII name must be written in its xn-- Punycode form, e.g. xn--bcher-kva.example \
+     for bücher.example)";
+
 /// The set of ranges allowed despite being restricted.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TargetPolicy {
@@ -129,8 +136,15 @@ impl TargetPolicy {
     /// is a literal address, an allowed one. Answers the URL as parsed (normalized, e.g.
     /// `https:///x` becomes `https://x/`), which is what must be stored and used, or the
     /// reason when refused.
+    ///
+    /// Host names must be ASCII: the URL parser is built without Unicode IDNA data (the
+    /// `idna_adapter` pin in the workspace Cargo.toml), so a non-ASCII name such as
+    /// `bücher.example` is refused and its Punycode form `xn--bcher-kva.example` is accepted.
     pub fn check_url(&self, raw: &str) -> Result<String, String> {
-        let u = url::Url::parse(raw).map_err(|e| format!("not a valid URL: {e}"))?;
+        let u = url::Url::parse(raw).map_err(|e| match e {
+            url::ParseError::IdnaError => NOT_AN_ASCII_DOMAIN.to_string(),
+            e => format!("not a valid URL: {e}"),
+        })?;
         if u.scheme() != "http" && u.scheme() != "https" {
             return Err("the URL must use http or https".into());
         }
@@ -232,5 +246,37 @@ mod tests {
             allowed: vec![Cidr::parse("127.0.0.0/8").unwrap()],
         };
         assert!(p.check_url("http://127.0.0.1:9/x").is_ok());
+    }
+
+    #[test]
+    fn hosts_must_be_ascii() {
+        let p = TargetPolicy::default();
+        for raw in [
+            "https://bücher.example/push",
+            "https://b%C3%BCcher.example/push", // percent-encoded, decoded before the check
+            "https://ＥＸＡＭＰＬＥ.com/push",  // fullwidth letters
+            "https://xn--zz.example/push",      // not valid Punycode
+            "https://exa mple.com/push",
+        ] {
+            assert_eq!(
+                p.check_url(raw),
+                Err(NOT_AN_ASCII_DOMAIN.to_string()),
+                "{raw}"
+            );
+        }
+        // The Punycode form of a non-ASCII name is accepted, also in upper case.
+        assert_eq!(
+            p.check_url("https://xn--bcher-kva.example/push"),
+            Ok("https://xn--bcher-kva.example/push".to_string())
+        );
+        assert_eq!(
+            p.check_url("https://XN--BCHER-KVA.Example/push"),
+            Ok("https://xn--bcher-kva.example/push".to_string())
+        );
+        // Non-ASCII text outside the host is percent-encoded as before.
+        assert_eq!(
+            p.check_url("https://hooks.example.com/bücher?q=é"),
+            Ok("https://hooks.example.com/b%C3%BCcher?q=%C3%A9".to_string())
+        );
     }
 }

@@ -7,6 +7,10 @@
 // Types and the host contract: ../index.d.ts.
 
 import init, { initSync, RawEngine, __trapForTests as rawTrap } from "../pkg/writesync_wasm.js";
+// The text of core/openapi.json, which the engine serves at `GET /openapi.json`. It is not built
+// into the wasm module (that keeps the module about 21 KB smaller gzipped); build.sh writes it
+// here and each engine is handed it, so the answer is the same as the native engine's.
+import openapiJson from "../pkg/writesync_openapi.js";
 
 /** An error thrown by the package: `code` is machine-readable, `message` says what happened. */
 export class WritesyncError extends Error {
@@ -288,7 +292,7 @@ export async function createEngine(host, options = {}) {
   const config = { ...options };
   if (config.seed === undefined) config.seed = randomSeed();
   const state = { inCall: false, freed: false };
-  const raw = call(state, () => new RawEngine(JSON.stringify(config)));
+  const raw = call(state, () => new RawEngine(JSON.stringify(config), openapiJson));
   let entries;
   try {
     entries = await collectEntries(await host.entries());

@@ -191,9 +191,11 @@ pub struct RawEngine {
 #[wasm_bindgen]
 impl RawEngine {
     /// A new engine from the JSON configuration (`ConfigJson`). The binding requires `seed`:
-    /// wasm has no OS randomness of its own, so the JS side draws it.
+    /// wasm has no OS randomness of its own, so the JS side draws it. `openapi_json` is the
+    /// text of `core/openapi.json`, served at `GET /openapi.json`: the module is built without
+    /// it (core feature `openapi` off) and the package ships it as `pkg/writesync_openapi.js`.
     #[wasm_bindgen(constructor)]
-    pub fn new(config_json: &str) -> Result<RawEngine, JsValue> {
+    pub fn new(config_json: &str, openapi_json: &str) -> Result<RawEngine, JsValue> {
         let config = ConfigJson::parse(config_json).map_err(|e| core_error(&e))?;
         if config.seed.is_none() {
             return Err(invalid(
@@ -204,9 +206,11 @@ impl RawEngine {
         let config = config.into_config([0; 32]).map_err(|e| core_error(&e))?;
         // The last 8 bytes of the seed key the cache's hash function.
         let [.., a, b, c, d, e, f, g, h] = config.seed;
+        let mut engine = Engine::new(config);
+        engine.set_openapi_json(openapi_json);
         Ok(RawEngine {
             cache: Cache::with_seed(u64::from_le_bytes([a, b, c, d, e, f, g, h])),
-            engine: Engine::new(config),
+            engine,
             pending: None,
         })
     }

@@ -24,7 +24,9 @@ use crate::util::crypto::{
 use crate::util::time::rfc3339_millis;
 use crate::CoreError;
 
-/// The OpenAPI document served at `GET /openapi.json`.
+/// The OpenAPI document served at `GET /openapi.json` (feature `openapi`; builds without it
+/// serve what the host gives [`Engine::set_openapi_json`]).
+#[cfg(feature = "openapi")]
 pub const OPENAPI_JSON: &str = include_str!("../../openapi.json");
 
 /// Scope needed for writes.
@@ -173,7 +175,10 @@ fn route(engine: &mut Engine, req: &ApiRequest, ctx: &mut Ctx<'_>) -> H<ApiRespo
             _ => method_not_allowed(&["GET"]),
         },
         ["openapi.json"] => match m {
-            "GET" | "HEAD" => Ok(ApiResponse::json_text(200, OPENAPI_JSON.to_string())),
+            "GET" | "HEAD" => match engine.openapi_json() {
+                Some(doc) => Ok(ApiResponse::json_text(200, doc.to_string())),
+                None => fail(ProblemKind::NotFound, super::NO_OPENAPI_DOCUMENT),
+            },
             _ => method_not_allowed(&["GET"]),
         },
         ["admin", rest @ ..] => {

@@ -10,6 +10,7 @@ mod work;
 mod writes;
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
@@ -48,6 +49,11 @@ pub struct DueWork {
     pub skipped: Vec<String>,
 }
 
+/// The detail of the `404` for `GET /openapi.json` from an engine that has no document: built
+/// without the `openapi` feature, and not given one with [`Engine::set_openapi_json`].
+const NO_OPENAPI_DOCUMENT: &str = "this engine has no OpenAPI document: it was built without \
+     the `openapi` feature and its host did not give one";
+
 /// The write-and-sync engine.
 #[derive(Debug)]
 pub struct Engine {
@@ -57,6 +63,16 @@ pub struct Engine {
     last_id_ms: u64,
     id_counter: u16,
     cache: cache::RecordCache,
+    openapi_json: Option<HostDocument>,
+}
+
+/// A document the host gave the engine; its `Debug` form shows the length only.
+struct HostDocument(Arc<str>);
+
+impl std::fmt::Debug for HostDocument {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "HostDocument({} bytes)", self.0.len())
+    }
 }
 
 impl Engine {
@@ -71,6 +87,27 @@ impl Engine {
             last_id_ms: 0,
             id_counter: 0,
             cache: cache::RecordCache::default(),
+            openapi_json: None,
+        }
+    }
+
+    /// Serve `document` at `GET /openapi.json`: the text of `core/openapi.json`, which the
+    /// host ships when the engine is built without the `openapi` feature (the wasm package
+    /// does this to keep 217 KB out of its module). With the feature, the built-in document
+    /// is served unless this was called. The answer is the same either way: `200`,
+    /// `Content-Type: application/json`, the text as given.
+    pub fn set_openapi_json(&mut self, document: impl Into<Arc<str>>) {
+        self.openapi_json = Some(HostDocument(document.into()));
+    }
+
+    /// The document `GET /openapi.json` answers, if any.
+    fn openapi_json(&self) -> Option<&str> {
+        match &self.openapi_json {
+            Some(HostDocument(doc)) => Some(doc),
+            #[cfg(feature = "openapi")]
+            None => Some(api::OPENAPI_JSON),
+            #[cfg(not(feature = "openapi"))]
+            None => None,
         }
     }
 

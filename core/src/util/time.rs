@@ -13,10 +13,6 @@ pub const MIN_RFC3339_MS: i64 = -62_167_219_200_000;
 /// The latest instant [`rfc3339_millis`] writes as itself: `9999-12-31T23:59:59.999Z`.
 pub const MAX_RFC3339_MS: i64 = 253_402_300_799_999;
 
-/// RFC 3339 in UTC with exactly three fractional digits.
-const RFC3339_MILLIS: &[FormatItem<'static>] =
-    format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
-
 /// IMF-fixdate (RFC 9110, section 5.6.7): `Sun, 06 Nov 1994 08:49:37 GMT`.
 const IMF_FIXDATE: &[FormatItem<'static>] = format_description!(
     "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
@@ -32,11 +28,23 @@ const IMF_FIXDATE: &[FormatItem<'static>] = format_description!(
 pub fn rfc3339_millis(now_ms: i64) -> String {
     let clamped = now_ms.clamp(MIN_RFC3339_MS, MAX_RFC3339_MS);
     let nanos = i128::from(clamped) * 1_000_000;
-    OffsetDateTime::from_unix_timestamp_nanos(nanos)
-        .ok()
-        .and_then(|at| at.format(RFC3339_MILLIS).ok())
+    match OffsetDateTime::from_unix_timestamp_nanos(nanos) {
+        // The calendar fields come from `time`; writing them is zero-padding numbers (the year
+        // is 0 to 9999 after clamping). This keeps time's format-description machinery, which
+        // only this function used for output, out of the wasm module.
+        Ok(at) => format!(
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+            at.year(),
+            u8::from(at.month()),
+            at.day(),
+            at.hour(),
+            at.minute(),
+            at.second(),
+            at.millisecond()
+        ),
         // Unreachable after clamping; kept so that no input can panic.
-        .unwrap_or_else(|| String::from("1970-01-01T00:00:00.000Z"))
+        Err(_) => String::from("1970-01-01T00:00:00.000Z"),
+    }
 }
 
 /// Parses an HTTP-date in the IMF-fixdate form (`Sun, 06 Nov 1994 08:49:37 GMT`) into Unix
@@ -76,6 +84,44 @@ mod tests {
     fn formats_instants_before_the_epoch() {
         assert_eq!(rfc3339_millis(-1), "1969-12-31T23:59:59.999Z");
         assert_eq!(rfc3339_millis(-86_400_000), "1969-12-31T00:00:00.000Z");
+    }
+
+    /// The same text as time's own formatter with the RFC 3339 millisecond description, which
+    /// this function used before: on the ends of the range, around the epoch and leap days,
+    /// and on a spread of instants across the whole range.
+    #[test]
+    fn same_text_as_the_format_description() {
+        let description = format_description!(
+            "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+        );
+        let by_time = |ms: i64| {
+            OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+                .unwrap()
+                .format(description)
+                .unwrap()
+        };
+        let mut cases = vec![
+            MIN_RFC3339_MS,
+            MIN_RFC3339_MS + 1,
+            MAX_RFC3339_MS,
+            MAX_RFC3339_MS - 1,
+            -1,
+            0,
+            1,
+            951_782_399_999,
+            951_782_400_000,
+            1_795_909_050_123,
+        ];
+        // A deterministic spread: 1,000,003 ms steps would take too long over 10,000 years, so
+        // step by a prime number of milliseconds a little over 10 days.
+        let mut ms = MIN_RFC3339_MS;
+        while ms <= MAX_RFC3339_MS {
+            cases.push(ms);
+            ms += 864_000_007;
+        }
+        for ms in cases {
+            assert_eq!(rfc3339_millis(ms), by_time(ms), "{ms}");
+        }
     }
 
     #[test]
