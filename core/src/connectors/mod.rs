@@ -624,7 +624,10 @@ mod tests {
             let expected = ((f * 1000.0).ceil() as u64).min(max);
             let got = fractional_seconds_ms(&text).unwrap_or(u64::MAX);
             // The float product can land a hair above a whole millisecond: at most 1 ms more.
-            assert!(got == expected || got + 1 == expected, "{text}: {got} vs {expected}");
+            assert!(
+                got == expected || got + 1 == expected,
+                "{text}: {got} vs {expected}"
+            );
         }
     }
 
