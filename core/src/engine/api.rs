@@ -1281,7 +1281,7 @@ pub(crate) fn fingerprint(req: &ApiRequest, body: &Json<'_>) -> String {
     sha256_hex(text.as_bytes())
 }
 
-/// Compact JSON with object members in key order (a document's members are kept sorted).
+/// Compact JSON with object members in key order (`JsonObject::iter` lists them so).
 fn canonical(v: &Json<'_>, out: &mut String) {
     match v {
         Json::Object(m) => {
