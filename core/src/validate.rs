@@ -25,7 +25,7 @@
 //!   ISO 4217 code ([`ISO_4217_ACTIVE`]; `invalid_value` otherwise).
 
 use std::borrow::Cow;
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
 use serde_json::{Map, Number, Value};
 
@@ -497,10 +497,20 @@ fn parse_date(s: &str, ptr: &dyn Fn() -> String, key: &str, p: &mut Problems) ->
         );
         return None;
     }
-    let format = time::macros::format_description!("[year]-[month]-[day]");
-    match Date::parse(s, &format) {
-        Ok(d) => Some(d),
-        Err(_) => {
+    // The shape is checked above: four, two and two ASCII digits at fixed places. Whether the
+    // date exists is time's answer.
+    let number = |from: usize, to: usize| s.get(from..to).and_then(|d| d.parse::<u16>().ok());
+    let date = match (number(0, 4), number(5, 7), number(8, 10)) {
+        (Some(year), Some(month), Some(day)) => u8::try_from(month)
+            .ok()
+            .and_then(|m| time::Month::try_from(m).ok())
+            .zip(u8::try_from(day).ok())
+            .and_then(|(m, d)| Date::from_calendar_date(i32::from(year), m, d).ok()),
+        _ => None,
+    };
+    match date {
+        Some(d) => Some(d),
+        None => {
             p.add(
                 ptr(),
                 codes::INVALID_VALUE,
@@ -1582,7 +1592,7 @@ fn validate_bank_transactions_doc(
             return Err(p.0);
         }
     };
-    let mut seen: HashMap<(String, String), String> = HashMap::new();
+    let mut seen: BTreeMap<(String, String), String> = BTreeMap::new();
     let mut out = Vec::with_capacity(items.len());
     for (ptr, v) in items {
         let Some(tx) = bank_transaction(v, &ptr, &mut p) else {
@@ -1629,6 +1639,45 @@ mod tests {
     use super::*;
     use quickcheck::{Arbitrary, Gen, QuickCheck};
     use serde_json::json;
+
+    /// Dates are read by position and checked by time's calendar: the same answers as time's
+    /// own `[year]-[month]-[day]` parser, on every month and day number from 00 to 99 in years
+    /// around the calendar's edges and leap rules, and on malformed text.
+    #[test]
+    fn dates_match_times_parser() {
+        let description = time::macros::format_description!("[year]-[month]-[day]");
+        let mut texts = Vec::new();
+        for year in [
+            0, 1, 4, 100, 400, 1582, 1900, 1970, 2000, 2024, 2026, 2100, 9999,
+        ] {
+            for month in 0..100 {
+                for day in 0..100 {
+                    texts.push(format!("{year:04}-{month:02}-{day:02}"));
+                }
+            }
+        }
+        for bad in [
+            "",
+            "2026-1-01",
+            "2026-01-1",
+            "20260101",
+            "2026/01/01",
+            "2026-01-01T00:00:00Z",
+        ] {
+            texts.push(bad.to_string());
+        }
+        let mut valid = 0;
+        for text in &texts {
+            let mut p = Problems(Vec::new());
+            let ours = parse_date(text, &|| "/d".to_string(), "d", &mut p);
+            let theirs = Date::parse(text, &description).ok();
+            assert_eq!(ours, theirs, "{text}");
+            assert_eq!(p.0.is_empty(), ours.is_some(), "{text}");
+            valid += usize::from(ours.is_some());
+        }
+        // 13 years of 365 or 366 days; 0, 4, 400, 2000 and 2024 are leap years.
+        assert_eq!(valid, 13 * 365 + 5);
+    }
 
     /// A tenant's stored state for the tests.
     struct Refs {

@@ -202,9 +202,10 @@ pub fn jittered(delay_ms: u64, unit: f64) -> u64 {
 /// Interprets a `Retry-After` value (RFC 9110, section 10.2.3) as a delay in milliseconds
 /// from `now_ms`.
 ///
-/// The value is either a whole number of seconds (`"120"`) or an IMF-fixdate
-/// (`"Sun, 06 Nov 1994 08:49:37 GMT"`). A date in the past gives 0. Every answer is capped
-/// at [`MAX_DELAY_MS`]. Anything else (a negative or fractional number, another date form)
+/// The value is either a whole number of seconds (`"120"`) or an HTTP-date
+/// (`"Sun, 06 Nov 1994 08:49:37 GMT"`, or one of the obsolete forms RFC 9110 tells recipients
+/// to accept; see [`parse_http_date`]). A date in the past gives 0. Every answer is capped at
+/// [`MAX_DELAY_MS`]. Anything else (a negative or fractional number, text that is not a date)
 /// is `None`, and the caller falls back to its schedule.
 pub fn parse_retry_after(value: &str, now_ms: i64) -> Option<u64> {
     let value = value.trim();

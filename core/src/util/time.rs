@@ -3,20 +3,13 @@
 //! The engine measures time as `i64` Unix milliseconds handed in by the host; this module only
 //! converts between that number and text. It never reads a clock.
 
-use time::format_description::FormatItem;
-use time::macros::format_description;
-use time::{OffsetDateTime, PrimitiveDateTime};
+use time::OffsetDateTime;
 
 /// The earliest instant [`rfc3339_millis`] writes as itself: `0000-01-01T00:00:00.000Z`.
 pub const MIN_RFC3339_MS: i64 = -62_167_219_200_000;
 
 /// The latest instant [`rfc3339_millis`] writes as itself: `9999-12-31T23:59:59.999Z`.
 pub const MAX_RFC3339_MS: i64 = 253_402_300_799_999;
-
-/// IMF-fixdate (RFC 9110, section 5.6.7): `Sun, 06 Nov 1994 08:49:37 GMT`.
-const IMF_FIXDATE: &[FormatItem<'static>] = format_description!(
-    "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
-);
 
 /// Formats Unix milliseconds as an RFC 3339 UTC timestamp with millisecond precision, e.g.
 /// `2026-11-28T23:37:30.123Z`: always four-digit years, always three fractional digits, always
@@ -47,22 +40,23 @@ pub fn rfc3339_millis(now_ms: i64) -> String {
     }
 }
 
-/// Parses an HTTP-date in the IMF-fixdate form (`Sun, 06 Nov 1994 08:49:37 GMT`) into Unix
-/// milliseconds, as found in `Retry-After`.
+/// Parses an HTTP-date (`Sun, 06 Nov 1994 08:49:37 GMT`) into Unix milliseconds, as found in
+/// `Retry-After`.
 ///
-/// Names of days and months are matched exactly as the RFC writes them, surrounding
-/// whitespace is ignored, and the day name must be present but is not checked against the
-/// date (RFC 9110 lets recipients ignore it). The obsolete RFC 850 and asctime forms are not
-/// accepted; anything that is not an IMF-fixdate is `None`.
+/// The parsing is the `httpdate` crate's: the IMF-fixdate form and the two obsolete forms that
+/// RFC 9110 (section 5.6.7) tells recipients to accept, RFC 850 (`Sunday, 06-Nov-94 08:49:37
+/// GMT`) and asctime (`Sun Nov  6 08:49:37 1994`), with the day name checked against the date.
+/// Surrounding whitespace is ignored. Anything else, and dates before 1970, are `None`.
 pub fn parse_http_date(s: &str) -> Option<i64> {
-    let parsed = PrimitiveDateTime::parse(s.trim(), IMF_FIXDATE).ok()?;
-    let seconds = parsed.assume_utc().unix_timestamp();
-    seconds.checked_mul(1000)
+    let at = httpdate::parse_http_date(s.trim()).ok()?;
+    let since = at.duration_since(std::time::UNIX_EPOCH).ok()?;
+    i64::try_from(since.as_millis()).ok()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use time::macros::format_description;
 
     #[test]
     fn formats_with_three_fractional_digits() {
@@ -171,13 +165,26 @@ mod tests {
     }
 
     #[test]
+    fn parses_the_obsolete_forms_recipients_must_accept() {
+        assert_eq!(
+            parse_http_date("Sunday, 06-Nov-94 08:49:37 GMT"),
+            Some(784_111_777_000)
+        );
+        assert_eq!(
+            parse_http_date("Sun Nov  6 08:49:37 1994"),
+            Some(784_111_777_000)
+        );
+    }
+
+    #[test]
     fn rejects_other_date_forms_and_garbage() {
         for bad in [
             "",
             "GMT",
             "120",
-            "Sunday, 06-Nov-94 08:49:37 GMT",
-            "Sun Nov  6 08:49:37 1994",
+            "Mon, 06 Nov 1994 08:49:37 GMT",
+            "Thu, 01 Jan 1970 00:00:00",
+            "Wed, 31 Dec 1969 23:59:59 GMT",
             "Sun, 06 Nov 1994 08:49:37 UTC",
             "Sun, 06 Nov 1994 08:49:37 +0000",
             "Sun, 6 Nov 1994 08:49:37 GMT",
