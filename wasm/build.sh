@@ -26,7 +26,12 @@ target_dir="$(cargo metadata --format-version 1 --no-deps |
   node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).target_directory))')"
 raw="$target_dir/wasm32-unknown-unknown/wasm-release/writesync_wasm.wasm"
 
-cargo build -p writesync-wasm --target wasm32-unknown-unknown --profile wasm-release
+# Panic locations name their source files; the registry's path depends on CARGO_HOME, so it is
+# remapped to a fixed name: the module is then the same bytes on every machine (its gzipped
+# size is held to 250 KB by scripts/check-size.mjs).
+cargo_home="${CARGO_HOME:-$HOME/.cargo}"
+RUSTFLAGS="${RUSTFLAGS:-} --remap-path-prefix=$cargo_home/registry/src=/cargo/registry/src" \
+  cargo build -p writesync-wasm --target wasm32-unknown-unknown --profile wasm-release
 rm -rf pkg
 mkdir -p pkg
 # The raw module as rustc linked it, kept for the import check (scripts/check-imports.mjs).

@@ -1,16 +1,12 @@
 //! The binding's cache of the host's storage: the core's [`KvRead`] seam over memory.
 //!
 //! It answers exactly what [`writesync_core::MemoryStore`] answers (keys ordered bytewise), but is
-//! laid out for wasm32, where `memcmp` is a byte loop: point reads and writes go through a hash
-//! map, and only ordered scans use a B-tree, whose keys compare 8 bytes at a time. With a
-//! `MemoryStore` the B-tree key comparisons of the commit and of the reads took about a tenth of
-//! the wasm engine's time in the throughput benchmark. Keys are shared (`Rc<str>`) between both.
+//! laid out for wasm32, where `memcmp` is a byte loop: the B-tree's keys compare 8 bytes at a
+//! time. With byte-loop comparisons the B-tree took about a tenth of the wasm engine's time in
+//! the throughput benchmark.
 
 use std::cmp::Ordering;
-use std::collections::{BTreeSet, HashMap};
-use std::rc::Rc;
-
-use foldhash::fast::FixedState;
+use std::collections::BTreeMap;
 
 use writesync_core::{Batch, CoreError, KvRead, Op};
 
@@ -33,7 +29,7 @@ fn cmp_bytes(a: &[u8], b: &[u8]) -> Ordering {
 
 /// A key in byte order.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct OrdKey(Rc<str>);
+struct OrdKey(Box<str>);
 
 impl Ord for OrdKey {
     fn cmp(&self, other: &Self) -> Ordering {
@@ -50,49 +46,30 @@ impl PartialOrd for OrdKey {
 /// Entries of the host's storage, held in memory.
 #[derive(Debug, Default)]
 pub(crate) struct Cache {
-    values: HashMap<Rc<str>, String, FixedState>,
-    order: BTreeSet<OrdKey>,
+    entries: BTreeMap<OrdKey, String>,
 }
 
 impl Cache {
-    /// An empty cache whose hash function is keyed by `seed`. Keys hold client-chosen text
-    /// (invoice numbers, account codes), so the seed comes from the engine's random seed:
-    /// colliding keys cannot be prepared in advance. foldhash instead of the standard
-    /// library's SipHash: hashing the long keys of the store took ~7% of a write in wasm.
-    pub(crate) fn with_seed(seed: u64) -> Cache {
-        Cache {
-            values: HashMap::with_hasher(FixedState::with_seed(seed)),
-            order: BTreeSet::new(),
-        }
+    /// An empty cache.
+    pub(crate) fn new() -> Cache {
+        Cache::default()
     }
 
     /// Number of entries.
     pub(crate) fn len(&self) -> usize {
-        self.values.len()
-    }
-
-    fn put(&mut self, key: String, value: String) {
-        if let Some(v) = self.values.get_mut(key.as_str()) {
-            *v = value;
-            return;
-        }
-        let key: Rc<str> = Rc::from(key);
-        self.order.insert(OrdKey(Rc::clone(&key)));
-        self.values.insert(key, value);
-    }
-
-    fn delete(&mut self, key: &str) {
-        if let Some((key, _)) = self.values.remove_entry(key) {
-            self.order.remove(&OrdKey(key));
-        }
+        self.entries.len()
     }
 
     /// Apply a batch the host has committed, taking its strings.
     pub(crate) fn apply(&mut self, batch: Batch) {
         for op in batch.ops {
             match op {
-                Op::Put { key, value } => self.put(key, value),
-                Op::Delete { key } => self.delete(&key),
+                Op::Put { key, value } => {
+                    self.entries.insert(OrdKey(key.into_boxed_str()), value);
+                }
+                Op::Delete { key } => {
+                    self.entries.remove(&OrdKey(key.into_boxed_str()));
+                }
             }
         }
     }
@@ -100,7 +77,7 @@ impl Cache {
 
 impl KvRead for Cache {
     fn get(&self, key: &str) -> Result<Option<String>, CoreError> {
-        Ok(self.values.get(key).cloned())
+        Ok(self.entries.get(&OrdKey(Box::from(key))).cloned())
     }
 
     fn scan(
@@ -110,12 +87,12 @@ impl KvRead for Cache {
         limit: usize,
     ) -> Result<Vec<(String, String)>, CoreError> {
         Ok(self
-            .order
-            .range(OrdKey(Rc::from(prefix))..)
-            .take_while(|k| k.0.starts_with(prefix))
+            .entries
+            .range(OrdKey(Box::from(prefix))..)
+            .take_while(|(k, _)| k.0.starts_with(prefix))
             .skip(offset)
             .take(limit)
-            .filter_map(|k| self.values.get(&k.0).map(|v| (k.0.to_string(), v.clone())))
+            .map(|(k, v)| (k.0.to_string(), v.clone()))
             .collect())
     }
 }
@@ -161,7 +138,7 @@ mod tests {
 
     #[test]
     fn answers_like_memory_store() {
-        let mut cache = Cache::with_seed(7);
+        let mut cache = Cache::new();
         let mut mem = MemoryStore::new();
         let mut b = Batch::new();
         for k in [

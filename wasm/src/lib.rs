@@ -204,12 +204,10 @@ impl RawEngine {
             ));
         }
         let config = config.into_config([0; 32]).map_err(|e| core_error(&e))?;
-        // The last 8 bytes of the seed key the cache's hash function.
-        let [.., a, b, c, d, e, f, g, h] = config.seed;
         let mut engine = Engine::new(config);
         engine.set_openapi_json(openapi_json);
         Ok(RawEngine {
-            cache: Cache::with_seed(u64::from_le_bytes([a, b, c, d, e, f, g, h])),
+            cache: Cache::new(),
             engine,
             pending: None,
         })
