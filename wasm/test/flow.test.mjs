@@ -207,6 +207,28 @@ test("recover(): what a crashed host had in flight is due again at once", async 
   assert.equal(await e2.recover(c.now).then(() => e2.cacheSize), host.size);
 });
 
+test("a 429 with an HTTP-date Retry-After waits until that date", async () => {
+  const engine = await createEngine(new MemoryHost(), OPTIONS);
+  const { c, t, customerId } = await setup(engine);
+  await c.send("POST", "/api/invoices", { auth: t.auth, body: invoice(customerId, "INV-D"), headers: { "X-Sync-Data": "push" } });
+  const pushes = (await engine.due(c.now)).filter((i) => i.kind === "push");
+  assert.equal(pushes.length, 2);
+  // Ten minutes on, well past the schedule's 1 s; whole seconds, as HTTP dates have.
+  const at = Math.ceil(c.now / 1000) * 1000 + 600_000;
+  const asctime = (ms) => {
+    // "Sun Nov  6 08:49:37 1994": the obsolete form RFC 9110 still has recipients accept.
+    // toUTCString() writes the IMF-fixdate form, "Sun, 06 Nov 1994 08:49:37 GMT".
+    const [wd, day, mon, year, time] = new Date(ms).toUTCString().replace(",", "").split(" ");
+    return `${wd} ${mon} ${String(Number(day)).padStart(2, " ")} ${time} ${year}`;
+  };
+  await engine.report(pushes[0].id, { status: 429, headers: { "Retry-After": new Date(at).toUTCString() }, body: "" }, c.now);
+  await engine.report(pushes[1].id, { status: 429, headers: { "Retry-After": asctime(at) }, body: "" }, c.now);
+  const early = (await engine.due(at - 1)).filter((i) => i.kind === "push");
+  assert.deepEqual(early, [], "nothing is pushed before the date");
+  const again = (await engine.due(at)).filter((i) => i.kind === "push");
+  assert.deepEqual(again.map((i) => i.request.url).sort(), pushes.map((i) => i.request.url).sort());
+});
+
 /** A host whose apply can be made to fail; otherwise a MemoryHost. */
 class FlakyHost extends MemoryHost {
   failures = 0;
