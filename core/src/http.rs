@@ -208,19 +208,38 @@ pub fn problem(kind: ProblemKind, detail: impl Into<String>) -> ApiResponse {
 
 /// A `422 validation-failed` answer with every field error.
 pub fn validation_problem(errors: &[FieldError]) -> ApiResponse {
+    problem_with_errors(
+        ProblemKind::ValidationFailed,
+        validation_detail(errors),
+        Some(errors),
+    )
+}
+
+/// The detail of a `422 validation-failed` answer: how many fields are invalid, and how many
+/// of them are listed.
+pub fn validation_detail(errors: &[FieldError]) -> String {
     let n = errors.len();
     let mut detail = if n == 1 {
         "1 field is invalid".to_string()
     } else {
         format!("{n} fields are invalid")
     };
-    // Every problem is listed up to a bound, so that a hostile body cannot make the answer
-    // many times larger than itself; the detail says how many were left out.
-    let shown = &errors[..n.min(MAX_LISTED_ERRORS)];
-    if n > shown.len() {
-        detail.push_str(&format!("; the first {} are listed", shown.len()));
+    if n > MAX_LISTED_ERRORS {
+        detail.push_str(&format!("; the first {MAX_LISTED_ERRORS} are listed"));
     }
-    problem_with(ProblemKind::ValidationFailed, detail, Some(shown))
+    detail
+}
+
+/// A problem answer with a detail and, for `422`, the field errors. Every problem is listed
+/// up to [`MAX_LISTED_ERRORS`], so that a hostile body cannot make the answer many times
+/// larger than itself; [`validation_detail`] says how many were left out.
+pub fn problem_with_errors(
+    kind: ProblemKind,
+    detail: String,
+    errors: Option<&[FieldError]>,
+) -> ApiResponse {
+    let shown = errors.map(|e| &e[..e.len().min(MAX_LISTED_ERRORS)]);
+    problem_with(kind, detail, shown)
 }
 
 /// Most field errors listed in one `422` answer.

@@ -121,9 +121,13 @@ pub mod store;
 pub mod util;
 pub mod validate;
 
+#[cfg(feature = "openapi")]
+pub use engine::OPENAPI_JSON;
 pub use engine::{
-    ConfigJson, DueWork, Engine, EngineConfig, OutboundRequest, Outcome, Step, WorkItem, WorkKind,
-    TOKEN_EXPIRY_MARGIN_MS, TOKEN_URL,
+    AdminOp, Body, Command, CommandError, ConfigJson, Credentials, DataOp, DueWork, Engine,
+    EngineConfig, Executed, IfMatch, OutboundRequest, Outcome, Page, Problem, Reply, RequestLine,
+    Step, SyncStarted, UpdateMode, WorkItem, WorkKind, WriteOptions, DEFAULT_PAGE_SIZE, MAX_PAGE,
+    MAX_PAGE_SIZE, MAX_PATH_BYTES, SCOPE_READ, SCOPE_WRITE, TOKEN_EXPIRY_MARGIN_MS, TOKEN_URL,
 };
 pub use error::CoreError;
 pub use http::{ApiRequest, ApiResponse};

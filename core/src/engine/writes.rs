@@ -1,33 +1,24 @@
-//! The data API: CDM reads and writes, and the planning of the push of a write.
+//! The data API's writes: create, update (merge patch or replace), payments and expenses with
+//! a new vendor; validation against stored state, uniqueness, versions.
 
 use std::cell::RefCell;
-use std::sync::Arc;
 
 use serde::Serialize;
 use serde_json::value::RawValue;
-use serde_json::{json, Value};
+use serde_json::Value;
 
-use super::api::{
-    connections_and_filter, fail, field_error, fingerprint, idempotency_check, idempotency_store,
-    invalid, json_doc, write_headers, Ctx, IfMatch, Stop, WriteHeaders, H, SCOPE_READ, SCOPE_WRITE,
-};
+use super::command::IfMatch;
+use super::plan::{line_accounts, ConnectorRefs, PushItem, PushPlan};
+use super::reads::load_object;
+use super::state::Engine;
 use super::tx::Tx;
-use super::work::{emit_sync_complete, emit_target_update};
-use super::Engine;
+use super::vocab::{fail, field_error, invalid, Ctx, H};
 use crate::cdm::*;
-use crate::http::{ApiRequest, ApiResponse, ProblemKind};
+use crate::http::ProblemKind;
 use crate::json::Json;
 use crate::records::*;
-use crate::routing::{select_targets, ConnectionRef, SourceFilter};
 use crate::validate::{self, merge_patch, strip_server_fields, Document};
 use crate::CoreError;
-
-/// Default page size of lists.
-pub const DEFAULT_PAGE_SIZE: usize = 50;
-/// Largest page number of lists (the same on 32-bit hosts such as wasm32).
-pub const MAX_PAGE: usize = 1_000_000_000;
-/// Largest page size of lists.
-pub const MAX_PAGE_SIZE: usize = 200;
 
 /// Uniqueness rules.
 const UNIQ_INVOICE_NUMBER: &str = "invoice-number";
@@ -135,314 +126,13 @@ fn with_refs<T>(
     }
 }
 
-/// One object of a write to push.
-pub(crate) struct PushItem {
-    pub object: ObjectRef,
-    /// The object as written (JSON text), shared by the tasks of every target.
-    pub body: Box<RawValue>,
-    /// Reference fields resolved to remote ids when sent.
-    pub references: Vec<(String, ObjectType, String)>,
-    /// This item may only be sent after the previous item of the same target succeeded.
-    pub requires_previous: bool,
-    /// More references that provider connectors need (a line's account, a payment's
-    /// customer); the generic connector's envelope does not carry them.
-    pub connector_references: ConnectorRefs,
-    /// Where the object is in the request body (`""`, `/vendor`, `/3`), for the pointers of
-    /// connector requirements.
-    pub pointer: String,
-}
-
-/// References that only provider connectors need.
-#[derive(Clone, Default)]
-pub(crate) enum ConnectorRefs {
-    /// None.
-    #[default]
-    None,
-    /// Listed as `(field, type, id)`.
-    Listed(Vec<(String, ObjectType, String)>),
-    /// The account of each line (`lines/{i}/accountId`), when the line names one. Kept as
-    /// ids and named only for a provider target: most writes push to generic targets only.
-    LineAccounts(Vec<Option<String>>),
-}
-
-impl ConnectorRefs {
-    fn is_empty(&self) -> bool {
-        match self {
-            ConnectorRefs::None => true,
-            ConnectorRefs::Listed(v) => v.is_empty(),
-            ConnectorRefs::LineAccounts(v) => v.iter().all(Option::is_none),
-        }
-    }
-
-    /// Append the references as `(field, type, id)`.
-    fn extend_into(&self, out: &mut Vec<(String, ObjectType, String)>) {
-        match self {
-            ConnectorRefs::None => {}
-            ConnectorRefs::Listed(v) => out.extend(v.iter().cloned()),
-            ConnectorRefs::LineAccounts(v) => {
-                for (i, id) in v.iter().enumerate() {
-                    if let Some(id) = id {
-                        out.push((
-                            format!("lines/{i}/accountId"),
-                            ObjectType::Account,
-                            id.clone(),
-                        ));
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// The accounts of an object's lines as connector references `lines/{i}/accountId`.
-fn line_accounts<'a>(ids: impl Iterator<Item = Option<&'a String>>) -> ConnectorRefs {
-    ConnectorRefs::LineAccounts(ids.map(|id| id.cloned()).collect())
-}
-
-/// What a write wants pushed.
-pub(crate) struct PushPlan {
-    pub route_type: ObjectType,
-    pub operation: &'static str,
-    pub items: Vec<PushItem>,
-    pub label: String,
-}
-
 /// The result of a write handler.
-struct Written {
-    status: u16,
+pub(crate) struct Written {
+    pub status: u16,
     /// JSON text of the answer.
-    body: String,
-    etag: Option<u64>,
-    push: PushPlan,
-}
-
-fn has_scope(key: &ApiKeyRec, scope: &str) -> bool {
-    key.scopes.iter().any(|s| s == scope)
-}
-
-pub(crate) fn api(
-    engine: &mut Engine,
-    req: &ApiRequest,
-    ctx: &mut Ctx<'_>,
-    account: &AccountRec,
-    key: &ApiKeyRec,
-    rest: &[&str],
-    query: &[(String, String)],
-) -> H<ApiResponse> {
-    let m = req.method.as_str();
-    let allowed: &[&str] = match rest {
-        ["syncs", _] => &["GET"],
-        ["payments"] | ["payments", _] => &["GET"],
-        ["invoices", _, "payments"] => &["POST"],
-        [coll] if ObjectType::from_collection(coll).is_some() => &["GET", "POST"],
-        [coll, _] => match ObjectType::from_collection(coll) {
-            Some(ObjectType::Customer | ObjectType::Vendor | ObjectType::Account) => {
-                &["GET", "PATCH"]
-            }
-            Some(ObjectType::Invoice | ObjectType::Expense) => &["GET", "PUT"],
-            Some(_) => &["GET"],
-            None => &[],
-        },
-        _ => &[],
-    };
-    if allowed.is_empty() {
-        return fail(
-            ProblemKind::NotFound,
-            format!("no route for /api/{}", rest.join("/")),
-        );
-    }
-    let head_of_get = m == "HEAD" && allowed.contains(&"GET");
-    if !(allowed.contains(&m) || head_of_get) {
-        let mut r = crate::http::problem(
-            ProblemKind::MethodNotAllowed,
-            format!("this path accepts {}", allowed.join(", ")),
-        );
-        r.set_header("Allow", allowed.join(", "));
-        return Err(Stop::Answer(r));
-    }
-    if m == "GET" || m == "HEAD" {
-        if !has_scope(key, SCOPE_READ) && !has_scope(key, SCOPE_WRITE) {
-            return fail(
-                ProblemKind::MissingScope,
-                "reading needs an API key with api.read",
-            );
-        }
-        return read(ctx, account, rest, query);
-    }
-    if !has_scope(key, SCOPE_WRITE) {
-        return fail(
-            ProblemKind::MissingScope,
-            "writing needs an API key with the api.write scope",
-        );
-    }
-    if !account.write_enabled {
-        return fail(
-            ProblemKind::WriteModeDisabled,
-            "write mode is not enabled for this account; an administrator must enable it (PATCH /admin/accounts/{id} with writeEnabled: true)",
-        );
-    }
-    let headers = write_headers(req)?;
-    let body = json_doc(req)?;
-    // Connections are read only when the write pushes or names sources to check.
-    let (connections, filter) = if headers.push || headers.sources.is_some() {
-        connections_and_filter(engine, ctx, account, headers.sources.as_deref())?
-    } else {
-        (Vec::new(), SourceFilter::All)
-    };
-    let idem = match &headers.idempotency_key {
-        Some(k) => {
-            let fp = fingerprint(req, &body);
-            if let Some(replay) = idempotency_check(engine, ctx, account, k, &fp)? {
-                return Ok(replay);
-            }
-            Some((k.clone(), fp))
-        }
-        None => None,
-    };
-    let written = match rest {
-        ["invoices", id, "payments"] => create_payment(engine, ctx, account, id, &body)?,
-        [coll] => {
-            let t = ObjectType::from_collection(coll).unwrap_or(ObjectType::Customer);
-            create(engine, ctx, account, t, &body)?
-        }
-        [coll, id] => {
-            let t = ObjectType::from_collection(coll).unwrap_or(ObjectType::Customer);
-            update(
-                engine,
-                ctx,
-                account,
-                t,
-                id,
-                &body.to_value(),
-                &headers,
-                m == "PATCH",
-            )?
-        }
-        _ => return fail(ProblemKind::NotFound, "no such route"),
-    };
-    let mut response = ApiResponse::json_text(written.status, written.body);
-    if let Some(v) = written.etag {
-        response.set_header("ETag", format!("\"{v}\""));
-    }
-    if headers.push {
-        let (sync_id, apps) = plan_sync(
-            engine,
-            ctx,
-            account,
-            &headers,
-            written.push,
-            &connections,
-            &filter,
-        )?;
-        response.set_header("X-Sync-ID", sync_id);
-        response.set_header("X-Sync-Targets", apps.join(","));
-    }
-    if let Some((k, fp)) = idem {
-        idempotency_store(ctx, account, &k, &fp, &response);
-    }
-    Ok(response)
-}
-
-fn read(
-    ctx: &Ctx<'_>,
-    account: &AccountRec,
-    rest: &[&str],
-    query: &[(String, String)],
-) -> H<ApiResponse> {
-    match rest {
-        ["syncs", sid] => match ctx.tx.get_json::<SyncRec>(&keys::sync(&account.id, sid))? {
-            Some(s) => Ok(ApiResponse::json(200, &sync_json(&s))),
-            None => fail(ProblemKind::NotFound, "no such sync"),
-        },
-        [coll] => {
-            let t = ObjectType::from_collection(coll).unwrap_or(ObjectType::Customer);
-            let (page, size) = paging(query)?;
-            let offset = (page - 1).saturating_mul(size);
-            let rows = ctx.tx.scan(&keys::objects(&account.id, t), offset, size)?;
-            let mut out =
-                String::with_capacity(rows.iter().map(|(_, v)| v.len() + 1).sum::<usize>() + 2);
-            out.push('[');
-            for (i, (_, v)) in rows.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                out.push_str(v);
-            }
-            out.push(']');
-            Ok(ApiResponse::json_text(200, out))
-        }
-        [coll, id] => {
-            let t = ObjectType::from_collection(coll).unwrap_or(ObjectType::Customer);
-            let v = load_object(ctx, account, t, id)?;
-            let version = v.get("version").and_then(Value::as_u64).unwrap_or(0);
-            Ok(ApiResponse::json(200, &v).with_header("ETag", format!("\"{version}\"")))
-        }
-        _ => fail(ProblemKind::NotFound, "no such route"),
-    }
-}
-
-pub(crate) fn paging(query: &[(String, String)]) -> H<(usize, usize)> {
-    let mut page = 1usize;
-    let mut size = DEFAULT_PAGE_SIZE;
-    for (k, v) in query {
-        match k.as_str() {
-            "page" => match v.parse::<usize>() {
-                Ok(n) if (1..=MAX_PAGE).contains(&n) => page = n,
-                _ => {
-                    return fail(
-                        ProblemKind::InvalidQuery,
-                        format!("page must be an integer from 1 to {MAX_PAGE}"),
-                    )
-                }
-            },
-            "pageSize" => match v.parse::<usize>() {
-                Ok(n) if (1..=MAX_PAGE_SIZE).contains(&n) => size = n,
-                _ => {
-                    return fail(
-                        ProblemKind::InvalidQuery,
-                        format!("pageSize must be an integer from 1 to {MAX_PAGE_SIZE}"),
-                    )
-                }
-            },
-            _ => {}
-        }
-    }
-    Ok((page, size))
-}
-
-/// The JSON answer of `GET /api/syncs/{id}`.
-pub(crate) fn sync_json(s: &SyncRec) -> Value {
-    json!({
-        "id": s.id,
-        "status": s.status,
-        "requestId": s.request_id,
-        "trackingId": s.tracking_id,
-        "operation": s.operation,
-        "object": s.object,
-        "objects": s.objects,
-        "createdAt": s.created_at,
-        "updatedAt": s.updated_at,
-        "targets": s.targets.iter().map(|t| json!({
-            "app": t.app, "type": t.app_type, "connectionId": t.connection_id,
-            "status": t.status, "attempts": t.attempts, "remoteId": t.remote_id,
-            "lastError": t.last_error, "updatedAt": t.updated_at,
-        })).collect::<Vec<_>>(),
-    })
-}
-
-fn load_object(ctx: &Ctx<'_>, account: &AccountRec, t: ObjectType, id: &str) -> H<Value> {
-    if !id.contains('/') {
-        if let Some(v) = ctx
-            .tx
-            .get_json::<Value>(&keys::object(&account.id, t, id))?
-        {
-            return Ok(v);
-        }
-    }
-    fail(
-        ProblemKind::NotFound,
-        format!("no {} with id {id}", t.as_str()),
-    )
+    pub body: String,
+    pub etag: Option<u64>,
+    pub push: PushPlan,
 }
 
 fn new_meta(engine: &mut Engine, ctx: &Ctx<'_>) -> Meta {
@@ -522,7 +212,7 @@ fn single(
     }
 }
 
-fn create(
+pub(crate) fn create(
     engine: &mut Engine,
     ctx: &mut Ctx<'_>,
     account: &AccountRec,
@@ -743,14 +433,14 @@ fn write_expense(
 }
 
 #[allow(clippy::too_many_arguments)]
-fn update(
+pub(crate) fn update(
     engine: &mut Engine,
     ctx: &mut Ctx<'_>,
     account: &AccountRec,
     t: ObjectType,
     id: &str,
     body: &Value,
-    headers: &WriteHeaders,
+    if_match: Option<IfMatch>,
     patch: bool,
 ) -> H<Written> {
     let stored = load_object(ctx, account, t, id)?;
@@ -758,7 +448,7 @@ fn update(
         key: keys::object(&account.id, t, id),
         reason: e.to_string(),
     })?;
-    if let Some(IfMatch::Version(v)) = headers.if_match {
+    if let Some(IfMatch::Version(v)) = if_match {
         if v != old.version {
             return fail(
                 ProblemKind::PreconditionFailed,
@@ -890,7 +580,7 @@ fn update(
     }
 }
 
-fn create_payment(
+pub(crate) fn create_payment(
     engine: &mut Engine,
     ctx: &mut Ctx<'_>,
     account: &AccountRec,
@@ -963,247 +653,4 @@ fn create_payment(
         push,
         body: v.text,
     })
-}
-
-/// Plan the sync of a pushing write: the sync record, one target per selected connection,
-/// and the push tasks, ordered behind unfinished pushes of the same objects.
-///
-/// A target whose connector finds fields missing that its provider needs is not pushed: when
-/// the client named it in `X-Sync-Sources` (by app key or type) the whole write fails with
-/// `422` and those errors; when it was only implied, the target is created `failed` with the
-/// reason and no task.
-fn plan_sync(
-    engine: &mut Engine,
-    ctx: &mut Ctx<'_>,
-    account: &AccountRec,
-    headers: &WriteHeaders,
-    plan: PushPlan,
-    connections: &[Arc<ConnectionRec>],
-    filter: &SourceFilter,
-) -> H<(String, Vec<String>)> {
-    let refs: Vec<ConnectionRef<'_>> = connections
-        .iter()
-        .map(|c| ConnectionRef {
-            id: &c.id,
-            app: &c.app,
-            app_type: &c.app_type,
-            objects: &c.objects,
-        })
-        .collect();
-    let selected: Vec<&ConnectionRec> = select_targets(plan.route_type, &refs, filter)
-        .into_iter()
-        .filter_map(|r| connections.iter().find(|c| c.id == r.id))
-        .map(|c| &**c)
-        .collect();
-    let skipped = connector_checks(&plan, &selected, filter)?;
-    let sync_id = engine.new_id(ctx.now);
-    let mut targets = Vec::with_capacity(selected.len());
-    let mut failed_at_plan = Vec::new();
-    for (conn, skip) in selected.iter().zip(skipped) {
-        if let Some(reason) = skip {
-            failed_at_plan.push(targets.len());
-            targets.push(TargetRec {
-                connection_id: conn.id.clone(),
-                app: conn.app.clone(),
-                app_type: conn.app_type.clone(),
-                status: TargetStatus::Failed,
-                attempts: 0,
-                remote_id: None,
-                last_error: Some(reason),
-                updated_at: ctx.now_str.clone(),
-                tasks: Vec::new(),
-            });
-            continue;
-        }
-        let provider = !conn.connector.is_generic();
-        let mut task_ids: Vec<String> = Vec::new();
-        let mut previous: Option<String> = None;
-        for item in &plan.items {
-            let t = item.object.object_type;
-            if t != plan.route_type && !conn.objects.contains(&t) {
-                continue;
-            }
-            let with_connector_refs;
-            let references: &[(String, ObjectType, String)] =
-                if provider && !item.connector_references.is_empty() {
-                    let mut r = item.references.clone();
-                    item.connector_references.extend_into(&mut r);
-                    with_connector_refs = r;
-                    &with_connector_refs
-                } else {
-                    &item.references
-                };
-            let tid = engine.new_id(ctx.now);
-            let mut waiting_on = Vec::new();
-            let mut requires = Vec::new();
-            let mut wait_for = |ctx: &mut Ctx<'_>, ot: ObjectType, oid: &str| -> H<()> {
-                let chain = keys::chain(&conn.id, ot, oid);
-                if let Some(tail) = ctx.tx.get_json::<String>(&chain)? {
-                    if let Some(mut tail_task) = ctx.tx.get_json::<TaskRec>(&keys::task(&tail))? {
-                        if !tail_task.state.status().is_final() && !waiting_on.contains(&tail) {
-                            tail_task.successors.push(tid.clone());
-                            ctx.tx.put_json(keys::task(&tail), &tail_task);
-                            waiting_on.push(tail);
-                        }
-                    }
-                }
-                Ok(())
-            };
-            wait_for(ctx, t, &item.object.id)?;
-            for (_, rt, rid) in references {
-                wait_for(ctx, *rt, rid)?;
-            }
-            if item.requires_previous {
-                if let Some(p) = &previous {
-                    requires.push(p.clone());
-                    if !waiting_on.contains(p) {
-                        waiting_on.push(p.clone());
-                    }
-                }
-            }
-            let state = if waiting_on.is_empty() {
-                ctx.tx.put(keys::due_task(ctx.now, &tid), "\"\"");
-                TaskState::Pending { due_ms: ctx.now }
-            } else {
-                TaskState::Waiting
-            };
-            let task = NewTask {
-                id: &tid,
-                account_id: &account.id,
-                sync_id: &sync_id,
-                connection_id: &conn.id,
-                object: &item.object,
-                body: &item.body,
-                tracking_id: headers.tracking_id.as_deref(),
-                state: &state,
-                attempts: 0,
-                waiting_on: &waiting_on,
-                requires: &requires,
-                references,
-                connector: conn.connector,
-            };
-            // The body plus about 600 bytes of ids, state and references.
-            let hint = item.body.get().len() + 768;
-            ctx.tx.put_json_sized(keys::task(&tid), &task, hint);
-            ctx.tx
-                .put(keys::chain(&conn.id, t, &item.object.id), json_string(&tid));
-            previous = Some(tid.clone());
-            task_ids.push(tid);
-        }
-        targets.push(TargetRec {
-            connection_id: conn.id.clone(),
-            app: conn.app.clone(),
-            app_type: conn.app_type.clone(),
-            status: TargetStatus::Pending,
-            attempts: 0,
-            remote_id: None,
-            last_error: None,
-            updated_at: ctx.now_str.clone(),
-            tasks: task_ids,
-        });
-    }
-    let apps: Vec<String> = targets.iter().map(|t| t.app.clone()).collect();
-    let objects: Vec<ObjectRef> = plan
-        .items
-        .iter()
-        .filter(|i| i.object.object_type == plan.route_type)
-        .map(|i| i.object.clone())
-        .collect();
-    let status = SyncStatus::aggregate(&targets.iter().map(|t| t.status).collect::<Vec<_>>());
-    let sync = SyncRec {
-        id: sync_id.clone(),
-        account_id: account.id.clone(),
-        status,
-        request_id: ctx.request_id.clone(),
-        tracking_id: headers.tracking_id.clone(),
-        operation: plan.operation.to_string(),
-        object: objects.first().cloned().unwrap_or(ObjectRef {
-            object_type: plan.route_type,
-            id: String::new(),
-        }),
-        objects,
-        label: plan.label,
-        created_at: ctx.now_str.clone(),
-        updated_at: ctx.now_str.clone(),
-        targets,
-    };
-    for ti in failed_at_plan {
-        emit_target_update(engine, ctx.now, &mut ctx.tx, &sync, ti)?;
-    }
-    if sync.status.is_final() {
-        emit_sync_complete(engine, ctx.now, &mut ctx.tx, &sync)?;
-    }
-    ctx.tx
-        .put_json_sized(keys::sync(&account.id, &sync_id), &sync, 1024);
-    Ok((sync_id, apps))
-}
-
-/// Run each selected provider connector's requirements on the objects it would receive.
-/// Answers, per selected connection, the reason it is skipped (an implied target), or stops
-/// the write with `422` when a target the client named explicitly lacks fields.
-fn connector_checks(
-    plan: &PushPlan,
-    selected: &[&ConnectionRec],
-    filter: &SourceFilter,
-) -> H<Vec<Option<String>>> {
-    let mut parsed: Vec<Option<Value>> = vec![None; plan.items.len()];
-    let mut explicit_errors: Vec<FieldError> = Vec::new();
-    let mut skipped = Vec::with_capacity(selected.len());
-    for conn in selected {
-        if conn.connector.is_generic() {
-            skipped.push(None);
-            continue;
-        }
-        let connector = conn.connector.connector();
-        let mut errors: Vec<FieldError> = Vec::new();
-        for (n, item) in plan.items.iter().enumerate() {
-            let t = item.object.object_type;
-            if t != plan.route_type && !conn.objects.contains(&t) {
-                continue;
-            }
-            let Some(slot) = parsed.get_mut(n) else {
-                continue;
-            };
-            let object = slot
-                .get_or_insert_with(|| serde_json::from_str(item.body.get()).unwrap_or_default());
-            for mut e in connector.check(t, object, &conn.settings) {
-                e.pointer = format!("{}{}", item.pointer, e.pointer);
-                errors.push(e);
-            }
-        }
-        if errors.is_empty() {
-            skipped.push(None);
-            continue;
-        }
-        let named = match filter {
-            SourceFilter::Tokens(tokens) => tokens.iter().any(|x| {
-                x.eq_ignore_ascii_case(&conn.app) || x.eq_ignore_ascii_case(&conn.app_type)
-            }),
-            SourceFilter::All => false,
-        };
-        if named {
-            for e in errors {
-                if !explicit_errors.contains(&e) {
-                    explicit_errors.push(e);
-                }
-            }
-            skipped.push(None);
-        } else {
-            let reasons: Vec<String> = errors
-                .iter()
-                .map(|e| {
-                    if e.pointer.is_empty() {
-                        e.message.clone()
-                    } else {
-                        format!("{} (at {})", e.message, e.pointer)
-                    }
-                })
-                .collect();
-            skipped.push(Some(format!("not pushed: {}", reasons.join("; "))));
-        }
-    }
-    if !explicit_errors.is_empty() {
-        return invalid(explicit_errors);
-    }
-    Ok(skipped)
 }

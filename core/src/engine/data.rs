@@ -1,0 +1,148 @@
+//! The data API: a [`DataOp`] of an authenticated caller, carried out. Reads go to
+//! `reads.rs`; a write is checked (scope, write mode, options, body), its idempotency slot
+//! taken, then written (`writes.rs`) and, with push, planned (`plan.rs`).
+
+use super::auth::{authorize, Principal};
+use super::command::{DataOp, Reply, SyncStarted, UpdateMode, WriteOptions};
+use super::idempotency;
+use super::plan::{connections_and_filter, plan_sync};
+use super::reads;
+use super::state::Engine;
+use super::vocab::{fail, Ctx, H};
+use super::writes::{create, create_payment, update};
+use crate::cdm::ObjectType;
+use crate::http::{is_visible_ascii, ProblemKind};
+use crate::routing::SourceFilter;
+
+/// Longest `X-Tracking-ID`.
+pub const MAX_TRACKING_ID: usize = 128;
+/// Longest `Idempotency-Key`.
+pub const MAX_IDEMPOTENCY_KEY: usize = 255;
+
+/// The refusal of a tracking id that is not 1 to 128 visible ASCII characters.
+pub(crate) fn bad_tracking_id<T>() -> H<T> {
+    fail(
+        ProblemKind::InvalidHeader,
+        "X-Tracking-ID must be 1 to 128 visible ASCII characters",
+    )
+}
+
+/// The refusal of an idempotency key that is not 1 to 255 visible ASCII characters.
+pub(crate) fn bad_idempotency_key<T>() -> H<T> {
+    fail(
+        ProblemKind::InvalidHeader,
+        "Idempotency-Key must be 1 to 255 visible ASCII characters",
+    )
+}
+
+/// Check the options of a write the way the contract checks their headers.
+fn check_options(options: &WriteOptions<'_>) -> H<()> {
+    if options
+        .tracking_id
+        .is_some_and(|t| !is_visible_ascii(t, MAX_TRACKING_ID))
+    {
+        return bad_tracking_id();
+    }
+    if options
+        .idempotency_key
+        .is_some_and(|k| !is_visible_ascii(k, MAX_IDEMPOTENCY_KEY))
+    {
+        return bad_idempotency_key();
+    }
+    Ok(())
+}
+
+/// Carry out a data API call of an authenticated caller.
+pub(crate) fn execute(
+    engine: &mut Engine,
+    ctx: &mut Ctx<'_>,
+    principal: &Principal,
+    op: DataOp<'_>,
+) -> H<Reply> {
+    authorize(principal, op.is_write())?;
+    let account = &*principal.account;
+    let (body, options) = match &op {
+        DataOp::Create { body, options, .. }
+        | DataOp::Update { body, options, .. }
+        | DataOp::Pay { body, options, .. } => (*body, options),
+        _ => return reads::execute(ctx, account, &op),
+    };
+    check_options(options)?;
+    let doc = body.document()?;
+    // Connections are read only when the write pushes or names sources to check.
+    let (connections, filter) = if options.push || options.sources.is_some() {
+        connections_and_filter(engine, ctx, account, options.sources)?
+    } else {
+        (Vec::new(), SourceFilter::All)
+    };
+    let idem = match options.idempotency_key {
+        Some(k) => {
+            let fp = match options.idempotency_scope {
+                Some(line) => idempotency::fingerprint(line.method, line.target, &doc),
+                None => {
+                    let (method, target) = op.canonical_request_line();
+                    idempotency::fingerprint(method, &target, &doc)
+                }
+            };
+            if let Some(replay) = idempotency::check(engine, ctx, account, k, &fp)? {
+                return Ok(replay);
+            }
+            Some((k, fp))
+        }
+        None => None,
+    };
+    let written = match &op {
+        DataOp::Pay { invoice, .. } => create_payment(engine, ctx, account, invoice, &doc)?,
+        DataOp::Create { object, .. } => {
+            if matches!(object, ObjectType::Payment) {
+                return fail(
+                    ProblemKind::MethodNotAllowed,
+                    "a payment is created by paying an invoice",
+                );
+            }
+            create(engine, ctx, account, *object, &doc)?
+        }
+        DataOp::Update {
+            object,
+            id,
+            options,
+            ..
+        } => {
+            let Some(mode) = object.update_mode() else {
+                return fail(
+                    ProblemKind::MethodNotAllowed,
+                    format!("a {} cannot be changed", object.as_str()),
+                );
+            };
+            update(
+                engine,
+                ctx,
+                account,
+                *object,
+                id,
+                &doc.to_value(),
+                options.if_match,
+                mode == UpdateMode::MergePatch,
+            )?
+        }
+        _ => return fail(ProblemKind::NotFound, "no such route"),
+    };
+    let mut reply = Reply::text(written.status, written.body);
+    reply.etag = written.etag;
+    if options.push {
+        let (id, targets) = plan_sync(
+            engine,
+            ctx,
+            account,
+            options.tracking_id,
+            written.push,
+            &connections,
+            &filter,
+        )?;
+        reply.sync = Some(SyncStarted { id, targets });
+    }
+    if let Some((k, fp)) = idem {
+        idempotency::store(ctx, account, k, &fp, &reply);
+    }
+    Ok(reply)
+}

@@ -1,0 +1,164 @@
+//! Webhook events: what a change of a sync's targets queues for the account's subscriptions,
+//! and a delivery's manual retry.
+
+use serde_json::{json, Value};
+
+use super::state::Engine;
+use super::tx::Tx;
+use super::views::sync_json;
+use super::vocab::{Ctx, H};
+use crate::records::*;
+use crate::util::time::rfc3339_millis;
+use crate::CoreError;
+
+fn account_domain(tx: &Tx<'_>, account: &str) -> Result<String, CoreError> {
+    Ok(tx
+        .get_json::<AccountRec>(&keys::account(account))?
+        .map(|a| a.domain)
+        .unwrap_or_default())
+}
+
+pub(crate) fn emit_target_update(
+    engine: &mut Engine,
+    now: i64,
+    tx: &mut Tx<'_>,
+    sync: &SyncRec,
+    ti: usize,
+) -> Result<(), CoreError> {
+    let Some(t) = sync.targets.get(ti) else {
+        return Ok(());
+    };
+    let message = match t.status {
+        TargetStatus::Succeeded => format!("{} pushed to {}", sync.label, t.app),
+        _ => format!(
+            "{} failed to push to {}: {}",
+            sync.label,
+            t.app,
+            t.last_error.as_deref().unwrap_or("unknown error")
+        ),
+    };
+    let data = json!({
+        "syncId": sync.id,
+        "trackingId": sync.tracking_id,
+        "status": t.status,
+        "app": t.app,
+        "type": t.app_type,
+        "connectionId": t.connection_id,
+        "object": sync.object,
+        "remoteId": t.remote_id,
+        "attempts": t.attempts,
+        "error": if t.status == TargetStatus::Failed { Value::from(t.last_error.clone()) } else { Value::Null },
+    });
+    emit(engine, now, tx, sync, "api_push_update", message, data)
+}
+
+pub(crate) fn emit_sync_complete(
+    engine: &mut Engine,
+    now: i64,
+    tx: &mut Tx<'_>,
+    sync: &SyncRec,
+) -> Result<(), CoreError> {
+    let message = format!(
+        "{} sync {}",
+        sync.label,
+        sync.status.as_str().replace('_', " ")
+    );
+    let full = sync_json(sync);
+    let data = json!({
+        "syncId": sync.id,
+        "trackingId": sync.tracking_id,
+        "status": sync.status,
+        "operation": sync.operation,
+        "object": sync.object,
+        "objects": sync.objects,
+        "targets": full.get("targets").cloned().unwrap_or(Value::Array(vec![])),
+    });
+    emit(engine, now, tx, sync, "api_push_complete", message, data)
+}
+
+fn emit(
+    engine: &mut Engine,
+    now: i64,
+    tx: &mut Tx<'_>,
+    sync: &SyncRec,
+    event: &str,
+    message: String,
+    data: Value,
+) -> Result<(), CoreError> {
+    let hooks: Vec<WebhookRec> = tx.scan_json(&keys::webhooks(&sync.account_id), 0, usize::MAX)?;
+    let hooks: Vec<WebhookRec> = hooks
+        .into_iter()
+        .filter(|h| {
+            tx.get(&keys::webhook(&sync.account_id, &h.id))
+                .ok()
+                .flatten()
+                .is_some()
+        })
+        .filter(|h| h.events.iter().any(|e| e == "*" || e == event))
+        .collect();
+    if hooks.is_empty() {
+        return Ok(());
+    }
+    let body = json!({
+        "event": event,
+        "requestId": sync.request_id,
+        "domain": account_domain(tx, &sync.account_id)?,
+        "message": message,
+        "data": data,
+    })
+    .to_string();
+    let now_str = rfc3339_millis(now);
+    for h in hooks {
+        let id = engine.new_id(now);
+        let d = DeliveryRec {
+            id: id.clone(),
+            account_id: sync.account_id.clone(),
+            webhook_id: h.id.clone(),
+            event: event.to_string(),
+            status: DeliveryStatus::Pending,
+            attempts: 0,
+            budget_used: 0,
+            lease_until_ms: None,
+            due_ms: Some(now),
+            last_status_code: None,
+            last_error: None,
+            sync_id: sync.id.clone(),
+            tracking_id: sync.tracking_id.clone(),
+            body: body.clone(),
+            created_at: now_str.clone(),
+            updated_at: now_str.clone(),
+        };
+        tx.put_json(keys::delivery(&id), &d);
+        tx.put(
+            keys::webhook_delivery(&sync.account_id, &h.id, &id),
+            json_string(&id),
+        );
+        tx.put(keys::due_delivery(now, &id), "\"\"");
+    }
+    Ok(())
+}
+
+/// The admin API's retry: a failed delivery is attempted again now with a fresh budget.
+pub(crate) fn manual_retry(ctx: &mut Ctx<'_>, mut d: DeliveryRec) -> H<DeliveryRec> {
+    if d.status != DeliveryStatus::Failed {
+        return super::vocab::fail(
+            crate::http::ProblemKind::Conflict,
+            format!(
+                "only a failed delivery can be retried; this one is {}",
+                match d.status {
+                    DeliveryStatus::Pending => "pending",
+                    DeliveryStatus::Delivered => "delivered",
+                    DeliveryStatus::Failed => "failed",
+                }
+            ),
+        );
+    }
+    d.status = DeliveryStatus::Pending;
+    d.budget_used = 0;
+    d.lease_until_ms = None;
+    d.due_ms = Some(ctx.now);
+    d.updated_at = ctx.now_str.clone();
+    ctx.tx.put(keys::due_delivery(ctx.now, &d.id), "\"\"");
+    ctx.tx.put_json(keys::delivery(&d.id), &d);
+    Ok(d)
+}

@@ -1,0 +1,260 @@
+//! The vocabulary of due work: work items, their outcomes, their typed ids and wake-up
+//! entries, and the leases and budgets they are handed out under.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::state::Engine;
+use crate::records::keys;
+use crate::store::Batch;
+
+/// Attempts of one webhook delivery budget: the first and 3 retries.
+pub const WEBHOOK_ATTEMPTS: u32 = 4;
+/// How much of an answer body is kept in `lastError`.
+pub const ERROR_BODY_PREFIX: usize = 200;
+
+/// A token is treated as expired this long before the expiry the host gave.
+pub const TOKEN_EXPIRY_MARGIN_MS: i64 = 5_000;
+
+/// The URL of a token request item (it is not sent over HTTP: the host answers it).
+pub const TOKEN_URL: &str = "writesync:token";
+
+/// The kind of a work item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WorkKind {
+    /// A push to a source application.
+    Push,
+    /// A webhook delivery.
+    Webhook,
+    /// A request to the host for a connection's access token: `request` is
+    /// `{method: "TOKEN", url: "writesync:token", headers: {}, body}` with the body
+    /// `{"connectionId", "accountId", "app", "reason"}` (`reason` is `missing`, `expired` or
+    /// `unauthorized`). The host answers `Outcome::Response` with status `200` and the body
+    /// `{"accessToken": "...", "expiresAt": <Unix ms, optional>}`, or any other status or an
+    /// `Outcome::Error` when it has no token (never a refresh token: the engine does not
+    /// want one).
+    Token,
+}
+
+/// An outbound HTTP request the host must perform.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutboundRequest {
+    /// Method (always `POST` today).
+    pub method: String,
+    /// Absolute URL.
+    pub url: String,
+    /// Headers to send.
+    pub headers: BTreeMap<String, String>,
+    /// JSON body.
+    pub body: String,
+}
+
+/// One push, delivery or token request to perform now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkItem {
+    /// Id to report the outcome with (`t.<task>.<attempt>`, `d.<delivery>.<attempt>` or
+    /// `k.<connection>.<attempt>`).
+    pub id: String,
+    /// Push, webhook or token.
+    pub kind: WorkKind,
+    /// What to send.
+    pub request: OutboundRequest,
+}
+
+/// What happened to a work item.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Outcome {
+    /// The peer answered.
+    Response {
+        /// Status code.
+        status: u16,
+        /// Answer headers (names case-insensitive).
+        #[serde(default)]
+        headers: BTreeMap<String, String>,
+        /// The start of the answer body (hosts bound how much they read).
+        #[serde(default)]
+        body: String,
+    },
+    /// No answer: a timeout, a connection error, or a refused address.
+    Error {
+        /// What went wrong.
+        error: String,
+        /// True when retrying cannot help (a refused address); such a push fails at once.
+        #[serde(default)]
+        permanent: bool,
+    },
+}
+
+impl Outcome {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
+        match self {
+            Outcome::Response { headers, .. } => headers
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.as_str()),
+            Outcome::Error { .. } => None,
+        }
+    }
+}
+
+pub(crate) fn truncate(s: &str, max: usize) -> String {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s[..end].to_string()
+}
+
+/// The record a work item or a wake-up entry is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum WorkRef<'a> {
+    /// A push task.
+    Task(&'a str),
+    /// A webhook delivery.
+    Delivery(&'a str),
+    /// A connection's token request (keyed by the connection id).
+    TokenRequest(&'a str),
+}
+
+impl<'a> WorkRef<'a> {
+    fn from_tag(tag: &str, id: &'a str) -> Option<WorkRef<'a>> {
+        match tag {
+            "t" => Some(WorkRef::Task(id)),
+            "d" => Some(WorkRef::Delivery(id)),
+            "k" => Some(WorkRef::TokenRequest(id)),
+            _ => None,
+        }
+    }
+
+    fn tag(self) -> &'static str {
+        match self {
+            WorkRef::Task(_) => "t",
+            WorkRef::Delivery(_) => "d",
+            WorkRef::TokenRequest(_) => "k",
+        }
+    }
+
+    /// The record's id.
+    pub(crate) fn id(self) -> &'a str {
+        match self {
+            WorkRef::Task(id) | WorkRef::Delivery(id) | WorkRef::TokenRequest(id) => id,
+        }
+    }
+
+    /// The id of its work item for one attempt: `t.<task>.<attempt>`, `d.<delivery>.<attempt>`
+    /// or `k.<connection>.<attempt>`.
+    pub(crate) fn work_id(self, attempt: u32) -> String {
+        format!("{}.{}.{attempt}", self.tag(), self.id())
+    }
+
+    /// Its wake-up entry at `ms`.
+    pub(crate) fn due_key(self, ms: i64) -> String {
+        match self {
+            WorkRef::Task(id) => keys::due_task(ms, id),
+            WorkRef::Delivery(id) => keys::due_delivery(ms, id),
+            WorkRef::TokenRequest(id) => keys::due_token(ms, id),
+        }
+    }
+}
+
+/// A parsed work item id: which record, and which attempt of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct WorkId<'a> {
+    /// The record.
+    pub what: WorkRef<'a>,
+    /// The attempt the item was handed out for.
+    pub attempt: u32,
+}
+
+impl<'a> WorkId<'a> {
+    /// Parse `t.<id>.<attempt>` and its kin; `None` for anything else.
+    pub(crate) fn parse(id: &'a str) -> Option<WorkId<'a>> {
+        let (tag, rest) = id.split_once('.')?;
+        let (rid, attempt) = rest.rsplit_once('.')?;
+        if rid.is_empty() || rid.contains('/') {
+            return None;
+        }
+        Some(WorkId {
+            what: WorkRef::from_tag(tag, rid)?,
+            attempt: attempt.parse().ok()?,
+        })
+    }
+}
+
+/// A parsed wake-up entry (`due/<ms>/<tag>/<id>`): when, and for what.
+pub(crate) fn parse_due_key(key: &str) -> Option<(i64, WorkRef<'_>)> {
+    let rest = key.strip_prefix(keys::DUE)?;
+    let (ms, rest) = rest.split_once('/')?;
+    let (tag, id) = rest.split_once('/')?;
+    Some((ms.parse().ok()?, WorkRef::from_tag(tag, id)?))
+}
+
+/// The work that [`Engine::due`](crate::Engine::due) hands out: commit `batch` first (it
+/// records the leases), then perform `items` and report each outcome.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[must_use = "the lease batch must be committed before the items are performed"]
+pub struct DueWork {
+    /// Pushes and deliveries to perform now.
+    pub items: Vec<WorkItem>,
+    /// The lease records to commit before performing them.
+    pub batch: Batch,
+    /// Records that could not be decoded and were taken off the wake-up index (each with the
+    /// reason), so that one corrupt row does not stop all other work. Hosts should log them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skipped: Vec<String>,
+}
+
+pub(crate) fn lease_until(engine: &Engine, now: i64) -> i64 {
+    now.saturating_add(i64::try_from(engine.config.lease_ms).unwrap_or(i64::MAX / 2))
+}
+
+pub(crate) fn push_attempts_allowed(engine: &Engine) -> u32 {
+    u32::try_from(engine.config.push_retry.len())
+        .unwrap_or(u32::MAX - 1)
+        .saturating_add(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn work_ids_parse() {
+        let id = |s| WorkId::parse(s).map(|w| (w.what, w.attempt));
+        assert_eq!(id("t.abc.2"), Some((WorkRef::Task("abc"), 2)));
+        assert_eq!(id("d.0190-aa.1"), Some((WorkRef::Delivery("0190-aa"), 1)));
+        assert_eq!(id("k.c1.3"), Some((WorkRef::TokenRequest("c1"), 3)));
+        assert_eq!(id("x.abc.1"), None);
+        assert_eq!(id("t.abc"), None);
+        assert_eq!(id("t.a/b.1"), None);
+        assert_eq!(id("t..1"), None);
+        for w in [
+            WorkRef::Task("a"),
+            WorkRef::Delivery("b"),
+            WorkRef::TokenRequest("c"),
+        ] {
+            let text = w.work_id(7);
+            assert_eq!(
+                WorkId::parse(&text).map(|p| (p.what, p.attempt)),
+                Some((w, 7))
+            );
+        }
+    }
+
+    #[test]
+    fn due_keys_parse() {
+        let k = keys::due_task(1234, "x");
+        assert_eq!(parse_due_key(&k), Some((1234, WorkRef::Task("x"))));
+        assert_eq!(parse_due_key("due/zz/t/x"), None);
+        for w in [
+            WorkRef::Task("a"),
+            WorkRef::Delivery("b"),
+            WorkRef::TokenRequest("c"),
+        ] {
+            assert_eq!(parse_due_key(&w.due_key(5)), Some((5, w)));
+        }
+    }
+}

@@ -1,0 +1,110 @@
+//! Upkeep: handing leased work out again after a restart, and pruning what is past its
+//! retention.
+
+use super::items::{parse_due_key, WorkRef};
+use super::state::Engine;
+use super::tx::Tx;
+use crate::records::*;
+use crate::store::{Batch, KvRead};
+use crate::CoreError;
+
+pub(crate) fn recover(now: i64, store: &dyn KvRead) -> Result<Batch, CoreError> {
+    let mut tx = Tx::new(store);
+    for (key, _) in store.scan(keys::DUE, 0, usize::MAX)? {
+        let Some((ms, what)) = parse_due_key(&key) else {
+            continue;
+        };
+        if ms <= now {
+            continue;
+        }
+        let leased = match what {
+            WorkRef::Task(id) => matches!(
+                tx.get_json::<TaskRec>(&keys::task(id)),
+                Ok(Some(TaskRec {
+                    state: TaskState::InProgress { .. },
+                    ..
+                }))
+            ),
+            WorkRef::TokenRequest(id) => matches!(
+                tx.get_json::<TokenRequestRec>(&keys::token_request(id)),
+                Ok(Some(TokenRequestRec {
+                    state: TokenRequestState::InProgress { .. },
+                    ..
+                }))
+            ),
+            WorkRef::Delivery(id) => matches!(
+                tx.get_json::<DeliveryRec>(&keys::delivery(id)),
+                Ok(Some(DeliveryRec {
+                    lease_until_ms: Some(_),
+                    ..
+                }))
+            ),
+        };
+        if leased {
+            tx.delete(key.clone());
+            tx.put(what.due_key(now), "\"\"");
+        }
+    }
+    Ok(tx.into_batch())
+}
+
+fn expired(
+    store: &dyn KvRead,
+    prefix: &str,
+    cut: i64,
+    limit: usize,
+) -> Result<Vec<(String, Option<String>)>, CoreError> {
+    let mut out = Vec::new();
+    for (k, _) in store.scan(prefix, 0, limit)? {
+        match k[prefix.len()..].split_once('/') {
+            None => out.push((k.clone(), None)),
+            Some((ms, rest)) => {
+                if ms.parse::<i64>().unwrap_or(i64::MIN) > cut {
+                    break;
+                }
+                let rest = Some(rest.to_string());
+                out.push((k, rest));
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn retention_cut(now: i64, retention_ms: u64) -> i64 {
+    now.saturating_sub(i64::try_from(retention_ms).unwrap_or(i64::MAX))
+}
+
+pub(crate) fn prune(
+    engine: &mut Engine,
+    now: i64,
+    limit: usize,
+    store: &dyn KvRead,
+) -> Result<Batch, CoreError> {
+    let mut tx = Tx::new(store);
+    let idem_cut = retention_cut(now, engine.config.idempotency_retention_ms);
+    for (entry, rest) in expired(store, keys::IDEM_EXPIRY, idem_cut, limit)? {
+        tx.delete(entry);
+        if let Some((account, key)) = rest.as_deref().and_then(|r| r.split_once('/')) {
+            let ik = keys::idempotency(account, key);
+            // Only delete the record this entry was written for (not a newer one).
+            if let Some(rec) = tx.get_json::<IdemRec>(&ik)? {
+                if rec.created_ms <= idem_cut {
+                    tx.delete(ik);
+                }
+            }
+        }
+    }
+    let dlv_cut = retention_cut(now, engine.config.delivery_retention_ms);
+    for (entry, rest) in expired(store, keys::DELIVERY_EXPIRY, dlv_cut, limit)? {
+        tx.delete(entry);
+        let Some(id) = rest else { continue };
+        if let Some(d) = tx.get_json::<DeliveryRec>(&keys::delivery(&id))? {
+            // A delivery retried by hand after it finished is unfinished again: keep it.
+            if d.status != DeliveryStatus::Pending {
+                tx.delete(keys::delivery(&id));
+                tx.delete(keys::webhook_delivery(&d.account_id, &d.webhook_id, &id));
+            }
+        }
+    }
+    Ok(tx.into_batch())
+}

@@ -1,0 +1,149 @@
+//! The engine's state: its configuration, the seeded generator every id, secret and jitter
+//! comes from, the idempotency slots in flight and the record cache. The operations on it live
+//! in the layers above (see `docs/architecture.md`).
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use rand_chacha::ChaCha20Rng;
+use rand_core::{RngCore, SeedableRng};
+
+use super::cache;
+use super::config::EngineConfig;
+
+/// The detail of the `404` for `GET /openapi.json` from an engine that has no document: built
+/// without the `openapi` feature, and not given one with [`Engine::set_openapi_json`].
+pub(super) const NO_OPENAPI_DOCUMENT: &str =
+    "this engine has no OpenAPI document: it was built without \
+     the `openapi` feature and its host did not give one";
+
+/// The write-and-sync engine.
+#[derive(Debug)]
+pub struct Engine {
+    pub(super) config: EngineConfig,
+    rng: ChaCha20Rng,
+    pub(super) in_flight: BTreeSet<String>,
+    last_id_ms: u64,
+    id_counter: u16,
+    pub(super) cache: cache::RecordCache,
+    openapi_json: Option<HostDocument>,
+}
+
+/// A document the host gave the engine; its `Debug` form shows the length only.
+struct HostDocument(Arc<str>);
+
+impl std::fmt::Debug for HostDocument {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "HostDocument({} bytes)", self.0.len())
+    }
+}
+
+/// The OpenAPI 3.1 document of the contract (`core/openapi.json`), served at
+/// `GET /openapi.json`.
+#[cfg(feature = "openapi")]
+pub const OPENAPI_JSON: &str = include_str!("../../openapi.json");
+
+impl Engine {
+    /// A new engine. The configuration's seed drives every id, secret and jitter it draws:
+    /// hosts pass fresh OS randomness in production and a fixed seed in tests.
+    pub fn new(config: EngineConfig) -> Engine {
+        let rng = ChaCha20Rng::from_seed(config.seed);
+        Engine {
+            config,
+            rng,
+            in_flight: BTreeSet::new(),
+            last_id_ms: 0,
+            id_counter: 0,
+            cache: cache::RecordCache::default(),
+            openapi_json: None,
+        }
+    }
+
+    /// Serve `document` at `GET /openapi.json`: the text of `core/openapi.json`, which the
+    /// host ships when the engine is built without the `openapi` feature (the wasm package
+    /// does this to keep 217 KB out of its module). With the feature, the built-in document
+    /// is served unless this was called. The answer is the same either way: `200`,
+    /// `Content-Type: application/json`, the text as given.
+    pub fn set_openapi_json(&mut self, document: impl Into<Arc<str>>) {
+        self.openapi_json = Some(HostDocument(document.into()));
+    }
+
+    /// The document `GET /openapi.json` answers, if any.
+    pub(super) fn openapi_json(&self) -> Option<&str> {
+        match &self.openapi_json {
+            Some(HostDocument(doc)) => Some(doc),
+            #[cfg(feature = "openapi")]
+            None => Some(OPENAPI_JSON),
+            #[cfg(not(feature = "openapi"))]
+            None => None,
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &EngineConfig {
+        &self.config
+    }
+    /// A fresh time-ordered id: a UUID version 7 (RFC 9562) whose 12-bit `rand_a` field is a
+    /// counter within the millisecond (method 1), so ids made by one engine sort in creation
+    /// order; the other 62 bits come from the seeded generator.
+    pub(super) fn new_id(&mut self, now_ms: i64) -> String {
+        let mut ms = u64::try_from(now_ms).unwrap_or(0) & 0xffff_ffff_ffff;
+        if ms <= self.last_id_ms {
+            ms = self.last_id_ms;
+            self.id_counter += 1;
+            if self.id_counter > 0x0fff {
+                ms += 1;
+                self.id_counter = 0;
+            }
+        } else {
+            self.id_counter = 0;
+        }
+        self.last_id_ms = ms;
+        let mut bytes = [0u8; 16];
+        bytes[..6].copy_from_slice(&ms.to_be_bytes()[2..]);
+        bytes[6] = 0x70 | ((self.id_counter >> 8) as u8 & 0x0f);
+        bytes[7] = (self.id_counter & 0xff) as u8;
+        self.rng.fill_bytes(&mut bytes[8..]);
+        bytes[8] = (bytes[8] & 0x3f) | 0x80;
+        // Encoded into a stack buffer: `to_string` would go through `fmt` for each id.
+        let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
+        uuid::Uuid::from_bytes(bytes)
+            .hyphenated()
+            .encode_lower(&mut text)
+            .to_string()
+    }
+
+    /// Random bytes from the seeded generator.
+    pub(super) fn random_bytes<const N: usize>(&mut self) -> [u8; N] {
+        let mut b = [0u8; N];
+        self.rng.fill_bytes(&mut b);
+        b
+    }
+
+    /// A uniform number in [0, 1) for jitter.
+    pub(super) fn unit(&mut self) -> f64 {
+        (self.rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_v7_and_sort_in_creation_order() {
+        let mut e = Engine::new(EngineConfig::default());
+        let mut ids: Vec<String> = (0..5000).map(|_| e.new_id(1_790_000_000_000)).collect();
+        ids.push(e.new_id(1_790_000_000_001));
+        ids.push(e.new_id(1_789_000_000_000)); // a clock going back keeps the order
+        let mut sorted = ids.clone();
+        sorted.sort();
+        assert_eq!(ids, sorted);
+        for id in &ids {
+            let u = uuid::Uuid::parse_str(id).unwrap();
+            assert_eq!(u.get_version_num(), 7);
+        }
+        let set: std::collections::BTreeSet<_> = ids.iter().collect();
+        assert_eq!(set.len(), ids.len());
+    }
+}
