@@ -1,10 +1,13 @@
 //! [`NativeEngine`]: the engine and its SQLite store in one value, with typed calls for
 //! applications that link the crate directly instead of speaking HTTP.
 //!
-//! Every typed call builds the same [`ApiRequest`] an HTTP client would send and runs it
-//! through [`Engine::handle_with`], so authentication, validation, idempotency and push
-//! routing are exactly those of the HTTP contract; the answer is decoded into
-//! [`WriteResult`] or [`WriteError`].
+//! Every typed call is a [`Command`] of the core, run by [`Engine::execute`] in one SQLite
+//! transaction: no URL, header or status line is built or parsed on the way. Authentication,
+//! validation, idempotency and push routing are the ones the HTTP contract is an adapter over,
+//! so a typed call and the same request over HTTP give the same result; the result is
+//! [`WriteResult`] or [`WriteError`]. [`NativeEngine::execute`] runs any other command (the
+//! admin calls, lists), and [`NativeEngine::handle`] a whole HTTP request for hosts that
+//! serve one.
 
 use std::fmt;
 use std::path::Path;
@@ -14,10 +17,9 @@ use serde_json::Value;
 use writesync_core::cdm::{FieldError, ObjectType};
 use writesync_core::http::{problem, ProblemKind};
 use writesync_core::records::{ObjectRef, SyncStatus, TargetStatus};
-use writesync_core::util::crypto::basic_auth_header;
 use writesync_core::{
-    ApiRequest, ApiResponse, CoreError, Engine, EngineConfig, KvRead, Outcome, Storage, WorkItem,
-    WorkKind,
+    ApiRequest, ApiResponse, Body, Command, CommandError, CoreError, DataOp, Engine, EngineConfig,
+    Executed, IfMatch, KvRead, Outcome, Reply, Storage, WorkItem, WorkKind,
 };
 
 use crate::{SqliteStore, StoreError, StoreOptions};
@@ -58,8 +60,12 @@ impl Credentials {
         ))
     }
 
-    fn authorization(&self) -> String {
-        basic_auth_header(&self.key, &self.secret)
+    /// As the core's borrowed credentials.
+    fn as_core(&self) -> writesync_core::Credentials<'_> {
+        writesync_core::Credentials {
+            key: &self.key,
+            secret: &self.secret,
+        }
     }
 }
 
@@ -88,6 +94,20 @@ pub struct WriteOptions {
     pub idempotency_key: Option<String>,
     /// Only update when the stored version is this one (`If-Match`); ignored on creates.
     pub if_match: Option<u64>,
+}
+
+impl WriteOptions {
+    /// As the core's write options; `sources` is the list joined with commas.
+    fn as_core<'a>(&'a self, sources: Option<&'a str>) -> writesync_core::WriteOptions<'a> {
+        writesync_core::WriteOptions {
+            push: self.push,
+            sources,
+            tracking_id: self.tracking_id.as_deref(),
+            idempotency_key: self.idempotency_key.as_deref(),
+            idempotency_scope: None,
+            if_match: self.if_match.map(IfMatch::Version),
+        }
+    }
 }
 
 /// A write that succeeded.
@@ -125,39 +145,25 @@ pub struct WriteError {
 }
 
 impl WriteError {
-    fn from_response(r: &ApiResponse) -> WriteError {
-        #[derive(Deserialize, Default)]
-        struct Problem {
-            #[serde(rename = "type")]
-            problem_type: Option<String>,
-            detail: Option<String>,
-            #[serde(default)]
-            errors: Vec<FieldError>,
-        }
-        let p: Problem = serde_json::from_str(&r.body).unwrap_or_default();
-        let detail = p.detail.unwrap_or_else(|| {
-            let mut end = r.body.len().min(200);
-            while !r.body.is_char_boundary(end) {
-                end -= 1;
-            }
-            r.body[..end].to_string()
-        });
+    fn from_command(e: &CommandError, request_id: &str) -> WriteError {
+        let p = e.problem();
+        let (status, slug, _) = p.kind.parts();
         WriteError {
-            status: r.status,
-            problem_type: p.problem_type.unwrap_or_else(|| "about:blank".into()),
-            detail,
+            status,
+            problem_type: format!("/problems/{slug}"),
+            detail: p.detail,
             errors: p.errors,
-            request_id: r.headers.get("X-Request-ID").cloned(),
+            request_id: Some(request_id.to_string()),
         }
     }
 
-    fn unreadable(r: &ApiResponse, what: &str, e: &serde_json::Error) -> WriteError {
+    fn unreadable(status: u16, request_id: &str, what: &str, e: &serde_json::Error) -> WriteError {
         WriteError {
-            status: r.status,
+            status,
             problem_type: "about:blank".into(),
             detail: format!("the {what} could not be decoded: {e}"),
             errors: Vec::new(),
-            request_id: r.headers.get("X-Request-ID").cloned(),
+            request_id: Some(request_id.to_string()),
         }
     }
 }
@@ -272,35 +278,17 @@ impl KvRead for Unavailable {
 }
 
 /// The `503` that replaces a success whose commit failed.
+/// A store failure as the core's storage error.
+fn core_error(e: StoreError) -> CoreError {
+    CoreError::Storage(e.to_string())
+}
+
 fn commit_failed(answer: &ApiResponse, e: &StoreError) -> ApiResponse {
     let mut r = problem(ProblemKind::StorageUnavailable, e.to_string());
     if let Some(id) = answer.headers.get("X-Request-ID") {
         r.set_header("X-Request-ID", id.clone());
     }
     r
-}
-
-fn segment(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
-fn header_list(v: Option<&String>) -> Vec<String> {
-    v.map(|s| {
-        s.split(',')
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-            .map(str::to_string)
-            .collect()
-    })
-    .unwrap_or_default()
 }
 
 impl NativeEngine {
@@ -386,54 +374,120 @@ impl NativeEngine {
         }
     }
 
-    fn data_request(
-        creds: &Credentials,
-        method: &str,
-        path: &str,
-        body: Option<&Value>,
-        options: &WriteOptions,
-    ) -> ApiRequest {
-        let mut r = ApiRequest::new(method, path).header("Authorization", &creds.authorization());
-        if let Some(b) = body {
-            r = r.json(b);
-        }
-        if options.push {
-            r = r.header("X-Sync-Data", "push");
-        }
-        if let Some(s) = &options.sources {
-            r = r.header("X-Sync-Sources", &s.join(","));
-        }
-        if let Some(t) = &options.tracking_id {
-            r = r.header("X-Tracking-ID", t);
-        }
-        if let Some(k) = &options.idempotency_key {
-            r = r.header("Idempotency-Key", k);
-        }
-        r
+    /// Run one command in one SQLite transaction (a read transaction for reads): plan it,
+    /// commit its writes, and answer the result, as [`Engine::execute_with`] does. Errors
+    /// carry the id of the request (the `X-Request-ID` an HTTP answer would carry).
+    pub fn execute(
+        &mut self,
+        command: Command<'_>,
+        now_ms: i64,
+    ) -> (Result<Reply, CommandError>, String) {
+        let reads_only = match &command {
+            Command::Data { op, .. } => !op.is_write(),
+            Command::Health | Command::OpenApi => true,
+            _ => false,
+        };
+        let unit = if reads_only {
+            self.store.begin_read()
+        } else {
+            self.store.begin_write()
+        };
+        let mut unit = match unit {
+            Ok(unit) => unit,
+            Err(e) => {
+                let executed = self
+                    .engine
+                    .execute(command, now_ms, &Unavailable(e.to_string()));
+                self.engine.finish_executed(&executed);
+                let Executed {
+                    result,
+                    batch,
+                    request_id,
+                    ..
+                } = executed;
+                let result = match result {
+                    Ok(_) if !batch.is_empty() => Err(CommandError::Storage(core_error(e))),
+                    r => r,
+                };
+                return (result, request_id);
+            }
+        };
+        let executed = self.engine.execute(command, now_ms, &unit);
+        let applied = if executed.batch.is_empty() {
+            Ok(())
+        } else {
+            unit.apply(&executed.batch)
+        };
+        self.engine.finish_executed(&executed);
+        let Executed {
+            result, request_id, ..
+        } = executed;
+        let result = match (
+            result,
+            applied.and_then(|()| unit.commit().map_err(core_error)),
+        ) {
+            (Ok(_), Err(e)) => Err(CommandError::Storage(e)),
+            (r, _) => r,
+        };
+        (result, request_id)
     }
 
-    fn written(r: ApiResponse) -> Result<WriteResult, WriteError> {
-        if !(200..300).contains(&r.status) {
-            return Err(WriteError::from_response(&r));
-        }
-        let object = serde_json::from_str(&r.body)
-            .map_err(|e| WriteError::unreadable(&r, "written object", &e))?;
+    /// Run a data call of `creds` and decode the written object.
+    fn data(
+        &mut self,
+        creds: &Credentials,
+        op: DataOp<'_>,
+        now_ms: i64,
+    ) -> Result<WriteResult, WriteError> {
+        let command = Command::Data {
+            credentials: Some(creds.as_core()),
+            op,
+        };
+        let (result, request_id) = self.execute(command, now_ms);
+        let reply = result.map_err(|e| WriteError::from_command(&e, &request_id))?;
+        let object = serde_json::from_str(reply.body.as_deref().unwrap_or(""))
+            .map_err(|e| WriteError::unreadable(reply.status, &request_id, "written object", &e))?;
+        let (sync_id, targets) = match reply.sync {
+            Some(s) => (Some(s.id), s.targets),
+            None => (None, Vec::new()),
+        };
         Ok(WriteResult {
-            status: r.status,
+            status: reply.status,
             object,
-            sync_id: r.headers.get("X-Sync-ID").cloned(),
-            targets: header_list(r.headers.get("X-Sync-Targets")),
-            request_id: r.headers.get("X-Request-ID").cloned(),
-            replayed: r
-                .headers
-                .get("Idempotency-Replayed")
-                .is_some_and(|v| v.eq_ignore_ascii_case("true")),
+            sync_id,
+            targets,
+            request_id: Some(request_id),
+            replayed: reply.replayed,
         })
     }
 
-    /// Create an object: `POST /api/{collection}` with `body`. A bank-transaction body may be
-    /// an array (a preload). Payments are created with [`NativeEngine::pay_invoice`] (the
-    /// engine answers `405` to a payment sent here).
+    /// Create an object (`POST /api/{collection}`). A bank transaction body may also be an
+    /// array of up to 1000 to preload.
+    ///
+    /// ```
+    /// # use serde_json::json;
+    /// # use writesync_core::cdm::ObjectType;
+    /// # use writesync_core::{ApiRequest, EngineConfig};
+    /// # use writesync_sqlite::{Credentials, NativeEngine, WriteOptions};
+    /// # let dir = std::env::temp_dir().join(format!("ws-doc-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir).unwrap();
+    /// let config = EngineConfig::default().with_admin_token("s3cret").with_seed([7; 32]);
+    /// let mut engine = NativeEngine::open(dir.join("write.db"), config).unwrap();
+    /// # let now = 1_790_000_000_000;
+    /// # let admin = |m: &str, p: &str, b: serde_json::Value| ApiRequest::new(m, p)
+    /// #     .header("Authorization", "Bearer s3cret").json(&b);
+    /// # let acct = engine.handle(&admin("POST", "/admin/accounts",
+    /// #     json!({"domain": "acme.example.com", "writeEnabled": true})), now).body_json();
+    /// # let key = engine.handle(&admin("POST", &format!("/admin/accounts/{}/api-keys", acct["id"].as_str().unwrap()),
+    /// #     json!({"scopes": ["api.write"]})), now).body_json();
+    /// let creds = Credentials::from_api_key_answer(&key).unwrap();
+    /// let written = engine
+    ///     .write(&creds, ObjectType::Customer, &json!({"name": "Acme Ltd"}), &WriteOptions::default(), now)
+    ///     .unwrap();
+    /// assert_eq!(written.status, 201);
+    /// assert_eq!(written.object["version"], 1);
+    /// # std::fs::remove_dir_all(&dir).ok();
+    /// ```
     pub fn write(
         &mut self,
         creds: &Credentials,
@@ -442,15 +496,18 @@ impl NativeEngine {
         options: &WriteOptions,
         now_ms: i64,
     ) -> Result<WriteResult, WriteError> {
-        let path = format!("/api/{}", object.collection());
-        let req = Self::data_request(creds, "POST", &path, Some(body), options);
-        Self::written(self.handle(&req, now_ms))
+        let text = body.to_string();
+        let sources = options.sources.as_ref().map(|s| s.join(","));
+        let op = DataOp::Create {
+            object,
+            body: Body::Json(&text),
+            options: options.as_core(sources.as_deref()),
+        };
+        self.data(creds, op, now_ms)
     }
 
-    /// Update an object with the method its type takes: `PATCH` (a JSON merge patch) for
-    /// customers, vendors and accounts, `PUT` (the whole object) for invoices and expenses.
-    /// Payments and bank transactions cannot be updated (the engine answers `405`).
-    /// `options.if_match` sends `If-Match`.
+    /// Update an object: a JSON merge patch for customers, vendors and accounts (`PATCH`), the
+    /// whole object for invoices and expenses (`PUT`). `options.if_match` guards the version.
     pub fn update(
         &mut self,
         creds: &Credentials,
@@ -460,19 +517,19 @@ impl NativeEngine {
         options: &WriteOptions,
         now_ms: i64,
     ) -> Result<WriteResult, WriteError> {
-        let method = match object {
-            ObjectType::Invoice | ObjectType::Expense => "PUT",
-            _ => "PATCH",
+        let text = body.to_string();
+        let sources = options.sources.as_ref().map(|s| s.join(","));
+        let op = DataOp::Update {
+            object,
+            id,
+            body: Body::Json(&text),
+            options: options.as_core(sources.as_deref()),
         };
-        let path = format!("/api/{}/{}", object.collection(), segment(id));
-        let mut req = Self::data_request(creds, method, &path, Some(body), options);
-        if let Some(v) = options.if_match {
-            req = req.header("If-Match", &format!("\"{v}\""));
-        }
-        Self::written(self.handle(&req, now_ms))
+        self.data(creds, op, now_ms)
     }
 
-    /// Record a payment against an invoice: `POST /api/invoices/{id}/payments`.
+    /// Record a payment of an invoice (`POST /api/invoices/{id}/payments`): `{amount?, date,
+    /// reference?}`; the answer's object is the payment.
     pub fn pay_invoice(
         &mut self,
         creds: &Credentials,
@@ -481,25 +538,31 @@ impl NativeEngine {
         options: &WriteOptions,
         now_ms: i64,
     ) -> Result<WriteResult, WriteError> {
-        let path = format!("/api/invoices/{}/payments", segment(invoice_id));
-        let req = Self::data_request(creds, "POST", &path, Some(body), options);
-        Self::written(self.handle(&req, now_ms))
+        let text = body.to_string();
+        let sources = options.sources.as_ref().map(|s| s.join(","));
+        let op = DataOp::Pay {
+            invoice: invoice_id,
+            body: Body::Json(&text),
+            options: options.as_core(sources.as_deref()),
+        };
+        self.data(creds, op, now_ms)
     }
 
-    /// The state of a sync: `GET /api/syncs/{id}`.
+    /// The status of a sync and of each of its targets (`GET /api/syncs/{id}`).
     pub fn sync_status(
         &mut self,
         creds: &Credentials,
         sync_id: &str,
         now_ms: i64,
     ) -> Result<SyncReport, WriteError> {
-        let path = format!("/api/syncs/{}", segment(sync_id));
-        let req = Self::data_request(creds, "GET", &path, None, &WriteOptions::default());
-        let r = self.handle(&req, now_ms);
-        if r.status != 200 {
-            return Err(WriteError::from_response(&r));
-        }
-        serde_json::from_str(&r.body).map_err(|e| WriteError::unreadable(&r, "sync", &e))
+        let command = Command::Data {
+            credentials: Some(creds.as_core()),
+            op: DataOp::GetSync { id: sync_id },
+        };
+        let (result, request_id) = self.execute(command, now_ms);
+        let reply = result.map_err(|e| WriteError::from_command(&e, &request_id))?;
+        serde_json::from_str(reply.body.as_deref().unwrap_or(""))
+            .map_err(|e| WriteError::unreadable(reply.status, &request_id, "sync", &e))
     }
 
     /// Perform every push and webhook delivery due at `now_ms`: claim them in groups (the
@@ -578,14 +641,7 @@ impl NativeEngine {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn path_segments_are_escaped() {
-        assert_eq!(segment("abc-1.2_~"), "abc-1.2_~");
-        assert_eq!(segment("a/b?c"), "a%2Fb%3Fc");
-        assert_eq!(segment("é"), "%C3%A9");
-        assert_eq!(segment("a+b c"), "a%2Bb%20c");
-    }
+    use writesync_core::Problem;
 
     #[test]
     fn credentials_debug_hides_the_secret() {
@@ -594,32 +650,36 @@ mod tests {
     }
 
     #[test]
-    fn target_lists() {
-        assert_eq!(header_list(None), Vec::<String>::new());
-        assert_eq!(header_list(Some(&String::new())), Vec::<String>::new());
-        assert_eq!(
-            header_list(Some(&"quickbooks,shopify".to_string())),
-            vec!["quickbooks", "shopify"]
-        );
-    }
-
-    #[test]
-    fn problems_decode_and_garbage_does_not_panic() {
-        let r = writesync_core::http::problem(
-            writesync_core::http::ProblemKind::NotFound,
-            "no such sync",
-        );
-        let e = WriteError::from_response(&r);
+    fn refusals_become_write_errors() {
+        let e = CommandError::Refused(Problem::new(ProblemKind::NotFound, "no such sync"));
+        let e = WriteError::from_command(&e, "r1");
         assert_eq!(e.status, 404);
         assert_eq!(e.problem_type, "/problems/not-found");
         assert_eq!(e.detail, "no such sync");
-        let weird = ApiResponse {
-            status: 500,
-            headers: Default::default(),
-            body: "é".repeat(300),
+        assert_eq!(e.request_id.as_deref(), Some("r1"));
+        let e = CommandError::Storage(CoreError::Storage("disk full".into()));
+        let e = WriteError::from_command(&e, "r2");
+        assert_eq!(e.status, 503);
+        assert_eq!(e.problem_type, "/problems/storage-unavailable");
+        assert_eq!(e.detail, "storage error: disk full");
+    }
+
+    #[test]
+    fn options_map_to_the_core() {
+        let o = WriteOptions {
+            push: true,
+            sources: Some(vec!["quickbooks".into(), "crm".into()]),
+            tracking_id: Some("t1".into()),
+            idempotency_key: Some("k1".into()),
+            if_match: Some(3),
         };
-        let e = WriteError::from_response(&weird);
-        assert_eq!(e.problem_type, "about:blank");
-        assert!(e.detail.len() <= 200);
+        let joined = o.sources.as_ref().map(|s| s.join(","));
+        let c = o.as_core(joined.as_deref());
+        assert!(c.push);
+        assert_eq!(c.sources, Some("quickbooks,crm"));
+        assert_eq!(c.tracking_id, Some("t1"));
+        assert_eq!(c.idempotency_key, Some("k1"));
+        assert_eq!(c.if_match, Some(IfMatch::Version(3)));
+        assert_eq!(c.idempotency_scope, None);
     }
 }
