@@ -61,6 +61,7 @@ pub enum Op {
 
 /// An ordered list of writes that the host applies as one atomic unit.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[must_use = "a batch changes nothing until the host applies it"]
 pub struct Batch {
     /// The operations, applied in order.
     pub ops: Vec<Op>,

@@ -35,7 +35,7 @@ pub enum writesync_result {
     WRITESYNC_PANIC = 6,
 }
 
-pub use writesync_result::*;
+pub(crate) use writesync_result::*;
 
 /// A failure on its way to the caller: its code and its message.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -119,38 +119,10 @@ fn tenant(e: &Eng, push_url: &str) -> String {
         json!({"app": "quickbooks", "type": "accounting", "pushUrl": push_url}),
     );
     assert_eq!(c["status"], 201, "{c}");
-    use base64_free::encode;
-    format!(
-        "Basic {}",
-        encode(&format!(
-            "{}:{}",
-            kb["key"].as_str().unwrap(),
-            kb["secret"].as_str().unwrap()
-        ))
+    writesync_core::util::crypto::basic_auth_header(
+        kb["key"].as_str().unwrap(),
+        kb["secret"].as_str().unwrap(),
     )
-}
-
-/// Base64 without a dependency, for the Authorization header.
-mod base64_free {
-    pub fn encode(s: &str) -> String {
-        const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-        let b = s.as_bytes();
-        let mut out = String::new();
-        for chunk in b.chunks(3) {
-            let n = chunk.len();
-            let v = (u32::from(chunk[0]) << 16)
-                | (u32::from(*chunk.get(1).unwrap_or(&0)) << 8)
-                | u32::from(*chunk.get(2).unwrap_or(&0));
-            for i in 0..4 {
-                if i <= n {
-                    out.push(T[((v >> (18 - 6 * i)) & 63) as usize] as char);
-                } else {
-                    out.push('=');
-                }
-            }
-        }
-        out
-    }
 }
 
 fn push_customer(e: &Eng, auth: &str) -> String {

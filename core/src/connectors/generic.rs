@@ -14,7 +14,7 @@ use crate::util::schedule::parse_retry_after;
 use crate::OutboundRequest;
 
 /// How much of an answer body the generic connector keeps in `lastError`.
-pub const ERROR_BODY_PREFIX: usize = 200;
+pub(crate) const ERROR_BODY_PREFIX: usize = 200;
 
 /// The generic connector (see the module docs).
 #[derive(Debug, Clone, Copy, Default)]

@@ -23,9 +23,9 @@ use crate::cdm::{codes, FieldError, ObjectType};
 use crate::OutboundRequest;
 
 /// The `minorversion` sent when the connection names none.
-pub const DEFAULT_MINOR_VERSION: &str = "75";
+pub(crate) const DEFAULT_MINOR_VERSION: &str = "75";
 /// The longest `requestid` QuickBooks accepts.
-pub const MAX_REQUEST_ID: usize = 50;
+pub(crate) const MAX_REQUEST_ID: usize = 50;
 
 const APP: ConnectorKind = ConnectorKind::Quickbooks;
 

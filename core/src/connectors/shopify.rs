@@ -19,7 +19,7 @@ use crate::cdm::{codes, FieldError, ObjectType};
 use crate::OutboundRequest;
 
 /// The API version used when the connection names none.
-pub const DEFAULT_API_VERSION: &str = "2025-07";
+pub(crate) const DEFAULT_API_VERSION: &str = "2025-07";
 
 const APP: ConnectorKind = ConnectorKind::Shopify;
 
@@ -37,7 +37,7 @@ pub struct Shopify;
 
 /// A phone number in E.164 form (`+` and 7 to 15 digits) once blanks, dots, dashes and
 /// parentheses are removed.
-pub fn e164(phone: &str) -> Option<String> {
+pub(crate) fn e164(phone: &str) -> Option<String> {
     let kept: String = phone
         .chars()
         .filter(|c| !matches!(c, ' ' | '.' | '-' | '(' | ')'))

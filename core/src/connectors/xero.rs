@@ -23,7 +23,7 @@ use crate::cdm::{codes, FieldError, ObjectType};
 use crate::OutboundRequest;
 
 /// The longest `Idempotency-Key` Xero accepts.
-pub const MAX_IDEMPOTENCY_KEY: usize = 128;
+pub(crate) const MAX_IDEMPOTENCY_KEY: usize = 128;
 
 const APP: ConnectorKind = ConnectorKind::Xero;
 

@@ -398,7 +398,7 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
 }
 
 /// The webhook event names.
-pub const EVENTS: [&str; 2] = ["api_push_update", "api_push_complete"];
+pub(crate) const EVENTS: [&str; 2] = ["api_push_update", "api_push_complete"];
 
 fn create_webhook(
     engine: &mut Engine,

@@ -192,7 +192,7 @@ impl ConfigJson {
 }
 
 /// 64 hex digits become the seed's bytes; any other text is hashed into one.
-pub fn seed_from_text(s: &str) -> [u8; 32] {
+pub(crate) fn seed_from_text(s: &str) -> [u8; 32] {
     let mut out = [0u8; 32];
     if s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit()) {
         for (i, chunk) in s.as_bytes().chunks(2).enumerate() {

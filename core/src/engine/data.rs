@@ -15,9 +15,9 @@ use crate::http::{is_visible_ascii, ProblemKind};
 use crate::routing::SourceFilter;
 
 /// Longest `X-Tracking-ID`.
-pub const MAX_TRACKING_ID: usize = 128;
+pub(crate) const MAX_TRACKING_ID: usize = 128;
 /// Longest `Idempotency-Key`.
-pub const MAX_IDEMPOTENCY_KEY: usize = 255;
+pub(crate) const MAX_IDEMPOTENCY_KEY: usize = 255;
 
 /// The refusal of a tracking id that is not 1 to 128 visible ASCII characters.
 pub(crate) fn bad_tracking_id<T>() -> H<T> {

@@ -10,9 +10,9 @@ use crate::records::keys;
 use crate::store::Batch;
 
 /// Attempts of one webhook delivery budget: the first and 3 retries.
-pub const WEBHOOK_ATTEMPTS: u32 = 4;
+pub(crate) const WEBHOOK_ATTEMPTS: u32 = 4;
 /// How much of an answer body is kept in `lastError`.
-pub const ERROR_BODY_PREFIX: usize = 200;
+pub(crate) const ERROR_BODY_PREFIX: usize = 200;
 
 /// A token is treated as expired this long before the expiry the host gave.
 pub const TOKEN_EXPIRY_MARGIN_MS: i64 = 5_000;

@@ -47,7 +47,10 @@ pub use command::{
     AdminOp, Body, Command, CommandError, Credentials, DataOp, IfMatch, Page, Problem, Reply,
     RequestLine, SyncStarted, UpdateMode, WriteOptions, DEFAULT_PAGE_SIZE, MAX_PAGE, MAX_PAGE_SIZE,
 };
-pub use config::{ConfigJson, EngineConfig};
+pub use config::{
+    ConfigJson, EngineConfig, DEFAULT_DELIVERY_RETENTION_MS, DEFAULT_IDEMPOTENCY_RETENTION_MS,
+    DEFAULT_LEASE_MS, DEFAULT_MAX_BATCH, DEFAULT_MAX_BODY_BYTES,
+};
 pub use execute::Executed;
 pub use http_adapter::{Step, MAX_PATH_BYTES};
 pub use items::{

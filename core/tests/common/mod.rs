@@ -1,4 +1,7 @@
 //! Test harness: an engine over a MemoryStore with helpers for the admin API.
+
+// Helpers shared by the test binaries through `mod common;`: `pub` is their API there.
+#![allow(unreachable_pub)]
 #![allow(dead_code, missing_docs)]
 
 use serde_json::{json, Value};

@@ -5,6 +5,9 @@
 //!
 //! The sinks keep only what the checks need (sync id, Idempotency-Key, `webhook-id`, the
 //! status answered), not whole requests, so that hundreds of thousands of them fit.
+
+// Helpers shared by the test binaries through `mod common;`: `pub` is their API there.
+#![allow(unreachable_pub)]
 #![allow(dead_code, missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::HashMap;

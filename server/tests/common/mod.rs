@@ -1,5 +1,8 @@
 //! Test harness: spawn `writesync serve` on a temporary database and a free loopback port,
 //! talk to it over HTTP, and wait with bounded deadlines.
+
+// Helpers shared by the test binaries through `mod common;`: `pub` is their API there.
+#![allow(unreachable_pub)]
 #![allow(dead_code, missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::{BufRead, BufReader, Read, Write};

@@ -1,4 +1,7 @@
 //! Test support: unique temporary database files that remove themselves.
+
+// Helpers shared by the test binaries through `mod common;`: `pub` is their API there.
+#![allow(unreachable_pub)]
 // Shared by several test crates (each uses a part); helpers unwrap: a failure is a failed test.
 #![allow(dead_code, missing_docs, clippy::unwrap_used)]
 
