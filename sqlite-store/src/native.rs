@@ -145,8 +145,8 @@ pub struct WriteError {
 }
 
 impl WriteError {
-    fn from_command(e: &CommandError, request_id: &str) -> WriteError {
-        let p = e.problem();
+    fn from_command(e: CommandError, request_id: &str) -> WriteError {
+        let p = e.into_problem();
         let (status, slug, _) = p.kind.parts();
         WriteError {
             status,
@@ -444,7 +444,7 @@ impl NativeEngine {
             op,
         };
         let (result, request_id) = self.execute(command, now_ms);
-        let reply = result.map_err(|e| WriteError::from_command(&e, &request_id))?;
+        let reply = result.map_err(|e| WriteError::from_command(e, &request_id))?;
         let object = serde_json::from_str(reply.body.as_deref().unwrap_or(""))
             .map_err(|e| WriteError::unreadable(reply.status, &request_id, "written object", &e))?;
         let (sync_id, targets) = match reply.sync {
@@ -560,7 +560,7 @@ impl NativeEngine {
             op: DataOp::GetSync { id: sync_id },
         };
         let (result, request_id) = self.execute(command, now_ms);
-        let reply = result.map_err(|e| WriteError::from_command(&e, &request_id))?;
+        let reply = result.map_err(|e| WriteError::from_command(e, &request_id))?;
         serde_json::from_str(reply.body.as_deref().unwrap_or(""))
             .map_err(|e| WriteError::unreadable(reply.status, &request_id, "sync", &e))
     }
@@ -652,13 +652,13 @@ mod tests {
     #[test]
     fn refusals_become_write_errors() {
         let e = CommandError::Refused(Problem::new(ProblemKind::NotFound, "no such sync"));
-        let e = WriteError::from_command(&e, "r1");
+        let e = WriteError::from_command(e, "r1");
         assert_eq!(e.status, 404);
         assert_eq!(e.problem_type, "/problems/not-found");
         assert_eq!(e.detail, "no such sync");
         assert_eq!(e.request_id.as_deref(), Some("r1"));
         let e = CommandError::Storage(CoreError::Storage("disk full".into()));
-        let e = WriteError::from_command(&e, "r2");
+        let e = WriteError::from_command(e, "r2");
         assert_eq!(e.status, 503);
         assert_eq!(e.problem_type, "/problems/storage-unavailable");
         assert_eq!(e.detail, "storage error: disk full");

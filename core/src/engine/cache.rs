@@ -5,7 +5,9 @@
 //! source of truth; what is cached is the decoding, keyed by store key and checked against the
 //! text just read. A changed row is decoded again; nothing stale can be answered.
 
+#[cfg(feature = "record-cache")]
 use std::any::Any;
+#[cfg(feature = "record-cache")]
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
@@ -15,8 +17,10 @@ use serde::de::DeserializeOwned;
 use crate::CoreError;
 
 /// At most this many records are kept; the cache starts over when it is full.
+#[cfg(feature = "record-cache")]
 const MAX_ENTRIES: usize = 1024;
 
+#[cfg(feature = "record-cache")]
 struct Entry {
     raw: String,
     value: Arc<dyn Any + Send + Sync>,
@@ -25,20 +29,38 @@ struct Entry {
 /// Decoded records by store key.
 #[derive(Default)]
 pub(crate) struct RecordCache {
+    #[cfg(feature = "record-cache")]
     map: BTreeMap<String, Entry>,
 }
 
 impl fmt::Debug for RecordCache {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RecordCache")
-            .field("entries", &self.map.len())
-            .finish()
+        let mut d = f.debug_struct("RecordCache");
+        #[cfg(feature = "record-cache")]
+        d.field("entries", &self.map.len());
+        d.finish()
     }
 }
 
 impl RecordCache {
+    /// The record stored under `key` as `raw`, decoded (with the `record-cache` feature off:
+    /// always decoded afresh).
+    #[cfg(not(feature = "record-cache"))]
+    pub(crate) fn decode<T>(&mut self, key: &str, raw: String) -> Result<Arc<T>, CoreError>
+    where
+        T: DeserializeOwned + Send + Sync + 'static,
+    {
+        serde_json::from_str(&raw)
+            .map(Arc::new)
+            .map_err(|e| CoreError::CorruptRow {
+                key: key.to_string(),
+                reason: e.to_string(),
+            })
+    }
+
     /// The record stored under `key` as `raw`, decoded (or the earlier decoding of the same
     /// text).
+    #[cfg(feature = "record-cache")]
     pub(crate) fn decode<T>(&mut self, key: &str, raw: String) -> Result<Arc<T>, CoreError>
     where
         T: DeserializeOwned + Send + Sync + 'static,
@@ -74,13 +96,13 @@ impl RecordCache {
     }
 
     /// Number of cached records.
-    #[cfg(test)]
+    #[cfg(all(test, feature = "record-cache"))]
     fn len(&self) -> usize {
         self.map.len()
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "record-cache"))]
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;

@@ -495,9 +495,9 @@ pub enum CommandError {
 impl CommandError {
     /// The problem the contract answers for it (`503 storage-unavailable` or `500 internal`
     /// for a storage failure).
-    pub fn problem(&self) -> Problem {
+    pub fn into_problem(self) -> Problem {
         match self {
-            CommandError::Refused(p) => p.clone(),
+            CommandError::Refused(p) => p,
             CommandError::Storage(e) => {
                 let kind = match e {
                     CoreError::Storage(_) => ProblemKind::StorageUnavailable,

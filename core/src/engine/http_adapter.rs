@@ -9,8 +9,8 @@
 use super::admin::{load_account, load_connection, load_webhook};
 use super::auth::{self, authorize};
 use super::command::{
-    AdminOp, Body, Command, CommandError, Credentials, DataOp, IfMatch, Page, Problem, Reply,
-    RequestLine, WriteOptions, MAX_PAGE, MAX_PAGE_SIZE,
+    AdminOp, Body, Command, Credentials, DataOp, IfMatch, Page, Problem, Reply, RequestLine,
+    WriteOptions, MAX_PAGE, MAX_PAGE_SIZE,
 };
 use super::data::{
     self, bad_idempotency_key, bad_tracking_id, MAX_IDEMPOTENCY_KEY, MAX_TRACKING_ID,
@@ -52,7 +52,7 @@ pub(crate) fn handle(engine: &mut Engine, req: &ApiRequest, now: i64, store: &dy
     } = execute::plan(engine, now, store, |engine, ctx| route(engine, req, ctx));
     let mut response = match result {
         Ok(reply) => render_reply(reply),
-        Err(e) => render_error(&e),
+        Err(e) => render_problem(&e.into_problem()),
     };
     if first_segment(&req.path).as_deref() == Some("api") {
         response.set_header("X-Request-ID", request_id);
@@ -88,11 +88,6 @@ pub(crate) fn render_reply(reply: Reply) -> ApiResponse {
         r.set_header("Idempotency-Replayed", "true");
     }
     r
-}
-
-/// The `application/problem+json` answer of a refusal.
-pub(crate) fn render_error(e: &CommandError) -> ApiResponse {
-    render_problem(&e.problem())
 }
 
 /// The `application/problem+json` answer of a problem.
