@@ -96,7 +96,7 @@ impl Connector for HubSpot {
             None | Some("companies" | "contacts") => Vec::new(),
             Some(_) => vec![FieldError {
                 pointer: "/settings/customerObject".into(),
-                code: codes::INVALID_VALUE.into(),
+                code: codes::INVALID_VALUE,
                 message: "customerObject is companies or contacts".into(),
             }],
         }

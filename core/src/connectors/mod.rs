@@ -68,7 +68,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::Value;
 
-use crate::cdm::{codes, FieldError, ObjectType};
+use crate::cdm::{codes, FieldCode, FieldError, ObjectType};
 use crate::util::schedule::parse_retry_after;
 use crate::OutboundRequest;
 
@@ -509,12 +509,12 @@ pub(crate) fn bearer_headers(token: Option<&str>) -> BTreeMap<String, String> {
 pub(crate) fn requirement(
     app: ConnectorKind,
     pointer: &str,
-    code: &str,
+    code: FieldCode,
     message: impl std::fmt::Display,
 ) -> FieldError {
     FieldError {
         pointer: pointer.to_string(),
-        code: code.to_string(),
+        code,
         message: format!("{} requires {message}", app.as_str()),
     }
 }

@@ -360,7 +360,7 @@ impl Connector for QuickBooks {
                 if !digits(v) {
                     errors.push(FieldError {
                         pointer: format!("/settings/{name}"),
-                        code: codes::INVALID_FORMAT.into(),
+                        code: codes::INVALID_FORMAT,
                         message: format!("{name} is a number (digits only)"),
                     });
                 }
@@ -370,7 +370,7 @@ impl Connector for QuickBooks {
             if !matches!(t.as_str(), "Cash" | "Check" | "CreditCard") {
                 errors.push(FieldError {
                     pointer: "/settings/paymentType".into(),
-                    code: codes::INVALID_VALUE.into(),
+                    code: codes::INVALID_VALUE,
                     message: "paymentType is Cash, Check or CreditCard".into(),
                 });
             }

@@ -136,7 +136,7 @@ impl Connector for Shopify {
         match settings.get("apiVersion") {
             Some(v) if !valid_version(v) => vec![FieldError {
                 pointer: "/settings/apiVersion".into(),
-                code: codes::INVALID_FORMAT.into(),
+                code: codes::INVALID_FORMAT,
                 message: "apiVersion is YYYY-MM, like 2025-07".into(),
             }],
             _ => Vec::new(),

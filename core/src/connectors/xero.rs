@@ -323,7 +323,7 @@ impl Connector for Xero {
         match settings.get("tenantId") {
             Some(t) if !is_uuid(t) => vec![FieldError {
                 pointer: "/settings/tenantId".into(),
-                code: codes::INVALID_FORMAT.into(),
+                code: codes::INVALID_FORMAT,
                 message: "tenantId is the organisation's UUID".into(),
             }],
             _ => Vec::new(),

@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use super::tx::Tx;
 use super::writes;
 use super::{Engine, Step};
-use crate::cdm::{codes, FieldError, ObjectType};
+use crate::cdm::{codes, FieldCode, FieldError, ObjectType};
 use crate::connectors::ConnectorKind;
 use crate::http::{
     first_segment, is_json_content_type, is_visible_ascii, problem, split_path, validation_problem,
@@ -65,10 +65,14 @@ pub(crate) fn invalid<T>(errors: Vec<FieldError>) -> H<T> {
 }
 
 /// One field error.
-pub(crate) fn field_error(pointer: &str, code: &str, message: impl Into<String>) -> FieldError {
+pub(crate) fn field_error(
+    pointer: &str,
+    code: FieldCode,
+    message: impl Into<String>,
+) -> FieldError {
     FieldError {
         pointer: pointer.to_string(),
-        code: code.to_string(),
+        code,
         message: message.into(),
     }
 }

@@ -7,7 +7,7 @@ use std::borrow::Cow;
 use serde_json::Value;
 use time::Date;
 
-use crate::cdm::{codes, FieldError};
+use crate::cdm::{codes, FieldCode, FieldError};
 use crate::json::{Json, JsonObject};
 
 /// What a validator takes: a `serde_json::Value`, or a [`Json`] document parsed from the
@@ -73,12 +73,12 @@ impl Problems {
     pub(super) fn add(
         &mut self,
         pointer: impl Into<String>,
-        code: &str,
+        code: FieldCode,
         message: impl Into<String>,
     ) {
         self.0.push(FieldError {
             pointer: pointer.into(),
-            code: code.to_string(),
+            code,
             message: message.into(),
         });
     }

@@ -4,7 +4,7 @@
 use quickcheck::{Arbitrary, Gen};
 use serde_json::{json, Map, Value};
 
-use crate::cdm::{FieldError, Invoice, InvoiceStatus, Meta, RefLookup};
+use crate::cdm::{FieldCode, FieldError, Invoice, InvoiceStatus, Meta, RefLookup};
 
 use super::fields::Validated;
 use super::patch::merge_patch;
@@ -64,10 +64,10 @@ pub(super) fn refs() -> Refs {
 }
 
 /// (pointer, code) of every problem, in order.
-pub(super) fn found(errors: &[FieldError]) -> Vec<(&str, &str)> {
+pub(super) fn found(errors: &[FieldError]) -> Vec<(&str, FieldCode)> {
     errors
         .iter()
-        .map(|e| (e.pointer.as_str(), e.code.as_str()))
+        .map(|e| (e.pointer.as_str(), e.code))
         .collect()
 }
 
@@ -75,7 +75,7 @@ pub(super) fn found(errors: &[FieldError]) -> Vec<(&str, &str)> {
 #[track_caller]
 pub(super) fn assert_problems<T: std::fmt::Debug>(
     result: &Validated<T>,
-    expected: &[(&str, &str)],
+    expected: &[(&str, FieldCode)],
 ) {
     let errors = match result {
         Ok(v) => panic!("expected problems {expected:?}, got Ok({v:?})"),
