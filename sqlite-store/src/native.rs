@@ -8,6 +8,7 @@
 
 use std::fmt;
 use std::path::Path;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -254,12 +255,19 @@ pub struct NativeEngine {
 }
 
 /// The store as the engine sees it when SQLite cannot even start a transaction: every read
-/// fails, so the engine answers its own `503` (with `X-Request-ID` on data API calls).
-struct Unavailable(String);
+/// fails with that error (as the source of the engine's storage error), so the engine answers
+/// its own `503` (with `X-Request-ID` on data API calls).
+struct Unavailable(Arc<StoreError>);
+
+impl Unavailable {
+    fn error(&self) -> CoreError {
+        CoreError::storage_caused_by(self.0.to_string(), Arc::clone(&self.0))
+    }
+}
 
 impl KvRead for Unavailable {
     fn get(&self, _key: &str) -> Result<Option<String>, CoreError> {
-        Err(CoreError::Storage(self.0.clone()))
+        Err(self.error())
     }
     fn scan(
         &self,
@@ -267,7 +275,7 @@ impl KvRead for Unavailable {
         _offset: usize,
         _limit: usize,
     ) -> Result<Vec<(String, String)>, CoreError> {
-        Err(CoreError::Storage(self.0.clone()))
+        Err(self.error())
     }
 }
 
@@ -368,9 +376,10 @@ impl NativeEngine {
         let mut unit = match unit {
             Ok(unit) => unit,
             Err(e) => {
+                let e = Arc::new(e);
                 let step = self
                     .engine
-                    .handle(request, now_ms, &Unavailable(e.to_string()));
+                    .handle(request, now_ms, &Unavailable(Arc::clone(&e)));
                 self.engine.finish(&step);
                 if step.batch.is_empty() {
                     return step.response;

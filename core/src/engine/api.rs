@@ -105,7 +105,7 @@ pub(crate) fn handle(engine: &mut Engine, req: &ApiRequest, now: i64, store: &dy
         Err(Stop::Answer(r)) => (r, Default::default()),
         Err(Stop::Core(e)) => {
             let kind = match e {
-                CoreError::Storage(_) => ProblemKind::StorageUnavailable,
+                CoreError::Storage { .. } => ProblemKind::StorageUnavailable,
                 _ => ProblemKind::Internal,
             };
             (problem(kind, e.to_string()), Default::default())
