@@ -77,40 +77,112 @@ impl ObjectType {
 pub struct FieldError {
     /// JSON Pointer (RFC 6901) into the request body; `""` for the whole body.
     pub pointer: String,
-    /// Stable machine-readable code (see [`codes`]).
-    pub code: String,
+    /// Stable machine-readable code (see [`FieldCode`] and [`codes`]).
+    pub code: FieldCode,
     /// Human-readable message.
     pub message: String,
 }
 
-/// The stable validation error codes.
+/// The stable machine-readable code of a [`FieldError`].
+///
+/// It is written in JSON (the `code` of each entry of a `422` answer's `errors`) as the
+/// snake_case name of its variant, e.g. `"required"` or `"invalid_type"`, which
+/// [`FieldCode::as_str`] also gives; reading JSON accepts exactly those names. Clients match on
+/// these strings, so a variant's name never changes; new variants may be added, hence
+/// `#[non_exhaustive]`. The constants of [`codes`] name each variant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum FieldCode {
+    /// `required`: a required field is missing (or null, or a blank string).
+    Required,
+    /// `invalid_type`: the value has the wrong JSON type.
+    InvalidType,
+    /// `invalid_format`: the value does not have the required format (date, e-mail,
+    /// currency, ...).
+    InvalidFormat,
+    /// `invalid_value`: the value is not one of the allowed values.
+    InvalidValue,
+    /// `out_of_range`: a number is outside its allowed range.
+    OutOfRange,
+    /// `too_long`: a string or list is too long.
+    TooLong,
+    /// `too_few`: a list has too few entries.
+    TooFew,
+    /// `not_found`: a referenced object does not exist.
+    NotFound,
+    /// `duplicate`: a uniqueness rule is broken.
+    Duplicate,
+    /// `mismatch`: a client-sent computed value disagrees with the server's computation.
+    Mismatch,
+    /// `unknown_field`: a field the object does not have.
+    UnknownField,
+    /// `overflow`: arithmetic on money overflowed.
+    Overflow,
+    /// `invalid_state`: the operation is not allowed in the object's current state.
+    InvalidState,
+}
+
+impl FieldCode {
+    /// The code as written in JSON: `required`, `invalid_type`, ...
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FieldCode::Required => "required",
+            FieldCode::InvalidType => "invalid_type",
+            FieldCode::InvalidFormat => "invalid_format",
+            FieldCode::InvalidValue => "invalid_value",
+            FieldCode::OutOfRange => "out_of_range",
+            FieldCode::TooLong => "too_long",
+            FieldCode::TooFew => "too_few",
+            FieldCode::NotFound => "not_found",
+            FieldCode::Duplicate => "duplicate",
+            FieldCode::Mismatch => "mismatch",
+            FieldCode::UnknownField => "unknown_field",
+            FieldCode::Overflow => "overflow",
+            FieldCode::InvalidState => "invalid_state",
+        }
+    }
+}
+
+/// Written as [`FieldCode::as_str`], so that the names exist once in the program (the wasm
+/// module's size is budgeted); reading uses serde's `snake_case` names, the same strings, which
+/// a unit test checks for every variant.
+impl Serialize for FieldCode {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+/// The stable validation error codes, one constant per [`FieldCode`] variant.
 pub mod codes {
+    use super::FieldCode;
+
     /// A required field is missing (or null).
-    pub const REQUIRED: &str = "required";
+    pub const REQUIRED: FieldCode = FieldCode::Required;
     /// The value has the wrong JSON type.
-    pub const INVALID_TYPE: &str = "invalid_type";
+    pub const INVALID_TYPE: FieldCode = FieldCode::InvalidType;
     /// The value does not have the required format (date, e-mail, currency, ...).
-    pub const INVALID_FORMAT: &str = "invalid_format";
+    pub const INVALID_FORMAT: FieldCode = FieldCode::InvalidFormat;
     /// The value is not one of the allowed values.
-    pub const INVALID_VALUE: &str = "invalid_value";
+    pub const INVALID_VALUE: FieldCode = FieldCode::InvalidValue;
     /// A number is outside its allowed range.
-    pub const OUT_OF_RANGE: &str = "out_of_range";
+    pub const OUT_OF_RANGE: FieldCode = FieldCode::OutOfRange;
     /// A string or list is too long.
-    pub const TOO_LONG: &str = "too_long";
+    pub const TOO_LONG: FieldCode = FieldCode::TooLong;
     /// A list has too few entries.
-    pub const TOO_FEW: &str = "too_few";
+    pub const TOO_FEW: FieldCode = FieldCode::TooFew;
     /// A referenced object does not exist.
-    pub const NOT_FOUND: &str = "not_found";
+    pub const NOT_FOUND: FieldCode = FieldCode::NotFound;
     /// A uniqueness rule is broken.
-    pub const DUPLICATE: &str = "duplicate";
+    pub const DUPLICATE: FieldCode = FieldCode::Duplicate;
     /// A client-sent computed value disagrees with the server's computation.
-    pub const MISMATCH: &str = "mismatch";
+    pub const MISMATCH: FieldCode = FieldCode::Mismatch;
     /// A field the object does not have.
-    pub const UNKNOWN_FIELD: &str = "unknown_field";
+    pub const UNKNOWN_FIELD: FieldCode = FieldCode::UnknownField;
     /// Arithmetic on money overflowed.
-    pub const OVERFLOW: &str = "overflow";
+    pub const OVERFLOW: FieldCode = FieldCode::Overflow;
     /// The operation is not allowed in the object's current state.
-    pub const INVALID_STATE: &str = "invalid_state";
+    pub const INVALID_STATE: FieldCode = FieldCode::InvalidState;
 }
 
 /// What validation needs to know about stored state, supplied by the engine.
@@ -413,6 +485,60 @@ pub struct BankTransaction {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn field_codes_are_written_as_todays_strings() {
+        // Every code, with the string the HTTP contract (and every stored vector) uses for it.
+        let all = [
+            (codes::REQUIRED, "required"),
+            (codes::INVALID_TYPE, "invalid_type"),
+            (codes::INVALID_FORMAT, "invalid_format"),
+            (codes::INVALID_VALUE, "invalid_value"),
+            (codes::OUT_OF_RANGE, "out_of_range"),
+            (codes::TOO_LONG, "too_long"),
+            (codes::TOO_FEW, "too_few"),
+            (codes::NOT_FOUND, "not_found"),
+            (codes::DUPLICATE, "duplicate"),
+            (codes::MISMATCH, "mismatch"),
+            (codes::UNKNOWN_FIELD, "unknown_field"),
+            (codes::OVERFLOW, "overflow"),
+            (codes::INVALID_STATE, "invalid_state"),
+        ];
+        let distinct: std::collections::BTreeSet<FieldCode> = all.iter().map(|(c, _)| *c).collect();
+        assert_eq!(distinct.len(), all.len());
+        for (code, text) in all {
+            assert_eq!(code.as_str(), text);
+            assert_eq!(serde_json::to_value(code).unwrap(), serde_json::json!(text));
+            let back: FieldCode = serde_json::from_value(serde_json::json!(text)).unwrap();
+            assert_eq!(back, code);
+        }
+        // A field error is written exactly as before the code had a type of its own.
+        let e = FieldError {
+            pointer: "/lines/0/quantity".into(),
+            code: codes::OUT_OF_RANGE,
+            message: "m".into(),
+        };
+        let text = serde_json::to_string(&e).unwrap();
+        assert_eq!(
+            text,
+            r#"{"pointer":"/lines/0/quantity","code":"out_of_range","message":"m"}"#
+        );
+        assert_eq!(serde_json::from_str::<FieldError>(&text).unwrap(), e);
+        // Other spellings are not codes.
+        for bad in [
+            "Required",
+            "REQUIRED",
+            "invalidType",
+            "invalid-type",
+            "",
+            "unknown",
+        ] {
+            assert!(
+                serde_json::from_value::<FieldCode>(serde_json::json!(bad)).is_err(),
+                "{bad}"
+            );
+        }
+    }
 
     #[test]
     fn object_types_round_trip_names_and_collections() {

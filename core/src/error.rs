@@ -3,10 +3,11 @@
 /// Errors the core reports to its host.
 ///
 /// The caller's mistakes (`InvalidInput`, `WrongState`, `UnknownWork`) are kept apart from
-/// bad data from outside (`CorruptRow`) and from the host's storage failing (`Storage`).
+/// bad data from outside (`CorruptRow`) and from the host's storage failing (`Storage`, which
+/// keeps the host's own error as its [`source`](std::error::Error::source)).
 /// Validation problems of API requests are not errors of this type: they are answers
 /// (`422` problem documents) produced by [`crate::Engine::handle`].
-#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+#[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum CoreError {
     /// The host passed an argument the core cannot use (a bad configuration, a malformed
@@ -20,9 +21,17 @@ pub enum CoreError {
     /// progress, or an attempt whose lease ran out and was handed out again).
     #[error("unknown work item: {0}")]
     UnknownWork(String),
-    /// The host's storage failed to read.
-    #[error("storage error: {0}")]
-    Storage(String),
+    /// The host's storage failed (to read, or to commit a batch). Build it with
+    /// [`CoreError::storage`] or [`CoreError::storage_caused_by`].
+    #[error("storage error: {message}")]
+    Storage {
+        /// What failed, as the host describes it; the error's text (and the `detail` of the
+        /// `503` answer the engine gives) is `storage error: {message}`.
+        message: String,
+        /// The host's underlying error (e.g. SQLite's), when it has one.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
+    },
     /// A stored row could not be decoded: the store holds data the core did not write.
     #[error("corrupt row {key}: {reason}")]
     CorruptRow {
@@ -34,13 +43,32 @@ pub enum CoreError {
 }
 
 impl CoreError {
+    /// A storage failure known only by its description.
+    pub fn storage(message: impl Into<String>) -> CoreError {
+        CoreError::Storage {
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// A storage failure caused by the host's error `source`, described by `message`.
+    pub fn storage_caused_by(
+        message: impl Into<String>,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync + 'static>>,
+    ) -> CoreError {
+        CoreError::Storage {
+            message: message.into(),
+            source: Some(source.into()),
+        }
+    }
+
     /// A stable, machine-readable code for this error, used by the bindings.
     pub fn code(&self) -> &'static str {
         match self {
             CoreError::InvalidInput(_) => "invalid_input",
             CoreError::WrongState(_) => "wrong_state",
             CoreError::UnknownWork(_) => "unknown_work",
-            CoreError::Storage(_) => "storage",
+            CoreError::Storage { .. } => "storage",
             CoreError::CorruptRow { .. } => "corrupt_row",
         }
     }
@@ -56,7 +84,7 @@ mod tests {
             CoreError::InvalidInput("x".into()),
             CoreError::WrongState("x".into()),
             CoreError::UnknownWork("x".into()),
-            CoreError::Storage("x".into()),
+            CoreError::storage("x"),
             CoreError::CorruptRow {
                 key: "k".into(),
                 reason: "r".into(),
@@ -65,5 +93,20 @@ mod tests {
         let codes: std::collections::BTreeSet<_> = all.iter().map(CoreError::code).collect();
         assert_eq!(codes.len(), all.len());
         assert_eq!(all[4].to_string(), "corrupt row k: r");
+    }
+
+    #[test]
+    fn a_storage_error_reads_as_before_and_keeps_its_source() {
+        use std::error::Error as _;
+        let plain = CoreError::storage("sqlite: disk I/O error");
+        assert_eq!(plain.to_string(), "storage error: sqlite: disk I/O error");
+        assert!(plain.source().is_none());
+        let io = std::io::Error::other("disk on fire");
+        let caused = CoreError::storage_caused_by("sqlite: disk on fire", io);
+        assert_eq!(caused.to_string(), "storage error: sqlite: disk on fire");
+        assert_eq!(caused.code(), "storage");
+        let source = caused.source().expect("the cause is kept");
+        assert_eq!(source.to_string(), "disk on fire");
+        assert!(source.downcast_ref::<std::io::Error>().is_some());
     }
 }

@@ -96,16 +96,17 @@
 //!
 //! | module | responsibility |
 //! |---|---|
-//! | [`cdm`] | the typed objects of the Common Data Model |
-//! | [`validate`] | validation with every problem as a JSON Pointer, totals, merge patch |
+//! | [`cdm`] | the typed objects of the Common Data Model, validation problems and their [`cdm::FieldCode`]s |
+//! | [`validate`] | validation with every problem as a JSON Pointer, totals, merge patch (one file per object under `validate/`) |
 //! | [`http`] | request/answer envelope, problem+json |
 //! | [`routing`] | app catalogue, capability table, `X-Sync-Sources`, target selection |
-//! | [`connectors`] | how a push speaks to each provider (generic, QuickBooks, Xero, HubSpot, Shopify) |
+//! | [`connectors`] | how a push speaks to each provider (generic, QuickBooks, Xero, HubSpot, Shopify), and why it cannot ([`connectors::ConnectorError`]) |
 //! | [`net`] | which outbound addresses are allowed |
 //! | [`records`] | stored records and the key layout |
 //! | [`store`] | the storage seam ([`KvRead`], [`Storage`], [`Batch`]) and [`MemoryStore`] |
 //! | [`util`] | hashing, signatures, time formatting, retry schedules |
 //! | `engine` | the [`Engine`]: the contract, the sync and webhook state machines |
+//! | `error` | [`CoreError`], the errors the core reports to its host (a storage failure keeps the host's error as its source) |
 #![forbid(unsafe_code)]
 
 pub mod cdm;

@@ -64,7 +64,7 @@ impl From<CoreError> for FfiError {
     /// engine error. The message starts with the engine's stable code (`unknown_work: ...`).
     fn from(e: CoreError) -> FfiError {
         let code = match e {
-            CoreError::Storage(_) | CoreError::CorruptRow { .. } => WRITESYNC_STORAGE_ERROR,
+            CoreError::Storage { .. } | CoreError::CorruptRow { .. } => WRITESYNC_STORAGE_ERROR,
             _ => WRITESYNC_ENGINE_ERROR,
         };
         FfiError::new(code, format!("{}: {e}", e.code()))
@@ -146,7 +146,7 @@ mod tests {
         let e = FfiError::from(CoreError::UnknownWork("t.x.1".into()));
         assert_eq!(e.code, WRITESYNC_ENGINE_ERROR);
         assert!(e.message.starts_with("unknown_work: "), "{}", e.message);
-        let e = FfiError::from(CoreError::Storage("disk".into()));
+        let e = FfiError::from(CoreError::storage("disk"));
         assert_eq!(e.code, WRITESYNC_STORAGE_ERROR);
         assert!(e.message.starts_with("storage: "), "{}", e.message);
     }

@@ -11,6 +11,7 @@
 
 use std::fmt;
 use std::path::Path;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -260,12 +261,19 @@ pub struct NativeEngine {
 }
 
 /// The store as the engine sees it when SQLite cannot even start a transaction: every read
-/// fails, so the engine answers its own `503` (with `X-Request-ID` on data API calls).
-struct Unavailable(String);
+/// fails with that error (as the source of the engine's storage error), so the engine answers
+/// its own `503` (with `X-Request-ID` on data API calls).
+struct Unavailable(Arc<StoreError>);
+
+impl Unavailable {
+    fn error(&self) -> CoreError {
+        CoreError::storage_caused_by(self.0.to_string(), Arc::clone(&self.0))
+    }
+}
 
 impl KvRead for Unavailable {
     fn get(&self, _key: &str) -> Result<Option<String>, CoreError> {
-        Err(CoreError::Storage(self.0.clone()))
+        Err(self.error())
     }
     fn scan(
         &self,
@@ -273,16 +281,16 @@ impl KvRead for Unavailable {
         _offset: usize,
         _limit: usize,
     ) -> Result<Vec<(String, String)>, CoreError> {
-        Err(CoreError::Storage(self.0.clone()))
+        Err(self.error())
     }
 }
 
-/// The `503` that replaces a success whose commit failed.
-/// A store failure as the core's storage error.
+/// A store failure as the core's storage error, keeping it as the source.
 fn core_error(e: StoreError) -> CoreError {
-    CoreError::Storage(e.to_string())
+    CoreError::storage_caused_by(e.to_string(), e)
 }
 
+/// The `503` that replaces a success whose commit failed.
 fn commit_failed(answer: &ApiResponse, e: &StoreError) -> ApiResponse {
     let mut r = problem(ProblemKind::StorageUnavailable, e.to_string());
     if let Some(id) = answer.headers.get("X-Request-ID") {
@@ -356,9 +364,10 @@ impl NativeEngine {
         let mut unit = match unit {
             Ok(unit) => unit,
             Err(e) => {
+                let e = Arc::new(e);
                 let step = self
                     .engine
-                    .handle(request, now_ms, &Unavailable(e.to_string()));
+                    .handle(request, now_ms, &Unavailable(Arc::clone(&e)));
                 self.engine.finish(&step);
                 if step.batch.is_empty() {
                     return step.response;
@@ -395,9 +404,8 @@ impl NativeEngine {
         let mut unit = match unit {
             Ok(unit) => unit,
             Err(e) => {
-                let executed = self
-                    .engine
-                    .execute(command, now_ms, &Unavailable(e.to_string()));
+                let unavailable = Unavailable(Arc::new(e));
+                let executed = self.engine.execute(command, now_ms, &unavailable);
                 self.engine.finish_executed(&executed);
                 let Executed {
                     result,
@@ -406,7 +414,7 @@ impl NativeEngine {
                     ..
                 } = executed;
                 let result = match result {
-                    Ok(_) if !batch.is_empty() => Err(CommandError::Storage(core_error(e))),
+                    Ok(_) if !batch.is_empty() => Err(CommandError::Storage(unavailable.error())),
                     r => r,
                 };
                 return (result, request_id);
@@ -657,7 +665,7 @@ mod tests {
         assert_eq!(e.problem_type, "/problems/not-found");
         assert_eq!(e.detail, "no such sync");
         assert_eq!(e.request_id.as_deref(), Some("r1"));
-        let e = CommandError::Storage(CoreError::Storage("disk full".into()));
+        let e = CommandError::Storage(CoreError::storage("disk full"));
         let e = WriteError::from_command(e, "r2");
         assert_eq!(e.status, 503);
         assert_eq!(e.problem_type, "/problems/storage-unavailable");

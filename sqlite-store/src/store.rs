@@ -112,8 +112,10 @@ pub(crate) fn upper_bound(prefix: &str) -> Option<String> {
     None
 }
 
+/// SQLite's error as the engine's storage error: the text the engine reports, with SQLite's
+/// error kept as its source.
 fn storage(e: rusqlite::Error) -> CoreError {
-    CoreError::Storage(format!("sqlite: {e}"))
+    CoreError::storage_caused_by(format!("sqlite: {e}"), e)
 }
 
 fn sql_count(n: usize) -> i64 {

@@ -282,7 +282,7 @@ fn a_batch_failing_midway_leaves_nothing() {
     b.put("c", "4");
     let err = s.apply(&b).unwrap_err();
     assert!(
-        matches!(&err, CoreError::Storage(m) if m.contains("boom refused")),
+        matches!(&err, CoreError::Storage { message, .. } if message.contains("boom refused")),
         "{err}"
     );
     assert_eq!(all(&s), vec![("keep".to_string(), "1".to_string())]);
@@ -302,6 +302,42 @@ fn a_batch_failing_midway_leaves_nothing() {
 }
 
 #[test]
+fn a_sqlite_failure_keeps_sqlites_error_as_the_source() {
+    use std::error::Error as _;
+    let db = TempDb::new("source");
+    let mut s = SqliteStore::open(db.path()).unwrap();
+    let other = rusqlite::Connection::open(db.path()).unwrap();
+    other
+        .execute_batch(
+            "CREATE TRIGGER fail_on_boom BEFORE INSERT ON kv WHEN NEW.key = 'boom'
+             BEGIN SELECT RAISE(ABORT, 'boom refused'); END;",
+        )
+        .unwrap();
+    let mut b = Batch::new();
+    b.put("boom", "1");
+    let err = s.apply(&b).unwrap_err();
+    // The text is the one the engine has always reported (and put in 503 details) ...
+    let CoreError::Storage { message, .. } = &err else {
+        panic!("not a storage error: {err:?}");
+    };
+    assert_eq!(err.to_string(), format!("storage error: {message}"));
+    // ... and SQLite's own error is kept behind it, for hosts that look.
+    let source = err.source().expect("a SQLite failure has a source");
+    let sqlite = source
+        .downcast_ref::<rusqlite::Error>()
+        .expect("the source is rusqlite's error");
+    assert!(
+        matches!(
+            sqlite.sqlite_error_code(),
+            Some(rusqlite::ErrorCode::ConstraintViolation)
+        ),
+        "{sqlite:?}"
+    );
+    assert_eq!(*message, format!("sqlite: {sqlite}"));
+    assert!(message.contains("boom refused"), "{message}");
+}
+
+#[test]
 fn a_batch_refused_by_a_busy_database_leaves_nothing_and_later_succeeds() {
     let db = TempDb::new("busy");
     let opts = StoreOptions::default().with_busy_timeout(Duration::from_millis(20));
@@ -312,7 +348,7 @@ fn a_batch_refused_by_a_busy_database_leaves_nothing_and_later_succeeds() {
     b.put("a", "1");
     b.put("b", "2");
     let err = s.apply(&b).unwrap_err();
-    assert!(matches!(err, CoreError::Storage(_)));
+    assert!(matches!(err, CoreError::Storage { .. }));
     // Readers are not blocked by the writer (WAL).
     assert_eq!(s.get("a").unwrap(), None);
     other.execute_batch("ROLLBACK").unwrap();

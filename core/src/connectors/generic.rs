@@ -8,7 +8,9 @@ use std::collections::BTreeMap;
 
 use serde_json::{json, Map, Value};
 
-use super::{Answer, Connector, ConnectorKind, ProviderVerdict, PushInput, SettingSpec};
+use super::{
+    Answer, Connector, ConnectorError, ConnectorKind, ProviderVerdict, PushInput, SettingSpec,
+};
 use crate::cdm::{FieldError, ObjectType};
 use crate::util::schedule::parse_retry_after;
 use crate::OutboundRequest;
@@ -46,7 +48,7 @@ impl Connector for Generic {
         Vec::new()
     }
 
-    fn request(&self, input: &PushInput<'_>) -> Result<OutboundRequest, String> {
+    fn request(&self, input: &PushInput<'_>) -> Result<OutboundRequest, ConnectorError> {
         let mut body = json!({
             "syncId": input.sync_id,
             "operation": input.operation.as_str(),

@@ -15,7 +15,7 @@ use serde_json::{json, Map, Value};
 
 use super::{
     bearer_headers, encode, failure, join, requirement, s, split_name, text, Answer, Connector,
-    ConnectorKind, Operation, ProviderVerdict, PushInput, SettingSpec,
+    ConnectorError, ConnectorKind, Operation, ProviderVerdict, PushInput, SettingSpec,
 };
 use crate::cdm::{codes, FieldError, ObjectType};
 use crate::OutboundRequest;
@@ -96,7 +96,7 @@ impl Connector for HubSpot {
             None | Some("companies" | "contacts") => Vec::new(),
             Some(_) => vec![FieldError {
                 pointer: "/settings/customerObject".into(),
-                code: codes::INVALID_VALUE.into(),
+                code: codes::INVALID_VALUE,
                 message: "customerObject is companies or contacts".into(),
             }],
         }
@@ -119,12 +119,12 @@ impl Connector for HubSpot {
         Vec::new()
     }
 
-    fn request(&self, input: &PushInput<'_>) -> Result<OutboundRequest, String> {
+    fn request(&self, input: &PushInput<'_>) -> Result<OutboundRequest, ConnectorError> {
         if input.object_type != ObjectType::Customer {
-            return Err(format!(
-                "not sent: the hubspot connector does not push {}",
-                input.object_type.as_str()
-            ));
+            return Err(ConnectorError::UnsupportedObject {
+                connector: APP,
+                object_type: input.object_type,
+            });
         }
         let as_contact = contacts(input.settings);
         let object = if as_contact { "contacts" } else { "companies" };
@@ -133,9 +133,7 @@ impl Connector for HubSpot {
             (Operation::Update, Some(id)) => {
                 ("PATCH", format!("/crm/v3/objects/{object}/{}", encode(id)))
             }
-            (Operation::Update, None) => {
-                return Err("not sent: hubspot did not name an id for this object".into())
-            }
+            (Operation::Update, None) => return Err(ConnectorError::NoRemoteId { connector: APP }),
             (Operation::Create, _) => ("POST", format!("/crm/v3/objects/{object}")),
         };
         Ok(OutboundRequest {

@@ -7,7 +7,9 @@
 //!   validation errors (run at write time, per target, so a write fails early instead of a
 //!   push failing later);
 //! - [`Connector::request`]: a CDM object, its operation, its remote id (and version) at the
-//!   connection and the remote ids of the objects it refers to → the provider's HTTP request;
+//!   connection and the remote ids of the objects it refers to → the provider's HTTP request,
+//!   or a [`ConnectorError`] saying why it cannot be sent (its text becomes the target's
+//!   `lastError`);
 //! - [`Connector::interpret`]: the provider's answer → success with its remote id (and
 //!   version, e.g. QuickBooks' `SyncToken`), a retryable failure (with the provider's
 //!   `Retry-After`), a permanent failure with the provider's own error text, or
@@ -56,6 +58,7 @@
 //! assert_eq!(request.headers["Authorization"], "Bearer token");
 //! ```
 
+mod error;
 mod generic;
 mod hubspot;
 mod quickbooks;
@@ -68,10 +71,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::Value;
 
-use crate::cdm::{codes, FieldError, ObjectType};
+use crate::cdm::{codes, FieldCode, FieldError, ObjectType};
 use crate::util::schedule::parse_retry_after;
 use crate::OutboundRequest;
 
+pub use error::ConnectorError;
 pub use generic::Generic;
 pub use hubspot::HubSpot;
 pub use quickbooks::QuickBooks;
@@ -211,18 +215,22 @@ impl PushInput<'_> {
     pub fn reference(&self, field: &str) -> Option<&Reference> {
         self.references.iter().find(|r| r.field == field)
     }
-    /// The remote id of the reference at `field`, or why the push cannot be sent without it.
-    pub fn remote_of(&self, field: &str, app: &str) -> Result<String, String> {
+    /// The remote id at connector `app` of the reference at `field`, or why the push cannot
+    /// be sent without it.
+    pub fn remote_of(&self, field: &str, app: ConnectorKind) -> Result<String, ConnectorError> {
         match self.reference(field) {
             Some(Reference {
                 remote_id: Some(r), ..
             }) => Ok(r.clone()),
-            Some(r) => Err(format!(
-                "not sent: {} {} (at {field}) has no {app} id; push it to {app} first",
-                r.object_type.as_str(),
-                r.id
-            )),
-            None => Err(format!("not sent: the object has no {field}")),
+            Some(r) => Err(ConnectorError::ReferenceNotPushed {
+                field: field.to_string(),
+                object_type: r.object_type,
+                id: r.id.clone(),
+                connector: app,
+            }),
+            None => Err(ConnectorError::MissingReference {
+                field: field.to_string(),
+            }),
         }
     }
     /// A setting.
@@ -376,7 +384,7 @@ pub trait Connector: Sync + Send + std::fmt::Debug {
     ) -> Vec<FieldError>;
     /// The provider's request for one push, or why it cannot be sent (a permanent failure
     /// of the push, e.g. a referenced object the provider does not know yet).
-    fn request(&self, input: &PushInput<'_>) -> Result<OutboundRequest, String>;
+    fn request(&self, input: &PushInput<'_>) -> Result<OutboundRequest, ConnectorError>;
     /// What the provider's answer means.
     fn interpret(&self, answer: &Answer<'_>) -> ProviderVerdict;
 }
@@ -509,12 +517,12 @@ pub(crate) fn bearer_headers(token: Option<&str>) -> BTreeMap<String, String> {
 pub(crate) fn requirement(
     app: ConnectorKind,
     pointer: &str,
-    code: &str,
+    code: FieldCode,
     message: impl std::fmt::Display,
 ) -> FieldError {
     FieldError {
         pointer: pointer.to_string(),
-        code: code.to_string(),
+        code,
         message: format!("{} requires {message}", app.as_str()),
     }
 }

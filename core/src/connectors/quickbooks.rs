@@ -17,7 +17,7 @@ use serde_json::{json, Map, Value};
 use super::{
     bearer_headers, decimal, encode, failure, has_setting, i, join, list, max_chars,
     require_line_accounts, requirement, s, setting_required, split_name, text, truncate, Answer,
-    Connector, ConnectorKind, Operation, ProviderVerdict, PushInput, SettingSpec,
+    Connector, ConnectorError, ConnectorKind, Operation, ProviderVerdict, PushInput, SettingSpec,
 };
 use crate::cdm::{codes, FieldError, ObjectType};
 use crate::OutboundRequest;
@@ -138,7 +138,7 @@ fn reference(value: String) -> Value {
     json!({ "value": value })
 }
 
-fn body(input: &PushInput<'_>, o: &Value) -> Result<Map<String, Value>, String> {
+fn body(input: &PushInput<'_>, o: &Value) -> Result<Map<String, Value>, ConnectorError> {
     let currency = s(o, "currency").unwrap_or("USD");
     let mut m = match input.object_type {
         ObjectType::Customer => party(o, "billingAddress"),
@@ -164,7 +164,7 @@ fn body(input: &PushInput<'_>, o: &Value) -> Result<Map<String, Value>, String> 
             let mut m = Map::new();
             m.insert(
                 "CustomerRef".into(),
-                reference(input.remote_of("customerId", APP.as_str())?),
+                reference(input.remote_of("customerId", APP)?),
             );
             m.insert(
                 "DocNumber".into(),
@@ -215,7 +215,7 @@ fn body(input: &PushInput<'_>, o: &Value) -> Result<Map<String, Value>, String> 
             let amount = decimal(i(o, "amount").unwrap_or(0), currency);
             m.insert(
                 "CustomerRef".into(),
-                reference(input.remote_of("customerId", APP.as_str())?),
+                reference(input.remote_of("customerId", APP)?),
             );
             m.insert("TotalAmt".into(), amount.clone());
             m.insert("TxnDate".into(), json!(s(o, "date").unwrap_or_default()));
@@ -228,7 +228,7 @@ fn body(input: &PushInput<'_>, o: &Value) -> Result<Map<String, Value>, String> 
                 json!([{
                     "Amount": amount,
                     "LinkedTxn": [{
-                        "TxnId": input.remote_of("invoiceId", APP.as_str())?,
+                        "TxnId": input.remote_of("invoiceId", APP)?,
                         "TxnType": "Invoice",
                     }],
                 }]),
@@ -238,10 +238,10 @@ fn body(input: &PushInput<'_>, o: &Value) -> Result<Map<String, Value>, String> 
         ObjectType::Expense => {
             let mut m = Map::new();
             let Some(paid_from) = input.setting("paymentAccountId") else {
-                return Err(
-                    "not sent: the connection has no paymentAccountId setting (Purchase.AccountRef)"
-                        .into(),
-                );
+                return Err(ConnectorError::MissingSettingFor {
+                    setting: "paymentAccountId",
+                    field: "Purchase.AccountRef",
+                });
             };
             m.insert(
                 "PaymentType".into(),
@@ -250,7 +250,7 @@ fn body(input: &PushInput<'_>, o: &Value) -> Result<Map<String, Value>, String> 
             m.insert("AccountRef".into(), reference(paid_from.into()));
             m.insert(
                 "EntityRef".into(),
-                json!({"value": input.remote_of("vendorId", APP.as_str())?, "type": "Vendor"}),
+                json!({"value": input.remote_of("vendorId", APP)?, "type": "Vendor"}),
             );
             m.insert("TxnDate".into(), json!(s(o, "date").unwrap_or_default()));
             m.insert("CurrencyRef".into(), reference(currency.into()));
@@ -259,7 +259,7 @@ fn body(input: &PushInput<'_>, o: &Value) -> Result<Map<String, Value>, String> 
             }
             let mut lines = Vec::new();
             for (n, l) in list(o, "lines").iter().enumerate() {
-                let account = input.remote_of(&format!("lines/{n}/accountId"), APP.as_str())?;
+                let account = input.remote_of(&format!("lines/{n}/accountId"), APP)?;
                 lines.push(json!({
                     "DetailType": "AccountBasedExpenseLineDetail",
                     "Amount": decimal(i(l, "amount").unwrap_or(0), currency),
@@ -271,7 +271,11 @@ fn body(input: &PushInput<'_>, o: &Value) -> Result<Map<String, Value>, String> 
             m
         }
         ObjectType::BankTransaction => {
-            return Err("not sent: the quickbooks connector does not push bank transactions".into())
+            // Not reached: `request` refuses the types `entity` has no name for first.
+            return Err(ConnectorError::UnsupportedObject {
+                connector: APP,
+                object_type: input.object_type,
+            });
         }
     };
     if input.operation == Operation::Update {
@@ -284,15 +288,15 @@ fn body(input: &PushInput<'_>, o: &Value) -> Result<Map<String, Value>, String> 
 }
 
 /// The remote id and SyncToken an update needs.
-fn identity(input: &PushInput<'_>) -> Result<(String, String), String> {
+fn identity(input: &PushInput<'_>) -> Result<(String, String), ConnectorError> {
     let Some(id) = input.remote_id else {
-        return Err("not sent: quickbooks did not name an id for this object".into());
+        return Err(ConnectorError::NoRemoteId { connector: APP });
     };
     let Some(token) = input.remote_version else {
-        return Err(
-            "not sent: the SyncToken quickbooks gave this object is unknown, so it cannot be updated"
-                .into(),
-        );
+        return Err(ConnectorError::UnknownVersion {
+            connector: APP,
+            version: "SyncToken",
+        });
     };
     Ok((id.to_string(), token.to_string()))
 }
@@ -360,7 +364,7 @@ impl Connector for QuickBooks {
                 if !digits(v) {
                     errors.push(FieldError {
                         pointer: format!("/settings/{name}"),
-                        code: codes::INVALID_FORMAT.into(),
+                        code: codes::INVALID_FORMAT,
                         message: format!("{name} is a number (digits only)"),
                     });
                 }
@@ -370,7 +374,7 @@ impl Connector for QuickBooks {
             if !matches!(t.as_str(), "Cash" | "Check" | "CreditCard") {
                 errors.push(FieldError {
                     pointer: "/settings/paymentType".into(),
-                    code: codes::INVALID_VALUE.into(),
+                    code: codes::INVALID_VALUE,
                     message: "paymentType is Cash, Check or CreditCard".into(),
                 });
             }
@@ -429,15 +433,15 @@ impl Connector for QuickBooks {
         errors
     }
 
-    fn request(&self, input: &PushInput<'_>) -> Result<OutboundRequest, String> {
+    fn request(&self, input: &PushInput<'_>) -> Result<OutboundRequest, ConnectorError> {
         let Some((path, _)) = entity(input.object_type) else {
-            return Err(format!(
-                "not sent: the quickbooks connector does not push {}",
-                input.object_type.as_str()
-            ));
+            return Err(ConnectorError::UnsupportedObject {
+                connector: APP,
+                object_type: input.object_type,
+            });
         };
         let Some(realm) = input.setting("realmId") else {
-            return Err("not sent: the connection has no realmId setting".into());
+            return Err(ConnectorError::MissingSetting { setting: "realmId" });
         };
         let minor = input
             .setting("minorVersion")

@@ -12,8 +12,8 @@ use std::collections::BTreeMap;
 use serde_json::{json, Map, Value};
 
 use super::{
-    encode, failure, join, requirement, s, split_name, text, Answer, Connector, ConnectorKind,
-    Operation, ProviderVerdict, PushInput, SettingSpec,
+    encode, failure, join, requirement, s, split_name, text, Answer, Connector, ConnectorError,
+    ConnectorKind, Operation, ProviderVerdict, PushInput, SettingSpec,
 };
 use crate::cdm::{codes, FieldError, ObjectType};
 use crate::OutboundRequest;
@@ -136,7 +136,7 @@ impl Connector for Shopify {
         match settings.get("apiVersion") {
             Some(v) if !valid_version(v) => vec![FieldError {
                 pointer: "/settings/apiVersion".into(),
-                code: codes::INVALID_FORMAT.into(),
+                code: codes::INVALID_FORMAT,
                 message: "apiVersion is YYYY-MM, like 2025-07".into(),
             }],
             _ => Vec::new(),
@@ -163,12 +163,12 @@ impl Connector for Shopify {
         }
     }
 
-    fn request(&self, input: &PushInput<'_>) -> Result<OutboundRequest, String> {
+    fn request(&self, input: &PushInput<'_>) -> Result<OutboundRequest, ConnectorError> {
         if input.object_type != ObjectType::Customer {
-            return Err(format!(
-                "not sent: the shopify connector does not push {}",
-                input.object_type.as_str()
-            ));
+            return Err(ConnectorError::UnsupportedObject {
+                connector: APP,
+                object_type: input.object_type,
+            });
         }
         let version = input.setting("apiVersion").unwrap_or(DEFAULT_API_VERSION);
         let o = input.object_value();
@@ -187,9 +187,7 @@ impl Connector for Shopify {
                     json!({ "customer": c }),
                 )
             }
-            (Operation::Update, None) => {
-                return Err("not sent: shopify did not name an id for this object".into())
-            }
+            (Operation::Update, None) => return Err(ConnectorError::NoRemoteId { connector: APP }),
             (Operation::Create, _) => (
                 "POST",
                 format!("/admin/api/{}/customers.json", encode(version)),

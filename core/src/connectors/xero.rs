@@ -17,7 +17,7 @@ use serde_json::{json, Map, Value};
 use super::{
     bearer_headers, decimal, encode, failure, has_setting, i, is_uuid, join, list, max_chars,
     require_line_accounts, s, setting_required, split_name, text, truncate, Answer, Connector,
-    ConnectorKind, Operation, ProviderVerdict, PushInput, SettingSpec,
+    ConnectorError, ConnectorKind, Operation, ProviderVerdict, PushInput, SettingSpec,
 };
 use crate::cdm::{codes, FieldError, ObjectType};
 use crate::OutboundRequest;
@@ -124,7 +124,7 @@ fn contact(o: &Value, address_key: &str) -> Map<String, Value> {
     m
 }
 
-fn entity(input: &PushInput<'_>, o: &Value) -> Result<Map<String, Value>, String> {
+fn entity(input: &PushInput<'_>, o: &Value) -> Result<Map<String, Value>, ConnectorError> {
     let currency = s(o, "currency").unwrap_or("USD");
     let m = match input.object_type {
         ObjectType::Customer => contact(o, "billingAddress"),
@@ -154,7 +154,7 @@ fn entity(input: &PushInput<'_>, o: &Value) -> Result<Map<String, Value>, String
             m.insert("Type".into(), json!("ACCREC"));
             m.insert(
                 "Contact".into(),
-                json!({"ContactID": input.remote_of("customerId", APP.as_str())?}),
+                json!({"ContactID": input.remote_of("customerId", APP)?}),
             );
             m.insert(
                 "InvoiceNumber".into(),
@@ -189,10 +189,10 @@ fn entity(input: &PushInput<'_>, o: &Value) -> Result<Map<String, Value>, String
                     match code {
                         Some(c) => line.insert("AccountCode".into(), json!(c)),
                         None => {
-                            return Err(format!(
-                                "not sent: account {} of line {n} is not stored",
-                                r.id
-                            ))
+                            return Err(ConnectorError::LineAccountNotStored {
+                                id: r.id.clone(),
+                                line: n,
+                            })
                         }
                     };
                 }
@@ -206,12 +206,14 @@ fn entity(input: &PushInput<'_>, o: &Value) -> Result<Map<String, Value>, String
         }
         ObjectType::Payment => {
             let Some(code) = input.setting("paymentAccountCode") else {
-                return Err("not sent: the connection has no paymentAccountCode setting".into());
+                return Err(ConnectorError::MissingSetting {
+                    setting: "paymentAccountCode",
+                });
             };
             let mut m = Map::new();
             m.insert(
                 "Invoice".into(),
-                json!({"InvoiceID": input.remote_of("invoiceId", APP.as_str())?}),
+                json!({"InvoiceID": input.remote_of("invoiceId", APP)?}),
             );
             m.insert("Account".into(), json!({ "Code": code }));
             m.insert("Date".into(), json!(s(o, "date").unwrap_or_default()));
@@ -229,10 +231,10 @@ fn entity(input: &PushInput<'_>, o: &Value) -> Result<Map<String, Value>, String
                 input.setting("bankLineAccountCode"),
                 input.setting("bankContactName"),
             ) else {
-                return Err(
-                    "not sent: the connection needs the bankLineAccountCode and bankContactName settings"
-                        .into(),
-                );
+                return Err(ConnectorError::MissingSettings {
+                    first: "bankLineAccountCode",
+                    second: "bankContactName",
+                });
             };
             let amount = i(o, "amount").unwrap_or(0);
             let bank = s(o, "bankAccount").unwrap_or_default();
@@ -266,7 +268,11 @@ fn entity(input: &PushInput<'_>, o: &Value) -> Result<Map<String, Value>, String
             m
         }
         ObjectType::Expense => {
-            return Err("not sent: the xero connector does not push expenses".into())
+            // Not reached: `request` refuses the types `collection` has no name for first.
+            return Err(ConnectorError::UnsupportedObject {
+                connector: APP,
+                object_type: input.object_type,
+            });
         }
     };
     Ok(m)
@@ -323,7 +329,7 @@ impl Connector for Xero {
         match settings.get("tenantId") {
             Some(t) if !is_uuid(t) => vec![FieldError {
                 pointer: "/settings/tenantId".into(),
-                code: codes::INVALID_FORMAT.into(),
+                code: codes::INVALID_FORMAT,
                 message: "tenantId is the organisation's UUID".into(),
             }],
             _ => Vec::new(),
@@ -370,15 +376,17 @@ impl Connector for Xero {
         errors
     }
 
-    fn request(&self, input: &PushInput<'_>) -> Result<OutboundRequest, String> {
+    fn request(&self, input: &PushInput<'_>) -> Result<OutboundRequest, ConnectorError> {
         let Some((coll, _)) = collection(input.object_type) else {
-            return Err(format!(
-                "not sent: the xero connector does not push {}",
-                input.object_type.as_str()
-            ));
+            return Err(ConnectorError::UnsupportedObject {
+                connector: APP,
+                object_type: input.object_type,
+            });
         };
         let Some(tenant) = input.setting("tenantId") else {
-            return Err("not sent: the connection has no tenantId setting".into());
+            return Err(ConnectorError::MissingSetting {
+                setting: "tenantId",
+            });
         };
         let o = input.object_value();
         let void = input.object_type == ObjectType::Invoice
@@ -401,9 +409,7 @@ impl Connector for Xero {
                     wrap(coll, Value::Object(e)),
                 )
             }
-            (Operation::Update, None) => {
-                return Err("not sent: xero did not name an id for this object".into())
-            }
+            (Operation::Update, None) => return Err(ConnectorError::NoRemoteId { connector: APP }),
             (Operation::Create, _) => {
                 let e = Value::Object(entity(input, &o)?);
                 let body = if input.object_type == ObjectType::Account {

@@ -500,7 +500,7 @@ impl CommandError {
             CommandError::Refused(p) => p,
             CommandError::Storage(e) => {
                 let kind = match e {
-                    CoreError::Storage(_) => ProblemKind::StorageUnavailable,
+                    CoreError::Storage { .. } => ProblemKind::StorageUnavailable,
                     _ => ProblemKind::Internal,
                 };
                 Problem::new(kind, e.to_string())

@@ -179,7 +179,7 @@ pub(crate) fn due_task(
     let request = match connector.request(&input) {
         Ok(r) => r,
         Err(why) => {
-            task.last_error = Some(why);
+            task.last_error = Some(why.to_string());
             task.state = TaskState::Failed;
             finish_task(engine, now, tx, task)?;
             return Ok(None);

@@ -1,7 +1,7 @@
 //! The vocabulary every handler shares: the unit of work a command is planned in ([`Ctx`]),
 //! the result type of handlers ([`H`]) and the helpers that refuse a command.
 
-use crate::cdm::FieldError;
+use crate::cdm::{FieldCode, FieldError};
 use crate::http::{validation_detail, ProblemKind};
 
 use super::command::{CommandError, Problem};
@@ -23,10 +23,14 @@ pub(crate) fn invalid<T>(errors: Vec<FieldError>) -> H<T> {
 }
 
 /// One field error.
-pub(crate) fn field_error(pointer: &str, code: &str, message: impl Into<String>) -> FieldError {
+pub(crate) fn field_error(
+    pointer: &str,
+    code: FieldCode,
+    message: impl Into<String>,
+) -> FieldError {
     FieldError {
         pointer: pointer.to_string(),
-        code: code.to_string(),
+        code,
         message: message.into(),
     }
 }
