@@ -1,5 +1,6 @@
-//! The bodies of the fuzz targets (`fuzz/`), kept here so that every crash input saved under
-//! `tests/vectors/crashers/<target>/` is replayed by an ordinary `cargo test`.
+//! The bodies of the fuzz targets (`fuzz/`), kept here so that every input saved under
+//! `fuzz/crashers/<target>/` (crashes and the minimized corpus) is replayed by an ordinary
+//! `cargo test` (`tests/tests/fuzz_replay.rs`).
 //!
 //! Each function takes arbitrary bytes and panics only when an invariant breaks: panicking is
 //! how a fuzz target reports a finding, so unwrap and expect are allowed here.
