@@ -2,13 +2,15 @@
 //!
 //! `writesync serve` answers the HTTP contract (`shared/spec/http-api.md`) from one
 //! [`writesync_core::Engine`] over an SQLite file ([`writesync_sqlite::SqliteStore`]) and runs
-//! the push and webhook workers in the same process. `writesync demo` starts such a server
-//! on a temporary database next to fake source applications and a webhook receiver, and walks
-//! through the main use cases.
+//! the push and webhook workers in the same process.
 //!
 //! The host only translates: HTTP in and out ([`serve`]), outbound HTTP with the address
 //! policy ([`transport`]), the loop that claims due work and reports outcomes ([`worker`]),
 //! JSON-line logs ([`log`]). Every business rule lives in the engine.
+//!
+//! The demo and the fake peers the end-to-end tests run against (fake source applications,
+//! providers, token broker, webhook receivers) are in the `writesync-demo` crate, so that the
+//! deployed binary carries none of them.
 //!
 //! | module | responsibility |
 //! |---|---|
@@ -18,12 +20,8 @@
 //! | [`transport`] | ureq agent: timeouts, bounded answers, no redirects, refused addresses |
 //! | [`state`] | the engine and store behind one mutex, the clock, the wake-up signal |
 //! | [`log`] | structured logs on stderr (JSON lines) |
-//! | [`fake`] | fake source applications and webhook receivers (demo and tests) |
-//! | [`demo`] | `writesync demo` |
 #![forbid(unsafe_code)]
 
-pub mod demo;
-pub mod fake;
 pub mod httpd;
 pub mod log;
 pub mod serve;

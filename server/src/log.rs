@@ -5,8 +5,8 @@
 //! are known. Callers never pass secrets: no `Authorization` header, no request or answer
 //! body, no token.
 //!
-//! The output can be switched off (the demo prints its own story on stdout and keeps the
-//! server quiet unless asked).
+//! The output can be switched off (the demo, `writesync-demo`, prints its own story on stdout
+//! and keeps the server quiet unless asked).
 
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};

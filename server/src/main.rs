@@ -1,4 +1,5 @@
-//! The `writesync` command: `writesync serve` (the native server) and `writesync demo`.
+//! The `writesync` command: `writesync serve`, the native server. (The demo is a binary of its
+//! own, `writesync-demo`.)
 //!
 //! Usage errors print a message and exit with status 2; a server that cannot start (database,
 //! address) logs the reason and exits with status 1.
@@ -10,8 +11,8 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use writesync_core::net::Cidr;
 use writesync_core::util::schedule::RetrySchedule;
+use writesync_server::log;
 use writesync_server::serve::{self, ServeConfig};
-use writesync_server::{demo, log};
 
 /// writesync: a write-and-sync engine for a Common Data Model, with push to source
 /// applications and webhooks.
@@ -26,8 +27,6 @@ struct Cli {
 enum Command {
     /// Serve the HTTP API on an SQLite file and run the push and webhook workers.
     Serve(Box<ServeArgs>),
-    /// Walk through the main use cases on a temporary database with fake applications.
-    Demo(DemoArgs),
 }
 
 #[derive(Debug, Args)]
@@ -89,13 +88,6 @@ struct ServeArgs {
     #[arg(long, value_name = "LEVEL", env = "WRITESYNC_LOG", default_value = "info",
           value_parser = parse_level)]
     log_level: log::Level,
-}
-
-#[derive(Debug, Args)]
-struct DemoArgs {
-    /// Also print the server's JSON log lines on stderr.
-    #[arg(long)]
-    verbose: bool,
 }
 
 fn parse_token(s: &str) -> Result<String, String> {
@@ -186,13 +178,6 @@ fn main() -> ExitCode {
                     log::error(&e.to_string(), &[]);
                     ExitCode::from(1)
                 }
-            }
-        }
-        Command::Demo(args) => {
-            if demo::run(args.verbose) {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(1)
             }
         }
     }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use common::*;
 use serde_json::{json, Value};
-use writesync_server::fake::FakeServer;
+use writesync_demo::fake::FakeServer;
 
 fn setup(args: &[&str]) -> (tempfile::TempDir, Server, Client) {
     let dir = tempfile::tempdir().unwrap();

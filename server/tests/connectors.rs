@@ -15,8 +15,8 @@ use common::*;
 use serde_json::{json, Value};
 use writesync_core::cdm::ObjectType;
 use writesync_core::connectors::{lookup, Answer, Operation, ProviderVerdict};
-use writesync_server::fake::providers::{FakeProvider, FakeTokenBroker, Provider, TokenBook};
-use writesync_server::fake::Received;
+use writesync_demo::fake::providers::{FakeProvider, FakeTokenBroker, Provider, TokenBook};
+use writesync_demo::fake::Received;
 
 const REALM: &str = "9130355377284276";
 const TENANT: &str = "5b7c7a3e-1f1a-4a55-9d3c-2a1f0e6b8c01";

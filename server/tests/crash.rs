@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use common::*;
 use serde_json::json;
-use writesync_server::fake::FakeServer;
+use writesync_demo::fake::FakeServer;
 
 const KILLS: usize = 4;
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use common::*;
 use serde_json::{json, Value};
-use writesync_server::fake::{FakeServer, Received, Reply};
+use writesync_demo::fake::{FakeServer, Received, Reply};
 
 fn setup(args: &[&str]) -> (tempfile::TempDir, Server, Client) {
     let dir = tempfile::tempdir().unwrap();

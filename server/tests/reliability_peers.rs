@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use serde_json::{json, Value};
-use writesync_server::fake::{FakeServer, Reply};
+use writesync_demo::fake::{FakeServer, Reply};
 
 /// The outbound timeout used by these tests (seconds).
 const TIMEOUT: &str = "0.5";

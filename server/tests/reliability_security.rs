@@ -15,7 +15,7 @@ use base64::Engine as _;
 use common::*;
 use serde_json::{json, Value};
 use writesync_core::util::crypto::basic_auth_header;
-use writesync_server::fake::{FakeServer, Reply};
+use writesync_demo::fake::{FakeServer, Reply};
 
 const ENV_ADMIN: &str = "env-admin-token-ZXCVBNM-0987654321";
 const HOOK_PASSWORD: &str = "hook-pass-QWERTY-112233";

@@ -8,7 +8,7 @@ use common::*;
 use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
 use sha2::Sha256;
-use writesync_server::fake::{FakeServer, Received, Reply};
+use writesync_demo::fake::{FakeServer, Received, Reply};
 
 const SECRET_B64: &str = "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 

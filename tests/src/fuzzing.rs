@@ -1,5 +1,6 @@
-//! The bodies of the fuzz targets (`fuzz/`), kept here so that every crash input saved under
-//! `tests/vectors/crashers/<target>/` is replayed by an ordinary `cargo test`.
+//! The bodies of the fuzz targets (`fuzz/`), kept here so that every input saved under
+//! `fuzz/crashers/<target>/` (crashes and the minimized corpus) is replayed by an ordinary
+//! `cargo test` (`tests/tests/fuzz_replay.rs`).
 //!
 //! Each function takes arbitrary bytes and panics only when an invariant breaks: panicking is
 //! how a fuzz target reports a finding, so unwrap and expect are allowed here.
@@ -313,10 +314,13 @@ pub fn fuzz_request(data: &[u8]) {
     let mut path = String::new();
     for (i, seg) in req.path.iter().take(8).enumerate() {
         path.push('/');
-        match seg.as_bytes().first().copied() {
-            Some(b) if b < 128 => path.push_str(SEGMENTS[b as usize % SEGMENTS.len()]),
-            Some(b) if b < 160 && i > 0 => path.push_str(&fx.customer),
-            Some(b) if b < 170 => path.push_str(&fx.account),
+        // By the first character, not the first byte: a `String` never starts with a byte
+        // from 128 to 169 (UTF-8 continuation bytes and 0xC0/0xC1), so a byte test would make
+        // the fixture's real ids unreachable.
+        match seg.chars().next().map(u32::from) {
+            Some(c) if c < 128 => path.push_str(SEGMENTS[c as usize % SEGMENTS.len()]),
+            Some(c) if c < 160 && i > 0 => path.push_str(&fx.customer),
+            Some(c) if c < 170 => path.push_str(&fx.account),
             _ => path.push_str(seg),
         }
     }

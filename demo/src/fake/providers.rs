@@ -17,11 +17,12 @@ use std::time::Duration;
 
 use serde_json::{json, Map, Value};
 
-use super::Received;
-use crate::httpd::{
+use writesync_server::httpd::{
     Handler, HttpLimits, HttpRequest, HttpResponse, HttpServer, Rejection, RequestHead,
 };
-use crate::state::now_ms;
+use writesync_server::state::now_ms;
+
+use super::Received;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())

@@ -1,4 +1,4 @@
-//! `writesync demo`: the main use cases, end to end, on real HTTP over 127.0.0.1.
+//! The demo (`writesync-demo`): the main use cases, end to end, on real HTTP over 127.0.0.1.
 //!
 //! It starts the server on a temporary database and a free loopback port, a fake QuickBooks
 //! Online API and a fake HubSpot CRM API (reached through the `quickbooks` and `hubspot`
@@ -18,12 +18,12 @@ use serde_json::{json, Value};
 use writesync_core::net::Cidr;
 use writesync_core::util::crypto::{basic_auth_header, webhook_signature};
 use writesync_core::util::schedule::RetrySchedule;
+use writesync_server::log;
+use writesync_server::serve::{self, ServeConfig};
+use writesync_server::state::{hex, random_bytes};
 
 use crate::fake::providers::{FakeProvider, FakeTokenBroker, Provider, TokenBook};
 use crate::fake::{FakeServer, Received};
-use crate::log;
-use crate::serve::{self, ServeConfig};
-use crate::state::{hex, random_bytes};
 
 const SIGNING_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 const HOOK_USER: &str = "hooks";
@@ -165,7 +165,7 @@ impl Demo {
             .timeout_global(Some(Duration::from_secs(10)))
             .build()
             .new_agent();
-        println!("writesync demo");
+        println!("writesync-demo");
         println!("  server            {base}  (database in a temporary directory)");
         println!(
             "  quickbooks        {}  (fake QuickBooks Online API, company {REALM}; connector quickbooks)",

@@ -16,11 +16,10 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-
-use crate::httpd::{
+use writesync_server::httpd::{
     Handler, HttpLimits, HttpRequest, HttpResponse, HttpServer, Rejection, RequestHead,
 };
-use crate::state::now_ms;
+use writesync_server::state::now_ms;
 
 /// One request a fake received.
 #[derive(Debug, Clone, PartialEq, Eq)]
