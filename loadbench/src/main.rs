@@ -146,6 +146,7 @@ struct Outcome {
     load_after: String,
     log_warns: usize,
     log_errors: usize,
+    unmatched: usize,
 }
 
 impl Outcome {
@@ -327,6 +328,7 @@ async fn run_case(
         load_after: loadavg(),
         log_warns: level("warn"),
         log_errors: level("error"),
+        unmatched: receiver.with(|r| r.unmatched),
     })
 }
 
@@ -529,9 +531,11 @@ async fn run(args: Args) -> Result<bool, Error> {
             let repeats = o.pushes.as_ref().map_or(0, |d| d.repeats)
                 + o.hooks.as_ref().map_or(0, |d| d.repeats);
             eprintln!(
-                "  {} writes/s accepted in {:.1} s; {repeats} repeated arrivals; {} warn lines",
+                "  {} writes/s accepted in {:.1} s; {repeats} repeated arrivals; {} requests \
+                 the receiver could not match to a write; {} warn lines",
                 thousands(o.accept_rate() as u64),
                 o.write_secs,
+                o.unmatched,
                 o.log_warns
             );
             outcomes.push(o);
