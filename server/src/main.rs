@@ -77,6 +77,23 @@ struct ServeArgs {
     #[arg(long, value_name = "S", value_parser = parse_timeout)]
     outbound_timeout_seconds: Option<f64>,
 
+    /// Most inbound connections open at once; further ones wait in the listen backlog. At start
+    /// the soft open-file limit is raised (up to the hard limit) to fit them; when the hard
+    /// limit is too low the bound is lowered, with a warning [default: 16384].
+    #[arg(long, value_name = "N", value_parser = parse_connections)]
+    max_connections: Option<usize>,
+
+    /// Most inbound connections open at once from one IPv4 address or IPv6 /64 network; one
+    /// more is closed as soon as it is accepted. Raise it behind a reverse proxy, whose
+    /// connections all come from one address [default: 256].
+    #[arg(long, value_name = "N", value_parser = parse_connections)]
+    max_connections_per_ip: Option<usize>,
+
+    /// Time allowed to send a request head, and the longest a keep-alive connection may stay
+    /// idle between requests; past it the connection is closed [default: 10].
+    #[arg(long, value_name = "S", value_parser = parse_header_timeout)]
+    header_timeout_seconds: Option<f64>,
+
     /// The token broker of provider connections (QuickBooks, Xero, HubSpot, Shopify): the
     /// access-token requests of the engine are POSTed there as JSON
     /// `{connectionId, accountId, app, reason}` and it answers
@@ -134,6 +151,17 @@ fn parse_timeout(s: &str) -> Result<f64, String> {
     parse_secs(s, 0.1, 600.0, "the outbound timeout (seconds)")
 }
 
+fn parse_header_timeout(s: &str) -> Result<f64, String> {
+    parse_secs(s, 0.1, 600.0, "the header timeout (seconds)")
+}
+
+fn parse_connections(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(n) if (1..=1 << 20).contains(&n) => Ok(n),
+        _ => Err("the number of connections must be from 1 to 1048576".into()),
+    }
+}
+
 fn parse_body_limit(s: &str) -> Result<usize, String> {
     match s.trim().parse::<usize>() {
         Ok(n) if (1..=1 << 30).contains(&n) => Ok(n),
@@ -163,6 +191,15 @@ fn serve_config(a: ServeArgs) -> ServeConfig {
     }
     if let Some(s) = a.outbound_timeout_seconds {
         c.outbound_timeout = Duration::from_secs_f64(s);
+    }
+    if let Some(n) = a.max_connections {
+        c.max_connections = n;
+    }
+    if let Some(n) = a.max_connections_per_ip {
+        c.max_connections_per_ip = n;
+    }
+    if let Some(s) = a.header_timeout_seconds {
+        c.header_timeout = Duration::from_secs_f64(s);
     }
     c
 }

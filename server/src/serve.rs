@@ -35,6 +35,10 @@ pub const DEFAULT_DB: &str = "./writesync.db";
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 /// How long a graceful shutdown waits for requests in progress.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+/// File descriptors kept for everything but inbound connections: the SQLite files, stdio, the
+/// listener and the runtime's own, and the worker's outbound connections (one per sender and
+/// the idle ones its agent keeps), with room to spare.
+pub const RESERVED_FDS: u64 = 128;
 
 /// Headers that must not appear twice in a request (a repeat is `400`).
 const SINGLETON_HEADERS: [&str; 9] = [
@@ -78,6 +82,14 @@ pub struct ServeConfig {
     pub senders: usize,
     /// Runtime threads of the HTTP front.
     pub http_threads: usize,
+    /// Most inbound connections open at once (lowered at start to what the file descriptor
+    /// limit allows, with a warning).
+    pub max_connections: usize,
+    /// Most inbound connections open at once from one IPv4 address or IPv6 /64 network.
+    pub max_connections_per_ip: usize,
+    /// Time allowed to send a request head (and the longest a keep-alive connection may stay
+    /// idle between requests).
+    pub header_timeout: Duration,
     /// The token broker that answers the access-token requests of provider connections
     /// (`POST` of `{connectionId, accountId, app, reason}`, answer
     /// `{"accessToken", "expiresAt"}`); `None`: such pushes fail.
@@ -101,6 +113,9 @@ impl Default for ServeConfig {
             connect_timeout: crate::transport::DEFAULT_CONNECT_TIMEOUT,
             senders: DEFAULT_SENDERS,
             http_threads: 2,
+            max_connections: crate::httpd::DEFAULT_MAX_CONNECTIONS,
+            max_connections_per_ip: crate::httpd::DEFAULT_MAX_CONNECTIONS_PER_IP,
+            header_timeout: crate::httpd::DEFAULT_HEADER_TIMEOUT,
             token_url: None,
         }
     }
@@ -242,18 +257,22 @@ pub fn start(cfg: &ServeConfig) -> Result<RunningServer, ServeError> {
     });
     let limits = HttpLimits {
         max_body_bytes: cfg.max_body_bytes,
+        max_connections: fit_to_fd_limit(cfg.max_connections),
+        max_connections_per_ip: cfg.max_connections_per_ip,
+        header_timeout: cfg.header_timeout,
         ..HttpLimits::default()
     };
     let handler = Arc::new(ApiHandler {
         state: Arc::clone(&state),
         limits: limits.clone(),
     });
-    let http = HttpServer::bind(&cfg.listen, limits, handler, cfg.http_threads).map_err(|e| {
-        ServeError::Listen {
-            addr: cfg.listen.clone(),
-            source: e,
-        }
-    })?;
+    let http =
+        HttpServer::bind(&cfg.listen, limits.clone(), handler, cfg.http_threads).map_err(|e| {
+            ServeError::Listen {
+                addr: cfg.listen.clone(),
+                source: e,
+            }
+        })?;
     let addr = http.local_addr();
     let worker = match Worker::start_with_token_url(
         Arc::clone(&state),
@@ -285,6 +304,12 @@ pub fn start(cfg: &ServeConfig) -> Result<RunningServer, ServeError> {
         &[
             ("addr", Value::String(addr.to_string())),
             ("db", Value::String(cfg.db.display().to_string())),
+            ("maxConnections", json!(limits.max_connections)),
+            ("maxConnectionsPerIp", json!(limits.max_connections_per_ip)),
+            (
+                "headerTimeoutMs",
+                json!(u64::try_from(limits.header_timeout.as_millis()).unwrap_or(u64::MAX)),
+            ),
             (
                 "allowTargetCidrs",
                 json!(cfg
@@ -302,6 +327,46 @@ pub fn start(cfg: &ServeConfig) -> Result<RunningServer, ServeError> {
         addr,
         generated_admin_token: generated,
     })
+}
+
+/// Raise the soft limit on open files (`RLIMIT_NOFILE`) towards the hard limit, as far as
+/// `wanted` connections and [`RESERVED_FDS`] need; the number of connections that fits.
+///
+/// Many systems start processes with a soft limit of 1024 and a much larger hard limit,
+/// which an unprivileged process may raise its soft limit to. When even the hard limit is too
+/// small, the connection bound is lowered to fit, with a warning that says what to set
+/// (`ulimit -n`, `LimitNOFILE=` of a systemd unit, `--ulimit nofile=` of a container):
+/// without that a server at its bound would fail to accept with "too many open files"
+/// instead of letting connections wait in the backlog.
+fn fit_to_fd_limit(wanted: usize) -> usize {
+    let needed = (wanted as u64).saturating_add(RESERVED_FDS);
+    match rlimit::increase_nofile_limit(needed) {
+        Ok(soft) if soft >= needed => wanted,
+        Ok(soft) => {
+            let fit = usize::try_from(soft.saturating_sub(RESERVED_FDS))
+                .unwrap_or(usize::MAX)
+                .max(1);
+            log::warn(
+                "the open-file limit is too low for --max-connections: fewer connections are \
+                 served; raise the hard limit (ulimit -n, LimitNOFILE=) to serve them all",
+                &[
+                    ("maxConnections", json!(wanted)),
+                    ("openFileLimit", json!(soft)),
+                    ("reservedFds", json!(RESERVED_FDS)),
+                    ("servedConnections", json!(fit)),
+                ],
+            );
+            fit
+        }
+        Err(e) => {
+            log::warn(
+                "cannot read or raise the open-file limit; connections past it will fail to be \
+                 accepted",
+                &[("error", Value::String(e.to_string()))],
+            );
+            wanted
+        }
+    }
 }
 
 /// `writesync serve`: start, print a generated admin token once, run until SIGINT or
