@@ -6,6 +6,12 @@
 //! connected, with webhooks that report the results. It implements the HTTP contract of
 //! `shared/spec/http-api.md` as pure functions: no clock, no randomness of its own, no I/O.
 //!
+//! Every operation of the contract is a typed [`Command`] (admin calls as [`AdminOp`], data
+//! calls as [`DataOp`] with their [`WriteOptions`]); [`Engine::execute`] plans one and answers
+//! a [`Reply`] or a [`CommandError`]. The HTTP contract is one adapter over the commands:
+//! [`Engine::handle`] turns an [`ApiRequest`] into a command and the result into an
+//! [`ApiResponse`]. `docs/architecture.md` shows the layers and one request's path.
+//!
 //! ## The calling contract
 //!
 //! One [`Engine`] value is driven by its host:
@@ -105,7 +111,7 @@
 //! | [`records`] | stored records and the key layout |
 //! | [`store`] | the storage seam ([`KvRead`], [`Storage`], [`Batch`]) and [`MemoryStore`] |
 //! | [`util`] | hashing, signatures, time formatting, retry schedules |
-//! | `engine` | the [`Engine`]: the contract, the sync and webhook state machines |
+//! | `engine` | the [`Engine`]: typed commands ([`Command`], [`Reply`], [`CommandError`]), the HTTP adapter, the sync and webhook state machines |
 //! | `error` | [`CoreError`], the errors the core reports to its host (a storage failure keeps the host's error as its source) |
 #![forbid(unsafe_code)]
 
