@@ -643,9 +643,43 @@ pub enum DeliveryStatus {
     Failed,
 }
 
-/// One webhook delivery.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+/// Where a webhook delivery is in its life. Each state owns the deadline it has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryState {
+    /// More attempts owed: the next is due at `due_ms`.
+    Pending {
+        /// When the next attempt may be made.
+        due_ms: i64,
+    },
+    /// An attempt is out with the host; if no result arrives by `lease_until_ms` it is due
+    /// again.
+    InProgress {
+        /// Lease deadline.
+        lease_until_ms: i64,
+    },
+    /// Final: the endpoint answered `200`.
+    Delivered,
+    /// Final: every attempt of the budget failed (a manual retry starts a new budget).
+    Failed,
+}
+
+impl DeliveryState {
+    /// The status shown for it (`pending` while attempts are owed or one is out).
+    pub fn status(&self) -> DeliveryStatus {
+        match self {
+            DeliveryState::Pending { .. } | DeliveryState::InProgress { .. } => {
+                DeliveryStatus::Pending
+            }
+            DeliveryState::Delivered => DeliveryStatus::Delivered,
+            DeliveryState::Failed => DeliveryStatus::Failed,
+        }
+    }
+}
+
+/// One webhook delivery. Stored as `{..., "status", "leaseUntilMs", "dueMs", ...}`: the state
+/// is spelled as the flat fields the layout has always had.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(from = "DeliveryWire")]
 pub struct DeliveryRec {
     /// Id; also the `webhook-id` header.
     pub id: String,
@@ -655,16 +689,12 @@ pub struct DeliveryRec {
     pub webhook_id: String,
     /// Event name.
     pub event: String,
-    /// Status.
-    pub status: DeliveryStatus,
+    /// Where it is in its life.
+    pub state: DeliveryState,
     /// Attempts made in all.
     pub attempts: u32,
     /// Attempts made in the current budget (a manual retry starts a new one).
     pub budget_used: u32,
-    /// Whether an attempt is out with the host until `lease_until_ms`.
-    pub lease_until_ms: Option<i64>,
-    /// When the next attempt is due (pending, not leased).
-    pub due_ms: Option<i64>,
     /// Status code of the last answer.
     pub last_status_code: Option<u16>,
     /// Last error.
@@ -679,6 +709,93 @@ pub struct DeliveryRec {
     pub created_at: String,
     /// RFC 3339.
     pub updated_at: String,
+}
+
+/// The stored form of a [`DeliveryRec`], field for field (its `Serialize` writes the same).
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct DeliveryWire {
+    id: String,
+    account_id: String,
+    webhook_id: String,
+    event: String,
+    status: DeliveryStatus,
+    attempts: u32,
+    budget_used: u32,
+    lease_until_ms: Option<i64>,
+    due_ms: Option<i64>,
+    last_status_code: Option<u16>,
+    last_error: Option<String>,
+    sync_id: String,
+    tracking_id: Option<String>,
+    body: String,
+    created_at: String,
+    updated_at: String,
+}
+
+impl Serialize for DeliveryRec {
+    fn serialize<Z: serde::Serializer>(&self, serializer: Z) -> Result<Z::Ok, Z::Error> {
+        use serde::ser::SerializeStruct;
+        let (status, lease_until_ms, due_ms) = match self.state {
+            DeliveryState::Pending { due_ms } => (DeliveryStatus::Pending, None, Some(due_ms)),
+            DeliveryState::InProgress { lease_until_ms } => {
+                (DeliveryStatus::Pending, Some(lease_until_ms), None)
+            }
+            DeliveryState::Delivered => (DeliveryStatus::Delivered, None, None),
+            DeliveryState::Failed => (DeliveryStatus::Failed, None, None),
+        };
+        let mut s = serializer.serialize_struct("DeliveryRec", 16)?;
+        s.serialize_field("id", &self.id)?;
+        s.serialize_field("accountId", &self.account_id)?;
+        s.serialize_field("webhookId", &self.webhook_id)?;
+        s.serialize_field("event", &self.event)?;
+        s.serialize_field("status", &status)?;
+        s.serialize_field("attempts", &self.attempts)?;
+        s.serialize_field("budgetUsed", &self.budget_used)?;
+        s.serialize_field("leaseUntilMs", &lease_until_ms)?;
+        s.serialize_field("dueMs", &due_ms)?;
+        s.serialize_field("lastStatusCode", &self.last_status_code)?;
+        s.serialize_field("lastError", &self.last_error)?;
+        s.serialize_field("syncId", &self.sync_id)?;
+        s.serialize_field("trackingId", &self.tracking_id)?;
+        s.serialize_field("body", &self.body)?;
+        s.serialize_field("createdAt", &self.created_at)?;
+        s.serialize_field("updatedAt", &self.updated_at)?;
+        s.end()
+    }
+}
+
+impl From<DeliveryWire> for DeliveryRec {
+    fn from(w: DeliveryWire) -> Self {
+        let state = match (w.status, w.lease_until_ms) {
+            (DeliveryStatus::Pending, Some(lease_until_ms)) => {
+                DeliveryState::InProgress { lease_until_ms }
+            }
+            // The engine always stores a pending delivery with one of the two; one without
+            // either is taken as due at once, the safe reading (it is attempted, not lost).
+            (DeliveryStatus::Pending, None) => DeliveryState::Pending {
+                due_ms: w.due_ms.unwrap_or(0),
+            },
+            (DeliveryStatus::Delivered, _) => DeliveryState::Delivered,
+            (DeliveryStatus::Failed, _) => DeliveryState::Failed,
+        };
+        DeliveryRec {
+            id: w.id,
+            account_id: w.account_id,
+            webhook_id: w.webhook_id,
+            event: w.event,
+            state,
+            attempts: w.attempts,
+            budget_used: w.budget_used,
+            last_status_code: w.last_status_code,
+            last_error: w.last_error,
+            sync_id: w.sync_id,
+            tracking_id: w.tracking_id,
+            body: w.body,
+            created_at: w.created_at,
+            updated_at: w.updated_at,
+        }
+    }
 }
 
 /// The first answer of an idempotent write.
@@ -701,6 +818,43 @@ pub struct IdemRec {
 mod tests {
     use super::*;
     use TargetStatus::*;
+
+    #[test]
+    fn deliveries_keep_their_stored_layout_in_every_state() {
+        let base = r#"{"id":"d1","accountId":"a1","webhookId":"w1","event":"api_push_update","#;
+        let tail = r#""lastStatusCode":500,"lastError":"HTTP 500: x","syncId":"s1","trackingId":null,"body":"{}","createdAt":"t0","updatedAt":"t1"}"#;
+        let cases = [
+            (
+                r#""status":"pending","attempts":1,"budgetUsed":1,"leaseUntilMs":null,"dueMs":5,"#,
+                DeliveryState::Pending { due_ms: 5 },
+            ),
+            (
+                r#""status":"pending","attempts":1,"budgetUsed":1,"leaseUntilMs":9,"dueMs":null,"#,
+                DeliveryState::InProgress { lease_until_ms: 9 },
+            ),
+            (
+                r#""status":"delivered","attempts":1,"budgetUsed":1,"leaseUntilMs":null,"dueMs":null,"#,
+                DeliveryState::Delivered,
+            ),
+            (
+                r#""status":"failed","attempts":1,"budgetUsed":1,"leaseUntilMs":null,"dueMs":null,"#,
+                DeliveryState::Failed,
+            ),
+        ];
+        for (middle, state) in cases {
+            let text = format!("{base}{middle}{tail}");
+            let d: DeliveryRec = serde_json::from_str(&text).unwrap();
+            assert_eq!(d.state, state);
+            assert_eq!(serde_json::to_string(&d).unwrap(), text);
+        }
+        let neither = format!(
+            r#"{base}"status":"pending","attempts":1,"budgetUsed":1,"leaseUntilMs":null,"dueMs":null,{tail}"#
+        );
+        // Never written by the engine; read as due at once rather than refused, so that it
+        // is attempted instead of dropped from the wake-up index.
+        let d: DeliveryRec = serde_json::from_str(&neither).unwrap();
+        assert_eq!(d.state, DeliveryState::Pending { due_ms: 0 });
+    }
 
     #[test]
     fn sync_status_aggregates_targets() {

@@ -283,30 +283,25 @@ impl DataOp<'_> {
         )
     }
 
-    /// The call in the contract's HTTP form, method and path (`POST /api/invoices`): what
-    /// the idempotency fingerprint covers besides the body when the caller gives no
-    /// [`WriteOptions::idempotency_scope`].
-    pub(crate) fn canonical_request_line(&self) -> (&'static str, String) {
+    /// The call in the contract's HTTP form, method and the pieces of its path
+    /// (`POST`, `/api/` `invoices`), ids as
+    /// given: what the idempotency fingerprint covers besides the body when the caller gives
+    /// no [`WriteOptions::idempotency_scope`]. (An id with a `/` names no stored object, so the
+    /// line is unambiguous without percent-encoding.)
+    pub(crate) fn canonical_request_line(&self) -> (&'static str, [&str; 4]) {
         match self {
-            DataOp::Create { object, .. } => ("POST", format!("/api/{}", object.collection())),
+            DataOp::Create { object, .. } => ("POST", ["/api/", object.collection(), "", ""]),
             DataOp::Update { object, id, .. } => {
                 let method = match object.update_mode() {
                     Some(UpdateMode::Replace) => "PUT",
                     _ => "PATCH",
                 };
-                let path = format!("/api/{}/{}", object.collection(), percent_encode(id));
-                (method, path)
+                (method, ["/api/", object.collection(), "/", id])
             }
-            DataOp::Pay { invoice, .. } => (
-                "POST",
-                format!("/api/invoices/{}/payments", percent_encode(invoice)),
-            ),
-            DataOp::List { object, .. } => ("GET", format!("/api/{}", object.collection())),
-            DataOp::Get { object, id } => (
-                "GET",
-                format!("/api/{}/{}", object.collection(), percent_encode(id)),
-            ),
-            DataOp::GetSync { id } => ("GET", format!("/api/syncs/{}", percent_encode(id))),
+            DataOp::Pay { invoice, .. } => ("POST", ["/api/invoices/", invoice, "/payments", ""]),
+            DataOp::List { object, .. } => ("GET", ["/api/", object.collection(), "", ""]),
+            DataOp::Get { object, id } => ("GET", ["/api/", object.collection(), "/", id]),
+            DataOp::GetSync { id } => ("GET", ["/api/syncs/", id, "", ""]),
         }
     }
 }
@@ -332,22 +327,6 @@ impl ObjectType {
             ObjectType::Payment | ObjectType::BankTransaction => None,
         }
     }
-}
-
-/// A path segment with every byte but the unreserved ones percent-encoded.
-fn percent_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(b));
-        } else {
-            const HEX: &[u8; 16] = b"0123456789ABCDEF";
-            out.push('%');
-            out.push(char::from(HEX[usize::from(b >> 4)]));
-            out.push(char::from(HEX[usize::from(b & 15)]));
-        }
-    }
-    out
 }
 
 /// The options of a write (the contract's `X-Sync-Data`, `X-Sync-Sources`, `X-Tracking-ID`,

@@ -78,7 +78,7 @@ pub(crate) fn execute(
     let idem = match options.idempotency_key {
         Some(k) => {
             let fp = match options.idempotency_scope {
-                Some(line) => idempotency::fingerprint(line.method, line.target, &doc),
+                Some(line) => idempotency::fingerprint(line.method, &[line.target], &doc),
                 None => {
                     let (method, target) = op.canonical_request_line();
                     idempotency::fingerprint(method, &target, &doc)
@@ -111,7 +111,7 @@ pub(crate) fn execute(
             let Some(mode) = object.update_mode() else {
                 return fail(
                     ProblemKind::MethodNotAllowed,
-                    format!("a {} cannot be changed", object.as_str()),
+                    "payments and bank transactions cannot be changed",
                 );
             };
             update(

@@ -235,20 +235,20 @@ pub(crate) fn due_delivery(
     let Some(mut d) = tx.get_json::<DeliveryRec>(&keys::delivery(id))? else {
         return Ok(None);
     };
-    if d.status != DeliveryStatus::Pending {
-        return Ok(None);
-    }
-    if d.lease_until_ms.is_some() && d.budget_used >= WEBHOOK_ATTEMPTS {
-        d.lease_until_ms = None;
+    let leased = match d.state {
+        DeliveryState::Pending { .. } => false,
+        DeliveryState::InProgress { .. } => true,
+        DeliveryState::Delivered | DeliveryState::Failed => return Ok(None),
+    };
+    if leased && d.budget_used >= WEBHOOK_ATTEMPTS {
         d.last_error = Some("no result was reported before the lease expired".into());
-        finish_delivery(now, tx, d, DeliveryStatus::Failed);
+        finish_delivery(now, tx, d, DeliveryState::Failed);
         return Ok(None);
     }
     let Some(hook) = tx.get_json::<WebhookRec>(&keys::webhook(&d.account_id, &d.webhook_id))?
     else {
-        d.lease_until_ms = None;
         d.last_error = Some("the webhook subscription was deleted".into());
-        finish_delivery(now, tx, d, DeliveryStatus::Failed);
+        finish_delivery(now, tx, d, DeliveryState::Failed);
         return Ok(None);
     };
     let mut headers = BTreeMap::new();
@@ -273,7 +273,7 @@ pub(crate) fn due_delivery(
             }
             Err(e) => {
                 d.last_error = Some(format!("cannot sign: {e}"));
-                finish_delivery(now, tx, d, DeliveryStatus::Failed);
+                finish_delivery(now, tx, d, DeliveryState::Failed);
                 return Ok(None);
             }
         }
@@ -281,8 +281,9 @@ pub(crate) fn due_delivery(
     d.attempts = d.attempts.saturating_add(1);
     d.budget_used = d.budget_used.saturating_add(1);
     let until = lease_until(engine, now);
-    d.lease_until_ms = Some(until);
-    d.due_ms = None;
+    d.state = DeliveryState::InProgress {
+        lease_until_ms: until,
+    };
     d.updated_at = rfc3339_millis(now);
     tx.put(keys::due_delivery(until, &d.id), "\"\"");
     let item = WorkItem {

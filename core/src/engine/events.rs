@@ -115,11 +115,9 @@ fn emit(
             account_id: sync.account_id.clone(),
             webhook_id: h.id.clone(),
             event: event.to_string(),
-            status: DeliveryStatus::Pending,
+            state: DeliveryState::Pending { due_ms: now },
             attempts: 0,
             budget_used: 0,
-            lease_until_ms: None,
-            due_ms: Some(now),
             last_status_code: None,
             last_error: None,
             sync_id: sync.id.clone(),
@@ -140,23 +138,19 @@ fn emit(
 
 /// The admin API's retry: a failed delivery is attempted again now with a fresh budget.
 pub(crate) fn manual_retry(ctx: &mut Ctx<'_>, mut d: DeliveryRec) -> H<DeliveryRec> {
-    if d.status != DeliveryStatus::Failed {
+    let now_is = match d.state {
+        DeliveryState::Failed => None,
+        DeliveryState::Pending { .. } | DeliveryState::InProgress { .. } => Some("pending"),
+        DeliveryState::Delivered => Some("delivered"),
+    };
+    if let Some(status) = now_is {
         return super::vocab::fail(
             crate::http::ProblemKind::Conflict,
-            format!(
-                "only a failed delivery can be retried; this one is {}",
-                match d.status {
-                    DeliveryStatus::Pending => "pending",
-                    DeliveryStatus::Delivered => "delivered",
-                    DeliveryStatus::Failed => "failed",
-                }
-            ),
+            format!("only a failed delivery can be retried; this one is {status}"),
         );
     }
-    d.status = DeliveryStatus::Pending;
+    d.state = DeliveryState::Pending { due_ms: ctx.now };
     d.budget_used = 0;
-    d.lease_until_ms = None;
-    d.due_ms = Some(ctx.now);
     d.updated_at = ctx.now_str.clone();
     ctx.tx.put(keys::due_delivery(ctx.now, &d.id), "\"\"");
     ctx.tx.put_json(keys::delivery(&d.id), &d);

@@ -238,15 +238,8 @@ pub(crate) fn update_target(
     Ok(())
 }
 
-pub(crate) fn finish_delivery(
-    now: i64,
-    tx: &mut Tx<'_>,
-    mut d: DeliveryRec,
-    status: DeliveryStatus,
-) {
-    d.status = status;
-    d.due_ms = None;
-    d.lease_until_ms = None;
+pub(crate) fn finish_delivery(now: i64, tx: &mut Tx<'_>, mut d: DeliveryRec, end: DeliveryState) {
+    d.state = end;
     d.updated_at = rfc3339_millis(now);
     tx.put(keys::delivery_expiry(now, &d.id), "\"\"");
     tx.put_json(keys::delivery(&d.id), &d);

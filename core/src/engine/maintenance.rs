@@ -35,7 +35,7 @@ pub(crate) fn recover(now: i64, store: &dyn KvRead) -> Result<Batch, CoreError> 
             WorkRef::Delivery(id) => matches!(
                 tx.get_json::<DeliveryRec>(&keys::delivery(id)),
                 Ok(Some(DeliveryRec {
-                    lease_until_ms: Some(_),
+                    state: DeliveryState::InProgress { .. },
                     ..
                 }))
             ),
@@ -100,7 +100,7 @@ pub(crate) fn prune(
         let Some(id) = rest else { continue };
         if let Some(d) = tx.get_json::<DeliveryRec>(&keys::delivery(&id))? {
             // A delivery retried by hand after it finished is unfinished again: keep it.
-            if d.status != DeliveryStatus::Pending {
+            if d.state.status() != DeliveryStatus::Pending {
                 tx.delete(keys::delivery(&id));
                 tx.delete(keys::webhook_delivery(&d.account_id, &d.webhook_id, &id));
             }

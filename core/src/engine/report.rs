@@ -349,24 +349,26 @@ fn report_delivery(
     let Some(mut d) = tx.get_json::<DeliveryRec>(&keys::delivery(id))? else {
         return Err(CoreError::UnknownWork(work_id.to_string()));
     };
-    let Some(lease) = d.lease_until_ms else {
+    let DeliveryState::InProgress {
+        lease_until_ms: lease,
+    } = d.state
+    else {
         return Err(CoreError::UnknownWork(format!(
             "{work_id} is not in progress"
         )));
     };
-    if d.status != DeliveryStatus::Pending || d.attempts != attempt {
+    if d.attempts != attempt {
         return Err(CoreError::UnknownWork(format!(
             "{work_id} is not the current attempt"
         )));
     }
     tx.delete(keys::due_delivery(lease, &d.id));
-    d.lease_until_ms = None;
     let permanent = match outcome {
         Outcome::Response { status, body, .. } => {
             d.last_status_code = Some(*status);
             if *status == 200 {
                 d.last_error = None;
-                finish_delivery(now, tx, d, DeliveryStatus::Delivered);
+                finish_delivery(now, tx, d, DeliveryState::Delivered);
                 return Ok(());
             }
             d.last_error = Some(format!(
@@ -382,7 +384,7 @@ fn report_delivery(
         }
     };
     if permanent || d.budget_used >= WEBHOOK_ATTEMPTS {
-        finish_delivery(now, tx, d, DeliveryStatus::Failed);
+        finish_delivery(now, tx, d, DeliveryState::Failed);
         return Ok(());
     }
     let retry_index = d.budget_used.saturating_sub(1) as usize;
@@ -392,7 +394,7 @@ fn report_delivery(
         unit,
     );
     let due = now.saturating_add(i64::try_from(delay).unwrap_or(i64::MAX / 2));
-    d.due_ms = Some(due);
+    d.state = DeliveryState::Pending { due_ms: due };
     d.updated_at = rfc3339_millis(now);
     tx.put(keys::due_delivery(due, &d.id), "\"\"");
     tx.put_json(keys::delivery(&d.id), &d);

@@ -32,7 +32,7 @@ pub(crate) fn webhook_json(w: &WebhookRec) -> Value {
 }
 
 pub(crate) fn delivery_json(d: &DeliveryRec) -> Value {
-    json!({"id": d.id, "event": d.event, "status": d.status, "attempts": d.attempts,
+    json!({"id": d.id, "event": d.event, "status": d.state.status(), "attempts": d.attempts,
            "lastStatusCode": d.last_status_code, "lastError": d.last_error,
            "syncId": d.sync_id, "createdAt": d.created_at, "updatedAt": d.updated_at})
 }
