@@ -105,7 +105,8 @@
 //! | [`cdm`] | the typed objects of the Common Data Model, validation problems and their [`cdm::FieldCode`]s |
 //! | [`validate`] | validation with every problem as a JSON Pointer, totals, merge patch (one file per object under `validate/`) |
 //! | [`http`] | request/answer envelope, problem+json |
-//! | [`routing`] | app catalogue, capability table, `X-Sync-Sources`, target selection |
+//! | [`json`] | a JSON document whose strings borrow from the body, what CDM writes are validated on |
+//! | `routing` | app catalogue, capability table, `X-Sync-Sources`, target selection (internal: hosts reach it through the commands) |
 //! | [`connectors`] | how a push speaks to each provider (generic, QuickBooks, Xero, HubSpot, Shopify), and why it cannot ([`connectors::ConnectorError`]) |
 //! | [`net`] | which outbound addresses are allowed |
 //! | [`records`] | stored records and the key layout |
@@ -123,7 +124,7 @@ pub mod http;
 pub mod json;
 pub mod net;
 pub mod records;
-pub mod routing;
+mod routing;
 pub mod store;
 pub mod util;
 pub mod validate;

@@ -32,13 +32,13 @@
 use crate::cdm::ObjectType;
 
 /// The application types a connection may have.
-pub const APP_TYPES: [&str; 5] = ["accounting", "commerce", "crm", "banking", "payroll"];
+pub(crate) const APP_TYPES: [&str; 5] = ["accounting", "commerce", "crm", "banking", "payroll"];
 
 /// The built-in catalogue of well-known app keys, each with its usual application type.
 ///
 /// A connection may use any other valid key too (see [`valid_app_key`]); the catalogue makes
 /// its keys acceptable in `X-Sync-Sources` even for an account that has not connected them.
-pub const CATALOGUE: &[(&str, &str)] = &[
+pub(crate) const CATALOGUE: &[(&str, &str)] = &[
     ("quickbooks", "accounting"),
     ("xero", "accounting"),
     ("sage", "accounting"),
@@ -66,7 +66,7 @@ pub const CATALOGUE: &[(&str, &str)] = &[
 /// Why an `X-Sync-Sources` value was refused. Each is the client's mistake: `400`.
 #[derive(thiserror::Error, Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum RoutingError {
+pub(crate) enum RoutingError {
     /// The header is present but blank.
     #[error("X-Sync-Sources is empty; name at least one app key or application type")]
     EmptySources,
@@ -88,7 +88,7 @@ pub enum RoutingError {
 }
 
 /// The application type the catalogue gives a well-known app key, if it lists the key.
-pub fn catalogue_app_type(app: &str) -> Option<&'static str> {
+pub(crate) fn catalogue_app_type(app: &str) -> Option<&'static str> {
     CATALOGUE
         .iter()
         .find(|(key, _)| *key == app)
@@ -104,7 +104,7 @@ pub fn catalogue_app_type(app: &str) -> Option<&'static str> {
 /// - `payroll`: none (the CDM has no payroll objects yet)
 ///
 /// An unknown type receives nothing.
-pub fn default_objects(app_type: &str) -> Vec<ObjectType> {
+pub(crate) fn default_objects(app_type: &str) -> Vec<ObjectType> {
     match app_type {
         "accounting" => vec![
             ObjectType::Customer,
@@ -127,20 +127,20 @@ pub fn default_objects(app_type: &str) -> Vec<ObjectType> {
 }
 
 /// Whether `s` is a valid app key: 1 to 64 characters from lowercase `a-z`, `0-9`, `_`, `-`.
-pub fn valid_app_key(s: &str) -> bool {
+pub(crate) fn valid_app_key(s: &str) -> bool {
     (1..=64).contains(&s.len())
         && s.bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
 }
 
 /// Whether `s` is one of [`APP_TYPES`] (exactly, in lowercase).
-pub fn valid_app_type(s: &str) -> bool {
+pub(crate) fn valid_app_type(s: &str) -> bool {
     APP_TYPES.contains(&s)
 }
 
 /// What routing needs to know about one connection, borrowed from the caller's records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ConnectionRef<'a> {
+pub(crate) struct ConnectionRef<'a> {
     /// The connection's id.
     pub id: &'a str,
     /// Its app key (`quickbooks`, ...).
@@ -153,7 +153,7 @@ pub struct ConnectionRef<'a> {
 
 /// Which connections a write may be pushed to, from `X-Sync-Sources`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SourceFilter {
+pub(crate) enum SourceFilter {
     /// No `X-Sync-Sources` header: every capable connection.
     All,
     /// Only connections whose app or type is one of these tokens (lowercase, trimmed,
@@ -164,7 +164,7 @@ pub enum SourceFilter {
 impl SourceFilter {
     /// Whether a connection with this app key and type passes the filter. Comparison ignores
     /// ASCII case.
-    pub fn allows(&self, app: &str, app_type: &str) -> bool {
+    pub(crate) fn allows(&self, app: &str, app_type: &str) -> bool {
         match self {
             SourceFilter::All => true,
             SourceFilter::Tokens(tokens) => tokens
@@ -186,7 +186,7 @@ impl SourceFilter {
 /// [`RoutingError::EmptySources`] for a blank value, [`RoutingError::EmptyToken`] for a blank
 /// token and [`RoutingError::UnknownSource`] for the first unknown token. The host answers
 /// each with `400`.
-pub fn parse_sync_sources(
+pub(crate) fn parse_sync_sources(
     header: &str,
     connected_apps: &[&str],
 ) -> Result<SourceFilter, RoutingError> {
@@ -216,7 +216,7 @@ pub fn parse_sync_sources(
 
 /// The connections a write of `object` is pushed to: those whose `objects` contain the type
 /// and that `filter` lets through, in the order given.
-pub fn select_targets<'a>(
+pub(crate) fn select_targets<'a>(
     object: ObjectType,
     connections: &[ConnectionRef<'a>],
     filter: &SourceFilter,
