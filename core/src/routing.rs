@@ -13,21 +13,8 @@
 //! the capability table that gives a connection its object types when it names none
 //! ([`default_objects`]).
 //!
-//! ```
-//! use writesync_core::cdm::ObjectType;
-//! use writesync_core::routing::{parse_sync_sources, select_targets, ConnectionRef};
-//!
-//! let accounting = [ObjectType::Customer, ObjectType::Invoice];
-//! let crm = [ObjectType::Customer];
-//! let connections = [
-//!     ConnectionRef { id: "c1", app: "xero", app_type: "accounting", objects: &accounting },
-//!     ConnectionRef { id: "c2", app: "hubspot", app_type: "crm", objects: &crm },
-//! ];
-//! let filter = parse_sync_sources(" CRM , xero", &["xero", "hubspot"])?;
-//! let targets = select_targets(ObjectType::Invoice, &connections, &filter);
-//! assert_eq!(targets.iter().map(|c| c.id).collect::<Vec<_>>(), ["c1"]);
-//! # Ok::<(), writesync_core::routing::RoutingError>(())
-//! ```
+//! The module is internal: hosts reach it through the commands. The test
+//! `sources_narrow_the_targets` shows both steps on two connections.
 
 use crate::cdm::ObjectType;
 
@@ -232,6 +219,30 @@ pub(crate) fn select_targets<'a>(
 mod tests {
     use super::*;
     use quickcheck::{Arbitrary, Gen, QuickCheck};
+
+    #[test]
+    fn sources_narrow_the_targets() -> Result<(), RoutingError> {
+        let accounting = [ObjectType::Customer, ObjectType::Invoice];
+        let crm = [ObjectType::Customer];
+        let connections = [
+            ConnectionRef {
+                id: "c1",
+                app: "xero",
+                app_type: "accounting",
+                objects: &accounting,
+            },
+            ConnectionRef {
+                id: "c2",
+                app: "hubspot",
+                app_type: "crm",
+                objects: &crm,
+            },
+        ];
+        let filter = parse_sync_sources(" CRM , xero", &["xero", "hubspot"])?;
+        let targets = select_targets(ObjectType::Invoice, &connections, &filter);
+        assert_eq!(targets.iter().map(|c| c.id).collect::<Vec<_>>(), ["c1"]);
+        Ok(())
+    }
     use std::collections::HashSet;
 
     #[test]
