@@ -42,6 +42,7 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::sync::{watch, Semaphore};
 
 use crate::log;
+use writesync_core::http::is_visible_ascii;
 
 /// hyper's own bound on the size of a request head.
 pub const MAX_HEAD_BYTES: usize = 128 * 1024;
@@ -139,6 +140,9 @@ pub struct RequestHead {
     pub target: String,
     /// The peer.
     pub remote: SocketAddr,
+    /// The request's `X-Tracking-ID`, when it was sent once and is valid (1 to 128 visible
+    /// ASCII characters): the answer carries it back.
+    pub tracking_id: Option<String>,
 }
 
 /// Why a request was refused before the handler saw it.
@@ -494,7 +498,12 @@ async fn accept_loop(
     graceful
 }
 
-fn head(method: &str, target: &str, remote: SocketAddr) -> RequestHead {
+fn head(
+    method: &str,
+    target: &str,
+    remote: SocketAddr,
+    tracking_id: Option<String>,
+) -> RequestHead {
     let mut t = target.to_string();
     if t.len() > 256 {
         let mut end = 256;
@@ -507,7 +516,18 @@ fn head(method: &str, target: &str, remote: SocketAddr) -> RequestHead {
         method: method.to_string(),
         target: t,
         remote,
+        tracking_id,
     }
+}
+
+/// The tracking id among a request's `X-Tracking-ID` values: the one value when it was sent
+/// once and is 1 to 128 visible ASCII characters, else none.
+pub fn valid_tracking_id<'a>(mut values: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    let first = values.next()?;
+    if values.next().is_some() || !is_visible_ascii(first, 128) {
+        return None;
+    }
+    Some(first)
 }
 
 async fn run_blocking<F>(f: F) -> HttpResponse
@@ -544,9 +564,17 @@ async fn serve_one(
         .uri
         .path_and_query()
         .map_or_else(|| "/".to_string(), |p| p.as_str().to_string());
+    let tracking_id = valid_tracking_id(
+        parts
+            .headers
+            .get_all("x-tracking-id")
+            .iter()
+            .map(|v| v.to_str().unwrap_or("")),
+    )
+    .map(str::to_string);
     let reject = |why: Rejection| {
         let h = Arc::clone(&handler);
-        let hd = head(&method, &target, remote);
+        let hd = head(&method, &target, remote, tracking_id.clone());
         run_blocking(move || h.reject(hd, why))
     };
     if parts.headers.len() > limits.max_headers {

@@ -22,7 +22,8 @@ use writesync_core::{ApiRequest, ApiResponse, Batch, Engine, EngineConfig, KvRea
 use writesync_sqlite::SqliteStore;
 
 use crate::httpd::{
-    Handler, HttpLimits, HttpRequest, HttpResponse, HttpServer, Rejection, RequestHead,
+    valid_tracking_id, Handler, HttpLimits, HttpRequest, HttpResponse, HttpServer, Rejection,
+    RequestHead,
 };
 use crate::log;
 use crate::state::{hex, now_ms, random_bytes, random_uuid, AppState};
@@ -450,10 +451,14 @@ impl ApiHandler {
         method: &str,
         target: &str,
         remote: SocketAddr,
+        tracking_id: Option<&str>,
         mut resp: ApiResponse,
     ) -> HttpResponse {
         if is_api_path(target) {
             resp.set_header("X-Request-ID", random_uuid());
+        }
+        if let Some(t) = tracking_id {
+            resp.set_header("X-Tracking-ID", t);
         }
         log_request(method, target, remote, &resp, None, 0);
         to_http(resp)
@@ -497,6 +502,12 @@ fn log_request(
 impl Handler for ApiHandler {
     fn handle(&self, r: HttpRequest) -> HttpResponse {
         let started = Instant::now();
+        let tracking_id = valid_tracking_id(
+            r.headers
+                .iter()
+                .filter(|(n, _)| n.eq_ignore_ascii_case("X-Tracking-ID"))
+                .map(|(_, v)| v.as_str()),
+        );
         let mut headers: BTreeMap<String, String> = BTreeMap::new();
         for (name, value) in &r.headers {
             let name = name.to_ascii_lowercase();
@@ -506,7 +517,7 @@ impl Handler for ApiHandler {
                         ProblemKind::InvalidHeader,
                         format!("the {name} header must not be sent more than once"),
                     );
-                    return self.host_answer(&r.method, &r.target, r.remote, resp);
+                    return self.host_answer(&r.method, &r.target, r.remote, tracking_id, resp);
                 }
                 Some(old) => {
                     old.push_str(", ");
@@ -524,7 +535,7 @@ impl Handler for ApiHandler {
                 Ok(s) => Some(s),
                 Err(_) => {
                     let resp = problem(ProblemKind::MalformedJson, "the body is not UTF-8 text");
-                    return self.host_answer(&r.method, &r.target, r.remote, resp);
+                    return self.host_answer(&r.method, &r.target, r.remote, tracking_id, resp);
                 }
             }
         };
@@ -596,7 +607,13 @@ impl Handler for ApiHandler {
                 &reason,
             ),
         };
-        self.host_answer(&head.method, &head.target, head.remote, resp)
+        self.host_answer(
+            &head.method,
+            &head.target,
+            head.remote,
+            head.tracking_id.as_deref(),
+            resp,
+        )
     }
 }
 

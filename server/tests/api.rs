@@ -469,3 +469,93 @@ fn lists_page_and_subscriptions_can_be_removed() {
     );
     assert_eq!(del.status, 204);
 }
+
+/// Contract section 7: a valid `X-Tracking-ID` comes back on every answer (reads, writes,
+/// admin calls, problems, and the answers the server gives before the engine sees the
+/// request); an invalid or repeated one does not.
+#[test]
+fn the_tracking_id_comes_back_on_every_answer() {
+    let (_d, srv, c) = setup(&[]);
+    let t = c.tenant("track.example.com");
+    let tid = ("X-Tracking-ID", "order-77");
+    let echoed = |r: &Resp| r.header("X-Tracking-ID").map(str::to_string);
+    // A read, a write, a refused write, a 404, an admin call, the health check.
+    let r = c.api(&t, "GET", "/api/customers", &[tid], None);
+    assert_eq!((r.status, echoed(&r).as_deref()), (200, Some("order-77")));
+    let r = c.api(&t, "POST", "/api/customers", &[tid], Some(customer("A")));
+    assert_eq!((r.status, echoed(&r).as_deref()), (201, Some("order-77")));
+    let r = c.api(&t, "POST", "/api/customers", &[tid], Some(json!({})));
+    assert_eq!((r.status, echoed(&r).as_deref()), (422, Some("order-77")));
+    let r = c.api(&t, "GET", "/api/customers/nope", &[tid], None);
+    assert_eq!((r.status, echoed(&r).as_deref()), (404, Some("order-77")));
+    let bearer = format!("Bearer {ADMIN}");
+    let path = format!("/admin/accounts/{}", t.id);
+    let r = c.call("GET", &path, &[("Authorization", &bearer), tid], None);
+    assert_eq!((r.status, echoed(&r).as_deref()), (200, Some("order-77")));
+    let r = c.call("GET", "/healthz", &[tid], None);
+    assert_eq!((r.status, echoed(&r).as_deref()), (200, Some("order-77")));
+    // An invalid one is refused on a write and never echoed.
+    let r = c.api(
+        &t,
+        "GET",
+        "/api/customers",
+        &[("X-Tracking-ID", "a b")],
+        None,
+    );
+    assert_eq!((r.status, echoed(&r)), (200, None));
+    // Answers the server gives before the engine sees the request: 413 from Content-Length,
+    // 431 for too many header fields, 400 for a repeated singleton header.
+    let answer = raw(
+        &srv.addr,
+        b"POST /api/customers HTTP/1.1\r\nHost: x\r\nX-Tracking-ID: order-77\r\n\
+          Content-Type: application/json\r\nContent-Length: 100000000000\r\n\r\n",
+        Duration::from_secs(5),
+    );
+    assert_eq!(raw_status(&answer), 413, "{answer}");
+    assert!(
+        answer
+            .to_ascii_lowercase()
+            .contains("x-tracking-id: order-77"),
+        "{answer}"
+    );
+    let mut many = String::from("GET /healthz HTTP/1.1\r\nHost: x\r\nX-Tracking-ID: order-77\r\n");
+    for i in 0..120 {
+        many.push_str(&format!("X-Filler-{i}: 1\r\n"));
+    }
+    many.push_str("Connection: close\r\n\r\n");
+    let answer = raw(&srv.addr, many.as_bytes(), Duration::from_secs(5));
+    assert_eq!(raw_status(&answer), 431, "{answer}");
+    assert!(
+        answer
+            .to_ascii_lowercase()
+            .contains("x-tracking-id: order-77"),
+        "{answer}"
+    );
+    let answer = raw(
+        &srv.addr,
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Tracking-ID: order-77\r\n\
+          Content-Type: application/json\r\nContent-Type: application/json\r\n\
+          Connection: close\r\n\r\n",
+        Duration::from_secs(5),
+    );
+    assert_eq!(raw_status(&answer), 400, "{answer}");
+    assert!(
+        answer
+            .to_ascii_lowercase()
+            .contains("x-tracking-id: order-77"),
+        "{answer}"
+    );
+    // Sent twice: not one tracking id, so not echoed.
+    let answer = raw(
+        &srv.addr,
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Tracking-ID: a\r\nX-Tracking-ID: b\r\n\
+          Connection: close\r\n\r\n",
+        Duration::from_secs(5),
+    );
+    let head = answer.split_once("\r\n\r\n").map_or("", |(h, _)| h);
+    assert_eq!(raw_status(&answer), 400, "{answer}");
+    assert!(
+        !head.to_ascii_lowercase().contains("x-tracking-id"),
+        "{answer}"
+    );
+}

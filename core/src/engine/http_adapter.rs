@@ -56,12 +56,12 @@ pub(crate) fn handle(engine: &mut Engine, req: &ApiRequest, now: i64, store: &dy
     };
     if first_segment(&req.path).as_deref() == Some("api") {
         response.set_header("X-Request-ID", request_id);
-        if is_write(&req.method) {
-            if let Some(t) = req.header_value("X-Tracking-ID") {
-                if is_visible_ascii(t, MAX_TRACKING_ID) {
-                    response.set_header("X-Tracking-ID", t.to_string());
-                }
-            }
+    }
+    // A valid tracking id comes back on every answer (contract, section 7): reads, writes,
+    // admin calls and problems alike.
+    if let Some(t) = req.header_value("X-Tracking-ID") {
+        if is_visible_ascii(t, MAX_TRACKING_ID) {
+            response.set_header("X-Tracking-ID", t.to_string());
         }
     }
     Step {
@@ -101,10 +101,6 @@ pub(crate) fn render_problem(p: &Problem) -> ApiResponse {
         r.set_header("WWW-Authenticate", format!("{scheme} realm=\"writesync\""));
     }
     r
-}
-
-fn is_write(method: &str) -> bool {
-    matches!(method, "POST" | "PUT" | "PATCH" | "DELETE")
 }
 
 fn method_not_allowed<T>(allowed: &'static [&'static str]) -> H<T> {
