@@ -34,9 +34,14 @@ pub struct Server {
     pub db: PathBuf,
     logs: Arc<Mutex<Vec<String>>>,
     stdout: Arc<Mutex<Vec<String>>>,
+    /// The threads copying stderr and stdout; each ends when its pipe closes.
+    readers: Vec<std::thread::JoinHandle<()>>,
 }
 
-fn lines_into(r: impl Read + Send + 'static, sink: Arc<Mutex<Vec<String>>>) {
+fn lines_into(
+    r: impl Read + Send + 'static,
+    sink: Arc<Mutex<Vec<String>>>,
+) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
         for line in BufReader::new(r).lines() {
             match line {
@@ -44,7 +49,7 @@ fn lines_into(r: impl Read + Send + 'static, sink: Arc<Mutex<Vec<String>>>) {
                 Err(_) => break,
             }
         }
-    });
+    })
 }
 
 impl Server {
@@ -79,8 +84,10 @@ impl Server {
         let mut child = cmd.spawn().expect("spawn writesync");
         let logs = Arc::new(Mutex::new(Vec::new()));
         let stdout = Arc::new(Mutex::new(Vec::new()));
-        lines_into(child.stderr.take().unwrap(), Arc::clone(&logs));
-        lines_into(child.stdout.take().unwrap(), Arc::clone(&stdout));
+        let readers = vec![
+            lines_into(child.stderr.take().unwrap(), Arc::clone(&logs)),
+            lines_into(child.stdout.take().unwrap(), Arc::clone(&stdout)),
+        ];
         let deadline = Instant::now() + DEADLINE;
         let addr = loop {
             let found = logs.lock().unwrap().iter().find_map(|l| {
@@ -106,6 +113,7 @@ impl Server {
             db: db.to_path_buf(),
             logs,
             stdout,
+            readers,
         }
     }
 
@@ -134,6 +142,11 @@ impl Server {
         let deadline = Instant::now() + timeout;
         loop {
             if let Ok(Some(st)) = self.child.try_wait() {
+                // Its last lines may still be in the pipes: let the readers drain them, so
+                // that `logs()` after an exit holds everything the process wrote.
+                for r in self.readers.drain(..) {
+                    let _ = r.join();
+                }
                 return Some(st);
             }
             if Instant::now() > deadline {
