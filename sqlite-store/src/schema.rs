@@ -10,6 +10,7 @@
 //! |---|---|
 //! | 1 | `kv(key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID`: the first cut, which did not stamp `user_version` (such files read 0) |
 //! | 2 | `kv` rebuilt `STRICT`; `store_meta(name, value)` describing the file; `application_id` `0x57535943` (`WSYC`) |
+//! | 3 | `kv` rebuilt as a rowid table (`STRICT`, the key a unique index): large rows no longer overflow into pages of their own |
 //!
 //! A fresh database is created from the current version's SQL directly, not by replaying the
 //! steps; the crate's tests check that migrating every older version gives the same schema.
@@ -19,7 +20,7 @@ use rusqlite::{Connection, TransactionBehavior};
 use crate::StoreError;
 
 /// The schema version this code creates and migrates to.
-pub const CURRENT_VERSION: i64 = 2;
+pub const CURRENT_VERSION: i64 = 3;
 
 /// `PRAGMA application_id` of a writesync store (version 2 on): `0x57535943`, ASCII `WSYC`.
 pub const APPLICATION_ID: i64 = 0x5753_5943;
@@ -46,6 +47,11 @@ pub const VERSIONS: &[SchemaVersion] = &[
         version: 2,
         schema_sql: include_str!("schema/v2.sql"),
         migration_sql: Some(include_str!("schema/v1_to_v2.sql")),
+    },
+    SchemaVersion {
+        version: 3,
+        schema_sql: include_str!("schema/v3.sql"),
+        migration_sql: Some(include_str!("schema/v2_to_v3.sql")),
     },
 ];
 
@@ -239,6 +245,7 @@ mod tests {
         assert!(check_header(0, 0).is_ok());
         assert!(check_header(1, 0).is_ok());
         assert!(check_header(2, APPLICATION_ID).is_ok());
+        assert!(check_header(3, APPLICATION_ID).is_ok());
         assert!(matches!(
             check_header(2, 0),
             Err(StoreError::NotWritesync { .. })
@@ -248,10 +255,10 @@ mod tests {
             Err(StoreError::NotWritesync { .. })
         ));
         assert!(matches!(
-            check_header(3, APPLICATION_ID),
+            check_header(4, APPLICATION_ID),
             Err(StoreError::TooNew {
-                found: 3,
-                supported: 2
+                found: 4,
+                supported: 3
             })
         ));
         assert!(matches!(

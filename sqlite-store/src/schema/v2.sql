@@ -1,4 +1,4 @@
--- writesync-sqlite schema version 2 (current): the schema of a fresh database.
+-- writesync-sqlite schema version 2: the schema of a fresh database of that version.
 --
 -- kv: the engine's ordered key-value rows, verbatim. STRICT makes SQLite refuse anything but
 --     TEXT in either column: a BLOB or INTEGER key would sort outside the TEXT range and
