@@ -15,6 +15,7 @@
 //! | module | responsibility |
 //! |---|---|
 //! | [`serve`] | `serve`: startup, admin token, request translation, graceful shutdown |
+//! | [`commit`] | group commit of write requests; reads on connections of their own |
 //! | [`httpd`] | the bounded HTTP/1.1 server (hyper) that hands complete requests to a handler |
 //! | [`worker`] | claims due pushes and deliveries, sends them on a small pool, reports |
 //! | [`transport`] | ureq agent: timeouts, bounded answers, no redirects, refused addresses |
@@ -22,6 +23,7 @@
 //! | [`log`] | structured logs on stderr (JSON lines) |
 #![forbid(unsafe_code)]
 
+pub mod commit;
 pub mod httpd;
 pub mod log;
 pub mod serve;

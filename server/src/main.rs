@@ -101,6 +101,21 @@ struct ServeArgs {
     #[arg(long, value_name = "URL", env = "WRITESYNC_TOKEN_URL", value_parser = parse_token_url)]
     token_url: Option<String>,
 
+    /// Most write requests committed together in one SQLite transaction (group commit); each
+    /// is answered only once its transaction committed [default: 64].
+    #[arg(long, value_name = "N", value_parser = parse_commit_batch)]
+    commit_batch: Option<usize>,
+
+    /// Longest a group commit waits for more write requests under load, in milliseconds
+    /// (0: never wait; a lone write is never kept waiting) [default: 2].
+    #[arg(long, value_name = "MS", value_parser = parse_commit_wait)]
+    commit_wait_ms: Option<u64>,
+
+    /// Reader engines answering GET and HEAD, each on its own read connection, so that reads
+    /// never wait for writes (0: reads go through the writer) [default: 4].
+    #[arg(long, value_name = "N", value_parser = parse_readers)]
+    readers: Option<usize>,
+
     /// Least severity of the log lines written on stderr: debug, info, warn or error.
     #[arg(long, value_name = "LEVEL", env = "WRITESYNC_LOG", default_value = "info",
           value_parser = parse_level)]
@@ -162,6 +177,27 @@ fn parse_connections(s: &str) -> Result<usize, String> {
     }
 }
 
+fn parse_commit_batch(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(n) if (1..=4096).contains(&n) => Ok(n),
+        _ => Err("the commit batch must be a number of requests from 1 to 4096".into()),
+    }
+}
+
+fn parse_commit_wait(s: &str) -> Result<u64, String> {
+    match s.trim().parse::<u64>() {
+        Ok(n) if n <= 1000 => Ok(n),
+        _ => Err("the commit wait must be a number of milliseconds from 0 to 1000".into()),
+    }
+}
+
+fn parse_readers(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(n) if n <= 256 => Ok(n),
+        _ => Err("the number of readers must be from 0 to 256".into()),
+    }
+}
+
 fn parse_body_limit(s: &str) -> Result<usize, String> {
     match s.trim().parse::<usize>() {
         Ok(n) if (1..=1 << 30).contains(&n) => Ok(n),
@@ -200,6 +236,15 @@ fn serve_config(a: ServeArgs) -> ServeConfig {
     }
     if let Some(s) = a.header_timeout_seconds {
         c.header_timeout = Duration::from_secs_f64(s);
+    }
+    if let Some(n) = a.commit_batch {
+        c.group_commit.max_batch = n;
+    }
+    if let Some(ms) = a.commit_wait_ms {
+        c.group_commit.max_wait = Duration::from_millis(ms);
+    }
+    if let Some(n) = a.readers {
+        c.readers = n;
     }
     c
 }

@@ -21,12 +21,13 @@ use writesync_core::util::schedule::RetrySchedule;
 use writesync_core::{ApiRequest, ApiResponse, Batch, Engine, EngineConfig, KvRead, Storage};
 use writesync_sqlite::SqliteStore;
 
+use crate::commit::{GroupCommit, GroupLimits, Readers};
 use crate::httpd::{
     valid_tracking_id, Handler, HttpLimits, HttpRequest, HttpResponse, HttpServer, Rejection,
     RequestHead,
 };
 use crate::log;
-use crate::state::{hex, now_ms, random_bytes, random_uuid, AppState};
+use crate::state::{hex, random_bytes, random_uuid, AppState};
 use crate::transport::{Transport, TransportConfig};
 use crate::worker::{Worker, DEFAULT_SENDERS};
 
@@ -91,6 +92,10 @@ pub struct ServeConfig {
     /// Time allowed to send a request head (and the longest a keep-alive connection may stay
     /// idle between requests).
     pub header_timeout: Duration,
+    /// Bounds of one group commit of write requests (`commit.rs`).
+    pub group_commit: GroupLimits,
+    /// Reader engines, each with its own read connection, that answer `GET` and `HEAD`.
+    pub readers: usize,
     /// The token broker that answers the access-token requests of provider connections
     /// (`POST` of `{connectionId, accountId, app, reason}`, answer
     /// `{"accessToken", "expiresAt"}`); `None`: such pushes fail.
@@ -118,6 +123,8 @@ impl Default for ServeConfig {
             max_connections_per_ip: crate::httpd::DEFAULT_MAX_CONNECTIONS_PER_IP,
             header_timeout: crate::httpd::DEFAULT_HEADER_TIMEOUT,
             token_url: None,
+            group_commit: GroupLimits::default(),
+            readers: crate::commit::DEFAULT_READERS,
         }
     }
 }
@@ -154,6 +161,7 @@ pub enum ServeError {
 #[derive(Debug)]
 pub struct RunningServer {
     state: Arc<AppState>,
+    group: Arc<GroupCommit>,
     http: Option<HttpServer>,
     worker: Option<Worker>,
     addr: SocketAddr,
@@ -181,6 +189,8 @@ impl RunningServer {
         if let Some(http) = self.http.take() {
             http.shutdown(SHUTDOWN_GRACE);
         }
+        // The requests in progress were answered: commit anything still queued, then stop.
+        self.group.close();
         self.state.begin_shutdown();
         if let Some(w) = self.worker.take() {
             w.join();
@@ -240,6 +250,20 @@ pub fn start(cfg: &ServeConfig) -> Result<RunningServer, ServeError> {
             }
         }
     }
+    let reader_engines = (0..cfg.readers)
+        .map(|_| {
+            // Each engine draws its own request ids.
+            let seed = random_bytes::<32>().map_err(ServeError::Random)?;
+            Ok(Engine::new(EngineConfig {
+                seed,
+                ..config.clone()
+            }))
+        })
+        .collect::<Result<Vec<_>, ServeError>>()?;
+    let readers = Readers::new(reader_engines, || {
+        SqliteStore::open(&cfg.db).map_err(|e| e.to_string())
+    })
+    .map_err(|e| db_error(cfg, e))?;
     let mut engine = Engine::new(config);
     // This process is the only worker on its database: what a previous (killed) process had
     // in flight is due again now rather than when its lease would have run out.
@@ -250,6 +274,9 @@ pub fn start(cfg: &ServeConfig) -> Result<RunningServer, ServeError> {
         store.apply(&released).map_err(|e| db_error(cfg, e))?;
     }
     let state = Arc::new(AppState::new(engine, store));
+    let group = Arc::new(
+        GroupCommit::start(Arc::clone(&state), cfg.group_commit).map_err(ServeError::Setup)?,
+    );
     let transport = Transport::new(&TransportConfig {
         policy,
         connect_timeout: cfg.connect_timeout.min(cfg.outbound_timeout),
@@ -264,7 +291,8 @@ pub fn start(cfg: &ServeConfig) -> Result<RunningServer, ServeError> {
         ..HttpLimits::default()
     };
     let handler = Arc::new(ApiHandler {
-        state: Arc::clone(&state),
+        group: Arc::clone(&group),
+        readers,
         limits: limits.clone(),
     });
     let http =
@@ -284,6 +312,7 @@ pub fn start(cfg: &ServeConfig) -> Result<RunningServer, ServeError> {
         Ok(w) => w,
         Err(e) => {
             http.shutdown(Duration::from_secs(1));
+            group.close();
             return Err(ServeError::Setup(e));
         }
     };
@@ -323,6 +352,7 @@ pub fn start(cfg: &ServeConfig) -> Result<RunningServer, ServeError> {
     );
     Ok(RunningServer {
         state,
+        group,
         http: Some(http),
         worker: Some(worker),
         addr,
@@ -409,7 +439,8 @@ pub fn run(cfg: &ServeConfig) -> Result<(), ServeError> {
 /// The HTTP handler: translate, call the engine, translate back.
 #[derive(Debug)]
 struct ApiHandler {
-    state: Arc<AppState>,
+    group: Arc<GroupCommit>,
+    readers: Readers,
     limits: HttpLimits,
 }
 
@@ -545,14 +576,16 @@ impl Handler for ApiHandler {
             headers,
             body,
         };
-        let resp = {
-            let mut guard = self.state.lock();
-            let core = &mut *guard;
-            core.engine.handle_with(&request, now_ms(), &mut core.store)
+        // Reads on a snapshot of their own; writes (and a read that wants to write) through
+        // the group commit, which wakes the worker when something was written.
+        let resp = if is_write(&r.method) {
+            self.group.submit(request)
+        } else {
+            match self.readers.read(&request) {
+                Some(resp) => resp,
+                None => self.group.submit(request),
+            }
         };
-        if is_write(&r.method) && (200..300).contains(&resp.status) {
-            self.state.notify();
-        }
         let ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         log_request(&r.method, &r.target, r.remote, &resp, None, ms);
         to_http(resp)

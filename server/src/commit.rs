@@ -1,0 +1,575 @@
+//! Group commit of write requests, and reads on connections of their own.
+//!
+//! **Writes.** Every request that may write (any method but `GET` and `HEAD`) is queued for one
+//! committer thread. It takes what is queued (at most [`GroupLimits::max_batch`] requests; under
+//! load it waits up to [`GroupLimits::max_wait`] for a batch to fill) and, holding the engine,
+//! opens one `BEGIN IMMEDIATE` transaction for all of them. Each request is planned in arrival
+//! order against the transaction, which already holds the writes of the requests planned
+//! before it, and its batch is applied there inside a savepoint. One commit makes the whole
+//! batch durable; only then are the answers released. So idempotency, `If-Match` and
+//! uniqueness decide exactly as if the requests had come one after another, also between two
+//! requests of one batch, and the commit's cost is shared by the batch.
+//!
+//! - A request whose own batch cannot be applied (its savepoint rolls back) is answered `503`;
+//!   the others of the batch go on, planned against a state without it.
+//! - A commit that fails answers `503` to every request of the batch, and nothing of any of
+//!   them is stored.
+//!
+//! **Reads.** `GET` and `HEAD` are planned by reader engines, each with its own read-only
+//! connection, in a read transaction (one WAL snapshot) of its own: reads never wait for the
+//! committer, and see what was committed when they started. A read whose plan wants to write
+//! (none does today) is passed to the committer instead.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use writesync_core::http::{problem, ProblemKind};
+use writesync_core::{ApiRequest, ApiResponse, Engine, Step, Storage};
+use writesync_sqlite::SqliteStore;
+
+use crate::state::{now_ms, AppState, Core};
+
+/// Default most requests committed in one transaction.
+pub const DEFAULT_MAX_BATCH: usize = 64;
+/// Default longest a batch waits to fill under load.
+pub const DEFAULT_MAX_WAIT: Duration = Duration::from_millis(2);
+/// Default number of reader engines (and read connections).
+pub const DEFAULT_READERS: usize = 4;
+
+/// Bounds of one group commit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GroupLimits {
+    /// Most requests in one transaction.
+    pub max_batch: usize,
+    /// Longest the committer waits for more requests once it has some. It waits only while
+    /// the previous batch had more than one request (under load): a lone request is
+    /// committed at once.
+    pub max_wait: Duration,
+}
+
+impl Default for GroupLimits {
+    fn default() -> Self {
+        GroupLimits {
+            max_batch: DEFAULT_MAX_BATCH,
+            max_wait: DEFAULT_MAX_WAIT,
+        }
+    }
+}
+
+/// A queued write request and where its answer goes.
+struct Pending {
+    request: ApiRequest,
+    reply: mpsc::SyncSender<ApiResponse>,
+}
+
+#[derive(Default)]
+struct Queue {
+    items: VecDeque<Pending>,
+    closed: bool,
+}
+
+/// The queue of write requests and the committer thread that empties it.
+#[derive(Debug)]
+pub struct GroupCommit {
+    shared: Arc<Shared>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+struct Shared {
+    queue: Mutex<Queue>,
+    arrived: Condvar,
+    limits: GroupLimits,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Shared {
+    fn queue(&self) -> MutexGuard<'_, Queue> {
+        self.queue.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl GroupCommit {
+    /// Start the committer thread over `state`.
+    pub fn start(state: Arc<AppState>, limits: GroupLimits) -> std::io::Result<GroupCommit> {
+        let limits = GroupLimits {
+            max_batch: limits.max_batch.max(1),
+            max_wait: limits.max_wait,
+        };
+        let shared = Arc::new(Shared {
+            queue: Mutex::new(Queue::default()),
+            arrived: Condvar::new(),
+            limits,
+        });
+        let for_thread = Arc::clone(&shared);
+        let thread = std::thread::Builder::new()
+            .name("writesync-commit".into())
+            .spawn(move || committer(&state, &for_thread))?;
+        Ok(GroupCommit {
+            shared,
+            thread: Mutex::new(Some(thread)),
+        })
+    }
+
+    /// Queue `request` and wait for its answer, which comes once its transaction committed
+    /// (or failed).
+    pub fn submit(&self, request: ApiRequest) -> ApiResponse {
+        let (tx, rx) = mpsc::sync_channel(1);
+        let queued = {
+            let mut q = self.shared.queue();
+            if q.closed {
+                None
+            } else {
+                q.items.push_back(Pending { request, reply: tx });
+                self.shared.arrived.notify_one();
+                Some(())
+            }
+        };
+        match queued.and_then(|()| rx.recv().ok()) {
+            Some(answer) => answer,
+            None => problem(
+                ProblemKind::StorageUnavailable,
+                "the server is shutting down; the request was not run",
+            ),
+        }
+    }
+
+    /// Commit what is queued, then stop the committer. Requests submitted afterwards are
+    /// answered `503` without being run.
+    pub fn close(&self) {
+        self.shared.queue().closed = true;
+        self.shared.arrived.notify_all();
+        let handle = self
+            .thread
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(h) = handle {
+            let _ = h.join();
+        }
+    }
+}
+
+/// Take the next batch: block until a request is queued, then, under load, wait up to
+/// `max_wait` for the batch to fill. `None` once closed and empty.
+fn next_batch(shared: &Shared, under_load: bool) -> Option<Vec<Pending>> {
+    let limits = shared.limits;
+    let mut q = shared.queue();
+    while q.items.is_empty() {
+        if q.closed {
+            return None;
+        }
+        q = shared
+            .arrived
+            .wait(q)
+            .unwrap_or_else(PoisonError::into_inner);
+    }
+    if under_load && !q.closed && q.items.len() < limits.max_batch {
+        let deadline = Instant::now() + limits.max_wait;
+        while q.items.len() < limits.max_batch && !q.closed {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            q = shared
+                .arrived
+                .wait_timeout(q, left)
+                .map(|(g, _)| g)
+                .unwrap_or_else(|p| p.into_inner().0);
+        }
+    }
+    let n = q.items.len().min(limits.max_batch);
+    Some(q.items.drain(..n).collect())
+}
+
+fn committer(state: &AppState, shared: &Shared) {
+    let mut under_load = false;
+    while let Some(batch) = next_batch(shared, under_load) {
+        under_load = batch.len() > 1;
+        let answers = commit_batch(state, &batch);
+        let wrote = answers.iter().any(|a| (200..300).contains(&a.status));
+        for (p, answer) in batch.into_iter().zip(answers) {
+            // A requester that went away (its connection closed) no longer waits.
+            let _ = p.reply.send(answer);
+        }
+        if wrote {
+            state.notify();
+        }
+    }
+}
+
+/// Plan every request of `batch` in one transaction and commit it: one answer per request,
+/// in order.
+fn commit_batch(state: &AppState, batch: &[Pending]) -> Vec<ApiResponse> {
+    let mut guard = state.lock();
+    let Core { engine, store } = &mut *guard;
+    let now = now_ms();
+    let mut uow = match store.begin_write() {
+        Ok(u) => u,
+        Err(e) => {
+            let reason = format!("storage error: {e}");
+            return batch
+                .iter()
+                .map(|p| unavailable(&reason, None, &p.request))
+                .collect();
+        }
+    };
+    let mut planned: Vec<Result<Step, (Step, String)>> = Vec::with_capacity(batch.len());
+    for p in batch {
+        let step = engine.handle(&p.request, now, &uow);
+        let applied = uow.apply(&step.batch);
+        // The request's writes are in the transaction (or rolled back to its savepoint):
+        // the next request is planned against them, as if this one had committed.
+        engine.finish(&step);
+        planned.push(match applied {
+            Ok(()) => Ok(step),
+            Err(e) => Err((step, format!("storage error: {e}"))),
+        });
+    }
+    let committed = uow.commit();
+    drop(guard);
+    match committed {
+        Ok(()) => planned
+            .into_iter()
+            .zip(batch)
+            .map(|(r, p)| match r {
+                Ok(step) => step.response,
+                Err((step, reason)) => unavailable(&reason, Some(&step), &p.request),
+            })
+            .collect(),
+        Err(e) => {
+            let reason = format!("storage error: {e}");
+            planned
+                .iter()
+                .zip(batch)
+                .map(|(r, p)| {
+                    let step = match r {
+                        Ok(s) | Err((s, _)) => s,
+                    };
+                    unavailable(&reason, Some(step), &p.request)
+                })
+                .collect()
+        }
+    }
+}
+
+/// The `503` answered when a request's writes were not committed: the request id the engine
+/// gave it, and the request's tracking id.
+fn unavailable(reason: &str, step: Option<&Step>, request: &ApiRequest) -> ApiResponse {
+    let mut r = problem(ProblemKind::StorageUnavailable, reason);
+    if let Some(id) = step.and_then(|s| s.response.headers.get("X-Request-ID")) {
+        r.set_header("X-Request-ID", id.clone());
+    }
+    if let Some(t) = step.and_then(|s| s.response.headers.get("X-Tracking-ID")) {
+        r.set_header("X-Tracking-ID", t.clone());
+    } else if let Some(t) = request
+        .headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case("X-Tracking-ID"))
+        .map(|(_, v)| v)
+    {
+        // Only a valid tracking id is echoed (contract section 7); the engine decided that
+        // for planned requests, the host checks it here for the others.
+        if let Some(valid) = crate::httpd::valid_tracking_id(std::iter::once(t.as_str())) {
+            r.set_header("X-Tracking-ID", valid.to_string());
+        }
+    }
+    r
+}
+
+/// One reader: an engine and a read-only connection.
+#[derive(Debug)]
+struct Reader {
+    engine: Engine,
+    store: SqliteStore,
+}
+
+/// The reader engines that plan `GET` and `HEAD` requests.
+#[derive(Debug)]
+pub struct Readers {
+    slots: Vec<Mutex<Reader>>,
+    next: AtomicUsize,
+}
+
+impl Readers {
+    /// `engines` and a connection for each, opened with `open`.
+    pub fn new(
+        engines: Vec<Engine>,
+        mut open: impl FnMut() -> Result<SqliteStore, String>,
+    ) -> Result<Readers, String> {
+        let mut slots = Vec::with_capacity(engines.len());
+        for engine in engines {
+            slots.push(Mutex::new(Reader {
+                engine,
+                store: open()?,
+            }));
+        }
+        Ok(Readers {
+            slots,
+            next: AtomicUsize::new(0),
+        })
+    }
+
+    /// Plan a read on one snapshot. `None` when the plan wants to write (the caller passes
+    /// the request to the committer) or there are no readers.
+    pub fn read(&self, request: &ApiRequest) -> Option<ApiResponse> {
+        let n = self.slots.len();
+        if n == 0 {
+            return None;
+        }
+        let start = self.next.fetch_add(1, Ordering::Relaxed) % n;
+        // A free reader if there is one, else wait for the next in turn.
+        let mut guard = (0..n)
+            .find_map(|i| self.slots[(start + i) % n].try_lock().ok())
+            .unwrap_or_else(|| {
+                self.slots[start]
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+            });
+        let Reader { engine, store } = &mut *guard;
+        let uow = match store.begin_read() {
+            Ok(u) => u,
+            Err(e) => return Some(unavailable(&format!("storage error: {e}"), None, request)),
+        };
+        let step = engine.handle(request, now_ms(), &uow);
+        engine.finish(&step);
+        drop(uow);
+        if step.batch.is_empty() {
+            Some(step.response)
+        } else {
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use writesync_core::EngineConfig;
+    use writesync_sqlite::StoreOptions;
+
+    const ADMIN: &str = "group-commit-admin";
+
+    fn config(seed: u8) -> EngineConfig {
+        EngineConfig::default()
+            .with_admin_token(ADMIN)
+            .with_seed([seed; 32])
+    }
+
+    fn open(path: &std::path::Path, busy: Duration) -> SqliteStore {
+        SqliteStore::open_with(path, &StoreOptions::default().with_busy_timeout(busy)).unwrap()
+    }
+
+    fn state(dir: &tempfile::TempDir) -> AppState {
+        let store = open(&dir.path().join("db"), Duration::from_millis(50));
+        AppState::new(Engine::new(config(1)), store)
+    }
+
+    fn admin(method: &str, path: &str, body: &str) -> ApiRequest {
+        let mut r =
+            ApiRequest::new(method, path).header("Authorization", &format!("Bearer {ADMIN}"));
+        r.body = Some(body.to_string());
+        if !body.is_empty() {
+            r = r.header("Content-Type", "application/json");
+        }
+        r
+    }
+
+    /// Run `requests` as one batch; their answers in order.
+    fn batch(state: &AppState, requests: Vec<ApiRequest>) -> Vec<ApiResponse> {
+        let pending: Vec<Pending> = requests
+            .into_iter()
+            .map(|request| Pending {
+                request,
+                reply: mpsc::sync_channel(1).0,
+            })
+            .collect();
+        commit_batch(state, &pending)
+    }
+
+    /// Whether an account with `domain` can still be created (proves it is not stored), by
+    /// creating it.
+    fn domain_is_free(state: &AppState, domain: &str) -> bool {
+        let body = format!(r#"{{"domain":"{domain}"}}"#);
+        let r = batch(state, vec![admin("POST", "/admin/accounts", &body)]);
+        match r[0].status {
+            201 => true,
+            409 => false,
+            other => panic!("{other}: {}", r[0].body),
+        }
+    }
+
+    #[test]
+    fn uniqueness_holds_between_two_requests_of_one_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = state(&dir);
+        let body = r#"{"domain":"one.example.com"}"#;
+        let answers = batch(
+            &s,
+            vec![
+                admin("POST", "/admin/accounts", body),
+                admin("POST", "/admin/accounts", body),
+            ],
+        );
+        assert_eq!(answers[0].status, 201, "{}", answers[0].body);
+        assert_eq!(answers[1].status, 409, "{}", answers[1].body);
+        assert!(!domain_is_free(&s, "one.example.com"));
+    }
+
+    #[test]
+    fn an_idempotency_key_replays_within_one_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = state(&dir);
+        let r = batch(
+            &s,
+            vec![admin(
+                "POST",
+                "/admin/accounts",
+                r#"{"domain":"idem.example.com","writeEnabled":true}"#,
+            )],
+        );
+        let account = r[0].body_json()["id"].as_str().unwrap().to_string();
+        let k = batch(
+            &s,
+            vec![admin(
+                "POST",
+                &format!("/admin/accounts/{account}/api-keys"),
+                r#"{"scopes":["api.read","api.write"]}"#,
+            )],
+        );
+        let kb = k[0].body_json();
+        let auth = writesync_core::util::crypto::basic_auth_header(
+            kb["key"].as_str().unwrap(),
+            kb["secret"].as_str().unwrap(),
+        );
+        let create = || {
+            ApiRequest::new("POST", "/api/customers")
+                .header("Authorization", &auth)
+                .header("Idempotency-Key", "same-key")
+                .json(&serde_json::json!({"name": "Acme", "email": "ap@acme.example.com"}))
+        };
+        let answers = batch(&s, vec![create(), create(), create()]);
+        for a in &answers {
+            assert_eq!(a.status, 201, "{}", a.body);
+        }
+        let id = answers[0].body_json()["id"].clone();
+        assert!(answers.iter().all(|a| a.body_json()["id"] == id));
+        let list = batch(
+            &s,
+            vec![ApiRequest::new("GET", "/api/customers").header("Authorization", &auth)],
+        );
+        assert_eq!(
+            list[0].body_json().as_array().map(Vec::len),
+            Some(1),
+            "{}",
+            list[0].body
+        );
+    }
+
+    #[test]
+    fn a_batch_that_cannot_commit_answers_503_to_all_and_stores_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = state(&dir);
+        let mut other = open(&dir.path().join("db"), Duration::from_millis(50));
+        let lock = other.begin_write().unwrap();
+        let answers = batch(
+            &s,
+            vec![
+                admin("POST", "/admin/accounts", r#"{"domain":"a.example.com"}"#),
+                admin("POST", "/admin/accounts", r#"{"domain":"b.example.com"}"#)
+                    .header("X-Tracking-ID", "trk-1"),
+            ],
+        );
+        drop(lock);
+        for a in &answers {
+            assert_eq!(a.status, 503, "{}", a.body);
+            assert_eq!(a.body_json()["type"], "/problems/storage-unavailable");
+        }
+        assert_eq!(
+            answers[1].headers.get("X-Tracking-ID").map(String::as_str),
+            Some("trk-1")
+        );
+        assert!(domain_is_free(&s, "a.example.com"));
+        assert!(domain_is_free(&s, "b.example.com"));
+    }
+
+    #[test]
+    fn readers_answer_from_what_was_committed() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = state(&dir);
+        let path = dir.path().join("db");
+        let readers = Readers::new(vec![Engine::new(config(2)), Engine::new(config(3))], || {
+            Ok(open(&path, Duration::from_millis(50)))
+        })
+        .unwrap();
+        let r = batch(
+            &s,
+            vec![admin(
+                "POST",
+                "/admin/accounts",
+                r#"{"domain":"r.example.com"}"#,
+            )],
+        );
+        assert_eq!(r[0].status, 201);
+        let id = r[0].body_json()["id"].as_str().unwrap().to_string();
+        let path_of = |id: &str| format!("/admin/accounts/{id}");
+        let get = || readers.read(&admin("GET", &path_of(&id), "")).unwrap();
+        // Every reader, whichever is picked, sees the commit.
+        for _ in 0..4 {
+            let a = get();
+            assert_eq!(a.status, 200, "{}", a.body);
+            assert_eq!(a.body_json()["domain"], "r.example.com");
+        }
+        let unknown = path_of("00000000-0000-7000-8000-000000000000");
+        assert_eq!(
+            readers.read(&admin("GET", &unknown, "")).unwrap().status,
+            404
+        );
+        // A read does not wait for a writer holding the database.
+        let mut other = open(&path, Duration::from_millis(50));
+        let lock = other.begin_write().unwrap();
+        assert_eq!(get().status, 200);
+        drop(lock);
+    }
+
+    #[test]
+    fn submit_runs_through_the_committer_and_close_refuses_later_requests() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Arc::new(state(&dir));
+        let group = GroupCommit::start(Arc::clone(&s), GroupLimits::default()).unwrap();
+        let answers: Vec<ApiResponse> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..8)
+                .map(|i| {
+                    let g = &group;
+                    scope.spawn(move || {
+                        let body = format!(r#"{{"domain":"t{i}.example.com"}}"#);
+                        g.submit(admin("POST", "/admin/accounts", &body))
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert!(answers.iter().all(|a| a.status == 201), "{answers:?}");
+        for i in 0..8 {
+            assert!(!domain_is_free(&s, &format!("t{i}.example.com")));
+        }
+        group.close();
+        let late = group.submit(admin(
+            "POST",
+            "/admin/accounts",
+            r#"{"domain":"late.example.com"}"#,
+        ));
+        assert_eq!(late.status, 503);
+        assert!(domain_is_free(&s, "late.example.com"));
+    }
+}
