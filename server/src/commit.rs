@@ -15,6 +15,12 @@
 //! - A commit that fails answers `503` to every request of the batch, and nothing of any of
 //!   them is stored.
 //!
+//! **Outcomes.** The worker's senders queue the outcome of each push, delivery and token
+//! request here too ([`GroupCommit::report`]): the committer records every queued outcome in
+//! the same transaction as the writes, so a busy worker costs one commit per batch instead of
+//! one per item. An outcome whose commit fails is logged; its item is sent again when its
+//! lease runs out, as before.
+//!
 //! **Reads.** `GET` and `HEAD` are planned by reader engines, each with its own read-only
 //! connection, in a read transaction (one WAL snapshot) of its own: reads never wait for the
 //! committer, and see what was committed when they started. A read whose plan wants to write
@@ -27,10 +33,12 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use serde_json::Value;
 use writesync_core::http::{problem, ProblemKind};
-use writesync_core::{ApiRequest, ApiResponse, Engine, Step, Storage};
+use writesync_core::{ApiRequest, ApiResponse, CoreError, Engine, Outcome, Step, Storage};
 use writesync_sqlite::SqliteStore;
 
+use crate::log;
 use crate::state::{now_ms, AppState, Core};
 
 /// Default most requests committed in one transaction.
@@ -66,15 +74,25 @@ struct Pending {
     reply: mpsc::SyncSender<ApiResponse>,
 }
 
+/// A queued outcome of a work item.
+struct Report {
+    id: String,
+    outcome: Outcome,
+    /// For the log lines.
+    sync_id: Option<String>,
+}
+
 #[derive(Default)]
 struct Queue {
     items: VecDeque<Pending>,
+    reports: Vec<Report>,
     closed: bool,
 }
 
 /// The queue of write requests and the committer thread that empties it.
 #[derive(Debug)]
 pub struct GroupCommit {
+    state: Arc<AppState>,
     shared: Arc<Shared>,
     thread: Mutex<Option<JoinHandle<()>>>,
 }
@@ -112,10 +130,12 @@ impl GroupCommit {
             limits,
         });
         let for_thread = Arc::clone(&shared);
+        let state_for_thread = Arc::clone(&state);
         let thread = std::thread::Builder::new()
             .name("writesync-commit".into())
-            .spawn(move || committer(&state, &for_thread))?;
+            .spawn(move || committer(&state_for_thread, &for_thread))?;
         Ok(GroupCommit {
+            state,
             shared,
             thread: Mutex::new(Some(thread)),
         })
@@ -144,6 +164,32 @@ impl GroupCommit {
         }
     }
 
+    /// Queue the outcome of work item `id` for the next commit, without waiting for it. Once
+    /// closed, it is recorded at once in a transaction of its own.
+    pub fn report(&self, id: String, outcome: Outcome, sync_id: Option<String>) {
+        let report = Report {
+            id,
+            outcome,
+            sync_id,
+        };
+        let late = {
+            let mut q = self.shared.queue();
+            if q.closed {
+                Some(report)
+            } else {
+                q.reports.push(report);
+                self.shared.arrived.notify_one();
+                None
+            }
+        };
+        if let Some(r) = late {
+            let mut guard = self.state.lock();
+            let Core { engine, store } = &mut *guard;
+            let result = engine.report_with(&r.id, &r.outcome, now_ms(), store);
+            log_report(&r, result);
+        }
+    }
+
     /// Commit what is queued, then stop the committer. Requests submitted afterwards are
     /// answered `503` without being run.
     pub fn close(&self) {
@@ -162,10 +208,10 @@ impl GroupCommit {
 
 /// Take the next batch: block until a request is queued, then, under load, wait up to
 /// `max_wait` for the batch to fill. `None` once closed and empty.
-fn next_batch(shared: &Shared, under_load: bool) -> Option<Vec<Pending>> {
+fn next_batch(shared: &Shared, under_load: bool) -> Option<(Vec<Pending>, Vec<Report>)> {
     let limits = shared.limits;
     let mut q = shared.queue();
-    while q.items.is_empty() {
+    while q.items.is_empty() && q.reports.is_empty() {
         if q.closed {
             return None;
         }
@@ -189,15 +235,16 @@ fn next_batch(shared: &Shared, under_load: bool) -> Option<Vec<Pending>> {
         }
     }
     let n = q.items.len().min(limits.max_batch);
-    Some(q.items.drain(..n).collect())
+    let requests = q.items.drain(..n).collect();
+    Some((requests, std::mem::take(&mut q.reports)))
 }
 
 fn committer(state: &AppState, shared: &Shared) {
     let mut under_load = false;
-    while let Some(batch) = next_batch(shared, under_load) {
-        under_load = batch.len() > 1;
-        let answers = commit_batch(state, &batch);
-        let wrote = answers.iter().any(|a| (200..300).contains(&a.status));
+    while let Some((batch, reports)) = next_batch(shared, under_load) {
+        under_load = batch.len() + reports.len() > 1;
+        let answers = commit_batch(state, &batch, &reports);
+        let wrote = !reports.is_empty() || answers.iter().any(|a| (200..300).contains(&a.status));
         for (p, answer) in batch.into_iter().zip(answers) {
             // A requester that went away (its connection closed) no longer waits.
             let _ = p.reply.send(answer);
@@ -210,7 +257,7 @@ fn committer(state: &AppState, shared: &Shared) {
 
 /// Plan every request of `batch` in one transaction and commit it: one answer per request,
 /// in order.
-fn commit_batch(state: &AppState, batch: &[Pending]) -> Vec<ApiResponse> {
+fn commit_batch(state: &AppState, batch: &[Pending], reports: &[Report]) -> Vec<ApiResponse> {
     let mut guard = state.lock();
     let Core { engine, store } = &mut *guard;
     let now = now_ms();
@@ -218,6 +265,9 @@ fn commit_batch(state: &AppState, batch: &[Pending]) -> Vec<ApiResponse> {
         Ok(u) => u,
         Err(e) => {
             let reason = format!("storage error: {e}");
+            for r in reports {
+                log_report(r, Err(CoreError::storage(reason.clone())));
+            }
             return batch
                 .iter()
                 .map(|p| unavailable(&reason, None, &p.request))
@@ -236,8 +286,25 @@ fn commit_batch(state: &AppState, batch: &[Pending]) -> Vec<ApiResponse> {
             Err(e) => Err((step, format!("storage error: {e}"))),
         });
     }
+    // Outcomes after the writes: a write never waits for them, and an outcome sees the state
+    // the writes left (as if it had come just after them).
+    let mut recorded = Vec::with_capacity(reports.len());
+    for r in reports {
+        let result = engine
+            .report(&r.id, &r.outcome, now, &uow)
+            .and_then(|b| uow.apply(&b));
+        recorded.push(result);
+    }
     let committed = uow.commit();
     drop(guard);
+    for (r, result) in reports.iter().zip(recorded) {
+        let result = match (&committed, result) {
+            (Ok(()), result) => result,
+            (Err(e), Ok(())) => Err(CoreError::storage(format!("storage error: {e}"))),
+            (Err(_), Err(e)) => Err(e),
+        };
+        log_report(r, result);
+    }
     match committed {
         Ok(()) => planned
             .into_iter()
@@ -260,6 +327,30 @@ fn commit_batch(state: &AppState, batch: &[Pending]) -> Vec<ApiResponse> {
                 })
                 .collect()
         }
+    }
+}
+
+/// Log what became of a queued outcome (only what went wrong: the sender logged the attempt).
+fn log_report(r: &Report, result: Result<(), CoreError>) {
+    let sync = || r.sync_id.clone().map_or(Value::Null, Value::String);
+    match result {
+        Ok(()) => {}
+        Err(CoreError::UnknownWork(why)) => log::info(
+            "outcome no longer expected (the lease ran out); ignored",
+            &[
+                ("work", Value::String(r.id.clone())),
+                ("reason", Value::String(why)),
+                ("syncId", sync()),
+            ],
+        ),
+        Err(e) => log::error(
+            "cannot record an outcome; the item is sent again when its lease runs out",
+            &[
+                ("work", Value::String(r.id.clone())),
+                ("error", Value::String(e.to_string())),
+                ("syncId", sync()),
+            ],
+        ),
     }
 }
 
@@ -394,7 +485,7 @@ mod tests {
                 reply: mpsc::sync_channel(1).0,
             })
             .collect();
-        commit_batch(state, &pending)
+        commit_batch(state, &pending, &[])
     }
 
     /// Whether an account with `domain` can still be created (proves it is not stored), by

@@ -189,12 +189,13 @@ impl RunningServer {
         if let Some(http) = self.http.take() {
             http.shutdown(SHUTDOWN_GRACE);
         }
-        // The requests in progress were answered: commit anything still queued, then stop.
-        self.group.close();
         self.state.begin_shutdown();
         if let Some(w) = self.worker.take() {
             w.join();
         }
+        // The requests in progress were answered and the senders queued their last outcomes:
+        // commit what is queued, then stop.
+        self.group.close();
     }
 }
 
@@ -305,6 +306,7 @@ pub fn start(cfg: &ServeConfig) -> Result<RunningServer, ServeError> {
     let addr = http.local_addr();
     let worker = match Worker::start_with_token_url(
         Arc::clone(&state),
+        Arc::clone(&group),
         transport,
         cfg.senders,
         cfg.token_url.clone(),

@@ -1,5 +1,7 @@
 //! The push and webhook worker: claim due work from the engine, send it on a small pool of
-//! threads, report each outcome, sleep until the next deadline or a wake-up.
+//! threads, queue each outcome for the group commit (`commit.rs`, which records the outcomes
+//! queued meanwhile in one transaction with the write requests), sleep until the next deadline
+//! or a wake-up.
 //!
 //! Token requests (`WorkKind::Token`: a provider connection needs an access token) are
 //! answered by the operator's token broker: the item's JSON body
@@ -21,8 +23,9 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use writesync_core::{CoreError, OutboundRequest, Outcome, WorkItem, WorkKind};
+use writesync_core::{OutboundRequest, Outcome, WorkItem, WorkKind};
 
+use crate::commit::GroupCommit;
 use crate::log;
 use crate::state::{now_ms, AppState};
 use crate::transport::Transport;
@@ -46,15 +49,18 @@ impl Worker {
     /// Start the worker with `senders` sender threads and no token broker.
     pub fn start(
         state: Arc<AppState>,
+        group: Arc<GroupCommit>,
         transport: Transport,
         senders: usize,
     ) -> std::io::Result<Worker> {
-        Worker::start_with_token_url(state, transport, senders, None)
+        Worker::start_with_token_url(state, group, transport, senders, None)
     }
 
     /// Start the worker with `senders` sender threads; token requests go to `token_url`.
+    /// Outcomes are recorded through `group`, batched with the write requests.
     pub fn start_with_token_url(
         state: Arc<AppState>,
+        group: Arc<GroupCommit>,
         transport: Transport,
         senders: usize,
         token_url: Option<String>,
@@ -68,6 +74,7 @@ impl Worker {
         for i in 0..senders {
             let rx = Arc::clone(&rx);
             let state = Arc::clone(&state);
+            let group = Arc::clone(&group);
             let transport = transport.clone();
             let in_flight = Arc::clone(&in_flight);
             let token_url = Arc::clone(&token_url);
@@ -75,7 +82,14 @@ impl Worker {
                 std::thread::Builder::new()
                     .name(format!("sender-{i}"))
                     .spawn(move || {
-                        sender_loop(&rx, &state, &transport, &in_flight, token_url.as_deref())
+                        sender_loop(
+                            &rx,
+                            &state,
+                            &group,
+                            &transport,
+                            &in_flight,
+                            token_url.as_deref(),
+                        )
                     })?,
             );
         }
@@ -196,6 +210,7 @@ fn prune(state: &AppState) {
 fn sender_loop(
     rx: &Mutex<mpsc::Receiver<WorkItem>>,
     state: &AppState,
+    group: &GroupCommit,
     transport: &Transport,
     in_flight: &AtomicUsize,
     token_url: Option<&str>,
@@ -208,7 +223,7 @@ fn sender_loop(
         let Ok(item) = next else {
             return;
         };
-        perform(state, transport, &item, token_url);
+        perform(group, transport, &item, token_url);
         in_flight.fetch_sub(1, Ordering::SeqCst);
         state.notify();
     }
@@ -241,8 +256,8 @@ fn fetch_token(transport: &Transport, item: &WorkItem, token_url: Option<&str>) 
     })
 }
 
-/// Send one item and report its outcome.
-fn perform(state: &AppState, transport: &Transport, item: &WorkItem, token_url: Option<&str>) {
+/// Send one item and queue its outcome for the next group commit.
+fn perform(group: &GroupCommit, transport: &Transport, item: &WorkItem, token_url: Option<&str>) {
     let kind = match item.kind {
         WorkKind::Push => "push",
         WorkKind::Webhook => "webhook",
@@ -293,29 +308,9 @@ fn perform(state: &AppState, transport: &Transport, item: &WorkItem, token_url: 
     } else {
         log::warn(&format!("{kind} attempt failed"), &fields);
     }
-    let reported = {
-        let mut guard = state.lock();
-        let core = &mut *guard;
-        core.engine
-            .report_with(&item.id, &outcome, now_ms(), &mut core.store)
-    };
-    match reported {
-        Ok(()) => {}
-        Err(CoreError::UnknownWork(why)) => log::info(
-            "outcome no longer expected (the lease ran out); ignored",
-            &[
-                ("work", Value::String(item.id.clone())),
-                ("reason", Value::String(why)),
-                ("syncId", log::opt(header(item, "X-Sync-ID"))),
-            ],
-        ),
-        Err(e) => log::error(
-            "cannot record an outcome; the item is sent again when its lease runs out",
-            &[
-                ("work", Value::String(item.id.clone())),
-                ("error", Value::String(e.to_string())),
-                ("syncId", log::opt(header(item, "X-Sync-ID"))),
-            ],
-        ),
-    }
+    group.report(
+        item.id.clone(),
+        outcome,
+        header(item, "X-Sync-ID").map(String::from),
+    );
 }
