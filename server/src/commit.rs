@@ -21,6 +21,10 @@
 //! one per item. An outcome whose commit fails is logged; its item is sent again when its
 //! lease runs out, as before.
 //!
+//! **Claims.** The worker's claims of due work ([`GroupCommit::claim`]) are run last in the
+//! same transaction: after the writes (whose pushes may be due at once) and the outcomes
+//! (which may release the next push of an object), so that one commit records them all.
+//!
 //! **Reads.** `GET` and `HEAD` are planned by reader engines, each with its own read-only
 //! connection, in a read transaction (one WAL snapshot) of its own: reads never wait for the
 //! committer, and see what was committed when they started. A read whose plan wants to write
@@ -35,7 +39,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use writesync_core::http::{problem, ProblemKind};
-use writesync_core::{ApiRequest, ApiResponse, CoreError, Engine, Outcome, Step, Storage};
+use writesync_core::{
+    ApiRequest, ApiResponse, CoreError, Engine, Outcome, Step, Storage, WorkItem,
+};
 use writesync_sqlite::SqliteStore;
 
 use crate::log;
@@ -82,11 +88,31 @@ struct Report {
     sync_id: Option<String>,
 }
 
+/// A queued claim of due work: at most `limit` items, handed to `reply` after the commit.
+struct Claim {
+    limit: usize,
+    reply: mpsc::SyncSender<Result<Vec<WorkItem>, CoreError>>,
+}
+
 #[derive(Default)]
 struct Queue {
     items: VecDeque<Pending>,
     reports: Vec<Report>,
+    claim: Option<Claim>,
     closed: bool,
+}
+
+impl Queue {
+    fn is_empty(&self) -> bool {
+        self.items.is_empty() && self.reports.is_empty() && self.claim.is_none()
+    }
+}
+
+/// What one transaction of the committer runs.
+struct Work {
+    requests: Vec<Pending>,
+    reports: Vec<Report>,
+    claim: Option<Claim>,
 }
 
 /// The queue of write requests and the committer thread that empties it.
@@ -190,6 +216,37 @@ impl GroupCommit {
         }
     }
 
+    /// Claim up to `limit` due pushes, deliveries and token requests in the next commit, and
+    /// wait for them. Only one claim is queued at a time: a second one replaces the first's
+    /// limit. Once closed, claims in a transaction of their own.
+    pub fn claim(&self, limit: usize) -> Result<Vec<WorkItem>, CoreError> {
+        let (tx, rx) = mpsc::sync_channel(1);
+        let queued = {
+            let mut q = self.shared.queue();
+            if q.closed {
+                false
+            } else {
+                if let Some(old) = q.claim.take() {
+                    // Nothing claimed for it: its caller gets an empty list.
+                    let _ = old.reply.send(Ok(Vec::new()));
+                }
+                q.claim = Some(Claim { limit, reply: tx });
+                self.shared.arrived.notify_one();
+                true
+            }
+        };
+        if !queued {
+            let mut guard = self.state.lock();
+            let Core { engine, store } = &mut *guard;
+            return engine.due_with(now_ms(), limit, store);
+        }
+        rx.recv().unwrap_or_else(|_| {
+            Err(CoreError::WrongState(
+                "the committer stopped before the claim ran".into(),
+            ))
+        })
+    }
+
     /// Commit what is queued, then stop the committer. Requests submitted afterwards are
     /// answered `503` without being run.
     pub fn close(&self) {
@@ -208,10 +265,10 @@ impl GroupCommit {
 
 /// Take the next batch: block until a request is queued, then, under load, wait up to
 /// `max_wait` for the batch to fill. `None` once closed and empty.
-fn next_batch(shared: &Shared, under_load: bool) -> Option<(Vec<Pending>, Vec<Report>)> {
+fn next_batch(shared: &Shared, under_load: bool) -> Option<Work> {
     let limits = shared.limits;
     let mut q = shared.queue();
-    while q.items.is_empty() && q.reports.is_empty() {
+    while q.is_empty() {
         if q.closed {
             return None;
         }
@@ -235,15 +292,27 @@ fn next_batch(shared: &Shared, under_load: bool) -> Option<(Vec<Pending>, Vec<Re
         }
     }
     let n = q.items.len().min(limits.max_batch);
-    let requests = q.items.drain(..n).collect();
-    Some((requests, std::mem::take(&mut q.reports)))
+    Some(Work {
+        requests: q.items.drain(..n).collect(),
+        reports: std::mem::take(&mut q.reports),
+        claim: q.claim.take(),
+    })
 }
 
 fn committer(state: &AppState, shared: &Shared) {
     let mut under_load = false;
-    while let Some((batch, reports)) = next_batch(shared, under_load) {
+    while let Some(work) = next_batch(shared, under_load) {
+        let Work {
+            requests: batch,
+            reports,
+            claim,
+        } = work;
         under_load = batch.len() + reports.len() > 1;
-        let answers = commit_batch(state, &batch, &reports);
+        let (answers, claimed) =
+            commit_batch(state, &batch, &reports, claim.as_ref().map(|c| c.limit));
+        if let Some(c) = claim {
+            let _ = c.reply.send(claimed);
+        }
         let wrote = !reports.is_empty() || answers.iter().any(|a| (200..300).contains(&a.status));
         for (p, answer) in batch.into_iter().zip(answers) {
             // A requester that went away (its connection closed) no longer waits.
@@ -257,7 +326,14 @@ fn committer(state: &AppState, shared: &Shared) {
 
 /// Plan every request of `batch` in one transaction and commit it: one answer per request,
 /// in order.
-fn commit_batch(state: &AppState, batch: &[Pending], reports: &[Report]) -> Vec<ApiResponse> {
+/// Plan every request of `batch`, record `reports` and claim up to `claim` items in one
+/// transaction and commit it: one answer per request, in order, and the claimed items.
+fn commit_batch(
+    state: &AppState,
+    batch: &[Pending],
+    reports: &[Report],
+    claim: Option<usize>,
+) -> (Vec<ApiResponse>, Result<Vec<WorkItem>, CoreError>) {
     let mut guard = state.lock();
     let Core { engine, store } = &mut *guard;
     let now = now_ms();
@@ -268,10 +344,11 @@ fn commit_batch(state: &AppState, batch: &[Pending], reports: &[Report]) -> Vec<
             for r in reports {
                 log_report(r, Err(CoreError::storage(reason.clone())));
             }
-            return batch
+            let answers = batch
                 .iter()
                 .map(|p| unavailable(&reason, None, &p.request))
                 .collect();
+            return (answers, Err(CoreError::storage(reason)));
         }
     };
     let mut planned: Vec<Result<Step, (Step, String)>> = Vec::with_capacity(batch.len());
@@ -295,8 +372,24 @@ fn commit_batch(state: &AppState, batch: &[Pending], reports: &[Report]) -> Vec<
             .and_then(|b| uow.apply(&b));
         recorded.push(result);
     }
+    let claimed = match claim {
+        Some(limit) if limit > 0 => engine.due(now, limit, &uow).and_then(|work| {
+            for why in &work.skipped {
+                log::error(
+                    "a work record could not be read and was taken off the wake-up index",
+                    &[("reason", Value::String(why.clone()))],
+                );
+            }
+            uow.apply(&work.batch).map(|()| work.items)
+        }),
+        _ => Ok(Vec::new()),
+    };
     let committed = uow.commit();
     drop(guard);
+    let claimed = match &committed {
+        Ok(()) => claimed,
+        Err(e) => Err(CoreError::storage(format!("storage error: {e}"))),
+    };
     for (r, result) in reports.iter().zip(recorded) {
         let result = match (&committed, result) {
             (Ok(()), result) => result,
@@ -305,7 +398,7 @@ fn commit_batch(state: &AppState, batch: &[Pending], reports: &[Report]) -> Vec<
         };
         log_report(r, result);
     }
-    match committed {
+    let answers = match committed {
         Ok(()) => planned
             .into_iter()
             .zip(batch)
@@ -327,7 +420,8 @@ fn commit_batch(state: &AppState, batch: &[Pending], reports: &[Report]) -> Vec<
                 })
                 .collect()
         }
-    }
+    };
+    (answers, claimed)
 }
 
 /// Log what became of a queued outcome (only what went wrong: the sender logged the attempt).
@@ -485,7 +579,7 @@ mod tests {
                 reply: mpsc::sync_channel(1).0,
             })
             .collect();
-        commit_batch(state, &pending, &[])
+        commit_batch(state, &pending, &[], None).0
     }
 
     /// Whether an account with `domain` can still be created (proves it is not stored), by

@@ -10,8 +10,9 @@
 //! tokens; writesync never sees one. Without `--token-url` a token request fails at once and
 //! the pushes waiting for it fail with that reason.
 //!
-//! The worker claims only as many items as it has idle senders, so a claimed item is sent at
-//! once and its lease (`--lease-seconds`) only has to cover one request. Pushes of one object
+//! The worker keeps at most [`CLAIM_AHEAD`] items per sender claimed and not yet sent, so a
+//! claimed item is sent soon and its lease (`--lease-seconds`) only has to cover a few
+//! requests. Pushes of one object
 //! to one connection are ordered by the engine (it hands out the next only after the previous
 //! finished). A report that the engine no longer expects (`UnknownWork`: the lease ran out
 //! and the item was handed out again) is logged and ignored.
@@ -32,6 +33,11 @@ use crate::transport::Transport;
 
 /// Default number of sender threads.
 pub const DEFAULT_SENDERS: usize = 8;
+
+/// Items claimed ahead per sender: a claim waits for the next group commit, so each sender
+/// keeps a few items queued and never idles while the next claim is being committed. The
+/// lease (`--lease-seconds`, 120 s by default) covers the wait in the queue too.
+pub const CLAIM_AHEAD: usize = 4;
 /// How often finished records are pruned.
 pub const PRUNE_EVERY: Duration = Duration::from_secs(60);
 /// The longest the worker sleeps without looking at the store.
@@ -96,7 +102,7 @@ impl Worker {
         let main = std::thread::Builder::new()
             .name("worker".into())
             .spawn(move || {
-                main_loop(&state, &tx, &in_flight, senders);
+                main_loop(&state, &group, &tx, &in_flight, senders * CLAIM_AHEAD);
                 // Closing the channel stops the senders once their current item is reported.
                 drop(tx);
                 for h in pool {
@@ -117,6 +123,7 @@ impl Worker {
 
 fn main_loop(
     state: &AppState,
+    group: &GroupCommit,
     tx: &mpsc::Sender<WorkItem>,
     in_flight: &AtomicUsize,
     capacity: usize,
@@ -133,12 +140,8 @@ fn main_loop(
             state.wait(MAX_SLEEP);
             continue;
         }
-        let now = now_ms();
-        let claimed = {
-            let mut guard = state.lock();
-            let core = &mut *guard;
-            core.engine.due_with(now, free, &mut core.store)
-        };
+        // In the next group commit, with the writes and outcomes queued meanwhile.
+        let claimed = group.claim(free);
         let items = match claimed {
             Ok(items) => items,
             Err(e) => {
