@@ -223,3 +223,43 @@ export function compareUtf8(a: string, b: string): number;
 
 /** Trap the wasm instance on purpose; only for tests of the poisoning. */
 export function __trapForTests(): void;
+
+// ---------------------------------------------------------------------------------------------
+// IndexedDbHost (js/idb.js). Exported by the browser entry (`js/browser.js`, the default export
+// condition) only: Node and workerd have no IndexedDB.
+
+/** Options of `IndexedDbHost.open`. */
+export interface IndexedDbHostOptions {
+  /**
+   * The durability hint of `apply`'s readwrite transactions. Default `"strict"`: the transaction
+   * completes once its writes are flushed to disk, so `apply` resolves only when they are durable.
+   */
+  durability?: "strict" | "relaxed" | "default";
+  /** The IndexedDB factory to use; default `globalThis.indexedDB`. */
+  indexedDB?: IDBFactory;
+}
+
+/**
+ * An asynchronous host on IndexedDB: one database, one object store (`kv`); each entry is stored
+ * under its key's UTF-8 bytes (a binary key), so IndexedDB orders keys as the engine does.
+ * Errors are `Error`s whose message names the database, the operation and IndexedDB's error.
+ */
+export declare class IndexedDbHost {
+  /** Open (or create) the database `name`. */
+  static open(name: string, options?: IndexedDbHostOptions): Promise<IndexedDbHost>;
+  /** Marks an asynchronous host: `get` and `scan` answer Promises. */
+  readonly async: true;
+  /** The database's name. */
+  readonly name: string;
+  /** The value under `key`, or undefined. */
+  get(key: string): Promise<string | undefined>;
+  /**
+   * Entries whose key starts with `prefix`, ordered bytewise by the keys' UTF-8, skipping the
+   * first `offset`, at most `limit`.
+   */
+  scan(prefix: string, offset: number, limit: number): Promise<Array<[string, string]>>;
+  /** Apply the batch in one readwrite transaction: all of it or none; resolves on `complete`. */
+  apply(batch: Batch): Promise<void>;
+  /** Close the connection; later calls reject. */
+  close(): void;
+}
