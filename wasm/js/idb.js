@@ -48,6 +48,8 @@ export class IndexedDbHost {
   #name;
   #durability;
   #closed = false;
+  /** Gets waiting for this turn's shared transaction, or null. */
+  #gets = null;
 
   /** Use `IndexedDbHost.open(name)`. */
   constructor(db, name, durability) {
@@ -126,21 +128,58 @@ export class IndexedDbHost {
     return encoder.encode(key);
   }
 
-  /** The value under `key`, or undefined. */
-  async get(key) {
-    const bytes = this.#keyBytes(key, "get");
-    const what = `get(${JSON.stringify(key)})`;
-    const tx = this.#transaction("readonly", what);
-    let value;
+  /**
+   * The value under `key`, or undefined. Reads asked for in the same turn of the event loop (the
+   * engine asks for all it needs at once) share one readonly transaction.
+   */
+  get(key) {
+    let bytes;
     try {
-      value = await request(tx.objectStore(STORE).get(bytes));
+      bytes = this.#keyBytes(key, "get");
+      if (this.#closed) throw new Error(`IndexedDbHost("${this.#name}"): get after close()`);
     } catch (e) {
-      throw this.#fail(what, e);
+      return Promise.reject(e);
     }
-    if (value !== undefined && typeof value !== "string") {
-      throw new Error(`IndexedDbHost("${this.#name}"): ${what}: the stored value is not a string`);
+    return new Promise((resolve, reject) => {
+      if (this.#gets === null) {
+        this.#gets = [];
+        queueMicrotask(() => this.#readGets());
+      }
+      this.#gets.push({ key, bytes, resolve, reject });
+    });
+  }
+
+  /** Read the gets queued in this turn in one transaction. */
+  #readGets() {
+    const gets = this.#gets;
+    this.#gets = null;
+    let store;
+    try {
+      store = this.#transaction("readonly", "get").objectStore(STORE);
+    } catch (e) {
+      for (const g of gets) g.reject(e);
+      return;
     }
-    return value;
+    for (const g of gets) {
+      const what = `get(${JSON.stringify(g.key)})`;
+      let req;
+      try {
+        req = store.get(g.bytes);
+      } catch (e) {
+        g.reject(this.#fail(what, e));
+        continue;
+      }
+      req.onsuccess = () => {
+        const value = req.result;
+        if (value === undefined || typeof value === "string") g.resolve(value);
+        else g.reject(new Error(`IndexedDbHost("${this.#name}"): ${what}: the stored value is not a string`));
+      };
+      req.onerror = (event) => {
+        // Fail this read only; the other reads of the transaction go on.
+        event.preventDefault();
+        g.reject(this.#fail(what, req.error));
+      };
+    }
   }
 
   /**
