@@ -6,14 +6,16 @@
 //    `X-Sync-Data: push`) on a MemoryHost, prints the wasm linear memory
 //    (`engine.wasmMemoryBytes`, i.e. `memory.buffer.byteLength`) after the writes, and dumps the
 //    host's entries to a temporary file.
-// 2. A fresh node process (so that nothing of step 1 is warm or allocated) loads that file into a
-//    MemoryHost, instantiates the wasm module, then measures the cold start: `createEngine` plus
-//    the first authenticated read (`GET /api/invoices/{id}`), on an "empty" host (the same
-//    account, key, connections and webhook, no invoice) and on the full host, alternating, 5
-//    times each; and the growth of the process's RSS during the first cold start on the full
-//    host.
+// 2. For each of the full host and an "empty" one (the same account, key, connections, webhook and
+//    customer, no invoice), a fresh node process (nothing of step 1 warm or allocated) loads the
+//    dump into a MemoryHost, instantiates the wasm module (timed apart: once per process), lets
+//    the garbage of loading be collected, then measures the cold start, `createEngine` plus the
+//    first authenticated read (`GET /api/invoices/{id}`: 200 on the full host, 404 on the empty
+//    one), and the growth of the process's RSS during it; then 9 more cold starts (fresh
+//    engines in the now warm process), of which it reports the median.
 //
 // Usage: node bench/coldstart.mjs [--n 20000]
+//        (CHILD_FLAGS="--no-wasm-lazy-compilation" passes node flags to the child processes)
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -106,54 +108,67 @@ async function build(n, dir) {
   writeFileSync(join(dir, "full.json"), JSON.stringify({ auth, entries: host.entries(), read: last }));
 }
 
-async function child(dir) {
-  const load = (name) => {
-    const d = JSON.parse(readFileSync(join(dir, name), "utf8"));
-    return { ...d, host: new MemoryHost(d.entries) };
-  };
-  const empty = load("empty.json");
-  const full = load("full.json");
-  full.entries = empty.entries = null;
+/** Runs in a fresh process: cold starts on one dumped host ("empty" or "full"). */
+async function child(dir, which) {
+  const d = JSON.parse(readFileSync(join(dir, `${which}.json`), "utf8"));
+  const host = new MemoryHost(d.entries);
+  d.entries = null;
   const t = performance.now();
   await initWasm(readFileSync(new URL("../pkg/writesync_wasm_bg.wasm", import.meta.url)));
-  console.log(`child: module instantiated in ${(performance.now() - t).toFixed(1)} ms (once per process, not counted below)`);
-  const cold = async (d) => {
+  const instantiateMs = performance.now() - t;
+  const settle = async () => {
+    // Collect what loading the host left behind, so that it is not counted.
+    for (let i = 0; i < 3; i++) {
+      globalThis.gc?.();
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  };
+  const cold = async () => {
     const t0 = performance.now();
-    const engine = await createEngine(d.host, { adminToken: ADMIN });
+    const engine = await createEngine(host, { adminToken: ADMIN });
     const r = await send(engine, "GET", `/api/invoices/${d.read}`, d.auth.auth);
     const ms = performance.now() - t0;
-    const expect = d === full ? 200 : 404;
+    const expect = which === "full" ? 200 : 404;
     if (r.status !== expect) throw new Error(`first read: ${r.status} ${r.body}`);
-    return { ms, engine };
+    engine.free();
+    return ms;
   };
-  globalThis.gc?.();
+  await settle();
   const rss0 = process.memoryUsage().rss;
-  const first = await cold(full);
+  const first = await cold();
   const rss1 = process.memoryUsage().rss;
-  first.engine.free();
-  const times = { empty: [], full: [first.ms] };
-  times.empty.push((await cold(empty)).ms);
-  for (let i = 0; i < 4; i++) {
-    times.empty.push((await cold(empty)).ms);
-    times.full.push((await cold(full)).ms);
+  const warm = [];
+  for (let i = 0; i < 9; i++) {
+    globalThis.gc?.();
+    warm.push(await cold());
   }
-  const median = (xs) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
-  const f = (x) => x.toFixed(2);
-  console.log(`host: ${full.host.size} entries (empty host: ${empty.host.size})`);
-  console.log(`cold start, full host: first ${f(times.full[0])} ms, median ${f(median(times.full))} ms (target <= 20 ms)`);
-  console.log(`cold start, empty host: first ${f(times.empty[0])} ms, median ${f(median(times.empty))} ms`);
-  console.log(`cold start ratio full/empty (medians): ${f(median(times.full) / median(times.empty))} (target <= 2)`);
-  console.log(`RSS growth during the first cold start on the full host: ${((rss1 - rss0) / MB).toFixed(2)} MB (target <= 8 MB)`);
+  warm.sort((a, b) => a - b);
+  process.stdout.write(JSON.stringify({ entries: host.size, instantiateMs, first, median: warm[4], rssGrowth: rss1 - rss0 }));
 }
 
 if (args[0] === "--child") {
-  await child(args[1]);
+  await child(args[1], args[2]);
 } else {
   const n = Number(opt("n", 20000));
   const dir = mkdtempSync(join(tmpdir(), "writesync-coldstart-"));
   try {
     await build(n, dir);
-    execFileSync(process.execPath, ["--expose-gc", fileURLToPath(import.meta.url), "--child", dir], { stdio: "inherit" });
+    const run = (which) =>
+      JSON.parse(
+        execFileSync(process.execPath, [...(process.env.CHILD_FLAGS ? process.env.CHILD_FLAGS.split(" ") : []), "--expose-gc", fileURLToPath(import.meta.url), "--child", dir, which], {
+          encoding: "utf8",
+          maxBuffer: 1 << 20,
+        }),
+      );
+    const empty = run("empty");
+    const full = run("full");
+    const f = (x) => x.toFixed(2);
+    console.log(`module instantiation (once per process, not counted): ${f(full.instantiateMs)} ms`);
+    console.log(`hosts: full ${full.entries} entries, empty ${empty.entries} entries (account, key, connections, webhook, customer)`);
+    console.log(`cold start (createEngine + GET /api/invoices/{id}), first in a fresh process: full ${f(full.first)} ms, empty ${f(empty.first)} ms, ratio ${f(full.first / empty.first)}`);
+    console.log(`cold start, median of 9 more (fresh engines, warm process): full ${f(full.median)} ms, empty ${f(empty.median)} ms, ratio ${f(full.median / empty.median)}`);
+    console.log("targets: full <= 20 ms and <= 2x empty");
+    console.log(`RSS growth during the first cold start: full ${f(full.rssGrowth / MB)} MB, empty ${f(empty.rssGrowth / MB)} MB (target <= 8 MB)`);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
