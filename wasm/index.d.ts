@@ -306,7 +306,7 @@ export interface IndexedDbHostOptions {
  * under its key's UTF-8 bytes (a binary key), so IndexedDB orders keys as the engine does.
  * Errors are `Error`s whose message names the database, the operation and IndexedDB's error.
  */
-export declare class IndexedDbHost {
+export declare class IndexedDbHost implements AsyncHost {
   /** Open (or create) the database `name`. */
   static open(name: string, options?: IndexedDbHostOptions): Promise<IndexedDbHost>;
   /** Marks an asynchronous host: `get` and `scan` answer Promises. */

@@ -34,14 +34,6 @@ export class SqlStorageHost {
     this.sql.exec("CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL)");
   }
 
-  /**
-   * Every entry, for an engine that loads the whole store at start (the package before it read
-   * on demand).
-   */
-  entries() {
-    return this.sql.exec("SELECT key, value FROM kv ORDER BY key").raw();
-  }
-
   /** The value under `key`, or undefined. */
   get(key) {
     const rows = this.sql.exec("SELECT value FROM kv WHERE key = ?", key).raw().toArray();
