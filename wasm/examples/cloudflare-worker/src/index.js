@@ -81,7 +81,8 @@ export class AccountEngine extends DurableObject {
   constructor(ctx, env) {
     super(ctx, env);
     this.maxBodyBytes = Number(env.MAX_BODY_BYTES || 1024 * 1024);
-    // No request or alarm runs until the engine has loaded the storage.
+    // No request or alarm runs until the engine exists and has recovered. Nothing is loaded: the
+    // engine reads the storage on demand through SqlStorageHost.
     ctx.blockConcurrencyWhile(async () => {
       this.engine = await createEngine(new SqlStorageHost(ctx.storage), engineOptions(env));
       await this.engine.recover(Date.now());
