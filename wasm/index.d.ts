@@ -18,9 +18,11 @@ export interface EngineOptions {
   adminTokenSha256?: string;
   /**
    * Seed of the engine's generator of ids, secrets and jitter: 64 hex digits, or any other text
-   * (hashed). Absent: 32 bytes from `crypto.getRandomValues`. Give a fixed seed only in tests.
+   * (hashed), or exactly 32 bytes (the same as their 64 hex digits; other lengths are
+   * `invalid_argument`). Absent: 32 bytes from `crypto.getRandomValues`. Give a fixed seed only
+   * in tests.
    */
-  seed?: string;
+  seed?: string | Uint8Array;
   /** Delays between push retries, in seconds (fractions allowed); one retry per entry. */
   pushRetrySchedule?: number[];
   /** Delays between webhook retries, in seconds; 3 retries, the last delay repeating. */
@@ -50,24 +52,58 @@ export type Batch = Op[];
 /** `[key, value]` or `{key, value}`. */
 export type Entry = readonly [string, string] | { key: string; value: string };
 
+/** A stored entry as `scan` answers it. */
+export type Row = [string, string];
+
 /**
- * The storage interface the host implements. Each method may answer a value or a Promise of it,
- * so a synchronous store (a `Map`, a Durable Object's SQL storage) works as well as an
- * asynchronous one (IndexedDB, a remote store).
+ * The storage interface of a host whose reads answer at once (a `Map`, a Durable Object's
+ * `ctx.storage.sql`, SQLite). The engine reads it on demand, from inside a step: one call per read
+ * its bounded cache cannot answer (see README "Hosts").
  *
  * Contract:
- * - `entries()` answers every stored entry (any order; an Iterable or AsyncIterable, or a Promise
- *   of one). It is read once, by `createEngine`; the engine then serves reads from its own cache.
+ * - `get(key)`: the value stored under `key`, or `undefined` (`null` is taken as `undefined`).
+ * - `scan(prefix, offset, limit)`: the entries whose key starts with `prefix`, ordered bytewise by
+ *   the UTF-8 bytes of the key, skipping the first `offset` of them, at most `limit` (a
+ *   non-negative integer up to 4294967295, which stands for "all").
  * - `apply(batch)` stores the batch atomically: every operation or none. Resolve only once the
  *   batch is durable; throw (or reject) if it was not applied. The engine updates its cache, and
  *   acts on the step, only after `apply` resolved.
+ * - A read that throws, or answers something else than the shapes above, fails the step: `handle`
+ *   answers the `503` storage problem, the other calls throw `host_error`; nothing is committed.
  * - Single writer: while an engine lives, nothing else may change the storage. Create one engine
  *   per storage (a Durable Object holds exactly one).
  */
-export interface Host {
+export interface SyncHost {
+  readonly async?: false;
+  get(key: string): string | undefined | null;
+  scan(prefix: string, offset: number, limit: number): Row[];
+  apply(batch: Batch): void | Promise<void>;
+}
+
+/**
+ * The storage interface of a host whose reads are asynchronous (IndexedDB, a remote store): the
+ * same methods as `SyncHost`, answering Promises, and `async: true`. A step that lacks reads ends
+ * by naming them; the engine fetches them all at once and runs the step again (README "Hosts").
+ */
+export interface AsyncHost {
+  readonly async: true;
+  get(key: string): Promise<string | undefined | null>;
+  scan(prefix: string, offset: number, limit: number): Promise<Row[]>;
+  apply(batch: Batch): void | Promise<void>;
+}
+
+/**
+ * The legacy whole-store host: `entries()` answers every stored entry (any order). `createEngine`
+ * reads it once into an in-memory copy that the engine then reads, so memory grows with the store
+ * (the path of versions before reads on demand). Prefer `SyncHost` or `AsyncHost`.
+ */
+export interface LegacyHost {
   entries(): Iterable<Entry> | AsyncIterable<Entry> | Promise<Iterable<Entry> | AsyncIterable<Entry>>;
   apply(batch: Batch): void | Promise<void>;
 }
+
+/** Any host `createEngine` takes. */
+export type Host = SyncHost | AsyncHost | LegacyHost;
 
 /** A request to the HTTP API. */
 export interface ApiRequest {
@@ -155,8 +191,8 @@ export class WritesyncError extends Error {
   readonly cause?: unknown;
 }
 
-/** An engine over one host's storage. Calls are serialized: each runs after the previous ended. */
-export interface Engine {
+/** What every engine does. Calls are serialized: each runs after the previous ended. */
+export interface EngineBase {
   /**
    * Answer one API request. When the request writes, the answer is returned only after
    * `host.apply` resolved; if it failed, the answer is a `503` problem and nothing changed.
@@ -179,17 +215,35 @@ export interface Engine {
   recover(nowMillis: Millis): Promise<number>;
   /** Remove expired idempotency records and finished deliveries; answers the number of writes. */
   prune(nowMillis: Millis, limit?: number): Promise<number>;
-  /** When `due` will next have work, in Unix milliseconds; null when nothing is owed. */
-  nextDeadline(): number | null;
-  /** Number of entries in the engine's cache of the storage. */
-  readonly cacheSize: number;
+  /**
+   * The engine's bounded cache of the host's storage: point entries (at most 8192), bytes of
+   * their keys and values plus those of the cached scans (at most 4 MiB + 1 MiB), scan results
+   * (at most 64).
+   */
+  readonly cacheStats: { entries: number; bytes: number; scans: number };
+  /** Bytes of the wasm instance's linear memory (`memory.buffer.byteLength`), shared by every
+   * engine of this module instance. */
+  readonly wasmMemoryBytes: number;
   /** Release the engine's memory; later calls throw `wrong_state`. */
   free(): void;
 }
 
+/** An engine over a synchronous (or legacy) host. */
+export interface Engine extends EngineBase {
+  /** When `due` will next have work, in Unix milliseconds; null when nothing is owed. */
+  nextDeadline(): number | null;
+}
+
+/** An engine over an asynchronous host: `nextDeadline` has to read it, so it answers a Promise. */
+export interface AsyncEngine extends EngineBase {
+  /** When `due` will next have work, in Unix milliseconds; null when nothing is owed. */
+  nextDeadline(): Promise<number | null>;
+}
+
 /**
- * Create an engine over `host`. Loads the wasm module on first use, reads every entry of the host
- * into the engine's cache, and answers the engine.
+ * Create an engine over `host`. Loads the wasm module on first use and answers the engine, which
+ * reads the host on demand (a legacy host is read once into a copy). A host of none of the three
+ * shapes, `async` other than a boolean, or a bad `options.seed` is `invalid_argument`.
  *
  * A trap inside the engine (a bug: the core is written not to panic on any input, and wasm32
  * cannot unwind) throws `engine_panic` and poisons this module instance: every later call of every
@@ -197,7 +251,8 @@ export interface Engine {
  * so a new engine in a fresh module instance (a new worker or isolate) continues from the host's
  * storage.
  */
-export function createEngine(host: Host, options?: EngineOptions): Promise<Engine>;
+export function createEngine(host: AsyncHost, options?: EngineOptions): Promise<AsyncEngine>;
+export function createEngine(host: SyncHost | LegacyHost, options?: EngineOptions): Promise<Engine>;
 
 /**
  * Load the wasm module from `source` (a `WebAssembly.Module`, the .wasm bytes, or a URL, Response
@@ -205,16 +260,23 @@ export function createEngine(host: Host, options?: EngineOptions): Promise<Engin
  */
 export function initWasm(source: WebAssembly.Module | BufferSource | URL | string | Response | Promise<Response>): Promise<void>;
 
-/** A complete in-memory host for tests and demos. */
-export class MemoryHost implements Host {
+/**
+ * A complete in-memory synchronous host for tests and demos: a `Map` of values and an ordered
+ * list of key chunks, so that a scan or an insert costs a binary search and a copy within one
+ * chunk, not a sort of the store.
+ */
+export class MemoryHost implements SyncHost {
   constructor(entries?: Iterable<readonly [string, string]>);
   /** Every entry, ordered bytewise (UTF-8) by key. */
   entries(): Array<[string, string]>;
   /** Apply a batch atomically (the whole batch is checked before anything changes). */
   apply(batch: Batch): void;
   get(key: string): string | undefined;
-  /** Entries whose key starts with `prefix`, ordered bytewise by key. */
-  scan(prefix?: string): Array<[string, string]>;
+  /**
+   * Entries whose key starts with `prefix`, ordered bytewise (UTF-8) by key, skipping `offset`
+   * (default 0), at most `limit` (default all).
+   */
+  scan(prefix?: string, offset?: number, limit?: number): Row[];
   readonly size: number;
 }
 
@@ -223,3 +285,43 @@ export function compareUtf8(a: string, b: string): number;
 
 /** Trap the wasm instance on purpose; only for tests of the poisoning. */
 export function __trapForTests(): void;
+
+// ---------------------------------------------------------------------------------------------
+// IndexedDbHost (js/idb.js). Exported by the browser entry (`js/browser.js`, the default export
+// condition) only: Node and workerd have no IndexedDB.
+
+/** Options of `IndexedDbHost.open`. */
+export interface IndexedDbHostOptions {
+  /**
+   * The durability hint of `apply`'s readwrite transactions. Default `"strict"`: the transaction
+   * completes once its writes are flushed to disk, so `apply` resolves only when they are durable.
+   */
+  durability?: "strict" | "relaxed" | "default";
+  /** The IndexedDB factory to use; default `globalThis.indexedDB`. */
+  indexedDB?: IDBFactory;
+}
+
+/**
+ * An asynchronous host on IndexedDB: one database, one object store (`kv`); each entry is stored
+ * under its key's UTF-8 bytes (a binary key), so IndexedDB orders keys as the engine does.
+ * Errors are `Error`s whose message names the database, the operation and IndexedDB's error.
+ */
+export declare class IndexedDbHost implements AsyncHost {
+  /** Open (or create) the database `name`. */
+  static open(name: string, options?: IndexedDbHostOptions): Promise<IndexedDbHost>;
+  /** Marks an asynchronous host: `get` and `scan` answer Promises. */
+  readonly async: true;
+  /** The database's name. */
+  readonly name: string;
+  /** The value under `key`, or undefined. */
+  get(key: string): Promise<string | undefined>;
+  /**
+   * Entries whose key starts with `prefix`, ordered bytewise by the keys' UTF-8, skipping the
+   * first `offset`, at most `limit`.
+   */
+  scan(prefix: string, offset: number, limit: number): Promise<Array<[string, string]>>;
+  /** Apply the batch in one readwrite transaction: all of it or none; resolves on `complete`. */
+  apply(batch: Batch): Promise<void>;
+  /** Close the connection; later calls reject. */
+  close(): void;
+}

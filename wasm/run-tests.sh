@@ -3,12 +3,13 @@
 #
 #   unit tests of the binding and of the core's openapi route without the built-in document
 #   (cargo) - build (build.sh) - no `env` imports - size budget - TypeScript types - node tests
-#   (vectors, flow, poisoning, the OpenAPI document) - the Cloudflare Worker example under
-#   miniflare - the browser check in headless Chromium - the throughput benchmark (figures only)
+#   (vectors, flow, poisoning, the OpenAPI document, reads on demand) - the Cloudflare Worker
+#   example under miniflare - the browser check in headless Chromium - the throughput and cold
+#   start benchmarks (figures only)
 #
 # Works on a fresh machine with Rust, node/npm, gcc and python3: installs the wasm32 target, the
 # pinned wasm-bindgen-cli, the npm devDependencies and Debian's chromium when they are missing.
-# WRITESYNC_WASM_BENCH=0 skips the benchmark; =check also fails when wasm is below 0.5 of native.
+# WRITESYNC_WASM_BENCH=0 skips the benchmarks; =check also fails when wasm is below 0.5 of native.
 set -uo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -53,7 +54,7 @@ fi
 check "no imports from env" node scripts/check-imports.mjs
 check "size (at most 250 KB gzipped)" node scripts/check-size.mjs
 check "TypeScript types" node_modules/.bin/tsc -p tsconfig.json
-check "node tests" node --test test/vectors.test.mjs test/flow.test.mjs test/poison.test.mjs test/openapi.test.mjs
+check "node tests" node --test test/vectors.test.mjs test/flow.test.mjs test/poison.test.mjs test/openapi.test.mjs test/ondemand.test.mjs
 check "Cloudflare Worker under miniflare" node --test examples/cloudflare-worker/test/
 check "headless Chromium" node --test test/browser/
 case "${WRITESYNC_WASM_BENCH:-1}" in
@@ -61,6 +62,8 @@ case "${WRITESYNC_WASM_BENCH:-1}" in
   check) check "throughput benchmark" node bench/throughput.mjs --n 3000 --rounds 3 --check ;;
   *) check "throughput benchmark" node bench/throughput.mjs --n 3000 --rounds 3 ;;
 esac
+# Cold start and memory on a host of 20,000 pushed invoices: figures only, never a failed target.
+[ "${WRITESYNC_WASM_BENCH:-1}" = 0 ] || check "cold start figures" node bench/coldstart.mjs --n 20000
 
 echo
 for c in "${failed[@]}"; do echo "FAILED: $c"; done

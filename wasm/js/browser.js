@@ -6,4 +6,5 @@ import { setInitializer } from "./engine.js";
 
 setInitializer(() => init());
 
+export { IndexedDbHost } from "./idb.js";
 export { createEngine, initWasm, MemoryHost, WritesyncError, compareUtf8, __trapForTests } from "./engine.js";

@@ -245,7 +245,178 @@ function decodeFrame(frame, withBody) {
 function randomSeed() {
   const bytes = new Uint8Array(32);
   globalThis.crypto.getRandomValues(bytes);
+  return hex(bytes);
+}
+
+function hex(bytes) {
   return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/** options.seed as the configuration's text: a string as it is, 32 bytes as 64 hex digits. */
+function seedText(seed) {
+  if (seed === undefined) return randomSeed();
+  if (typeof seed === "string") return seed;
+  if (seed instanceof Uint8Array) {
+    if (seed.length !== 32) {
+      throw argError(`options.seed as bytes must be exactly 32 bytes, got ${seed.length}`);
+    }
+    return hex(seed);
+  }
+  throw argError("options.seed must be a string or a Uint8Array of 32 bytes");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reading the host. See index.d.ts (`SyncHost`, `AsyncHost`) and wasm/src/reads.rs.
+
+function what(v) {
+  if (v === null) return "null";
+  if (Array.isArray(v)) return "an array";
+  if (v && typeof v.then === "function") {
+    return "a Promise (an asynchronous host must say so with `async: true`)";
+  }
+  return `a value of type ${typeof v}`;
+}
+
+function quote(s) {
+  return JSON.stringify(s);
+}
+
+/** A host's answer to get(key): the string, or undefined when absent; throws (a string) else. */
+function checkValue(v, key) {
+  if (typeof v === "string") return v;
+  if (v === undefined || v === null) return undefined;
+  throw `host.get(${quote(key)}) answered ${what(v)}, not a string or undefined`;
+}
+
+/** A host's answer to scan(...): checked rows; throws (a string) when it is not an answer. */
+function checkRows(rows, prefix, limit) {
+  if (!Array.isArray(rows)) {
+    throw `host.scan(${quote(prefix)}) answered ${what(rows)}, not an array of [key, value] pairs`;
+  }
+  if (rows.length > limit) {
+    throw `host.scan(${quote(prefix)}) answered ${rows.length} rows, more than the limit ${limit}`;
+  }
+  for (const r of rows) {
+    if (!Array.isArray(r) || typeof r[0] !== "string" || typeof r[1] !== "string") {
+      throw `host.scan(${quote(prefix)}) answered a row that is not a [key, value] pair of strings`;
+    }
+    if (!r[0].startsWith(prefix)) {
+      throw `host.scan(${quote(prefix)}) answered the key ${quote(r[0])}, which lacks the prefix`;
+    }
+  }
+  return rows;
+}
+
+/** Rows as the engine takes them (wasm/src/reads.rs: `rows`): JSON `[[key, value], ...]`. */
+function encodeRows(rows) {
+  return JSON.stringify(rows);
+}
+
+/**
+ * The engine's reader of the host (wasm/src/reads.rs: `HostReader`). Its methods throw a string
+ * that says what failed.
+ *
+ * A synchronous host is read at once. For an asynchronous host, a run of a step is answered from
+ * what was fetched for the step so far; every other read is answered as absent (or empty) and
+ * recorded, `missed()` tells the engine to discard the run, and `fetch()` fetches what was
+ * recorded, all at once, before the step runs again. After a failed fetch, the reads that would
+ * need fetching throw its message. `done()` ends the step.
+ */
+class Reader {
+  #host;
+  #async;
+  #values = new Map();
+  #scans = new Map();
+  #needKeys = new Set();
+  #needScans = new Map();
+  #fault = null;
+
+  constructor(host, isAsync) {
+    this.#host = host;
+    this.#async = isAsync;
+  }
+
+  get(key) {
+    if (this.#async) {
+      if (this.#values.has(key)) return this.#values.get(key);
+      if (this.#fault !== null) throw this.#fault;
+      this.#needKeys.add(key);
+      return undefined;
+    }
+    let v;
+    try {
+      v = this.#host.get(key);
+    } catch (e) {
+      throw `host.get(${quote(key)}) failed: ${describe(e)}`;
+    }
+    return checkValue(v, key);
+  }
+
+  scan(prefix, offset, limit) {
+    if (this.#async) {
+      const id = `${offset}/${limit}/${prefix}`;
+      const text = this.#scans.get(id);
+      if (text !== undefined) return text;
+      if (this.#fault !== null) throw this.#fault;
+      this.#needScans.set(id, [prefix, offset, limit]);
+      return "[]";
+    }
+    let rows;
+    try {
+      rows = this.#host.scan(prefix, offset, limit);
+    } catch (e) {
+      throw `host.scan(${quote(prefix)}) failed: ${describe(e)}`;
+    }
+    return encodeRows(checkRows(rows, prefix, limit));
+  }
+
+  missed() {
+    return this.#needKeys.size > 0 || this.#needScans.size > 0;
+  }
+
+  /** Fetch what the last run missed; a failure is kept as the fault (never rejects). */
+  async fetch() {
+    const host = this.#host;
+    const keys = [...this.#needKeys];
+    const scans = [...this.#needScans];
+    this.#needKeys.clear();
+    this.#needScans.clear();
+    const gets = keys.map((key) =>
+      Promise.resolve()
+        .then(() => host.get(key))
+        .then(
+          (v) => checkValue(v, key),
+          (e) => {
+            throw `host.get(${quote(key)}) failed: ${describe(e)}`;
+          },
+        ),
+    );
+    const ranges = scans.map(([, [prefix, offset, limit]]) =>
+      Promise.resolve()
+        .then(() => host.scan(prefix, offset, limit))
+        .then(
+          (rows) => encodeRows(checkRows(rows, prefix, limit)),
+          (e) => {
+            throw `host.scan(${quote(prefix)}) failed: ${describe(e)}`;
+          },
+        ),
+    );
+    try {
+      const [values, texts] = await Promise.all([Promise.all(gets), Promise.all(ranges)]);
+      keys.forEach((k, i) => this.#values.set(k, values[i]));
+      scans.forEach(([id], i) => this.#scans.set(id, texts[i]));
+    } catch (e) {
+      this.#fault = typeof e === "string" ? e : describe(e);
+    }
+  }
+
+  done() {
+    this.#values.clear();
+    this.#scans.clear();
+    this.#needKeys.clear();
+    this.#needScans.clear();
+    this.#fault = null;
+  }
 }
 
 /** Normalize what host.entries() gave into [[key, value], ...]. */
@@ -272,54 +443,85 @@ async function collectEntries(entries) {
   return out;
 }
 
+const HOST_SHAPE =
+  "host must have get(key), scan(prefix, offset, limit) and apply(batch) methods (add " +
+  "`async: true` when get and scan return Promises), or be a legacy host with entries() and " +
+  "apply(batch)";
+
+/**
+ * The legacy whole-store path: a host with only entries() and apply(). Its entries are read once
+ * into a MemoryHost, which the engine then reads; writes go to the host, then to the copy. Memory
+ * grows with the store: prefer a host with get and scan.
+ */
+class LegacyHost {
+  #inner;
+  #copy;
+  constructor(inner, entries) {
+    this.#inner = inner;
+    this.#copy = new MemoryHost(entries);
+  }
+  get(key) {
+    return this.#copy.get(key);
+  }
+  scan(prefix, offset, limit) {
+    return this.#copy.scan(prefix, offset, limit);
+  }
+  async apply(ops) {
+    await this.#inner.apply(ops);
+    this.#copy.apply(ops);
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 
 /**
- * Create an engine over `host` (see index.d.ts: `Host`). Reads every entry of the host once into
- * the engine's cache; afterwards the engine is the single writer of that storage.
+ * Create an engine over `host` (see index.d.ts: `Host`). The engine reads the host on demand
+ * (keeping a bounded cache) and is from now on the single writer of that storage.
  */
 export async function createEngine(host, options = {}) {
-  if (!host || typeof host.apply !== "function" || typeof host.entries !== "function") {
-    throw argError("host must have entries() and apply(batch) methods");
+  if (!host || (typeof host !== "object" && typeof host !== "function") || typeof host.apply !== "function") {
+    throw argError(HOST_SHAPE);
+  }
+  const reads = typeof host.get === "function" && typeof host.scan === "function";
+  if (!reads && (typeof host.get === "function" || typeof host.scan === "function" || typeof host.entries !== "function")) {
+    throw argError(HOST_SHAPE);
+  }
+  if (host.async !== undefined && typeof host.async !== "boolean") {
+    throw argError("host.async must be true, false or absent");
   }
   if (options === null || typeof options !== "object" || Array.isArray(options)) {
     throw argError("options must be an object");
   }
-  if (options.seed !== undefined && typeof options.seed !== "string") {
-    throw argError("options.seed must be a string");
-  }
+  const config = { ...options, seed: seedText(options.seed) };
   await ready();
-  const config = { ...options };
-  if (config.seed === undefined) config.seed = randomSeed();
+  if (!reads) {
+    try {
+      host = new LegacyHost(host, await collectEntries(await host.entries()));
+    } catch (e) {
+      if (e instanceof WritesyncError) throw e;
+      throw new WritesyncError("host_error", `host.entries() failed: ${describe(e)}`, { cause: e });
+    }
+  }
+  const isAsync = reads && host.async === true;
   const state = { inCall: false, freed: false };
-  const raw = call(state, () => new RawEngine(JSON.stringify(config), openapiJson));
-  let entries;
-  try {
-    entries = await collectEntries(await host.entries());
-  } catch (e) {
-    raw.free();
-    if (e instanceof WritesyncError) throw e;
-    throw new WritesyncError("host_error", `host.entries() failed: ${describe(e)}`, { cause: e });
-  }
-  try {
-    call(state, () => raw.load(JSON.stringify(entries)));
-  } catch (e) {
-    if (!trapped) raw.free();
-    throw e;
-  }
-  return new Engine(raw, host, state);
+  const reader = new Reader(host, isAsync);
+  const raw = call(state, () => new RawEngine(JSON.stringify(config), openapiJson, reader, isAsync));
+  return new Engine(raw, host, state, isAsync ? reader : null);
 }
 
 class Engine {
   #raw;
   #host;
   #state;
+  /** The Reader of an asynchronous host; null for a synchronous one. */
+  #async;
   #tail = Promise.resolve();
 
-  constructor(raw, host, state) {
+  constructor(raw, host, state, asyncReader) {
     this.#raw = raw;
     this.#host = host;
     this.#state = state;
+    this.#async = asyncReader;
   }
 
   /** Run `fn` after every call queued before it. */
@@ -330,6 +532,29 @@ class Engine {
       () => undefined,
     );
     return run;
+  }
+
+  /**
+   * Run a step of the raw engine (`fn` answers its frame) until it needs nothing more from an
+   * asynchronous host: fetch what a "need" frame names, hand it over, run the step again.
+   */
+  async #drive(fn) {
+    const reader = this.#async;
+    try {
+      for (;;) {
+        const answer = call(this.#state, fn);
+        // A run that missed reads was discarded by the engine (its answer means nothing).
+        if (!reader.missed()) return answer;
+        await reader.fetch();
+      }
+    } finally {
+      reader.done();
+    }
+  }
+
+  /** The frame of a step: directly for a synchronous host, through #drive for an asynchronous one. */
+  #step(fn) {
+    return this.#async ? this.#drive(fn) : call(this.#state, fn);
   }
 
   /** Apply `ops` through the host, then commit (or abort) the pending step. */
@@ -350,7 +575,7 @@ class Engine {
       const req = encodeRequest(request);
       const now = toMillis(nowMillis);
       const out = decodeFrame(
-        call(this.#state, () => this.#raw.handle(req.method, req.path, req.headers, req.body, now)),
+        await this.#step(() => this.#raw.handle(req.method, req.path, req.headers, req.body, now)),
         true,
       );
       const response = { status: out.head.status, headers: out.head.headers, body: out.body };
@@ -365,7 +590,7 @@ class Engine {
     return this.#enqueue(async () => {
       const now = toMillis(nowMillis);
       const n = toLimit(limit, 100);
-      const out = decodeFrame(call(this.#state, () => this.#raw.due(now, n)), false);
+      const out = decodeFrame(await this.#step(() => this.#raw.due(now, n)), false);
       await this.#commitOrThrow(out.ops, "due");
       return out.head.items;
     });
@@ -377,7 +602,7 @@ class Engine {
       if (typeof id !== "string") throw argError("id must be a string");
       const o = encodeOutcome(outcome);
       const now = toMillis(nowMillis);
-      const out = decodeFrame(call(this.#state, () => this.#raw.report(id, o, now)), false);
+      const out = decodeFrame(await this.#step(() => this.#raw.report(id, o, now)), false);
       await this.#commitOrThrow(out.ops, "report");
     });
   }
@@ -387,7 +612,7 @@ class Engine {
     return this.#enqueue(async () => {
       const now = toMillis(nowMillis);
       const n = toLimit(limit, 1000);
-      const out = decodeFrame(call(this.#state, () => this.#raw.prune(now, n)), false);
+      const out = decodeFrame(await this.#step(() => this.#raw.prune(now, n)), false);
       await this.#commitOrThrow(out.ops, "prune");
       return out.ops.length;
     });
@@ -402,7 +627,7 @@ class Engine {
   recover(nowMillis) {
     return this.#enqueue(async () => {
       const now = toMillis(nowMillis);
-      const out = decodeFrame(call(this.#state, () => this.#raw.recover(now)), false);
+      const out = decodeFrame(await this.#step(() => this.#raw.recover(now)), false);
       await this.#commitOrThrow(out.ops, "recover");
       return out.ops.length;
     });
@@ -420,15 +645,25 @@ class Engine {
     }
   }
 
-  /** When `due` will next have work (Unix ms), or null when nothing is owed. */
+  /**
+   * When `due` will next have work (Unix ms), or null when nothing is owed. A Promise of it when
+   * the host is asynchronous.
+   */
   nextDeadline() {
-    const d = call(this.#state, () => this.#raw.nextDeadline());
-    return d === undefined || d === null ? null : d;
+    const at = (d) => (d === undefined || d === null ? null : d);
+    if (this.#async) return this.#enqueue(async () => at(await this.#drive(() => this.#raw.nextDeadline())));
+    return at(call(this.#state, () => this.#raw.nextDeadline()));
   }
 
-  /** Number of entries in the engine's cache of the host's storage. */
-  get cacheSize() {
-    return call(this.#state, () => this.#raw.cacheSize());
+  /** The bounded cache of the host's storage: point entries, their bytes, scan results. */
+  get cacheStats() {
+    const [entries, bytes, scans] = call(this.#state, () => this.#raw.cacheStats());
+    return { entries, bytes, scans };
+  }
+
+  /** Bytes of the wasm instance's linear memory (shared by the engines of this module instance). */
+  get wasmMemoryBytes() {
+    return initSync().memory.buffer.byteLength;
   }
 
   /** Release the engine's wasm memory. Calls after this throw `wrong_state`. */
@@ -460,6 +695,12 @@ export function compareUtf8(a, b) {
   return a.length - b.length;
 }
 
+// A string without UTF-16 units from U+D800 up orders against any string by the built-in string
+// comparison exactly as compareUtf8 orders it: the two orders differ only where both strings have
+// such a unit at their first difference.
+const HIGH_UNITS = /[\ud800-\uffff]/;
+
+
 function checkOps(ops) {
   if (!Array.isArray(ops)) throw argError("batch must be an array of operations");
   for (const op of ops) {
@@ -471,26 +712,104 @@ function checkOps(ops) {
   }
 }
 
-/** A complete in-memory host, for tests and demos. */
+/** Keys per chunk of MemoryHost's ordered key list; a chunk splits at twice this. */
+const CHUNK = 128;
+
+/**
+ * A complete in-memory synchronous host, for tests, demos and the legacy path. Values in a Map;
+ * keys also in an ordered list of chunks (each at most 2 * CHUNK keys), so that a scan and an
+ * insert cost a binary search and a copy within one chunk, not a sort of the whole store.
+ */
 export class MemoryHost {
   #map = new Map();
+  /** Non-empty arrays of keys, in UTF-8 byte order, the chunks themselves in order. */
+  #chunks = [];
 
   /** @param entries optional initial entries, [[key, value], ...] */
   constructor(entries) {
-    if (entries) for (const [k, v] of entries) this.#map.set(k, v);
+    if (!entries) return;
+    for (const e of entries) {
+      if (!Array.isArray(e) || typeof e[0] !== "string" || typeof e[1] !== "string") {
+        throw argError("MemoryHost entries must be [key, value] pairs of strings");
+      }
+      this.#map.set(e[0], e[1]);
+    }
+    const keys = Array.from(this.#map.keys());
+    let sorted = true;
+    for (let i = 1; i < keys.length && sorted; i++) sorted = compareUtf8(keys[i - 1], keys[i]) < 0;
+    if (!sorted) keys.sort(compareUtf8);
+    for (let i = 0; i < keys.length; i += CHUNK) this.#chunks.push(keys.slice(i, i + CHUNK));
   }
 
-  /** Every entry, ordered bytewise by key. */
+  /** The position of the first key not below `probe`: [chunk index, index in the chunk]. */
+  #lowerBound(probe) {
+    // The built-in comparison unless the probe has units where it disagrees with UTF-8 order.
+    const high = HIGH_UNITS.test(probe);
+    const chunks = this.#chunks;
+    let lo = 0;
+    let hi = chunks.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      const c = chunks[mid];
+      const k = c[c.length - 1];
+      if (high ? compareUtf8(k, probe) < 0 : k < probe) lo = mid + 1;
+      else hi = mid;
+    }
+    if (lo === chunks.length) return [lo, 0];
+    const c = chunks[lo];
+    let a = 0;
+    let b = c.length;
+    while (a < b) {
+      const mid = (a + b) >>> 1;
+      const k = c[mid];
+      if (high ? compareUtf8(k, probe) < 0 : k < probe) a = mid + 1;
+      else b = mid;
+    }
+    return [lo, a];
+  }
+
+  #insert(key) {
+    const chunks = this.#chunks;
+    if (chunks.length === 0) {
+      chunks.push([key]);
+      return;
+    }
+    let [ci, i] = this.#lowerBound(key);
+    if (ci === chunks.length) {
+      ci -= 1;
+      i = chunks[ci].length;
+    }
+    const c = chunks[ci];
+    c.splice(i, 0, key);
+    if (c.length >= 2 * CHUNK) chunks.splice(ci, 1, c.slice(0, CHUNK), c.slice(CHUNK));
+  }
+
+  #remove(key) {
+    const [ci, i] = this.#lowerBound(key);
+    const c = this.#chunks[ci];
+    c.splice(i, 1);
+    if (c.length === 0) this.#chunks.splice(ci, 1);
+  }
+
+  /** Every entry, ordered bytewise (UTF-8) by key. */
   entries() {
-    return Array.from(this.#map.entries()).sort((a, b) => compareUtf8(a[0], b[0]));
+    const out = [];
+    for (const c of this.#chunks) for (const k of c) out.push([k, this.#map.get(k)]);
+    return out;
   }
 
   /** Apply a batch atomically: the whole batch is checked before anything changes. */
   apply(batch) {
     checkOps(batch);
     for (const op of batch) {
-      if (op.op === "put") this.#map.set(op.key, op.value);
-      else this.#map.delete(op.key);
+      const had = this.#map.has(op.key);
+      if (op.op === "put") {
+        if (!had) this.#insert(op.key);
+        this.#map.set(op.key, op.value);
+      } else if (had) {
+        this.#map.delete(op.key);
+        this.#remove(op.key);
+      }
     }
   }
 
@@ -499,9 +818,46 @@ export class MemoryHost {
     return this.#map.get(key);
   }
 
-  /** Entries whose key starts with `prefix`, ordered bytewise by key. */
-  scan(prefix = "") {
-    return this.entries().filter(([k]) => k.startsWith(prefix));
+  /**
+   * Entries whose key starts with `prefix`, ordered bytewise (UTF-8) by key, skipping the first
+   * `offset` of them, at most `limit`.
+   */
+  scan(prefix = "", offset = 0, limit = Infinity) {
+    if (typeof prefix !== "string") throw argError("scan: prefix must be a string");
+    if (!(Number.isSafeInteger(offset) && offset >= 0)) throw argError("scan: offset must be a non-negative integer");
+    if (!((Number.isSafeInteger(limit) || limit === Infinity) && limit >= 0)) {
+      throw argError("scan: limit must be a non-negative integer");
+    }
+    const out = [];
+    if (limit === 0) return out;
+    const chunks = this.#chunks;
+    let [ci, i] = this.#lowerBound(prefix);
+    // Keys with the prefix are contiguous: skip whole chunks while the offset allows.
+    while (offset > 0 && ci < chunks.length) {
+      const c = chunks[ci];
+      const left = c.length - i;
+      if (offset >= left && c[c.length - 1].startsWith(prefix)) {
+        offset -= left;
+        ci += 1;
+        i = 0;
+        continue;
+      }
+      break;
+    }
+    for (; ci < chunks.length; ci++, i = 0) {
+      const c = chunks[ci];
+      for (; i < c.length; i++) {
+        const k = c[i];
+        if (!k.startsWith(prefix)) return out;
+        if (offset > 0) {
+          offset -= 1;
+          continue;
+        }
+        out.push([k, this.#map.get(k)]);
+        if (out.length >= limit) return out;
+      }
+    }
+    return out;
   }
 
   /** Number of entries. */

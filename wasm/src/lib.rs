@@ -1,19 +1,28 @@
 //! writesync-wasm: the writesync core compiled to `wasm32-unknown-unknown` with wasm-bindgen.
 //!
-//! This crate only translates. [`RawEngine`] owns one [`Engine`] and a cache (`cache.rs`, the
-//! core's `KvRead` over memory) of the JS host's storage (the core's storage seam is synchronous; a JS host may be
-//! asynchronous). Each export decodes its JSON arguments, calls one core method, and encodes
-//! the result as JSON text whose shapes are documented once, as TypeScript types, in
-//! `wasm/index.d.ts`. Business rules live in `writesync-core` only.
+//! This crate only translates. [`RawEngine`] owns one [`Engine`], reads the JS host's storage
+//! on demand through the core's `KvRead` seam (`reads.rs`: through a JS reader object, one
+//! boundary crossing per read the cache cannot answer; for an asynchronous host, by discarded
+//! runs and "need" answers), and keeps a bounded cache of what it read (`cache.rs`). Each
+//! export decodes its JSON
+//! arguments, calls one core method, and encodes the result as JSON text whose shapes are
+//! documented once, as TypeScript types, in `wasm/index.d.ts`. Business rules live in
+//! `writesync-core` only.
 //!
 //! The calling contract of a write step, as the JS wrapper (`wasm/js/engine.js`) drives it:
 //!
-//! 1. `handle`, `due`, `report` or `prune` plans the step against the cache and answers a
-//!    frame (see `Frame`: a JSON head, then the batch's keys and values verbatim) that carries
-//!    the batch the host must apply atomically. When the batch is empty the step is already
-//!    complete; otherwise it is *pending*.
-//! 2. The host applies `ops` (possibly asynchronously).
-//! 3. `commit` applies the same batch to the cache and releases the step; `abort` releases it
+//! 1. `handle`, `due`, `report`, `prune`, `recover` or `nextDeadline` plans the step. With an
+//!    asynchronous host, a run may miss reads (the JS reader records them): it is then
+//!    discarded (the engine's generator, id clock and idempotency slots are as before the
+//!    run, nothing it read is cached, no step is pending) and answers nothing useful; the
+//!    wrapper, which knows from its reader that the run missed reads, fetches them and runs
+//!    the same step again, until a run misses nothing. A read that fails makes the step a `503` storage problem (`handle`) or a
+//!    `host_error` (the others), with nothing planned kept.
+//! 2. The step answers a frame (see `Frame`: a JSON head, then the batch's keys and values
+//!    verbatim) that carries the batch the host must apply atomically. When the batch is
+//!    empty the step is already complete; otherwise it is *pending*.
+//! 3. The host applies `ops` (possibly asynchronously).
+//! 4. `commit` applies the same batch to the cache and releases the step; `abort` releases it
 //!    without touching the cache (for `handle`, it answers the `503` problem to send instead).
 //!
 //! Only one step may be pending at a time; a second one is a `wrong_state` error. Errors are
@@ -26,13 +35,16 @@
 
 mod alloc;
 mod cache;
+mod reads;
 
 use cache::Cache;
+use reads::{HostReader, Reads};
 use serde::Serialize;
 use wasm_bindgen::prelude::*;
 use writesync_core::http::{problem, ProblemKind};
 use writesync_core::{
-    ApiRequest, Batch, ConfigJson, CoreError, Engine, KvRead, Op, Outcome, Step, WorkItem,
+    ApiRequest, ApiResponse, Batch, ConfigJson, CoreError, Engine, KvRead, Op, Outcome, Step,
+    WorkItem,
 };
 
 /// The largest integer a JS number holds exactly.
@@ -179,14 +191,29 @@ fn millis(now: f64) -> Result<i64, JsValue> {
     }
 }
 
-/// One engine over a cache of the host's storage. Use it through the JS wrapper.
+/// One engine reading the JS host's storage on demand. Use it through the JS wrapper.
 #[wasm_bindgen]
-#[derive(Debug)]
 pub struct RawEngine {
     engine: Engine,
+    host: HostReader,
+    /// Whether the host is asynchronous: runs may then miss reads and be discarded.
+    is_async: bool,
     cache: Cache,
     pending: Option<Pending>,
 }
+
+impl std::fmt::Debug for RawEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RawEngine")
+            .field("engine", &self.engine)
+            .field("is_async", &self.is_async)
+            .field("pending", &self.pending)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A run of a step: the first read that failed, or `Err` when the run was discarded.
+type Ran = Result<Option<String>, ()>;
 
 #[wasm_bindgen]
 impl RawEngine {
@@ -194,8 +221,14 @@ impl RawEngine {
     /// wasm has no OS randomness of its own, so the JS side draws it. `openapi_json` is the
     /// text of `core/openapi.json`, served at `GET /openapi.json`: the module is built without
     /// it (core feature `openapi` off) and the package ships it as `pkg/writesync_openapi.js`.
+    /// `host` reads the host (see `reads.rs`); `is_async` says whether it is asynchronous.
     #[wasm_bindgen(constructor)]
-    pub fn new(config_json: &str, openapi_json: &str) -> Result<RawEngine, JsValue> {
+    pub fn new(
+        config_json: &str,
+        openapi_json: &str,
+        host: HostReader,
+        is_async: bool,
+    ) -> Result<RawEngine, JsValue> {
         let config = ConfigJson::parse(config_json).map_err(|e| core_error(&e))?;
         if config.seed.is_none() {
             return Err(invalid(
@@ -207,24 +240,12 @@ impl RawEngine {
         let mut engine = Engine::new(config);
         engine.set_openapi_json(openapi_json);
         Ok(RawEngine {
-            cache: Cache::new(),
             engine,
+            host,
+            is_async,
+            cache: Cache::default(),
             pending: None,
         })
-    }
-
-    /// Fill the cache with the host's entries: JSON `[[key, value], ...]`. Answers the number
-    /// of entries the cache holds afterwards.
-    pub fn load(&mut self, entries_json: &str) -> Result<u32, JsValue> {
-        self.idle()?;
-        let entries: Vec<(String, String)> =
-            serde_json::from_str(entries_json).map_err(|e| invalid(format!("entries: {e}")))?;
-        let mut batch = Batch::new();
-        for (k, v) in entries {
-            batch.put(k, v);
-        }
-        self.cache.apply(batch);
-        Ok(u32::try_from(self.cache.len()).unwrap_or(u32::MAX))
     }
 
     /// Plan the answer to a request: its method, path, headers (a JSON object of strings) and
@@ -247,7 +268,27 @@ impl RawEngine {
             headers,
             body,
         };
-        let step = self.engine.handle(&request, now, &self.cache);
+        let mut out = None;
+        let ran = self.run(&mut |e, r| out = Some(e.handle(&request, now, r)));
+        let step = planned(out)?;
+        let failed = match ran {
+            Ok(failed) => failed,
+            Err(()) => {
+                self.engine.finish(&step);
+                return Ok(String::new());
+            }
+        };
+        if let Some(message) = failed {
+            // A read failed: nothing of the step is kept, whatever the core planned.
+            self.engine.finish(&step);
+            let r = storage_problem(&message, &step.response);
+            let mut f = Frame::new(&HandleHead {
+                status: r.status,
+                headers: &r.headers,
+            })?;
+            f.text(&r.body);
+            return f.finish();
+        }
         let out = Frame::new(&HandleHead {
             status: step.response.status,
             headers: &step.response.headers,
@@ -268,10 +309,12 @@ impl RawEngine {
     pub fn due(&mut self, now: f64, limit: u32) -> Result<String, JsValue> {
         self.idle()?;
         let now = millis(now)?;
-        let work = self
-            .engine
-            .due(now, limit as usize, &self.cache)
-            .map_err(|e| core_error(&e))?;
+        let mut out = None;
+        let ran = self.run(&mut |e, r| out = Some(e.due(now, limit as usize, r)));
+        let work = match ran {
+            Ok(failed) => checked(planned(out)?, failed)?,
+            Err(()) => return Ok(String::new()),
+        };
         let out = Frame::new(&DueHead { items: &work.items }).and_then(|mut f| {
             f.ops(&work.batch.ops);
             f.finish()
@@ -288,15 +331,11 @@ impl RawEngine {
         let now = millis(now)?;
         let outcome: Outcome =
             serde_json::from_str(outcome_json).map_err(|e| invalid(format!("outcome: {e}")))?;
-        let batch = self
-            .engine
-            .report(id, &outcome, now, &self.cache)
-            .map_err(|e| core_error(&e))?;
-        let out = batch_frame(&batch.ops);
-        if out.is_ok() {
-            self.hold_batch(batch);
+        let mut out = None;
+        match self.run(&mut |e, r| out = Some(e.report(id, &outcome, now, r))) {
+            Ok(failed) => checked(planned(out)?, failed).and_then(|b| self.batch_step(b)),
+            Err(()) => Ok(String::new()),
         }
-        out
     }
 
     /// Plan the removal of expired records (at most `limit` of each kind). Answers a frame of
@@ -304,15 +343,11 @@ impl RawEngine {
     pub fn prune(&mut self, now: f64, limit: u32) -> Result<String, JsValue> {
         self.idle()?;
         let now = millis(now)?;
-        let batch = self
-            .engine
-            .prune(now, limit as usize, &self.cache)
-            .map_err(|e| core_error(&e))?;
-        let out = batch_frame(&batch.ops);
-        if out.is_ok() {
-            self.hold_batch(batch);
+        let mut out = None;
+        match self.run(&mut |e, r| out = Some(e.prune(now, limit as usize, r))) {
+            Ok(failed) => checked(planned(out)?, failed).and_then(|b| self.batch_step(b)),
+            Err(()) => Ok(String::new()),
         }
-        out
     }
 
     /// Make every leased push and delivery due again now (`Engine::recover`), for a host that
@@ -320,26 +355,21 @@ impl RawEngine {
     pub fn recover(&mut self, now: f64) -> Result<String, JsValue> {
         self.idle()?;
         let now = millis(now)?;
-        let batch = self
-            .engine
-            .recover(now, &self.cache)
-            .map_err(|e| core_error(&e))?;
-        let out = batch_frame(&batch.ops);
-        if out.is_ok() {
-            self.hold_batch(batch);
+        let mut out = None;
+        match self.run(&mut |e, r| out = Some(e.recover(now, r))) {
+            Ok(failed) => checked(planned(out)?, failed).and_then(|b| self.batch_step(b)),
+            Err(()) => Ok(String::new()),
         }
-        out
     }
 
     /// The host applied the pending batch: apply it to the cache and release the step.
     pub fn commit(&mut self) -> Result<(), JsValue> {
         match self.pending.take() {
-            Some(Pending::Step(mut step)) => {
-                let batch = std::mem::take(&mut step.batch);
+            Some(Pending::Step(step)) => {
                 self.engine.finish(&step);
-                self.cache.apply(batch);
+                self.cache.apply(&step.batch);
             }
-            Some(Pending::Batch(batch)) => self.cache.apply(batch),
+            Some(Pending::Batch(batch)) => self.cache.apply(&batch),
             None => return Err(no_pending()),
         }
         Ok(())
@@ -351,14 +381,7 @@ impl RawEngine {
         match self.pending.take() {
             Some(Pending::Step(step)) => {
                 self.engine.finish(&step);
-                let mut r = problem(
-                    ProblemKind::StorageUnavailable,
-                    format!("storage error: {reason}"),
-                );
-                if let Some(id) = step.response.headers.get("X-Request-ID") {
-                    r.set_header("X-Request-ID", id.clone());
-                }
-                to_json(&r).map(Some)
+                to_json(&storage_problem(reason, &step.response)).map(Some)
             }
             Some(Pending::Batch(_)) => Ok(None),
             None => Err(no_pending()),
@@ -366,25 +389,24 @@ impl RawEngine {
     }
 
     /// The earliest time `due` will have work, in Unix milliseconds; `undefined` when nothing
-    /// is owed.
+    /// is owed (or when the run was discarded).
     #[wasm_bindgen(js_name = nextDeadline)]
-    pub fn next_deadline(&self) -> Result<Option<f64>, JsValue> {
-        self.engine
-            .next_deadline(&self.cache)
-            .map(|d| d.map(|ms| ms as f64))
-            .map_err(|e| core_error(&e))
+    pub fn next_deadline(&mut self) -> Result<Option<f64>, JsValue> {
+        let mut out = None;
+        match self.run(&mut |e, r| out = Some(e.next_deadline(r))) {
+            Ok(failed) => Ok(checked(planned(out)?, failed)?.map(|ms| ms as f64)),
+            Err(()) => Ok(None),
+        }
     }
 
-    /// Number of entries in the cache (for tests and diagnostics).
-    #[wasm_bindgen(js_name = cacheSize)]
-    pub fn cache_size(&self) -> u32 {
-        u32::try_from(self.cache.len()).unwrap_or(u32::MAX)
-    }
-
-    /// The cached value of `key` (for tests and diagnostics).
-    #[wasm_bindgen(js_name = cacheGet)]
-    pub fn cache_get(&self, key: &str) -> Result<Option<String>, JsValue> {
-        self.cache.get(key).map_err(|e| core_error(&e))
+    /// The cache's point entries, bytes, and scan results: `[entries, bytes, scans]` (for
+    /// tests and diagnostics).
+    #[wasm_bindgen(js_name = cacheStats)]
+    pub fn cache_stats(&self) -> Vec<u32> {
+        self.cache
+            .stats()
+            .map(|n| u32::try_from(n).unwrap_or(u32::MAX))
+            .to_vec()
     }
 }
 
@@ -398,6 +420,31 @@ impl RawEngine {
         Ok(())
     }
 
+    /// Run `plan` against the cache and the host; answers the first read that failed. A run of
+    /// an asynchronous host that missed reads is discarded: the engine's generator and id
+    /// clock are put back (the caller releases the step), nothing it read is cached, and it
+    /// answers `Err`. Otherwise what the run read from the host goes to the cache.
+    fn run(&mut self, plan: &mut dyn FnMut(&mut Engine, &dyn KvRead)) -> Ran {
+        let reads = Reads::new(&self.host, &self.cache);
+        let is_async = self.is_async;
+        let kept = self.engine.tentatively(|engine| {
+            plan(engine, &reads);
+            let keep = !(is_async && reads.host.missed());
+            (keep, keep)
+        });
+        let (learned, scanned, failed) = reads.finish();
+        if !kept {
+            return Err(());
+        }
+        for (k, v) in learned {
+            self.cache.put(&k, v);
+        }
+        for (args, rows) in scanned {
+            self.cache.put_scan(args, rows);
+        }
+        Ok(failed)
+    }
+
     fn hold_step(&mut self, step: Step) {
         if step.batch.is_empty() {
             self.engine.finish(&step);
@@ -406,11 +453,45 @@ impl RawEngine {
         }
     }
 
+    fn batch_step(&mut self, batch: Batch) -> Result<String, JsValue> {
+        let out = batch_frame(&batch.ops);
+        if out.is_ok() && !batch.is_empty() {
+            self.pending = Some(Pending::Batch(batch));
+        }
+        out
+    }
+
     fn hold_batch(&mut self, batch: Batch) {
         if !batch.is_empty() {
             self.pending = Some(Pending::Batch(batch));
         }
     }
+}
+
+/// What `plan` made in a run (it runs exactly once in every run).
+fn planned<T>(out: Option<T>) -> Result<T, JsValue> {
+    out.ok_or_else(|| js_error("engine_panic", "a run ended without planning its step"))
+}
+
+/// The result of a run of `due`, `report`, `prune`, `recover` or `nextDeadline`: a failed read
+/// is a `host_error`, whatever the core made of it (nothing it planned is kept).
+fn checked<T>(out: Result<T, CoreError>, failed: Option<String>) -> Result<T, JsValue> {
+    if let Some(message) = failed {
+        return Err(js_error("host_error", &format!("storage error: {message}")));
+    }
+    out.map_err(|e| core_error(&e))
+}
+
+/// The `503` problem of a storage failure, with the request id of `planned`.
+fn storage_problem(reason: &str, planned: &ApiResponse) -> ApiResponse {
+    let mut r = problem(
+        ProblemKind::StorageUnavailable,
+        format!("storage error: {reason}"),
+    );
+    if let Some(id) = planned.headers.get("X-Request-ID") {
+        r.set_header("X-Request-ID", id.clone());
+    }
+    r
 }
 
 fn batch_frame(ops: &[Op]) -> Result<String, JsValue> {

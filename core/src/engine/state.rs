@@ -126,6 +126,22 @@ impl Engine {
     }
 }
 
+impl Engine {
+    /// Run `run`, which plans a step and answers it with whether the step is kept. When it is
+    /// not, the generator and the id clock are put back as they were, so that planning the
+    /// step again draws the same ids: for a host that discards a step it planned against
+    /// incomplete reads (the wasm binding over an asynchronous store) and runs it again once
+    /// it has read more. A discarded step must still be released ([`Engine::finish`]).
+    pub fn tentatively<T>(&mut self, run: impl FnOnce(&mut Engine) -> (T, bool)) -> T {
+        let saved = (self.rng.clone(), self.last_id_ms, self.id_counter);
+        let (out, keep) = run(self);
+        if !keep {
+            (self.rng, self.last_id_ms, self.id_counter) = saved;
+        }
+        out
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -145,5 +161,14 @@ mod tests {
         }
         let set: std::collections::BTreeSet<_> = ids.iter().collect();
         assert_eq!(set.len(), ids.len());
+    }
+
+    #[test]
+    fn a_discarded_run_draws_the_same_ids_again() {
+        let mut e = Engine::new(EngineConfig::default());
+        let first = e.tentatively(|e| ((e.new_id(5), e.new_id(5)), false));
+        let again = e.tentatively(|e| ((e.new_id(5), e.new_id(5)), true));
+        assert_eq!(first, again);
+        assert_ne!(e.new_id(5), again.1, "a kept run moved the generator on");
     }
 }

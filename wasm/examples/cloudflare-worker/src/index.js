@@ -3,8 +3,9 @@
 // - Each account lives in its own Durable Object, addressed by the host name the request was
 //   sent to (the account's domain, e.g. `acme.example.com`). The object holds that account's
 //   engine: one engine per storage, the single writer of it.
-// - The engine's storage host is the object's SQLite storage (`ctx.storage.sql`): one table of
-//   keys and values, every batch applied inside `transactionSync` (all or nothing).
+// - The engine's storage host is the object's SQLite storage (`ctx.storage.sql`, src/sql-host.js):
+//   one table of keys and values, read on demand by key and by ordered prefix range, every batch
+//   applied inside `transactionSync` (all or nothing).
 // - `/api/...`, `/admin/...`, `/openapi.json` and `/healthz` go to `engine.handle`.
 // - The pushes and webhook deliveries the engine owes are performed with `fetch` from the
 //   object's alarm, which is always set to `engine.nextDeadline()`. The object is the only worker
@@ -20,6 +21,7 @@
 // MAX_BODY_BYTES, ACCESS_TOKENS.
 import { DurableObject } from "cloudflare:workers";
 import { createEngine } from "./writesync.js";
+import { SqlStorageHost } from "./sql-host.js";
 
 const ROUTES = [/^\/api(\/|$)/, /^\/admin(\/|$)/, /^\/openapi\.json$/, /^\/healthz$/];
 /** How much of a peer's answer is read and reported. */
@@ -38,34 +40,6 @@ function engineOptions(env) {
   }
   if (env.MAX_BODY_BYTES) options.maxBodyBytes = Number(env.MAX_BODY_BYTES);
   return options;
-}
-
-/** The engine's storage host over a Durable Object's SQLite storage (synchronous). */
-class SqlStorageHost {
-  constructor(storage) {
-    this.storage = storage;
-    storage.sql.exec("CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID");
-  }
-  entries() {
-    // Rows are {key, value} objects; the engine accepts any iterable of them.
-    return this.storage.sql.exec("SELECT key, value FROM kv ORDER BY key");
-  }
-  apply(batch) {
-    // transactionSync rolls the whole batch back if any statement throws.
-    this.storage.transactionSync(() => {
-      for (const op of batch) {
-        if (op.op === "put") {
-          this.storage.sql.exec(
-            "INSERT INTO kv (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            op.key,
-            op.value,
-          );
-        } else {
-          this.storage.sql.exec("DELETE FROM kv WHERE key = ?", op.key);
-        }
-      }
-    });
-  }
 }
 
 /** Answer a token work item from the ACCESS_TOKENS secret. */
@@ -107,7 +81,8 @@ export class AccountEngine extends DurableObject {
   constructor(ctx, env) {
     super(ctx, env);
     this.maxBodyBytes = Number(env.MAX_BODY_BYTES || 1024 * 1024);
-    // No request or alarm runs until the engine has loaded the storage.
+    // No request or alarm runs until the engine exists and has recovered. Nothing is loaded: the
+    // engine reads the storage on demand through SqlStorageHost.
     ctx.blockConcurrencyWhile(async () => {
       this.engine = await createEngine(new SqlStorageHost(ctx.storage), engineOptions(env));
       await this.engine.recover(Date.now());
