@@ -19,7 +19,7 @@
 //! | [`httpd`] | the bounded HTTP/1.1 server (hyper) that hands complete requests to a handler |
 //! | [`worker`] | claims due pushes and deliveries, sends them on a small pool, reports |
 //! | [`transport`] | ureq agent: timeouts, bounded answers, no redirects, refused addresses |
-//! | [`state`] | the engine and store behind one mutex, the clock, the wake-up signal |
+//! | [`state`] | the writing engine and store behind one mutex, the clock, the wake-up signal |
 //! | [`log`] | structured logs on stderr (JSON lines) |
 #![forbid(unsafe_code)]
 

@@ -1,5 +1,7 @@
-//! What the request threads and the worker share: the engine and its store behind one mutex,
-//! the wall clock, a wake-up signal for the worker, and the shutdown flag.
+//! What the committer, the worker and the startup share: the writing engine and its store
+//! behind one mutex, the wall clock, a wake-up signal for the worker, and the shutdown flag.
+//! (Request threads reach the engine through the group commit and the reader engines,
+//! `commit.rs`.)
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
@@ -8,8 +10,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use writesync_core::Engine;
 use writesync_sqlite::SqliteStore;
 
-/// The engine and the store it plans against. Every engine call happens with this locked, so
-/// the engine sees one consistent store and batches commit in the order they were planned.
+/// The writing engine and the store it plans against. Every call of it happens with this
+/// locked (the committer, the worker's pruning and deadline reads, startup), so the engine sees
+/// one consistent store and batches commit in the order they were planned.
 #[derive(Debug)]
 pub struct Core {
     /// The engine.
