@@ -188,7 +188,7 @@ impl GroupCommit {
             }
             // The committer stopped without answering (it cannot, short of a panic).
             let mut r = problem(ProblemKind::StorageUnavailable, NOT_RUN);
-            if crate::serve::is_api_path(&path) {
+            if crate::httpd::is_api_path(&path) {
                 r.set_header("X-Request-ID", random_uuid());
             }
             if let Some(t) = tracking {
@@ -473,7 +473,7 @@ fn unavailable(reason: &str, step: Option<&Step>, request: &ApiRequest) -> ApiRe
     let mut r = problem(ProblemKind::StorageUnavailable, reason);
     match step.and_then(|s| s.response.headers.get("X-Request-ID")) {
         Some(id) => r.set_header("X-Request-ID", id.clone()),
-        None if crate::serve::is_api_path(&request.path) => {
+        None if crate::httpd::is_api_path(&request.path) => {
             r.set_header("X-Request-ID", random_uuid());
         }
         None => {}

@@ -520,6 +520,12 @@ fn head(
     }
 }
 
+/// Whether a request target is on the data API (`/api`, `/api/...`, `/api?...`), whose answers
+/// carry an `X-Request-ID`.
+pub fn is_api_path(target: &str) -> bool {
+    target == "/api" || target.starts_with("/api/") || target.starts_with("/api?")
+}
+
 /// The tracking id among a request's `X-Tracking-ID` values: the one value when it was sent
 /// once and is 1 to 128 visible ASCII characters, else none.
 pub fn valid_tracking_id<'a>(mut values: impl Iterator<Item = &'a str>) -> Option<&'a str> {

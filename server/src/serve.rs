@@ -23,8 +23,8 @@ use writesync_sqlite::SqliteStore;
 
 use crate::commit::{GroupCommit, GroupLimits, Readers};
 use crate::httpd::{
-    valid_tracking_id, Handler, HttpLimits, HttpRequest, HttpResponse, HttpServer, Rejection,
-    RequestHead,
+    is_api_path, valid_tracking_id, Handler, HttpLimits, HttpRequest, HttpResponse, HttpServer,
+    Rejection, RequestHead,
 };
 use crate::log;
 use crate::state::{hex, random_bytes, random_uuid, AppState};
@@ -448,10 +448,6 @@ struct ApiHandler {
 
 fn is_write(method: &str) -> bool {
     matches!(method, "POST" | "PUT" | "PATCH" | "DELETE")
-}
-
-pub(crate) fn is_api_path(target: &str) -> bool {
-    target == "/api" || target.starts_with("/api/") || target.starts_with("/api?")
 }
 
 fn path_only(target: &str) -> &str {
