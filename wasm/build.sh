@@ -11,8 +11,26 @@ cd "$here"
 WASM_BINDGEN_VERSION=0.2.130 # must equal the `wasm-bindgen = "=..."` pin in Cargo.toml
 export PATH="$HOME/.cargo/bin:$PATH"
 
-if command -v rustup >/dev/null && ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
-  rustup target add wasm32-unknown-unknown
+# The module is compiled by a pinned nightly that rebuilds the standard library with panics as an
+# immediate trap (-Zbuild-std, -Cpanic=immediate-abort): with panic = "abort" alone, every
+# panic site still carried its message, location and the formatting code to print them,
+# although nothing on wasm32-unknown-unknown ever printed them (a panic traps either way, and
+# the JS wrapper turns a trap into `engine_panic`/`engine_poisoned`). README "Size and speed"
+# has the figures. WRITESYNC_WASM_TOOLCHAIN=stable builds with the stable toolchain and the
+# prebuilt standard library instead (a larger module, over the size budget).
+WASM_NIGHTLY=nightly-2026-05-20
+toolchain="${WRITESYNC_WASM_TOOLCHAIN:-$WASM_NIGHTLY}"
+if command -v rustup >/dev/null; then
+  if ! rustup run "$toolchain" rustc --version >/dev/null 2>&1; then
+    rustup toolchain install "$toolchain" --profile minimal
+  fi
+  if ! rustup target list --toolchain "$toolchain" --installed | grep -qx wasm32-unknown-unknown; then
+    rustup target add wasm32-unknown-unknown --toolchain "$toolchain"
+  fi
+  if [ "$toolchain" = "$WASM_NIGHTLY" ] &&
+    ! rustup component list --toolchain "$toolchain" --installed | grep -q '^rust-src'; then
+    rustup component add rust-src --toolchain "$toolchain"
+  fi
 fi
 if ! wasm-bindgen --version 2>/dev/null | grep -qx "wasm-bindgen $WASM_BINDGEN_VERSION"; then
   # Without --locked: the crates mirror may lag behind the CLI's lock file (docs: toolchain.md).
@@ -35,8 +53,17 @@ raw="$target_dir/wasm32-unknown-unknown/wasm-release/writesync_wasm.wasm"
 # benchmark's noise. Bulk memory and the other post-MVP features rustc enables by default for
 # wasm32-unknown-unknown are on already.
 cargo_home="${CARGO_HOME:-$HOME/.cargo}"
-RUSTFLAGS="${RUSTFLAGS:-} -C target-feature=+simd128 --remap-path-prefix=$cargo_home/registry/src=/cargo/registry/src" \
-  cargo build -p writesync-wasm --target wasm32-unknown-unknown --profile wasm-release
+flags="-C target-feature=+simd128 --remap-path-prefix=$cargo_home/registry/src=/cargo/registry/src"
+std_args=()
+if [ "$toolchain" = "$WASM_NIGHTLY" ]; then
+  # The standard library's sources sit under the toolchain's directory, which differs between
+  # machines: remapped like the registry's, so the module stays the same bytes everywhere.
+  sysroot="$(rustup run "$toolchain" rustc --print sysroot)"
+  flags="$flags -Zunstable-options -Cpanic=immediate-abort --remap-path-prefix=$sysroot/lib/rustlib/src/rust=/rustc/src"
+  std_args=(-Zbuild-std=std,panic_abort -Zbuild-std-features=optimize_for_size)
+fi
+RUSTFLAGS="${RUSTFLAGS:-} $flags" \
+  cargo "+$toolchain" build -p writesync-wasm --target wasm32-unknown-unknown --profile wasm-release "${std_args[@]}"
 rm -rf pkg
 mkdir -p pkg
 # The raw module as rustc linked it, kept for the import check (scripts/check-imports.mjs).
