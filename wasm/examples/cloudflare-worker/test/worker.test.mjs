@@ -190,5 +190,8 @@ test("state survives a restart of the worker on the same storage, and owed pushe
     const s = await call("GET", `/api/syncs/${syncId}`, { auth: state.auth });
     return s.json.status === "succeeded" && s.json;
   });
-  assert.equal(s2.targets[0].attempts, 2);
+  // The failed attempt, then the retry. A retry that was in flight when the worker stopped is
+  // sent once more after the restart (the object recovers what it had leased), so a slow
+  // machine can see a third attempt; never fewer than two.
+  assert.ok([2, 3].includes(s2.targets[0].attempts), `attempts: ${s2.targets[0].attempts}`);
 });
