@@ -3,6 +3,7 @@
 
 use super::items::{parse_due_key, WorkRef};
 use super::state::Engine;
+use super::stored;
 use super::tx::Tx;
 use crate::records::*;
 use crate::store::{Batch, KvRead};
@@ -10,7 +11,7 @@ use crate::CoreError;
 
 pub(crate) fn recover(now: i64, store: &dyn KvRead) -> Result<Batch, CoreError> {
     let mut tx = Tx::new(store);
-    for (key, _) in store.scan(keys::DUE, 0, usize::MAX)? {
+    for (key, value) in store.scan(keys::DUE, 0, usize::MAX)? {
         let Some((ms, what)) = parse_due_key(&key) else {
             continue;
         };
@@ -18,13 +19,16 @@ pub(crate) fn recover(now: i64, store: &dyn KvRead) -> Result<Batch, CoreError> 
             continue;
         }
         let leased = match what {
-            WorkRef::Task(id) => matches!(
-                tx.get_json::<TaskRec>(&keys::task(id)),
-                Ok(Some(TaskRec {
-                    state: TaskState::InProgress { .. },
-                    ..
-                }))
-            ),
+            WorkRef::Task(id) => {
+                let sync = serde_json::from_str::<String>(&value).ok();
+                matches!(
+                    stored::get_task(&tx, id, sync.as_deref()),
+                    Ok(Some(TaskRec {
+                        state: TaskState::InProgress { .. },
+                        ..
+                    }))
+                )
+            }
             WorkRef::TokenRequest(id) => matches!(
                 tx.get_json::<TokenRequestRec>(&keys::token_request(id)),
                 Ok(Some(TokenRequestRec {
@@ -42,7 +46,8 @@ pub(crate) fn recover(now: i64, store: &dyn KvRead) -> Result<Batch, CoreError> 
         };
         if leased {
             tx.delete(key.clone());
-            tx.put(what.due_key(now), "\"\"");
+            // The value (a task's sync) goes with the entry.
+            tx.put(what.due_key(now), value.clone());
         }
     }
     Ok(tx.into_batch())

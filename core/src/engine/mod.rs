@@ -33,6 +33,7 @@ mod plan;
 mod reads;
 mod report;
 mod state;
+mod stored;
 mod tx;
 mod views;
 mod vocab;

@@ -3,6 +3,7 @@
 use serde_json::Value;
 
 use super::command::{DataOp, Reply};
+use super::stored;
 use super::views::sync_json;
 use super::vocab::{fail, Ctx, H};
 use crate::cdm::ObjectType;
@@ -12,9 +13,9 @@ use crate::records::*;
 /// Carry out a read (the caller may read).
 pub(crate) fn execute(ctx: &Ctx<'_>, account: &AccountRec, op: &DataOp<'_>) -> H<Reply> {
     match *op {
-        DataOp::GetSync { id } => match ctx.tx.get_json::<SyncRec>(&keys::sync(&account.id, id))? {
-            Some(s) => Ok(Reply::json(200, &sync_json(&s))),
-            None => fail(ProblemKind::NotFound, "no such sync"),
+        DataOp::GetSync { id } => match stored::get_sync(&ctx.tx, id)? {
+            Some(s) if s.account_id == account.id => Ok(Reply::json(200, &sync_json(&s))),
+            _ => fail(ProblemKind::NotFound, "no such sync"),
         },
         DataOp::List { object, page } => {
             let rows = ctx.tx.scan(

@@ -1,0 +1,172 @@
+//! Layout 2: objects stored once (a push task names the version it sends), the bytes one
+//! pushing write commits, and what stays after the retention window.
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+mod common;
+use common::*;
+use serde_json::{json, Value};
+use writesync_core::{ApiRequest, Batch, KvRead, Op};
+
+fn keys_with(w: &World, prefix: &str) -> Vec<String> {
+    w.store
+        .scan(prefix, 0, usize::MAX)
+        .unwrap()
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect()
+}
+
+fn pushed(item: &writesync_core::WorkItem) -> Value {
+    serde_json::from_str::<Value>(&item.request.body).unwrap()["object"].clone()
+}
+
+#[test]
+fn a_later_update_while_the_first_push_is_pending_pushes_version_1_then_2() {
+    let mut w = World::new();
+    let t = w.tenant("acme.example.com", true);
+    w.connect(&t, "quickbooks", "accounting");
+    let c = w.api(&t, "POST", "/api/customers", Some(customer()));
+    let cid = c.body_json()["id"].as_str().unwrap().to_string();
+    let push = [("X-Sync-Data", "push")];
+    let inv = w.api_h(
+        &t,
+        "POST",
+        "/api/invoices",
+        Some(invoice(&cid, "INV-1")),
+        &push,
+    );
+    assert_eq!(inv.status, 201, "{}", inv.body);
+    let id = inv.body_json()["id"].as_str().unwrap().to_string();
+    // Version 1 is handed out and its answer is still outstanding.
+    let first = w.due();
+    assert_eq!(first.len(), 1);
+    assert_eq!(pushed(&first[0])["version"], 1);
+    let mut body = invoice(&cid, "INV-1");
+    body["dueDate"] = json!("2026-12-31");
+    let upd = w.api_h(
+        &t,
+        "PUT",
+        &format!("/api/invoices/{id}"),
+        Some(body),
+        &[("X-Sync-Data", "push"), ("If-Match", "1")],
+    );
+    assert_eq!(upd.status, 200, "{}", upd.body);
+    // A payment makes version 3 without pushing the invoice: version 2 must stay sendable.
+    let pay = w.api(
+        &t,
+        "POST",
+        &format!("/api/invoices/{id}/payments"),
+        Some(json!({"amount": 100, "date": "2026-11-05"})),
+    );
+    assert_eq!(pay.status, 201, "{}", pay.body);
+    let kept = keys_with(&w, "v/");
+    assert_eq!(kept.len(), 2, "versions 1 and 2 are kept: {kept:?}");
+    assert!(w.due().is_empty(), "version 2 waits for version 1");
+    w.report(&first[0].id, status(201, r#"{"id":"QB-1"}"#));
+    assert_eq!(
+        keys_with(&w, "v/").len(),
+        1,
+        "version 1 is no longer needed"
+    );
+    let second = w.due();
+    assert_eq!(second.len(), 1);
+    let sent = pushed(&second[0]);
+    assert_eq!(sent["version"], 2);
+    assert_eq!(sent["dueDate"], "2026-12-31");
+    assert_eq!(sent["amountPaid"], 0, "the payment came after version 2");
+    assert_eq!(
+        serde_json::from_str::<Value>(&second[0].request.body).unwrap()["operation"],
+        "update"
+    );
+    w.report(&second[0].id, status(200, r#"{"id":"QB-1"}"#));
+    assert!(
+        keys_with(&w, "v/").is_empty(),
+        "nothing unfinished needs a kept version"
+    );
+    assert!(
+        keys_with(&w, "c/").is_empty(),
+        "no unfinished push is chained"
+    );
+    let current = w.api(&t, "GET", &format!("/api/invoices/{id}"), None);
+    assert_eq!(current.body_json()["version"], 3);
+}
+
+fn bytes(batch: &Batch) -> usize {
+    batch
+        .ops
+        .iter()
+        .map(|op| match op {
+            Op::Put { key, value } => key.len() + value.len(),
+            Op::Delete { key } => key.len(),
+        })
+        .sum()
+}
+
+/// An invoice of about 1 KB as stored.
+fn big_invoice(customer: &str) -> Value {
+    let lines: Vec<Value> = (0..5)
+        .map(|i| {
+            json!({"description": format!("Consulting, phase {i}: workshops and review"),
+                   "quantity": 2, "unitAmount": 15000 + i, "taxAmount": 6300})
+        })
+        .collect();
+    json!({"number": "INV-2026-0001", "customerId": customer, "issueDate": "2026-11-01",
+           "dueDate": "2026-11-30", "currency": "EUR", "lines": lines})
+}
+
+/// A store with 2 connections and a webhook subscription, and one pushing invoice write;
+/// answers the world, the write's batch and the invoice's id.
+fn one_pushing_write() -> (World, Tenant, Batch, String) {
+    let mut w = World::new();
+    let t = w.tenant("acme.example.com", true);
+    w.connect(&t, "quickbooks", "accounting");
+    w.connect(&t, "shopify", "commerce");
+    w.webhook(&t, json!(["*"]));
+    let c = w.api(&t, "POST", "/api/customers", Some(customer()));
+    let cid = c.body_json()["id"].as_str().unwrap().to_string();
+    let req = ApiRequest::new("POST", "/api/invoices")
+        .header("Authorization", &t.auth)
+        .header("X-Sync-Data", "push")
+        .json(&big_invoice(&cid));
+    let step = w.engine.handle(&req, w.now, &w.store);
+    assert_eq!(step.response.status, 201, "{}", step.response.body);
+    assert_eq!(
+        step.response.headers["X-Sync-Targets"],
+        "quickbooks,shopify"
+    );
+    w.store.apply_batch(&step.batch);
+    w.engine.finish(&step);
+    let id = step.response.body_json()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    (w, t, step.batch, id)
+}
+
+fn object_bytes(w: &World, t: &Tenant, id: &str) -> usize {
+    let key = format!("obj/{}/invoice/{id}", t.id);
+    key.len() + w.store.get(&key).unwrap().unwrap().len()
+}
+
+#[test]
+fn one_pushing_invoice_write_commits_at_most_the_object_plus_1_kib() {
+    let (w, t, batch, id) = one_pushing_write();
+    let object = object_bytes(&w, &t, &id);
+    let total = bytes(&batch);
+    println!(
+        "one pushing invoice write (2 connections, 1 webhook): {total} bytes committed in {} \
+         entries; the stored invoice itself: {object} bytes; the rest: {} bytes",
+        batch.ops.len(),
+        total - object
+    );
+    for op in &batch.ops {
+        if let Op::Put { key, value } = op {
+            println!("  {:>5}  {key}", key.len() + value.len());
+        }
+    }
+    assert!(object >= 1000, "the invoice is about 1 KB: {object}");
+    assert!(
+        total <= object + 1024,
+        "{total} bytes committed for a {object}-byte object"
+    );
+}
