@@ -136,8 +136,8 @@ pub use engine::{
     EngineConfig, Executed, IfMatch, OutboundRequest, Outcome, Page, Problem, Reply, RequestLine,
     Step, SyncStarted, UpdateMode, WorkItem, WorkKind, WriteOptions, DEFAULT_DELIVERY_RETENTION_MS,
     DEFAULT_IDEMPOTENCY_RETENTION_MS, DEFAULT_LEASE_MS, DEFAULT_MAX_BATCH, DEFAULT_MAX_BODY_BYTES,
-    DEFAULT_PAGE_SIZE, MAX_PAGE, MAX_PAGE_SIZE, MAX_PATH_BYTES, SCOPE_READ, SCOPE_WRITE,
-    TOKEN_EXPIRY_MARGIN_MS, TOKEN_URL,
+    DEFAULT_PAGE_SIZE, DEFAULT_SYNC_RETENTION_MS, MAX_PAGE, MAX_PAGE_SIZE, MAX_PATH_BYTES,
+    SCOPE_READ, SCOPE_WRITE, TOKEN_EXPIRY_MARGIN_MS, TOKEN_URL,
 };
 pub use error::CoreError;
 pub use http::{ApiRequest, ApiResponse};

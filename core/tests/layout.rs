@@ -115,8 +115,8 @@ fn big_invoice(customer: &str) -> Value {
 }
 
 /// A store with 2 connections and a webhook subscription, and one pushing invoice write;
-/// answers the world, the write's batch and the invoice's id.
-fn one_pushing_write() -> (World, Tenant, Batch, String) {
+/// answers the world, the write's batch, the invoice's id and the store before the write.
+fn one_pushing_write() -> (World, Tenant, Batch, String, writesync_core::MemoryStore) {
     let mut w = World::new();
     let t = w.tenant("acme.example.com", true);
     w.connect(&t, "quickbooks", "accounting");
@@ -128,6 +128,7 @@ fn one_pushing_write() -> (World, Tenant, Batch, String) {
         .header("Authorization", &t.auth)
         .header("X-Sync-Data", "push")
         .json(&big_invoice(&cid));
+    let before = w.store.clone();
     let step = w.engine.handle(&req, w.now, &w.store);
     assert_eq!(step.response.status, 201, "{}", step.response.body);
     assert_eq!(
@@ -140,7 +141,7 @@ fn one_pushing_write() -> (World, Tenant, Batch, String) {
         .as_str()
         .unwrap()
         .to_string();
-    (w, t, step.batch, id)
+    (w, t, step.batch, id, before)
 }
 
 fn object_bytes(w: &World, t: &Tenant, id: &str) -> usize {
@@ -150,7 +151,7 @@ fn object_bytes(w: &World, t: &Tenant, id: &str) -> usize {
 
 #[test]
 fn one_pushing_invoice_write_commits_at_most_the_object_plus_1_kib() {
-    let (w, t, batch, id) = one_pushing_write();
+    let (w, t, batch, id, _) = one_pushing_write();
     let object = object_bytes(&w, &t, &id);
     let total = bytes(&batch);
     println!(
@@ -169,4 +170,150 @@ fn one_pushing_invoice_write_commits_at_most_the_object_plus_1_kib() {
         total <= object + 1024,
         "{total} bytes committed for a {object}-byte object"
     );
+}
+
+fn store_bytes(w: &World) -> usize {
+    w.store.entries().map(|(k, v)| k.len() + v.len()).sum()
+}
+
+const DAY: i64 = 86_400_000;
+
+#[test]
+fn after_the_retention_window_an_invoice_keeps_at_most_the_object_plus_300_bytes() {
+    let (mut w, t, _, id, before) = one_pushing_write();
+    let base: usize = before.entries().map(|(k, v)| k.len() + v.len()).sum();
+    let sync_id = w
+        .store
+        .scan("s/", 0, 10)
+        .unwrap()
+        .first()
+        .map(|(k, _)| k[2..].to_string())
+        .unwrap();
+    for item in w.due() {
+        let answer = if item.request.url.contains("quickbooks") {
+            r#"{"id":"QB-1001"}"#
+        } else {
+            r#"{"id":"SH-7001"}"#
+        };
+        w.report(&item.id, status(201, answer));
+    }
+    for _ in 0..3 {
+        for item in w.due() {
+            w.report(&item.id, status(200, ""));
+        }
+    }
+    assert!(
+        w.engine.next_deadline(&w.store).unwrap().is_none(),
+        "all done"
+    );
+    // Within the window nothing of the sync goes.
+    w.now += 29 * DAY;
+    while w.engine.prune_with(w.now, 100, &mut w.store).unwrap() > 0 {}
+    let sync = w.api(&t, "GET", &format!("/api/syncs/{sync_id}"), None);
+    assert_eq!(sync.status, 200, "{}", sync.body);
+    w.now += 2 * DAY;
+    while w.engine.prune_with(w.now, 1, &mut w.store).unwrap() > 0 {}
+    let object = object_bytes(&w, &t, &id);
+    let kept = store_bytes(&w) - base;
+    println!(
+        "after the retention window: {kept} bytes kept for the invoice (the stored invoice \
+         itself: {object} bytes; the rest: {} bytes)",
+        kept - object
+    );
+    for (k, v) in w.store.entries() {
+        if !before.entries().any(|(bk, _)| bk == k) {
+            println!("  {:>5}  {k}", k.len() + v.len());
+        }
+    }
+    assert!(
+        kept <= object + 300,
+        "{kept} bytes kept for a {object}-byte object"
+    );
+    let gone = w.api(&t, "GET", &format!("/api/syncs/{sync_id}"), None);
+    assert_eq!(gone.status, 404);
+    assert!(
+        gone.body_json()["detail"]
+            .as_str()
+            .unwrap()
+            .contains("expired"),
+        "{}",
+        gone.body
+    );
+    let unknown = w.api(&t, "GET", "/api/syncs/unknown", None);
+    assert_eq!(unknown.body_json()["detail"], "no such sync");
+    // The object, its version and its remote ids stay: an update pushes as an update.
+    let mut body = big_invoice(
+        &serde_json::from_str::<Value>(
+            &w.store
+                .get(&format!("obj/{}/invoice/{id}", t.id))
+                .unwrap()
+                .unwrap(),
+        )
+        .unwrap()["customerId"]
+            .as_str()
+            .unwrap()
+            .to_string(),
+    );
+    body["dueDate"] = json!("2027-01-31");
+    let upd = w.api_h(
+        &t,
+        "PUT",
+        &format!("/api/invoices/{id}"),
+        Some(body),
+        &[("X-Sync-Data", "push")],
+    );
+    assert_eq!(upd.status, 200, "{}", upd.body);
+    let items = w.due();
+    assert_eq!(items.len(), 2);
+    for i in &items {
+        let b: Value = serde_json::from_str(&i.request.body).unwrap();
+        assert_eq!(b["operation"], "update");
+    }
+}
+
+#[test]
+fn unfinished_syncs_are_never_pruned_and_prune_is_bounded() {
+    let mut w = World::new();
+    let t = w.tenant("acme.example.com", true);
+    w.connect(&t, "quickbooks", "accounting");
+    let push = [("X-Sync-Data", "push")];
+    let mut syncs = Vec::new();
+    for i in 0..3 {
+        let c = w.api_h(
+            &t,
+            "POST",
+            "/api/customers",
+            Some(json!({"name": format!("C{i}")})),
+            &push,
+        );
+        syncs.push(c.headers["X-Sync-ID"].clone());
+        w.now += 1;
+    }
+    // The first two finish, the third stays leased.
+    let items = w.due();
+    assert_eq!(items.len(), 3);
+    w.report(&items[0].id, status(201, "{}"));
+    w.report(&items[1].id, status(400, "no"));
+    w.now += 40 * DAY;
+    // The third's lease ran out long ago, but it is still unfinished (never reported).
+    assert_eq!(w.engine.prune_with(w.now, 1, &mut w.store).unwrap(), 2);
+    assert_eq!(
+        w.api(&t, "GET", &format!("/api/syncs/{}", syncs[0]), None)
+            .status,
+        404
+    );
+    assert_eq!(
+        w.api(&t, "GET", &format!("/api/syncs/{}", syncs[1]), None)
+            .status,
+        200
+    );
+    while w.engine.prune_with(w.now, 1, &mut w.store).unwrap() > 0 {}
+    assert_eq!(
+        w.api(&t, "GET", &format!("/api/syncs/{}", syncs[1]), None)
+            .status,
+        404
+    );
+    let third = w.api(&t, "GET", &format!("/api/syncs/{}", syncs[2]), None);
+    assert_eq!(third.status, 200, "an unfinished sync is kept");
+    assert_eq!(third.body_json()["status"], "in_progress");
 }

@@ -2,11 +2,13 @@
 //! retention.
 
 use super::items::{parse_due_key, WorkRef};
-use super::state::Engine;
+use super::state::{id_time_ms, Engine};
 use super::stored;
 use super::tx::Tx;
+use crate::records::rows::SyncRow;
 use crate::records::*;
 use crate::store::{Batch, KvRead};
+use crate::util::time::parse_rfc3339_millis;
 use crate::CoreError;
 
 pub(crate) fn recover(now: i64, store: &dyn KvRead) -> Result<Batch, CoreError> {
@@ -111,5 +113,59 @@ pub(crate) fn prune(
             }
         }
     }
+    prune_syncs(engine, now, limit, store, &mut tx)?;
     Ok(tx.into_batch())
+}
+
+/// Remove up to `limit` syncs made before the retention window whose targets all finished,
+/// with their task pointers and webhook deliveries (and the deliveries' index entries). The
+/// syncs are scanned oldest first (their ids are time-ordered) and the scan stops at the
+/// window; an unfinished sync, or one with a delivery still owed, is kept and skipped.
+fn prune_syncs(
+    engine: &Engine,
+    now: i64,
+    limit: usize,
+    store: &dyn KvRead,
+    tx: &mut Tx<'_>,
+) -> Result<(), CoreError> {
+    let cut = retention_cut(now, engine.config.sync_retention_ms);
+    for (key, value) in store.scan(keys::SYNCS, 0, limit)? {
+        let id = &key[keys::SYNCS.len()..];
+        match id_time_ms(id) {
+            Some(ms) if ms <= cut => {}
+            Some(_) => break,
+            None => continue,
+        }
+        let Ok(row) = serde_json::from_str::<SyncRow>(&value) else {
+            continue;
+        };
+        let (sync, tasks) = row.decode(id);
+        if !sync.status.is_final() || tasks.iter().any(|t| !t.state.status().is_final()) {
+            continue;
+        }
+        let mut deliveries = Vec::with_capacity(sync.deliveries.len());
+        for d in &sync.deliveries {
+            if let Some(rec) = tx.get_json::<DeliveryRec>(&keys::delivery(d))? {
+                deliveries.push(rec);
+            }
+        }
+        if deliveries
+            .iter()
+            .any(|d| d.state.status() == DeliveryStatus::Pending)
+        {
+            continue;
+        }
+        tx.delete(key.clone());
+        for t in &tasks {
+            tx.delete(keys::task(&t.id));
+        }
+        for d in deliveries {
+            tx.delete(keys::delivery(&d.id));
+            tx.delete(keys::webhook_delivery(&d.account_id, &d.webhook_id, &d.id));
+            if let Some(ms) = parse_rfc3339_millis(&d.updated_at) {
+                tx.delete(keys::delivery_expiry(ms, &d.id));
+            }
+        }
+    }
+    Ok(())
 }

@@ -50,7 +50,7 @@ pub use command::{
 };
 pub use config::{
     ConfigJson, EngineConfig, DEFAULT_DELIVERY_RETENTION_MS, DEFAULT_IDEMPOTENCY_RETENTION_MS,
-    DEFAULT_LEASE_MS, DEFAULT_MAX_BATCH, DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_LEASE_MS, DEFAULT_MAX_BATCH, DEFAULT_MAX_BODY_BYTES, DEFAULT_SYNC_RETENTION_MS,
 };
 pub use execute::Executed;
 pub use http_adapter::{Step, MAX_PATH_BYTES};
@@ -158,8 +158,10 @@ impl Engine {
         due::next_deadline(store)
     }
 
-    /// Remove idempotency records and finished deliveries older than their retention.
-    /// Nothing unfinished is removed. At most `limit` records of each kind per call.
+    /// Remove idempotency records, finished deliveries and finished syncs (with their tasks
+    /// and deliveries) older than their retention. Nothing unfinished is removed; objects,
+    /// their current versions and their remote ids are never removed. At most `limit` records
+    /// of each kind per call.
     pub fn prune(
         &mut self,
         now_ms: i64,

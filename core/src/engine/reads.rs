@@ -3,6 +3,7 @@
 use serde_json::Value;
 
 use super::command::{DataOp, Reply};
+use super::state::id_time_ms;
 use super::stored;
 use super::views::sync_json;
 use super::vocab::{fail, Ctx, H};
@@ -11,11 +12,28 @@ use crate::http::ProblemKind;
 use crate::records::*;
 
 /// Carry out a read (the caller may read).
-pub(crate) fn execute(ctx: &Ctx<'_>, account: &AccountRec, op: &DataOp<'_>) -> H<Reply> {
+pub(crate) fn execute(
+    ctx: &Ctx<'_>,
+    account: &AccountRec,
+    op: &DataOp<'_>,
+    sync_retention_ms: u64,
+) -> H<Reply> {
     match *op {
         DataOp::GetSync { id } => match stored::get_sync(&ctx.tx, id)? {
             Some(s) if s.account_id == account.id => Ok(Reply::json(200, &sync_json(&s))),
-            _ => fail(ProblemKind::NotFound, "no such sync"),
+            Some(_) => fail(ProblemKind::NotFound, "no such sync"),
+            None => match id_time_ms(id) {
+                // The id says when the sync was made: past the window, a finished sync is
+                // pruned (an unfinished one never is, so it would have been found).
+                Some(ms) if ms <= ctx.now.saturating_sub(clamp_ms(sync_retention_ms)) => fail(
+                    ProblemKind::NotFound,
+                    format!(
+                        "sync {id} expired: a finished sync is kept for {} after it was made",
+                        describe_ms(sync_retention_ms)
+                    ),
+                ),
+                _ => fail(ProblemKind::NotFound, "no such sync"),
+            },
         },
         DataOp::List { object, page } => {
             let rows = ctx.tx.scan(
@@ -65,4 +83,25 @@ pub(crate) fn load_object(
         ProblemKind::NotFound,
         format!("no {} with id {id}", t.as_str()),
     )
+}
+
+fn clamp_ms(ms: u64) -> i64 {
+    i64::try_from(ms).unwrap_or(i64::MAX)
+}
+
+/// `30 days`, `36 hours`, `90 minutes` or `1500 ms`: the largest whole unit.
+fn describe_ms(ms: u64) -> String {
+    const UNITS: [(u64, &str); 4] = [
+        (86_400_000, "day"),
+        (3_600_000, "hour"),
+        (60_000, "minute"),
+        (1_000, "second"),
+    ];
+    for (size, name) in UNITS {
+        if ms >= size && ms.is_multiple_of(size) {
+            let n = ms / size;
+            return format!("{n} {name}{}", if n == 1 { "" } else { "s" });
+        }
+    }
+    format!("{ms} ms")
 }

@@ -126,6 +126,17 @@ impl Engine {
     }
 }
 
+/// The time a time-ordered id of [`Engine::new_id`] carries (Unix ms); `None` for any other
+/// text.
+pub(crate) fn id_time_ms(id: &str) -> Option<i64> {
+    let b = id.as_bytes();
+    if b.len() != 36 || b[8] != b'-' || b[13] != b'-' || b[14] != b'7' {
+        return None;
+    }
+    let hex = format!("{}{}", id.get(0..8)?, id.get(9..13)?);
+    i64::from_str_radix(&hex, 16).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -145,5 +156,14 @@ mod tests {
         }
         let set: std::collections::BTreeSet<_> = ids.iter().collect();
         assert_eq!(set.len(), ids.len());
+    }
+
+    #[test]
+    fn ids_carry_their_time() {
+        let mut e = Engine::new(crate::EngineConfig::default());
+        let id = e.new_id(1_790_000_000_123);
+        assert_eq!(id_time_ms(&id), Some(1_790_000_000_123));
+        assert_eq!(id_time_ms("unknown"), None);
+        assert_eq!(id_time_ms("01a0c450-6c00-400b-9d16-f0a2a95851ef"), None);
     }
 }
