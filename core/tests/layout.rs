@@ -242,18 +242,12 @@ fn after_the_retention_window_an_invoice_keeps_at_most_the_object_plus_300_bytes
     let unknown = w.api(&t, "GET", "/api/syncs/unknown", None);
     assert_eq!(unknown.body_json()["detail"], "no such sync");
     // The object, its version and its remote ids stay: an update pushes as an update.
-    let mut body = big_invoice(
-        &serde_json::from_str::<Value>(
-            &w.store
-                .get(&format!("obj/{}/invoice/{id}", t.id))
-                .unwrap()
-                .unwrap(),
-        )
-        .unwrap()["customerId"]
-            .as_str()
-            .unwrap()
-            .to_string(),
-    );
+    let stored = w.api(&t, "GET", &format!("/api/invoices/{id}"), None);
+    let customer = stored.body_json()["customerId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut body = big_invoice(&customer);
     body["dueDate"] = json!("2027-01-31");
     let upd = w.api_h(
         &t,
