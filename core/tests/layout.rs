@@ -311,3 +311,45 @@ fn unfinished_syncs_are_never_pruned_and_prune_is_bounded() {
     assert_eq!(third.status, 200, "an unfinished sync is kept");
     assert_eq!(third.body_json()["status"], "in_progress");
 }
+
+#[test]
+fn the_layout_is_stored_and_a_newer_one_is_refused() {
+    let mut w = World::new();
+    // An empty store is marked with the current layout at once.
+    let step = w.engine.migrate(10, &w.store).unwrap();
+    assert!(step.done);
+    assert_eq!(step.from, writesync_core::LAYOUT_VERSION);
+    w.store.apply_batch(&step.batch);
+    assert_eq!(
+        w.store.get("meta/layout").unwrap().as_deref(),
+        Some(r#"{"version":2}"#)
+    );
+    let t = w.tenant("acme.example.com", true);
+    assert_eq!(w.api(&t, "GET", "/api/customers", None).status, 200);
+    for (text, says) in [
+        (r#"{"version":3}"#, "data layout 3, newer"),
+        (r#"{"version":"x"}"#, "not a layout this engine knows"),
+        ("[]", "not a layout this engine knows"),
+    ] {
+        let mut b = Batch::new();
+        b.put("meta/layout", text);
+        let mut store = w.store.clone();
+        store.apply_batch(&b);
+        let mut engine = writesync_core::Engine::new(writesync_core::EngineConfig::default());
+        let e = engine.migrate(10, &store).unwrap_err();
+        assert_eq!(e.code(), "layout");
+        assert!(e.to_string().contains(says), "{e}");
+        let e = engine.migrate_with(10, &mut store).unwrap_err();
+        assert!(e.to_string().contains(says), "{e}");
+        // Nothing was written, and the engine refuses to work on it.
+        assert_eq!(store.get("meta/layout").unwrap().as_deref(), Some(text));
+        assert_eq!(engine.due(w.now, 10, &store).unwrap_err().code(), "layout");
+        let r = engine.handle(
+            &ApiRequest::new("GET", "/api/customers").header("Authorization", &t.auth),
+            w.now,
+            &store,
+        );
+        assert_eq!(r.response.status, 503, "{}", r.response.body);
+        assert!(r.batch.is_empty());
+    }
+}

@@ -14,7 +14,7 @@
 
 use serde_json::{json, Value};
 use writesync_core::util::crypto::basic_auth_header;
-use writesync_core::{ApiRequest, Batch, Engine, MemoryStore, Outcome, WorkKind};
+use writesync_core::{ApiRequest, Batch, Engine, KvRead, MemoryStore, Outcome, WorkKind};
 use writesync_tests::{engine_for, items_value, response_value};
 
 const ADMIN: &str = "layout-admin-token";
@@ -131,7 +131,7 @@ fn scenario() -> (MemoryStore, Tenant, Vec<String>, Vec<String>) {
     let push = [("X-Sync-Data", "push")];
     let mut ids = Vec::new();
     let mut syncs = Vec::new();
-    let mut keep = |r: &Value, ids: &mut Vec<String>, syncs: &mut Vec<String>| {
+    let keep = |r: &Value, ids: &mut Vec<String>, syncs: &mut Vec<String>| {
         assert!(r["status"] == 201 || r["status"] == 200, "{r}");
         ids.push(r["body"]["id"].as_str().unwrap_or_default().to_string());
         if let Some(sid) = r["headers"]["X-Sync-ID"].as_str() {
@@ -443,7 +443,7 @@ fn layout1_fixture_reads_are_todays_behaviour() {
 }
 
 #[test]
-fn the_layout1_store_answers_its_recorded_reads() {
+fn the_layout1_store_answers_its_recorded_reads_after_migration() {
     let recorded = recorded_reads();
     let (t, ids, syncs) = tenant_of(&recorded);
     let mut store = load_store();
@@ -453,5 +453,79 @@ fn the_layout1_store_answers_its_recorded_reads() {
         read_paths(&t, &ids, &syncs, &store).len(),
         recorded["requests"].as_array().unwrap().len()
     );
+    // Before the migration the engine refuses the store: 503 over HTTP, an error elsewhere.
+    let q = ApiRequest::new("GET", "/api/invoices").header("Authorization", &t.auth);
+    let refused = engine.handle_with(&q, T0 + DAY, &mut store);
+    assert_eq!(refused.status, 503, "{}", refused.body);
+    assert!(refused.body.contains("layout 1"), "{}", refused.body);
+    let e = engine.due_with(T0 + DAY, 10, &mut store).unwrap_err();
+    assert_eq!(e.code(), "layout");
+    // Migrate in small steps; one step's batch is lost (a crash before its commit) and a
+    // new engine resumes from the progress the store holds.
+    let mut steps = 0;
+    let mut dropped = false;
+    loop {
+        let step = engine.migrate(3, &store).unwrap();
+        steps += 1;
+        assert!(steps < 1000, "the migration ends");
+        assert_eq!(step.from, 1);
+        if steps == 4 && !dropped {
+            dropped = true;
+            engine = engine_for(&config()).unwrap();
+            continue;
+        }
+        store.apply_batch(&step.batch);
+        if step.done {
+            break;
+        }
+    }
+    assert!(
+        steps > 5,
+        "the fixture takes several bounded steps: {steps}"
+    );
+    for prefix in ["sync/", "task/", "chain/", "remote/", "meta/migration"] {
+        assert!(
+            store.entries().all(|(k, _)| !k.starts_with(prefix)),
+            "{prefix} is left"
+        );
+    }
+    assert_eq!(
+        store.get("meta/layout").unwrap().as_deref(),
+        Some("{\"version\":2}")
+    );
+    // Migrating again is a no-op.
+    let again = engine.migrate(3, &store).unwrap();
+    assert!(again.done && again.batch.is_empty());
+    let mut engine = engine_for(&config()).unwrap();
     replay_reads(&mut engine, &mut store, &recorded).unwrap();
+}
+
+#[test]
+fn a_migration_resumes_after_every_possible_crash_point() {
+    let recorded = recorded_reads();
+    // Stop after each step in turn, reopen with a fresh engine, finish, and answer the reads.
+    let mut total = 0;
+    {
+        let mut store = load_store();
+        let mut engine = engine_for(&config()).unwrap();
+        while !{
+            let s = engine.migrate(2, &store).unwrap();
+            store.apply_batch(&s.batch);
+            total += 1;
+            s.done
+        } {}
+    }
+    for stop in 0..total {
+        let mut store = load_store();
+        let mut engine = engine_for(&config()).unwrap();
+        for _ in 0..stop {
+            let s = engine.migrate(2, &store).unwrap();
+            store.apply_batch(&s.batch);
+        }
+        let mut engine = engine_for(&config()).unwrap();
+        engine.migrate_with(2, &mut store).unwrap();
+        let mut engine = engine_for(&config()).unwrap();
+        replay_reads(&mut engine, &mut store, &recorded)
+            .unwrap_or_else(|e| panic!("stop {stop}: {e}"));
+    }
 }

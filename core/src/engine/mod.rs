@@ -29,6 +29,7 @@ mod idempotency;
 mod items;
 mod lifecycle;
 mod maintenance;
+mod migrate;
 mod plan;
 mod reads;
 mod report;
@@ -43,6 +44,7 @@ use crate::http::{problem, ApiRequest, ApiResponse, ProblemKind};
 use crate::store::{Batch, KvRead, Storage};
 use crate::CoreError;
 
+pub use crate::records::layout::LAYOUT_VERSION;
 pub use auth::{SCOPE_READ, SCOPE_WRITE};
 pub use command::{
     AdminOp, Body, Command, CommandError, Credentials, DataOp, IfMatch, Page, Problem, Reply,
@@ -57,6 +59,7 @@ pub use http_adapter::{Step, MAX_PATH_BYTES};
 pub use items::{
     DueWork, OutboundRequest, Outcome, WorkItem, WorkKind, TOKEN_EXPIRY_MARGIN_MS, TOKEN_URL,
 };
+pub use migrate::MigrationStep;
 pub use state::Engine;
 #[cfg(feature = "openapi")]
 pub use state::OPENAPI_JSON;
@@ -111,6 +114,7 @@ impl Engine {
         limit: usize,
         store: &dyn KvRead,
     ) -> Result<DueWork, CoreError> {
+        self.check_layout(store)?;
         due::due(self, now_ms, limit, store)
     }
 
@@ -137,6 +141,7 @@ impl Engine {
         now_ms: i64,
         store: &dyn KvRead,
     ) -> Result<Batch, CoreError> {
+        self.check_layout(store)?;
         report::report(self, work_id, outcome, now_ms, store)
     }
 
@@ -168,6 +173,7 @@ impl Engine {
         limit: usize,
         store: &dyn KvRead,
     ) -> Result<Batch, CoreError> {
+        self.check_layout(store)?;
         maintenance::prune(self, now_ms, limit, store)
     }
 
@@ -191,7 +197,48 @@ impl Engine {
     /// a crash, the items it had in flight are then retried at once instead of after their
     /// lease). Retried items keep their `Idempotency-Key`; the lost attempt still counts.
     pub fn recover(&mut self, now_ms: i64, store: &dyn KvRead) -> Result<Batch, CoreError> {
+        self.check_layout(store)?;
         maintenance::recover(now_ms, store)
+    }
+
+    /// One bounded step of bringing `store` to the data layout this engine writes
+    /// ([`LAYOUT_VERSION`]): commit [`MigrationStep::batch`] atomically, then call again until
+    /// [`MigrationStep::done`]. Each step rewrites at most `limit` rows of one kind and
+    /// records its progress in the same batch, so a step whose batch is lost is done again and
+    /// a store left between steps resumes where it stopped. A store in the current layout (or
+    /// an empty one) is done at once. A newer or unknown layout is refused with
+    /// [`CoreError::Layout`] and nothing is written. Hosts run this when they open a store,
+    /// before anything else; until the store is migrated the engine's other calls refuse it
+    /// with [`CoreError::Layout`] (`503` over HTTP).
+    pub fn migrate(
+        &mut self,
+        limit: usize,
+        store: &dyn KvRead,
+    ) -> Result<MigrationStep, CoreError> {
+        let step = migrate::step(limit, store)?;
+        if step.done {
+            self.layout_checked();
+        }
+        Ok(step)
+    }
+
+    /// [`Engine::migrate`] step after step, each committed through `store`, until the store
+    /// holds the current layout; answers the layout it held before.
+    pub fn migrate_with(
+        &mut self,
+        limit: usize,
+        store: &mut dyn Storage,
+    ) -> Result<u32, CoreError> {
+        loop {
+            let step = migrate::step(limit, &*store)?;
+            if !step.batch.is_empty() {
+                store.apply(&step.batch)?;
+            }
+            if step.done {
+                self.layout_checked();
+                return Ok(step.from);
+            }
+        }
     }
 
     /// Plan one typed command at `now` (Unix ms), reading through `store`: the typed entry of

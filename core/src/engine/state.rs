@@ -10,6 +10,9 @@ use rand_core::{RngCore, SeedableRng};
 
 use super::cache;
 use super::config::EngineConfig;
+use crate::records::layout::{layout_of, Layout};
+use crate::store::KvRead;
+use crate::CoreError;
 
 /// The detail of the `404` for `GET /openapi.json` from an engine that has no document: built
 /// without the `openapi` feature, and not given one with [`Engine::set_openapi_json`].
@@ -27,6 +30,8 @@ pub struct Engine {
     id_counter: u16,
     pub(super) cache: cache::RecordCache,
     openapi_json: Option<HostDocument>,
+    /// Whether the store was seen to hold the current data layout (checked once).
+    layout_ok: bool,
 }
 
 /// A document the host gave the engine; its `Debug` form shows the length only.
@@ -56,7 +61,30 @@ impl Engine {
             id_counter: 0,
             cache: cache::RecordCache::default(),
             openapi_json: None,
+            layout_ok: false,
         }
+    }
+
+    /// Refuse to work on a store whose data layout is not the current one (checked on the
+    /// first call only: the engine is the single writer of its store).
+    pub(super) fn check_layout(&mut self, store: &dyn KvRead) -> Result<(), CoreError> {
+        if self.layout_ok {
+            return Ok(());
+        }
+        match layout_of(store)? {
+            Layout::One => Err(CoreError::Layout(
+                "the store holds data layout 1: migrate it first (Engine::migrate)".into(),
+            )),
+            _ => {
+                self.layout_ok = true;
+                Ok(())
+            }
+        }
+    }
+
+    /// The store was migrated to the current layout.
+    pub(super) fn layout_checked(&mut self) {
+        self.layout_ok = true;
     }
 
     /// Serve `document` at `GET /openapi.json`: the text of `core/openapi.json`, which the

@@ -40,6 +40,7 @@ pub fn json_string(s: &str) -> String {
 }
 
 pub mod keys;
+pub mod layout;
 pub mod rows;
 pub mod v1;
 
