@@ -154,7 +154,7 @@ fn to_json<T: serde::Serialize + ?Sized>(v: &T) -> Result<String, FfiError> {
 ///   are the engine's (camelCase): `adminToken` (or `adminTokenSha256`), `seed` (64 hex digits,
 ///   or any text that is hashed; when absent the library draws 32 bytes from the operating
 ///   system), `pushRetrySchedule` and `webhookRetrySchedule` (seconds, fractions allowed),
-///   `leaseMs`, `maxBodyBytes`, `maxBatch`, `idempotencyRetentionMs`, `deliveryRetentionMs`,
+///   `leaseMs`, `maxBodyBytes`, `maxBatch`, `idempotencyRetentionMs`, `deliveryRetentionMs`, `syncRetentionMs`,
 ///   `allowTargetCidrs` (restricted ranges pushes and webhooks may reach, e.g.
 ///   `["127.0.0.0/8"]`); and, read only by `writesync_run_due`, `outboundTimeoutMs` (overall time
 ///   of one request, default 30000) and `connectTimeoutMs` (default 10000). Pass `"{}"` for
@@ -180,17 +180,23 @@ pub unsafe extern "C" fn writesync_open(
         let path = unsafe { str_arg(db_path, "db_path")? };
         // SAFETY: the caller's contract above.
         let config = config::parse(unsafe { str_arg(config_json, "config_json")? })?;
-        let store = SqliteStore::open(path).map_err(|e| {
+        let mut store = SqliteStore::open(path).map_err(|e| {
             FfiError::new(
                 WRITESYNC_STORAGE_ERROR,
                 format!("storage: cannot open {path}: {e}"),
             )
         })?;
+        let mut engine = Engine::new(config.engine);
+        // The engine's data layout in the file is brought up to date before the handle is
+        // given out (bounded steps, each its own transaction; an interrupted one resumes).
+        writesync_sqlite::migrate_layout(&mut engine, &mut store).map_err(|e| {
+            FfiError::new(
+                WRITESYNC_STORAGE_ERROR,
+                format!("storage: cannot migrate the data layout of {path}: {e}"),
+            )
+        })?;
         let handle = Box::new(writesync_engine {
-            state: Mutex::new(State {
-                engine: Engine::new(config.engine),
-                store,
-            }),
+            state: Mutex::new(State { engine, store }),
             transport: config.transport,
         });
         *out = Box::into_raw(handle);

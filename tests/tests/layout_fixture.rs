@@ -529,3 +529,40 @@ fn a_migration_resumes_after_every_possible_crash_point() {
             .unwrap_or_else(|e| panic!("stop {stop}: {e}"));
     }
 }
+
+#[test]
+fn a_layout1_sqlite_file_is_migrated_when_opened_and_answers_the_same() {
+    use writesync_core::{ConfigJson, Storage};
+    use writesync_sqlite::{NativeEngine, SqliteStore};
+    let recorded = recorded_reads();
+    let path = std::env::temp_dir().join(format!("writesync-layout1-{}.db", std::process::id()));
+    SqliteStore::remove_files(&path).unwrap();
+    {
+        let mut file = SqliteStore::open(&path).unwrap();
+        let fixture = load_store();
+        let mut b = Batch::new();
+        for (k, v) in fixture.entries() {
+            b.put(k.clone(), v.clone());
+        }
+        file.apply(&b).unwrap();
+    }
+    let config = ConfigJson::parse(&config().to_string())
+        .unwrap()
+        .into_config([0; 32])
+        .unwrap();
+    let mut app = NativeEngine::open(&path, config).unwrap();
+    assert_eq!(
+        app.store().get("meta/layout").unwrap().as_deref(),
+        Some("{\"version\":2}")
+    );
+    assert!(app.store().first_key("task/").unwrap().is_none());
+    for r in recorded["requests"].as_array().unwrap() {
+        let q = ApiRequest::new("GET", r["path"].as_str().unwrap())
+            .header("Authorization", r["auth"].as_str().unwrap());
+        let got = response_value(&app.handle(&q, T0 + DAY));
+        assert_eq!(got, r["expect"], "{}", r["path"]);
+    }
+    assert_eq!(json!(app.next_deadline().unwrap()), recorded["deadline"]);
+    drop(app);
+    SqliteStore::remove_files(&path).unwrap();
+}

@@ -307,8 +307,35 @@ export async function createEngine(host, options = {}) {
     if (!trapped) raw.free();
     throw e;
   }
+  // Bring the stored data to the engine's layout (bounded steps; each is committed through the
+  // host before the next, so an interrupted migration resumes at the next createEngine).
+  for (;;) {
+    let out;
+    try {
+      out = decodeFrame(call(state, () => raw.migrate(MIGRATION_STEP)), false);
+    } catch (e) {
+      if (!trapped) raw.free();
+      throw e;
+    }
+    if (out.ops.length > 0) {
+      try {
+        await host.apply(out.ops);
+      } catch (e) {
+        call(state, () => raw.abort(describe(e)));
+        raw.free();
+        throw new WritesyncError("host_error", `host.apply() failed during migrate: ${describe(e)}`, {
+          cause: e,
+        });
+      }
+      call(state, () => raw.commit());
+    }
+    if (out.head.done) break;
+  }
   return new Engine(raw, host, state);
 }
+
+/** Rows one migration step rewrites at most. */
+const MIGRATION_STEP = 500;
 
 class Engine {
   #raw;

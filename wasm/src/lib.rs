@@ -331,6 +331,30 @@ impl RawEngine {
         out
     }
 
+    /// One bounded step (at most `limit` rows) of bringing the stored data to the engine's
+    /// layout (`Engine::migrate`). Answers a frame of `{done, from}` and the batch; commit or
+    /// abort it like any other, and call again until `done`. A newer or unknown layout is a
+    /// `layout` error and nothing is written.
+    pub fn migrate(&mut self, limit: u32) -> Result<String, JsValue> {
+        self.idle()?;
+        let step = self
+            .engine
+            .migrate(limit as usize, &self.cache)
+            .map_err(|e| core_error(&e))?;
+        let out = Frame::new(&MigrateHead {
+            done: step.done,
+            from: step.from,
+        })
+        .and_then(|mut f| {
+            f.ops(&step.batch.ops);
+            f.finish()
+        });
+        if out.is_ok() {
+            self.hold_batch(step.batch);
+        }
+        out
+    }
+
     /// The host applied the pending batch: apply it to the cache and release the step.
     pub fn commit(&mut self) -> Result<(), JsValue> {
         match self.pending.take() {
@@ -411,6 +435,13 @@ impl RawEngine {
             self.pending = Some(Pending::Batch(batch));
         }
     }
+}
+
+/// The head of a migration step's frame.
+#[derive(Serialize)]
+struct MigrateHead {
+    done: bool,
+    from: u32,
 }
 
 fn batch_frame(ops: &[Op]) -> Result<String, JsValue> {
