@@ -2,29 +2,42 @@
 //!
 //! Every record is JSON text under a key built by the functions of [`keys`]. Hosts never need
 //! to interpret them; the layout is documented here for debugging and for the store's tests.
+//! This is data layout 2 ([`layout::LAYOUT_VERSION`], stored under `meta/layout`); what
+//! layout 1 spelled differently is in [`v1`], and `engine/migrate.rs` converts it.
 //!
 //! | key | value |
 //! |---|---|
 //! | `meta/admin` | [`AdminRec`]: hash of the admin token (when the host stores it) |
+//! | `meta/layout` | `{"version": 2}`: the data layout of the store |
+//! | `meta/migration` | progress of a layout migration under way |
 //! | `acct/{account}` | [`AccountRec`] |
 //! | `acctdom/{domain}` | account id (uniqueness of domains) |
 //! | `key/{key}` | [`ApiKeyRec`] (secret stored as SHA-256 only) |
 //! | `conn/{account}/{connection}` | [`ConnectionRec`] |
 //! | `hook/{account}/{webhook}` | [`WebhookRec`] |
-//! | `obj/{account}/{type}/{id}` | the stored CDM object |
+//! | `obj/{account}/{type}/{id}` | the stored CDM object (its current version) |
+//! | `v/{account}/{type}/{id}/{version:020}` | an older version of the object, kept while an unfinished push task sends it |
 //! | `uniq/{account}/{rule}/{value}` | id of the object holding a unique value |
-//! | `sync/{account}/{sync}` | [`SyncRec`] |
-//! | `task/{task}` | [`TaskRec`]: one push of one object to one connection |
-//! | `chain/{connection}/{type}/{id}` | the last unfinished push task of that object there |
-//! | `remote/{connection}/{type}/{id}` | [`RemoteRec`]: the object's id (and version) at the source |
+//! | `s/{sync}` | [`rows::SyncRow`]: a sync with its targets and their push tasks ([`SyncRec`], [`TaskRec`]); a task names the object version it pushes |
+//! | `t/{task}` | the sync of a push task that was handed out (work ids name only the task) |
+//! | `c/{account}/{type}/{id}` | the syncs with unfinished push tasks of that object (JSON list, oldest first): the push chain |
+//! | `r/{account}/{type}/{id}` | the object's ids at its connections: `{connection: remote id}`, a [`RemoteRec`] where the source also gave a version |
 //! | `token/{connection}` | [`TokenRec`]: the access token the host gave for a connection |
 //! | `tokreq/{connection}` | [`TokenRequestRec`]: an open request to the host for a token |
 //! | `dlv/{delivery}` | [`DeliveryRec`]: one webhook delivery |
 //! | `hookdlv/{account}/{webhook}/{inverted delivery id}` | index of deliveries per subscription, newest first; the value is the delivery id |
-//! | `due/{ms:016}/{t, d or k}/{id}` | wake-up index of tasks (`t`), deliveries (`d`) and token requests (`k`, by connection) |
+//! | `due/{ms:016}/{t, d or k}/{id}` | wake-up index of tasks (`t`, the value is the task's sync id), deliveries (`d`) and token requests (`k`, by connection) |
 //! | `idem/{account}/{key}` | [`IdemRec`]: the first answer of an idempotent write |
 //! | `idemexp/{ms:016}/{account}/{key}` | retention index of idempotency records |
 //! | `dlvexp/{ms:016}/{delivery}` | retention index of finished deliveries |
+//!
+//! Retention (`Engine::prune`): idempotency records and finished deliveries by their indexes;
+//! a sync whose targets all finished (and whose deliveries are not owed) once the time its id
+//! carries is older than `syncRetentionMs`, with its `t/` pointers and its deliveries. Objects,
+//! their current version, uniqueness entries and remote ids are never pruned; a kept version
+//! goes when no unfinished task sends it, a chain entry when no task of it is unfinished.
+//! `GET /api/syncs/{id}` of a missing sync whose id carries a time past the window answers
+//! `404` with a detail saying it expired (the id is the watermark: no row is kept for it).
 
 use std::collections::BTreeMap;
 
