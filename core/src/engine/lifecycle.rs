@@ -178,6 +178,7 @@ pub(crate) fn update_target(
         return Ok(());
     };
     let now_str = rfc3339_millis(now);
+    let by_id: BTreeMap<&str, &TaskRec> = tasks.iter().map(|t| (t.id.as_str(), t)).collect();
     let mine: Vec<&TaskRec> = sync.targets[ti]
         .tasks
         .iter()
@@ -185,7 +186,7 @@ pub(crate) fn update_target(
             if tid == &task.id {
                 Some(task)
             } else {
-                tasks.iter().find(|t| &t.id == tid)
+                by_id.get(tid.as_str()).copied()
             }
         })
         .collect();

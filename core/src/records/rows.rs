@@ -20,6 +20,8 @@
 //!
 //! A successor in another sync is written `{sync}/{task}`, one in the same sync `{task}`.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Deserializer, Serialize};
 
 use super::{ObjectRef, SyncRec, SyncStatus, TargetRec, TargetStatus, TaskRec, TaskState};
@@ -280,32 +282,26 @@ impl SyncRow {
             StoredTime::Text(_) => None,
         };
         let own_prefix = format!("{}/", sync.id);
-        let mut last_refs: Vec<(Obj, Refs)> = Vec::new();
+        let by_id: BTreeMap<&str, &TaskRec> = tasks.iter().map(|t| (t.id.as_str(), t)).collect();
+        let mut last_refs: BTreeMap<Obj, Refs> = BTreeMap::new();
         let mut targets = Vec::with_capacity(sync.targets.len());
         for t in &sync.targets {
             let mine: Vec<&TaskRec> = t
                 .tasks
                 .iter()
-                .filter_map(|id| tasks.iter().find(|x| &x.id == id))
+                .filter_map(|id| by_id.get(id.as_str()).copied())
                 .collect();
             let (status, attempts, last_error) = derive_target(&mine);
             let mut rows = Vec::with_capacity(mine.len());
             for task in mine {
                 let o = obj(&task.object);
-                let previous = last_refs
-                    .iter()
-                    .find(|(po, _)| *po == o)
-                    .map(|(_, r)| r.as_slice())
-                    .unwrap_or(&[]);
+                let previous = last_refs.get(&o).map(Vec::as_slice).unwrap_or(&[]);
                 let references = if previous == task.references.as_slice() {
                     None
                 } else {
+                    last_refs.insert(o.clone(), task.references.clone());
                     Some(task.references.clone())
                 };
-                match last_refs.iter_mut().find(|(po, _)| *po == o) {
-                    Some(entry) => entry.1 = task.references.clone(),
-                    None => last_refs.push((o.clone(), task.references.clone())),
-                }
                 let default_state = created_ms.map(|due_ms| TaskState::Pending { due_ms });
                 rows.push(TaskRow {
                     id: task.id.clone(),
@@ -394,23 +390,18 @@ impl SyncRow {
         let object = object_ref(&self.object);
         let mut tasks = Vec::new();
         let mut targets = Vec::with_capacity(self.targets.len());
-        let mut last_refs: Vec<(Obj, Refs)> = Vec::new();
+        let mut last_refs: BTreeMap<Obj, Refs> = BTreeMap::new();
         for t in &self.targets {
             let first = tasks.len();
             for r in &t.tasks {
                 let o = r.object.clone().unwrap_or_else(|| self.object.clone());
                 let references = match &r.references {
-                    Some(refs) => refs.clone(),
-                    None => last_refs
-                        .iter()
-                        .find(|(po, _)| *po == o)
-                        .map(|(_, refs)| refs.clone())
-                        .unwrap_or_default(),
+                    Some(refs) => {
+                        last_refs.insert(o.clone(), refs.clone());
+                        refs.clone()
+                    }
+                    None => last_refs.get(&o).cloned().unwrap_or_default(),
                 };
-                match last_refs.iter_mut().find(|(po, _)| *po == o) {
-                    Some(entry) => entry.1 = references.clone(),
-                    None => last_refs.push((o.clone(), references.clone())),
-                }
                 let state = match (&r.state, created_ms) {
                     (Some(s), _) => s.clone(),
                     (None, Some(due_ms)) => TaskState::Pending { due_ms },
