@@ -4,7 +4,7 @@
 //! The layout is stored under `meta/layout` (`{"version": 2}`). A store without it holds
 //! layout 1 when any of layout 1's own prefixes (`sync/`, `task/`, `chain/`, `remote/`) is
 //! present; otherwise it holds nothing layout 1 and 2 spell differently, and migrating it only
-//! writes the version. A migration step converts up to `limit` rows of one phase and writes,
+//! writes the version (nothing at all for an empty store). A migration step converts up to `limit` rows of one phase and writes,
 //! in the same batch, its progress under `meta/migration`: a step whose batch is lost is
 //! simply done again, and a store left between steps resumes where it stopped.
 //!
@@ -69,7 +69,11 @@ pub(crate) fn step(limit: usize, store: &dyn KvRead) -> Result<MigrationStep, Co
             });
         }
         Layout::Unmarked => {
-            tx.put(keys::LAYOUT, layout_row());
+            // An empty store has nothing to mark yet (its first open costs no write); one with
+            // data is marked, so that a later engine knows what it holds.
+            if store.first_key("")?.is_some() {
+                tx.put(keys::LAYOUT, layout_row());
+            }
             return Ok(MigrationStep {
                 batch: tx.into_batch(),
                 done: true,

@@ -295,7 +295,7 @@ pub(crate) fn plan_sync(
     if sync.status.is_final() {
         emit_sync_complete(engine, ctx.now, &mut ctx.tx, &mut sync)?;
     }
-    stored::put_new(&mut ctx.tx, &sync, &new_tasks);
+    stored::put_new(&mut ctx.tx, sync, new_tasks, ctx.now);
     Ok((sync_id, apps))
 }
 

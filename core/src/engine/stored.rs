@@ -59,9 +59,14 @@ pub(crate) fn get_task_ref(tx: &Tx<'_>, reference: &str) -> Result<Option<TaskRe
     get_task(tx, task, Some(sync))
 }
 
-/// Store a new sync with its tasks.
-pub(crate) fn put_new(tx: &mut Tx<'_>, sync: &SyncRec, tasks: &[TaskRec]) {
-    tx.put_json_sized(keys::sync(&sync.id), &SyncRow::encode(sync, tasks), 768);
+/// Store a new sync with its tasks, made at `created_ms` (what its `created_at` says).
+pub(crate) fn put_new(tx: &mut Tx<'_>, sync: SyncRec, tasks: Vec<TaskRec>, created_ms: i64) {
+    let key = keys::sync(&sync.id);
+    tx.put_json_sized(
+        key,
+        &SyncRow::encode_owned(sync, tasks, Some(created_ms)),
+        768,
+    );
 }
 
 /// Store a changed task into its sync's row.

@@ -267,6 +267,18 @@ pub fn derive_target(tasks: &[&TaskRec]) -> (TargetStatus, u32, Option<String>) 
     (status, attempts, last_error)
 }
 
+/// The sync-level values the targets imply: the status and `updatedAt`.
+fn derived(created_at: &str, targets: &[TargetRec]) -> (SyncStatus, String) {
+    let status = SyncStatus::aggregate(&targets.iter().map(|t| t.status).collect::<Vec<_>>());
+    let mut updated = created_at;
+    for t in targets {
+        if t.updated_at.as_str() > updated {
+            updated = &t.updated_at;
+        }
+    }
+    (status, updated.to_string())
+}
+
 /// Splits a stored successor into `(sync, task)`, `sync` defaulting to `own`.
 pub fn successor_parts<'a>(s: &'a str, own: &'a str) -> (&'a str, &'a str) {
     s.split_once('/').unwrap_or((own, s))
@@ -276,22 +288,64 @@ impl SyncRow {
     /// The stored form of a sync and its tasks. A task id a target lists without a task
     /// among `tasks` is left out of the row.
     pub fn encode(sync: &SyncRec, tasks: &[TaskRec]) -> SyncRow {
-        let created = StoredTime::from_text(&sync.created_at);
+        SyncRow::encode_owned(sync.clone(), tasks.to_vec(), None)
+    }
+
+    /// [`SyncRow::encode`] taking the values (nothing is cloned), with the creation time in
+    /// ms when the caller knows it is what `sync.created_at` says.
+    pub fn encode_owned(sync: SyncRec, tasks: Vec<TaskRec>, created_ms: Option<i64>) -> SyncRow {
+        let created = match created_ms {
+            Some(ms) => StoredTime::Ms(ms),
+            None => StoredTime::from_text(&sync.created_at),
+        };
         let created_ms = match created {
             StoredTime::Ms(ms) => Some(ms),
             StoredTime::Text(_) => None,
         };
+        let default_state = created_ms.map(|due_ms| TaskState::Pending { due_ms });
         let own_prefix = format!("{}/", sync.id);
-        let by_id: BTreeMap<&str, &TaskRec> = tasks.iter().map(|t| (t.id.as_str(), t)).collect();
-        let mut last_refs: BTreeMap<Obj, Refs> = BTreeMap::new();
-        let mut targets = Vec::with_capacity(sync.targets.len());
-        for t in &sync.targets {
-            let mine: Vec<&TaskRec> = t
-                .tasks
+        let mut slots: Vec<Option<TaskRec>> = tasks.into_iter().map(Some).collect();
+        // A map only pays for itself on large syncs (bulk preloads).
+        let index: Option<BTreeMap<String, usize>> = (slots.len() > 16).then(|| {
+            slots
                 .iter()
-                .filter_map(|id| by_id.get(id.as_str()).copied())
-                .collect();
-            let (status, attempts, last_error) = derive_target(&mine);
+                .enumerate()
+                .filter_map(|(i, t)| t.as_ref().map(|t| (t.id.clone(), i)))
+                .collect()
+        });
+        let mut last_refs: BTreeMap<Obj, Refs> = BTreeMap::new();
+        let (status, updated) = derived(&sync.created_at, &sync.targets);
+        let SyncRec {
+            account_id,
+            status: sync_status,
+            request_id,
+            tracking_id,
+            operation,
+            object,
+            objects,
+            label,
+            created_at,
+            updated_at,
+            targets: sync_targets,
+            deliveries,
+            ..
+        } = sync;
+        let object = obj(&object);
+        let mut targets = Vec::with_capacity(sync_targets.len());
+        for t in sync_targets {
+            let mut mine: Vec<TaskRec> = Vec::with_capacity(t.tasks.len());
+            for id in &t.tasks {
+                let i = match &index {
+                    Some(map) => map.get(id).copied(),
+                    None => slots
+                        .iter()
+                        .position(|x| x.as_ref().is_some_and(|x| &x.id == id)),
+                };
+                if let Some(task) = i.and_then(|i| slots.get_mut(i)).and_then(Option::take) {
+                    mine.push(task);
+                }
+            }
+            let (t_status, t_attempts, t_error) = derive_target(&mine.iter().collect::<Vec<_>>());
             let mut rows = Vec::with_capacity(mine.len());
             for task in mine {
                 let o = obj(&task.object);
@@ -300,84 +354,62 @@ impl SyncRow {
                     None
                 } else {
                     last_refs.insert(o.clone(), task.references.clone());
-                    Some(task.references.clone())
+                    Some(task.references)
                 };
-                let default_state = created_ms.map(|due_ms| TaskState::Pending { due_ms });
+                let successors = task
+                    .successors
+                    .into_iter()
+                    .map(|s| match s.strip_prefix(&own_prefix) {
+                        Some(local) if !local.contains('/') => local.to_string(),
+                        _ => s,
+                    })
+                    .collect();
                 rows.push(TaskRow {
-                    id: task.id.clone(),
-                    object: (task.object != sync.object).then_some(o),
+                    id: task.id,
+                    object: (o != object).then_some(o),
                     version: task.version,
-                    tracking_id: (task.tracking_id != sync.tracking_id)
-                        .then(|| task.tracking_id.clone()),
-                    state: (Some(&task.state) != default_state.as_ref())
-                        .then(|| task.state.clone()),
+                    tracking_id: (task.tracking_id != tracking_id).then_some(task.tracking_id),
+                    state: (Some(&task.state) != default_state.as_ref()).then_some(task.state),
                     attempts: task.attempts,
-                    last_error: task.last_error.clone(),
-                    waiting_on: task.waiting_on.clone(),
-                    requires: task.requires.clone(),
-                    successors: task
-                        .successors
-                        .iter()
-                        .map(|s| match s.strip_prefix(&own_prefix) {
-                            Some(local) if !local.contains('/') => local.to_string(),
-                            _ => s.clone(),
-                        })
-                        .collect(),
+                    last_error: task.last_error,
+                    waiting_on: task.waiting_on,
+                    requires: task.requires,
+                    successors,
                     references,
                     connector: task.connector,
                     reauthorized: task.reauthorized,
                     token_serial: task.token_serial,
                 });
             }
+            let updated =
+                (t.updated_at != created_at).then(|| StoredTime::from_text(&t.updated_at));
             targets.push(TargetRow {
-                connection_id: t.connection_id.clone(),
-                app: t.app.clone(),
-                app_type: t.app_type.clone(),
-                status: (t.status != status).then_some(t.status),
-                attempts: (t.attempts != attempts).then_some(t.attempts),
-                last_error: (t.last_error != last_error).then(|| t.last_error.clone()),
-                remote_id: t.remote_id.clone(),
-                updated: (t.updated_at != sync.created_at)
-                    .then(|| StoredTime::from_text(&t.updated_at)),
+                connection_id: t.connection_id,
+                app: t.app,
+                app_type: t.app_type,
+                status: (t.status != t_status).then_some(t.status),
+                attempts: (t.attempts != t_attempts).then_some(t.attempts),
+                last_error: (t.last_error != t_error).then_some(t.last_error),
+                remote_id: t.remote_id,
+                updated,
                 tasks: rows,
             });
         }
-        let object = obj(&sync.object);
-        let objects: Vec<Obj> = sync.objects.iter().map(obj).collect();
-        let mut row = SyncRow {
-            account_id: sync.account_id.clone(),
-            request_id: sync.request_id.clone(),
-            tracking_id: sync.tracking_id.clone(),
-            op: sync.operation.clone(),
+        let objects: Vec<Obj> = objects.iter().map(obj).collect();
+        SyncRow {
+            account_id,
+            request_id,
+            tracking_id,
+            op: operation,
             objects: (objects.len() != 1 || objects[0] != object).then_some(objects),
             object,
-            label: sync.label.clone(),
+            label,
             created,
-            status: None,
-            updated: None,
+            status: (status != sync_status).then_some(sync_status),
+            updated: (updated != updated_at).then(|| StoredTime::from_text(&updated_at)),
             targets,
-            deliveries: sync.deliveries.clone(),
-        };
-        let (status, updated) = row.derived(&sync.created_at, &sync.targets);
-        if status != sync.status {
-            row.status = Some(sync.status);
+            deliveries,
         }
-        if updated != sync.updated_at {
-            row.updated = Some(StoredTime::from_text(&sync.updated_at));
-        }
-        row
-    }
-
-    /// The sync-level values the targets imply: the status and `updatedAt`.
-    fn derived(&self, created_at: &str, targets: &[TargetRec]) -> (SyncStatus, String) {
-        let status = SyncStatus::aggregate(&targets.iter().map(|t| t.status).collect::<Vec<_>>());
-        let mut updated = created_at.to_string();
-        for t in targets {
-            if t.updated_at > updated {
-                updated = t.updated_at.clone();
-            }
-        }
-        (status, updated)
     }
 
     /// The sync `id` and its tasks.
@@ -461,7 +493,7 @@ impl SyncRow {
                 tasks: t.tasks.iter().map(|r| r.id.clone()).collect(),
             });
         }
-        let (status, updated) = self.derived(&created_at, &targets);
+        let (status, updated) = derived(&created_at, &targets);
         let sync = SyncRec {
             id: id.to_string(),
             account_id: self.account_id.clone(),
