@@ -136,7 +136,7 @@ fn prune_syncs(
             Some(_) => break,
             None => continue,
         }
-        let Ok(row) = serde_json::from_str::<SyncRow>(&value) else {
+        let Ok(row) = SyncRow::parse(&value) else {
             continue;
         };
         let (sync, tasks) = row.decode(id);

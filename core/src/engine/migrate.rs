@@ -16,13 +16,11 @@
 //! | `deliveries` | each delivery is listed in its sync's row (so that it is pruned with it) |
 //! | `orphans` | task rows that no sync listed are removed |
 
-use serde::{Deserialize, Serialize};
-
 use super::stored;
 use super::tx::Tx;
 use crate::cdm::ObjectType;
 use crate::records::layout::{layout_of, Layout, LAYOUT_VERSION};
-use crate::records::rows::SyncRow;
+use crate::records::rows::{self, SyncRow};
 use crate::records::v1::{self, TaskRecV1};
 use crate::records::*;
 use crate::store::{Batch, KvRead};
@@ -41,12 +39,31 @@ pub struct MigrationStep {
     pub from: u32,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 struct Progress {
     from: u32,
     phase: String,
-    #[serde(default)]
     offset: usize,
+}
+
+impl Progress {
+    fn parse(text: &str) -> Option<Progress> {
+        let v: serde_json::Value = serde_json::from_str(text).ok()?;
+        Some(Progress {
+            from: u32::try_from(v.get("from")?.as_u64()?).ok()?,
+            phase: v.get("phase")?.as_str()?.to_string(),
+            offset: usize::try_from(
+                v.get("offset")
+                    .and_then(serde_json::Value::as_u64)
+                    .unwrap_or(0),
+            )
+            .ok()?,
+        })
+    }
+    fn text(&self) -> String {
+        serde_json::json!({"from": self.from, "phase": self.phase, "offset": self.offset})
+            .to_string()
+    }
 }
 
 fn layout_row() -> String {
@@ -83,12 +100,10 @@ pub(crate) fn step(limit: usize, store: &dyn KvRead) -> Result<MigrationStep, Co
         Layout::One => {}
     }
     let mut progress = match tx.get(keys::MIGRATION)? {
-        Some(text) => {
-            serde_json::from_str::<Progress>(&text).map_err(|e| CoreError::CorruptRow {
-                key: keys::MIGRATION.into(),
-                reason: e.to_string(),
-            })?
-        }
+        Some(text) => Progress::parse(&text).ok_or_else(|| CoreError::CorruptRow {
+            key: keys::MIGRATION.into(),
+            reason: format!("not a migration's progress: {text}"),
+        })?,
         None => Progress {
             from: 1,
             phase: "syncs".into(),
@@ -127,7 +142,7 @@ pub(crate) fn step(limit: usize, store: &dyn KvRead) -> Result<MigrationStep, Co
         tx.delete(keys::MIGRATION);
         tx.put(keys::LAYOUT, layout_row());
     } else {
-        tx.put_json(keys::MIGRATION, &progress);
+        tx.put(keys::MIGRATION, progress.text());
     }
     Ok(MigrationStep {
         batch: tx.into_batch(),
@@ -143,18 +158,21 @@ fn corrupt(key: &str, e: impl std::fmt::Display) -> CoreError {
     }
 }
 
-#[derive(Deserialize)]
-struct VersionOnly {
-    #[serde(default)]
-    version: u64,
-}
-
 fn version_of(text: &str) -> u64 {
-    serde_json::from_str::<VersionOnly>(text).map_or(0, |v| v.version)
+    rows::version_of(text).unwrap_or(0)
 }
 
 fn object_type(s: &str) -> Option<ObjectType> {
-    serde_json::from_value(serde_json::Value::String(s.to_string())).ok()
+    ObjectType::parse(s)
+}
+
+fn v1_task(tx: &Tx<'_>, key: &str) -> Result<Option<TaskRecV1>, CoreError> {
+    match tx.get(key)? {
+        None => Ok(None),
+        Some(text) => TaskRecV1::parse(&text)
+            .map(Some)
+            .map_err(|e| corrupt(key, e)),
+    }
 }
 
 /// The sync of a task: from its pointer when it was migrated, else from its layout 1 row.
@@ -162,9 +180,7 @@ fn sync_of(tx: &Tx<'_>, task: &str) -> Result<Option<String>, CoreError> {
     if let Some(s) = tx.get_json::<String>(&keys::task(task))? {
         return Ok(Some(s));
     }
-    Ok(tx
-        .get_json::<TaskRecV1>(&v1::task_key(task))?
-        .map(|t| t.sync_id))
+    Ok(v1_task(tx, &v1::task_key(task))?.map(|t| t.sync_id))
 }
 
 /// Answers whether the phase is complete.
@@ -176,7 +192,7 @@ fn syncs(tx: &mut Tx<'_>, store: &dyn KvRead, limit: usize) -> Result<bool, Core
         let mut tasks = Vec::new();
         for tid in sync.targets.iter().flat_map(|t| t.tasks.iter()) {
             let tk = v1::task_key(tid);
-            let Some(old) = tx.get_json::<TaskRecV1>(&tk)? else {
+            let Some(old) = v1_task(tx, &tk)? else {
                 continue;
             };
             tx.delete(tk);

@@ -2,19 +2,30 @@
 //! layout 2 (see `records/rows.rs` and `records/mod.rs`): one row per sync holds its tasks;
 //! a task is found by its sync, from a due entry's value or from its pointer `t/{task}`.
 
-use std::collections::BTreeMap;
-
-use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 
 use super::tx::Tx;
 use crate::cdm::ObjectType;
-use crate::records::rows::{successor_parts, SyncRow};
+use crate::records::rows::{successor_parts, version_of, SyncRow};
 use crate::records::*;
 use crate::CoreError;
 
+/// The stored row under `key`.
+fn row_at(tx: &Tx<'_>, key: &str) -> Result<Option<SyncRow>, CoreError> {
+    match tx.get(key)? {
+        None => Ok(None),
+        Some(text) => SyncRow::parse(&text)
+            .map(Some)
+            .map_err(|reason| CoreError::CorruptRow {
+                key: key.to_string(),
+                reason,
+            }),
+    }
+}
+
 /// The stored row of a sync.
 pub(crate) fn load(tx: &Tx<'_>, sync_id: &str) -> Result<Option<SyncRow>, CoreError> {
-    tx.get_json::<SyncRow>(&keys::sync(sync_id))
+    row_at(tx, &keys::sync(sync_id))
 }
 
 /// A sync.
@@ -72,7 +83,7 @@ pub(crate) fn put_new(tx: &mut Tx<'_>, sync: SyncRec, tasks: Vec<TaskRec>, creat
 /// Store a changed task into its sync's row.
 pub(crate) fn put_task(tx: &mut Tx<'_>, task: &TaskRec) -> Result<(), CoreError> {
     let key = keys::sync(&task.sync_id);
-    let Some(row) = tx.get_json::<SyncRow>(&key)? else {
+    let Some(row) = row_at(tx, &key)? else {
         return Err(CoreError::CorruptRow {
             key,
             reason: format!("task {} has no sync", task.id),
@@ -95,7 +106,7 @@ pub(crate) fn put_task(tx: &mut Tx<'_>, task: &TaskRec) -> Result<(), CoreError>
 /// Store a changed sync (its tasks stay as stored).
 pub(crate) fn put_sync(tx: &mut Tx<'_>, sync: &SyncRec) -> Result<(), CoreError> {
     let key = keys::sync(&sync.id);
-    let tasks = match tx.get_json::<SyncRow>(&key)? {
+    let tasks = match row_at(tx, &key)? {
         Some(row) => row.decode(&sync.id).1,
         None => Vec::new(),
     };
@@ -204,18 +215,6 @@ pub(crate) fn chain_release(
     Ok(())
 }
 
-#[derive(Deserialize)]
-struct VersionOnly {
-    #[serde(default)]
-    version: u64,
-}
-
-fn version_of(text: &str) -> Option<u64> {
-    serde_json::from_str::<VersionOnly>(text)
-        .ok()
-        .map(|v| v.version)
-}
-
 /// Before an object is replaced: keep its stored version when an unfinished task still has
 /// to send it.
 pub(crate) fn keep_if_pushed(
@@ -254,15 +253,20 @@ pub(crate) fn pushed_body(tx: &Tx<'_>, task: &TaskRec) -> Result<Option<String>,
     tx.get(&keys::kept_version(a, t, id, task.version))
 }
 
-/// One connection's entry of an object's remote ids: the id alone when that is all there is.
-#[derive(Serialize, Deserialize)]
-#[serde(untagged)]
-enum StoredRemote {
-    Id(String),
-    Full(RemoteRec),
+/// The remote ids of an object: `{connection: "id"}`, or `{connection: {"remoteId", "version"}}`
+/// where the source also gave a version.
+fn remotes(tx: &Tx<'_>, key: &str) -> Result<Map<String, Value>, CoreError> {
+    match tx.get(key)? {
+        None => Ok(Map::new()),
+        Some(text) => match serde_json::from_str::<Value>(&text) {
+            Ok(Value::Object(map)) => Ok(map),
+            _ => Err(CoreError::CorruptRow {
+                key: key.to_string(),
+                reason: "not a JSON object".into(),
+            }),
+        },
+    }
 }
-
-type Remotes = BTreeMap<String, StoredRemote>;
 
 /// The id an object has at a connection.
 pub(crate) fn get_remote(
@@ -272,16 +276,26 @@ pub(crate) fn get_remote(
     t: ObjectType,
     id: &str,
 ) -> Result<Option<RemoteRec>, CoreError> {
-    let map = tx
-        .get_json::<Remotes>(&keys::remote(account, t, id))?
-        .unwrap_or_default();
-    Ok(map.get(connection).map(|r| match r {
-        StoredRemote::Id(s) => RemoteRec {
+    let key = keys::remote(account, t, id);
+    let map = remotes(tx, &key)?;
+    let text = |v: Option<&Value>| v.and_then(Value::as_str).map(str::to_string);
+    Ok(match map.get(connection) {
+        None => None,
+        Some(Value::String(s)) => Some(RemoteRec {
             remote_id: Some(s.clone()),
             version: None,
-        },
-        StoredRemote::Full(r) => r.clone(),
-    }))
+        }),
+        Some(Value::Object(o)) => Some(RemoteRec {
+            remote_id: text(o.get("remoteId")),
+            version: text(o.get("version")),
+        }),
+        Some(_) => {
+            return Err(CoreError::CorruptRow {
+                key,
+                reason: format!("the entry of {connection} is neither an id nor a record"),
+            })
+        }
+    })
 }
 
 /// Record the id an object has at a connection.
@@ -294,15 +308,25 @@ pub(crate) fn put_remote(
     rec: RemoteRec,
 ) -> Result<(), CoreError> {
     let key = keys::remote(account, t, id);
-    let mut map = tx.get_json::<Remotes>(&key)?.unwrap_or_default();
+    let mut map = remotes(tx, &key)?;
     let entry = match rec {
         RemoteRec {
             remote_id: Some(s),
             version: None,
-        } => StoredRemote::Id(s),
-        r => StoredRemote::Full(r),
+        } => Value::String(s),
+        RemoteRec { remote_id, version } => {
+            let mut o = Map::new();
+            o.insert(
+                "remoteId".into(),
+                remote_id.map_or(Value::Null, Value::String),
+            );
+            if let Some(v) = version {
+                o.insert("version".into(), Value::String(v));
+            }
+            Value::Object(o)
+        }
     };
     map.insert(connection.to_string(), entry);
-    tx.put_json(key, &map);
+    tx.put(key, Value::Object(map).to_string());
     Ok(())
 }

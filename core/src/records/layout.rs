@@ -1,8 +1,6 @@
 //! Which data layout a store holds (`meta/layout`), as far as the engine needs to know before
 //! it reads anything else. The migration itself is the engine's (`engine/migrate.rs`).
 
-use serde::Deserialize;
-
 use super::{keys, v1};
 use crate::store::KvRead;
 use crate::CoreError;
@@ -21,17 +19,12 @@ pub enum Layout {
     One,
 }
 
-#[derive(Deserialize)]
-struct LayoutRec {
-    version: serde_json::Value,
-}
-
 /// The layout `store` holds, or why the engine cannot read it.
 pub fn layout_of(store: &dyn KvRead) -> Result<Layout, CoreError> {
     if let Some(text) = store.get(keys::LAYOUT)? {
-        let version = serde_json::from_str::<LayoutRec>(&text)
+        let version = serde_json::from_str::<serde_json::Value>(&text)
             .ok()
-            .and_then(|r| r.version.as_u64());
+            .and_then(|v| v.get("version").and_then(serde_json::Value::as_u64));
         return match version {
             Some(v) if v == u64::from(LAYOUT_VERSION) => Ok(Layout::Current),
             Some(1) => Ok(Layout::One),

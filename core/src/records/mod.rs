@@ -56,6 +56,7 @@ pub mod keys;
 pub mod layout;
 pub mod rows;
 pub mod v1;
+mod value;
 
 /// The stored hash of the admin token.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -22,7 +22,10 @@
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::value::{pair, references, sync_status, target_status, task_state, Fields};
 
 use super::{ObjectRef, SyncRec, SyncStatus, TargetRec, TargetStatus, TaskRec, TaskState};
 use crate::cdm::ObjectType;
@@ -31,7 +34,7 @@ use crate::util::time::{parse_rfc3339_millis, rfc3339_millis};
 
 /// A time as stored: Unix ms when the text is exactly what [`rfc3339_millis`] writes for it,
 /// else the text.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(untagged)]
 pub enum StoredTime {
     /// Unix ms.
@@ -80,22 +83,11 @@ fn object_ref(o: &Obj) -> ObjectRef {
     }
 }
 
-/// Reads a present field (also `null`) as `Some`: with `default`, an absent one is `None`.
-fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
-    T::deserialize(d).map(Some)
-}
-
 fn is_create(op: &str) -> bool {
     op == "create"
 }
-fn create() -> String {
-    "create".into()
-}
 fn is_one(v: &u64) -> bool {
     *v == 1
-}
-fn one() -> u64 {
-    1
 }
 fn is_zero(v: &u32) -> bool {
     *v == 0
@@ -105,7 +97,7 @@ fn is_false(b: &bool) -> bool {
 }
 
 /// The stored sync (`s/{sync}`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SyncRow {
     /// Account.
     #[serde(rename = "a")]
@@ -114,16 +106,16 @@ pub struct SyncRow {
     #[serde(rename = "r")]
     pub request_id: String,
     /// `X-Tracking-ID` of the write.
-    #[serde(rename = "tr", default, skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "tr", skip_serializing_if = "Option::is_none")]
     pub tracking_id: Option<String>,
     /// `create` (left out) or `update`.
-    #[serde(default = "create", skip_serializing_if = "is_create")]
+    #[serde(skip_serializing_if = "is_create")]
     pub op: String,
     /// The written object.
     #[serde(rename = "o")]
     pub object: Obj,
     /// Every object the write stored, when not just `[object]`.
-    #[serde(rename = "os", default, skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "os", skip_serializing_if = "Option::is_none")]
     pub objects: Option<Vec<Obj>>,
     /// The label for messages.
     #[serde(rename = "l")]
@@ -132,21 +124,21 @@ pub struct SyncRow {
     #[serde(rename = "c")]
     pub created: StoredTime,
     /// Status, only when it is not the aggregate of the targets.
-    #[serde(rename = "s", default, skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "s", skip_serializing_if = "Option::is_none")]
     pub status: Option<SyncStatus>,
     /// Updated, only when it is not the latest of `created` and the targets' times.
-    #[serde(rename = "u", default, skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "u", skip_serializing_if = "Option::is_none")]
     pub updated: Option<StoredTime>,
     /// Targets.
     #[serde(rename = "t")]
     pub targets: Vec<TargetRow>,
     /// Webhook deliveries queued by its events.
-    #[serde(rename = "d", default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(rename = "d", skip_serializing_if = "Vec::is_empty")]
     pub deliveries: Vec<String>,
 }
 
 /// One stored target.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct TargetRow {
     /// Connection.
     #[serde(rename = "c")]
@@ -157,24 +149,19 @@ pub struct TargetRow {
     #[serde(rename = "y")]
     pub app_type: String,
     /// Status, when not what the tasks say.
-    #[serde(rename = "s", default, skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "s", skip_serializing_if = "Option::is_none")]
     pub status: Option<TargetStatus>,
     /// Attempts, when not the tasks' sum.
-    #[serde(rename = "n", default, skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "n", skip_serializing_if = "Option::is_none")]
     pub attempts: Option<u32>,
     /// Last error, when not what the tasks say (`null` for none).
-    #[serde(
-        rename = "e",
-        default,
-        deserialize_with = "present",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(rename = "e", skip_serializing_if = "Option::is_none")]
     pub last_error: Option<Option<String>>,
     /// Remote id of the sync's object there.
-    #[serde(rename = "rid", default, skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "rid", skip_serializing_if = "Option::is_none")]
     pub remote_id: Option<String>,
     /// Updated, when not the sync's creation.
-    #[serde(rename = "u", default, skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "u", skip_serializing_if = "Option::is_none")]
     pub updated: Option<StoredTime>,
     /// Its tasks, in push order.
     #[serde(rename = "k")]
@@ -182,59 +169,159 @@ pub struct TargetRow {
 }
 
 /// One stored task.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct TaskRow {
     /// Id.
     #[serde(rename = "i")]
     pub id: String,
     /// The object, when not the sync's.
-    #[serde(rename = "o", default, skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "o", skip_serializing_if = "Option::is_none")]
     pub object: Option<Obj>,
     /// The version it pushes.
-    #[serde(rename = "v", default = "one", skip_serializing_if = "is_one")]
+    #[serde(rename = "v", skip_serializing_if = "is_one")]
     pub version: u64,
     /// Tracking id, when not the sync's.
-    #[serde(
-        rename = "tr",
-        default,
-        deserialize_with = "present",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(rename = "tr", skip_serializing_if = "Option::is_none")]
     pub tracking_id: Option<Option<String>>,
     /// State, when not pending from the sync's creation.
-    #[serde(rename = "st", default, skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "st", skip_serializing_if = "Option::is_none")]
     pub state: Option<TaskState>,
     /// Attempts.
-    #[serde(rename = "n", default, skip_serializing_if = "is_zero")]
+    #[serde(rename = "n", skip_serializing_if = "is_zero")]
     pub attempts: u32,
     /// Last error.
-    #[serde(rename = "e", default, skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "e", skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
     /// Tasks that must finish first.
-    #[serde(rename = "w", default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(rename = "w", skip_serializing_if = "Vec::is_empty")]
     pub waiting_on: Vec<String>,
     /// Tasks that must have succeeded first.
-    #[serde(rename = "q", default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(rename = "q", skip_serializing_if = "Vec::is_empty")]
     pub requires: Vec<String>,
     /// Tasks waiting for this one (`{sync}/{task}`, or `{task}` in the same sync).
-    #[serde(rename = "x", default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(rename = "x", skip_serializing_if = "Vec::is_empty")]
     pub successors: Vec<String>,
     /// References, when not those of the previous task of the row with the same object.
-    #[serde(rename = "f", default, skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "f", skip_serializing_if = "Option::is_none")]
     pub references: Option<Refs>,
     /// Connector.
-    #[serde(
-        rename = "cn",
-        default,
-        skip_serializing_if = "ConnectorKind::is_generic"
-    )]
+    #[serde(rename = "cn", skip_serializing_if = "ConnectorKind::is_generic")]
     pub connector: ConnectorKind,
     /// A `401` already asked for a new token.
-    #[serde(rename = "ra", default, skip_serializing_if = "is_false")]
+    #[serde(rename = "ra", skip_serializing_if = "is_false")]
     pub reauthorized: bool,
     /// Serial of the token the attempt in progress carries.
-    #[serde(rename = "ts", default, skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "ts", skip_serializing_if = "Option::is_none")]
     pub token_serial: Option<u64>,
+}
+
+fn stored_time(v: &Value) -> Result<StoredTime, String> {
+    match v {
+        Value::String(t) => Ok(StoredTime::Text(t.clone())),
+        _ => v
+            .as_i64()
+            .map(StoredTime::Ms)
+            .ok_or_else(|| "a time is neither ms nor text".to_string()),
+    }
+}
+
+/// A field that may be absent (`None`), `null` (`Some(None)`) or a string.
+fn present_string(f: &Fields<'_>, k: &str) -> Result<Option<Option<String>>, String> {
+    match f.raw(k) {
+        None => Ok(None),
+        Some(Value::Null) => Ok(Some(None)),
+        Some(Value::String(s)) => Ok(Some(Some(s.clone()))),
+        Some(_) => Err(format!("{k}: not a string")),
+    }
+}
+
+fn list<T>(
+    f: &Fields<'_>,
+    k: &str,
+    each: impl Fn(&Value) -> Result<T, String>,
+) -> Result<Vec<T>, String> {
+    match f.get(k) {
+        None => Ok(Vec::new()),
+        Some(Value::Array(l)) => l.iter().map(each).collect(),
+        Some(_) => Err(format!("{k}: not a list")),
+    }
+}
+
+impl TaskRow {
+    fn from_value(v: &Value) -> Result<TaskRow, String> {
+        let f = Fields::of(v, "task")?;
+        Ok(TaskRow {
+            id: f.string("i")?,
+            object: f.get("o").map(pair).transpose()?,
+            version: f.opt_u64("v")?.unwrap_or(1),
+            tracking_id: present_string(&f, "tr")?,
+            state: f.get("st").map(task_state).transpose()?,
+            attempts: f.opt_u32("n")?.unwrap_or(0),
+            last_error: f.opt_string("e")?,
+            waiting_on: f.strings("w")?,
+            requires: f.strings("q")?,
+            successors: f.strings("x")?,
+            references: f.get("f").map(references).transpose()?,
+            connector: f.connector("cn")?,
+            reauthorized: f.flag("ra")?,
+            token_serial: f.opt_u64("ts")?,
+        })
+    }
+}
+
+impl TargetRow {
+    fn from_value(v: &Value) -> Result<TargetRow, String> {
+        let f = Fields::of(v, "target")?;
+        Ok(TargetRow {
+            connection_id: f.string("c")?,
+            app: f.string("app")?,
+            app_type: f.string("y")?,
+            status: f.opt_string("s")?.map(|s| target_status(&s)).transpose()?,
+            attempts: f.opt_u32("n")?,
+            last_error: present_string(&f, "e")?,
+            remote_id: f.opt_string("rid")?,
+            updated: f.get("u").map(stored_time).transpose()?,
+            tasks: list(&f, "k", TaskRow::from_value)?,
+        })
+    }
+}
+
+impl SyncRow {
+    /// Read a stored row.
+    pub fn parse(text: &str) -> Result<SyncRow, String> {
+        let v: Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
+        let f = Fields::of(&v, "sync")?;
+        Ok(SyncRow {
+            account_id: f.string("a")?,
+            request_id: f.string("r")?,
+            tracking_id: f.opt_string("tr")?,
+            op: f.opt_string("op")?.unwrap_or_else(|| "create".into()),
+            object: pair(f.get("o").ok_or("o: missing")?)?,
+            objects: match f.get("os") {
+                None => None,
+                Some(_) => Some(list(&f, "os", pair)?),
+            },
+            label: f.string("l")?,
+            created: stored_time(f.get("c").ok_or("c: missing")?)?,
+            status: f.opt_string("s")?.map(|s| sync_status(&s)).transpose()?,
+            updated: f.get("u").map(stored_time).transpose()?,
+            targets: list(&f, "t", TargetRow::from_value)?,
+            deliveries: f.strings("d")?,
+        })
+    }
+}
+
+#[derive(Deserialize)]
+struct VersionOnly {
+    #[serde(default)]
+    version: u64,
+}
+
+/// The `version` of a stored object (`None` when the text is not an object with one).
+pub fn version_of(text: &str) -> Option<u64> {
+    serde_json::from_str::<VersionOnly>(text)
+        .ok()
+        .map(|v| v.version)
 }
 
 /// What a target's tasks say about it: the rule `update_target` applies.
@@ -601,7 +688,7 @@ mod tests {
             text,
             r#"{"a":"a","r":"r","tr":"tr","o":["invoice","i"],"l":"invoice INV-1","c":1790000000000,"t":[{"c":"c1","app":"quickbooks","y":"accounting","k":[{"i":"t1","f":[["customerId","customer","cu"]]}]},{"c":"c2","app":"quickbooks","y":"accounting","k":[{"i":"t2"}]}]}"#
         );
-        let back: SyncRow = serde_json::from_str(&text).unwrap();
+        let back = SyncRow::parse(&text).unwrap();
         assert_eq!(back.decode("s"), (s, tasks));
     }
 
@@ -641,7 +728,7 @@ mod tests {
         let row = SyncRow::encode(&s, &tasks);
         assert_eq!(row.targets[0].tasks[0].successors, vec!["t2", "other/t9"]);
         let text = serde_json::to_string(&row).unwrap();
-        let back: SyncRow = serde_json::from_str(&text).unwrap();
+        let back = SyncRow::parse(&text).unwrap();
         assert_eq!(back.decode("s"), (s, tasks));
     }
 

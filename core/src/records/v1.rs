@@ -10,11 +10,13 @@
 //!
 //! Due entries of tasks had the value `""`.
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use serde_json::Value;
 
+use super::value::{object_ref, task_state, Fields};
 use super::{ObjectRef, TaskState};
 use crate::cdm::ObjectType as Ty;
-use crate::cdm::ObjectType;
 use crate::connectors::ConnectorKind;
 
 /// Prefix of layout 1's sync rows.
@@ -40,8 +42,7 @@ pub fn remote_key(connection: &str, t: Ty, id: &str) -> String {
 }
 
 /// One push task as layout 1 stored it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone)]
 pub struct TaskRecV1 {
     /// Id.
     pub id: String,
@@ -53,39 +54,66 @@ pub struct TaskRecV1 {
     pub connection_id: String,
     /// The object.
     pub object: ObjectRef,
-    /// The object as written (JSON text).
-    pub body: Box<serde_json::value::RawValue>,
+    /// The object as written (JSON text, verbatim).
+    pub body: Box<RawValue>,
     /// Tracking id.
-    #[serde(default)]
     pub tracking_id: Option<String>,
     /// State.
     pub state: TaskState,
     /// Attempts.
     pub attempts: u32,
     /// Last error.
-    #[serde(default)]
     pub last_error: Option<String>,
     /// Tasks that must finish first.
-    #[serde(default)]
     pub waiting_on: Vec<String>,
     /// Tasks that must have succeeded first.
-    #[serde(default)]
     pub requires: Vec<String>,
     /// Tasks waiting for this one (task ids).
-    #[serde(default)]
     pub successors: Vec<String>,
     /// References.
-    #[serde(default)]
-    pub references: Vec<(String, ObjectType, String)>,
+    pub references: Vec<(String, Ty, String)>,
     /// Connector.
-    #[serde(default)]
     pub connector: ConnectorKind,
     /// Whether a `401` already asked for a new token.
-    #[serde(default)]
     pub reauthorized: bool,
     /// Serial of the token in use.
-    #[serde(default)]
     pub token_serial: Option<u64>,
+}
+
+/// Only the body, kept verbatim (a parsed `Value` would reorder its keys).
+#[derive(Deserialize)]
+struct BodyOnly {
+    body: Box<RawValue>,
+}
+
+impl TaskRecV1 {
+    /// Read a layout 1 task row (fields left out when empty, or spelled `null` / `[]`).
+    pub fn parse(text: &str) -> Result<TaskRecV1, String> {
+        let body = serde_json::from_str::<BodyOnly>(text)
+            .map_err(|e| e.to_string())?
+            .body;
+        let v: Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
+        let f = Fields::of(&v, "task")?;
+        Ok(TaskRecV1 {
+            id: f.string("id")?,
+            account_id: f.string("accountId")?,
+            sync_id: f.string("syncId")?,
+            connection_id: f.string("connectionId")?,
+            object: object_ref(f.get("object").ok_or("object: missing")?)?,
+            body,
+            tracking_id: f.opt_string("trackingId")?,
+            state: task_state(f.get("state").ok_or("state: missing")?)?,
+            attempts: f.opt_u32("attempts")?.unwrap_or(0),
+            last_error: f.opt_string("lastError")?,
+            waiting_on: f.strings("waitingOn")?,
+            requires: f.strings("requires")?,
+            successors: f.strings("successors")?,
+            references: f.references("references")?,
+            connector: f.connector("connector")?,
+            reauthorized: f.flag("reauthorized")?,
+            token_serial: f.opt_u64("tokenSerial")?,
+        })
+    }
 }
 
 #[cfg(test)]
@@ -97,7 +125,7 @@ mod tests {
         let compact = r#"{"id":"t","accountId":"a","syncId":"s","connectionId":"c","object":{"type":"invoice","id":"i"},"body":{"x":1},"state":{"state":"waiting"},"attempts":0}"#;
         let full = r#"{"id":"t","accountId":"a","syncId":"s","connectionId":"c","object":{"type":"invoice","id":"i"},"body":{"x":1},"trackingId":null,"state":{"state":"waiting"},"attempts":0,"lastError":null,"waitingOn":[],"requires":[],"successors":[],"references":[]}"#;
         for text in [compact, full] {
-            let t: TaskRecV1 = serde_json::from_str(text).unwrap();
+            let t = TaskRecV1::parse(text).unwrap();
             assert_eq!(t.body.get(), "{\"x\":1}");
             assert_eq!(t.state, TaskState::Waiting);
             assert!(t.waiting_on.is_empty() && t.tracking_id.is_none());
