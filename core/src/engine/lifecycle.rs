@@ -178,7 +178,10 @@ pub(crate) fn update_target(
         return Ok(());
     };
     let now_str = rfc3339_millis(now);
-    let by_id: BTreeMap<&str, &TaskRec> = tasks.iter().map(|t| (t.id.as_str(), t)).collect();
+    let mut by_id: BTreeMap<&str, &TaskRec> = BTreeMap::new();
+    for t in &tasks {
+        by_id.insert(t.id.as_str(), t);
+    }
     let mine: Vec<&TaskRec> = sync.targets[ti]
         .tasks
         .iter()

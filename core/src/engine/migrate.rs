@@ -188,7 +188,7 @@ fn syncs(tx: &mut Tx<'_>, store: &dyn KvRead, limit: usize) -> Result<bool, Core
     let rows = store.scan(v1::SYNCS, 0, limit)?;
     for (key, value) in &rows {
         tx.delete(key.clone());
-        let sync: SyncRec = serde_json::from_str(value).map_err(|e| corrupt(key, e))?;
+        let sync = v1::parse_sync(value).map_err(|e| corrupt(key, e))?;
         let mut tasks = Vec::new();
         for tid in sync.targets.iter().flat_map(|t| t.tasks.iter()) {
             let tk = v1::task_key(tid);

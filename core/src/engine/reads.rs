@@ -89,19 +89,11 @@ fn clamp_ms(ms: u64) -> i64 {
     i64::try_from(ms).unwrap_or(i64::MAX)
 }
 
-/// `30 days`, `36 hours`, `90 minutes` or `1500 ms`: the largest whole unit.
+/// `30 days`, or `1500 ms` when not a whole number of days.
 fn describe_ms(ms: u64) -> String {
-    const UNITS: [(u64, &str); 4] = [
-        (86_400_000, "day"),
-        (3_600_000, "hour"),
-        (60_000, "minute"),
-        (1_000, "second"),
-    ];
-    for (size, name) in UNITS {
-        if ms >= size && ms.is_multiple_of(size) {
-            let n = ms / size;
-            return format!("{n} {name}{}", if n == 1 { "" } else { "s" });
-        }
+    const DAY: u64 = 86_400_000;
+    match ms / DAY {
+        n if n > 0 && ms.is_multiple_of(DAY) => format!("{n} day{}", if n == 1 { "" } else { "s" }),
+        _ => format!("{ms} ms"),
     }
-    format!("{ms} ms")
 }

@@ -161,8 +161,9 @@ pub(crate) fn id_time_ms(id: &str) -> Option<i64> {
     if b.len() != 36 || b[8] != b'-' || b[13] != b'-' || b[14] != b'7' {
         return None;
     }
-    let hex = format!("{}{}", id.get(0..8)?, id.get(9..13)?);
-    i64::from_str_radix(&hex, 16).ok()
+    let high = i64::from_str_radix(id.get(0..8)?, 16).ok()?;
+    let low = i64::from_str_radix(id.get(9..13)?, 16).ok()?;
+    Some((high << 16) | low)
 }
 
 #[cfg(test)]

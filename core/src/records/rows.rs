@@ -215,6 +215,7 @@ pub struct TaskRow {
     pub token_serial: Option<u64>,
 }
 
+#[inline(never)]
 fn stored_time(v: &Value) -> Result<StoredTime, String> {
     match v {
         Value::String(t) => Ok(StoredTime::Text(t.clone())),
@@ -226,6 +227,7 @@ fn stored_time(v: &Value) -> Result<StoredTime, String> {
 }
 
 /// A field that may be absent (`None`), `null` (`Some(None)`) or a string.
+#[inline(never)]
 fn present_string(f: &Fields<'_>, k: &str) -> Result<Option<Option<String>>, String> {
     match f.raw(k) {
         None => Ok(None),
@@ -242,12 +244,19 @@ fn list<T>(
 ) -> Result<Vec<T>, String> {
     match f.get(k) {
         None => Ok(Vec::new()),
-        Some(Value::Array(l)) => l.iter().map(each).collect(),
+        Some(Value::Array(l)) => {
+            let mut out = Vec::with_capacity(l.len());
+            for v in l {
+                out.push(each(v)?);
+            }
+            Ok(out)
+        }
         Some(_) => Err(format!("{k}: not a list")),
     }
 }
 
 impl TaskRow {
+    #[inline(never)]
     fn from_value(v: &Value) -> Result<TaskRow, String> {
         let f = Fields::of(v, "task")?;
         Ok(TaskRow {
@@ -270,6 +279,7 @@ impl TaskRow {
 }
 
 impl TargetRow {
+    #[inline(never)]
     fn from_value(v: &Value) -> Result<TargetRow, String> {
         let f = Fields::of(v, "target")?;
         Ok(TargetRow {
@@ -394,11 +404,13 @@ impl SyncRow {
         let mut slots: Vec<Option<TaskRec>> = tasks.into_iter().map(Some).collect();
         // A map only pays for itself on large syncs (bulk preloads).
         let index: Option<BTreeMap<String, usize>> = (slots.len() > 16).then(|| {
-            slots
-                .iter()
-                .enumerate()
-                .filter_map(|(i, t)| t.as_ref().map(|t| (t.id.clone(), i)))
-                .collect()
+            let mut map = BTreeMap::new();
+            for (i, t) in slots.iter().enumerate() {
+                if let Some(t) = t {
+                    map.insert(t.id.clone(), i);
+                }
+            }
+            map
         });
         let mut last_refs: BTreeMap<Obj, Refs> = BTreeMap::new();
         let (status, updated) = derived(&sync.created_at, &sync.targets);

@@ -14,8 +14,8 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::Value;
 
-use super::value::{object_ref, task_state, Fields};
-use super::{ObjectRef, TaskState};
+use super::value::{object_ref, sync_status, target_status, task_state, Fields};
+use super::{ObjectRef, SyncRec, TargetRec, TaskState};
 use crate::cdm::ObjectType as Ty;
 use crate::connectors::ConnectorKind;
 
@@ -114,6 +114,51 @@ impl TaskRecV1 {
             token_serial: f.opt_u64("tokenSerial")?,
         })
     }
+}
+
+/// Read a layout 1 sync row (the serde form of [`SyncRec`] of layout 1).
+pub fn parse_sync(text: &str) -> Result<SyncRec, String> {
+    let v: Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
+    let f = Fields::of(&v, "sync")?;
+    let object = object_ref(f.get("object").ok_or("object: missing")?)?;
+    let mut objects = Vec::new();
+    if let Some(Value::Array(list)) = f.get("objects") {
+        for o in list {
+            objects.push(object_ref(o)?);
+        }
+    }
+    let mut targets = Vec::new();
+    if let Some(Value::Array(list)) = f.get("targets") {
+        for t in list {
+            let g = Fields::of(t, "target")?;
+            targets.push(TargetRec {
+                connection_id: g.string("connectionId")?,
+                app: g.string("app")?,
+                app_type: g.string("type")?,
+                status: target_status(&g.string("status")?)?,
+                attempts: g.opt_u32("attempts")?.unwrap_or(0),
+                remote_id: g.opt_string("remoteId")?,
+                last_error: g.opt_string("lastError")?,
+                updated_at: g.string("updatedAt")?,
+                tasks: g.strings("tasks")?,
+            });
+        }
+    }
+    Ok(SyncRec {
+        id: f.string("id")?,
+        account_id: f.string("accountId")?,
+        status: sync_status(&f.string("status")?)?,
+        request_id: f.string("requestId")?,
+        tracking_id: f.opt_string("trackingId")?,
+        operation: f.string("operation")?,
+        object,
+        objects,
+        label: f.string("label")?,
+        created_at: f.string("createdAt")?,
+        updated_at: f.string("updatedAt")?,
+        targets,
+        deliveries: Vec::new(),
+    })
 }
 
 #[cfg(test)]

@@ -24,16 +24,20 @@ impl<'a> Fields<'a> {
             .ok_or_else(|| bad(what, "not a JSON object"))
     }
     /// A field as given (also `null`).
+    #[inline(never)]
     pub(crate) fn raw(&self, k: &str) -> Option<&'a Value> {
         self.0.get(k)
     }
     /// A field, `null` read as absent.
+    #[inline(never)]
     pub(crate) fn get(&self, k: &str) -> Option<&'a Value> {
         self.0.get(k).filter(|v| !v.is_null())
     }
+    #[inline(never)]
     pub(crate) fn string(&self, k: &str) -> Result<String, String> {
         self.opt_string(k)?.ok_or_else(|| bad(k, "missing"))
     }
+    #[inline(never)]
     pub(crate) fn opt_string(&self, k: &str) -> Result<Option<String>, String> {
         match self.get(k) {
             None => Ok(None),
@@ -43,12 +47,14 @@ impl<'a> Fields<'a> {
                 .ok_or_else(|| bad(k, "not a string")),
         }
     }
+    #[inline(never)]
     pub(crate) fn opt_u64(&self, k: &str) -> Result<Option<u64>, String> {
         match self.get(k) {
             None => Ok(None),
             Some(v) => v.as_u64().map(Some).ok_or_else(|| bad(k, "not a count")),
         }
     }
+    #[inline(never)]
     pub(crate) fn opt_u32(&self, k: &str) -> Result<Option<u32>, String> {
         match self.opt_u64(k)? {
             None => Ok(None),
@@ -57,32 +63,39 @@ impl<'a> Fields<'a> {
                 .map_err(|_| bad(k, "out of range")),
         }
     }
+    #[inline(never)]
     pub(crate) fn strings(&self, k: &str) -> Result<Vec<String>, String> {
         match self.get(k) {
             None => Ok(Vec::new()),
-            Some(Value::Array(list)) => list
-                .iter()
-                .map(|v| {
-                    v.as_str()
-                        .map(str::to_string)
-                        .ok_or_else(|| bad(k, "not a list of strings"))
-                })
-                .collect(),
+            Some(Value::Array(list)) => {
+                let mut out = Vec::with_capacity(list.len());
+                for v in list {
+                    out.push(
+                        v.as_str()
+                            .ok_or_else(|| bad(k, "not a list of strings"))?
+                            .to_string(),
+                    );
+                }
+                Ok(out)
+            }
             Some(_) => Err(bad(k, "not a list")),
         }
     }
+    #[inline(never)]
     pub(crate) fn flag(&self, k: &str) -> Result<bool, String> {
         match self.get(k) {
             None => Ok(false),
             Some(v) => v.as_bool().ok_or_else(|| bad(k, "not a boolean")),
         }
     }
+    #[inline(never)]
     pub(crate) fn connector(&self, k: &str) -> Result<ConnectorKind, String> {
         match self.opt_string(k)? {
             None => Ok(ConnectorKind::default()),
             Some(s) => ConnectorKind::parse(&s).ok_or_else(|| bad(k, "unknown connector")),
         }
     }
+    #[inline(never)]
     pub(crate) fn references(&self, k: &str) -> Result<Vec<(String, ObjectType, String)>, String> {
         match self.get(k) {
             None => Ok(Vec::new()),
@@ -91,6 +104,7 @@ impl<'a> Fields<'a> {
     }
 }
 
+#[inline(never)]
 pub(crate) fn object_type(v: &Value) -> Result<ObjectType, String> {
     v.as_str()
         .and_then(ObjectType::parse)
@@ -98,6 +112,7 @@ pub(crate) fn object_type(v: &Value) -> Result<ObjectType, String> {
 }
 
 /// `[type, id]`.
+#[inline(never)]
 pub(crate) fn pair(v: &Value) -> Result<(ObjectType, String), String> {
     match v.as_array().map(Vec::as_slice) {
         Some([t, id]) => Ok((
@@ -109,6 +124,7 @@ pub(crate) fn pair(v: &Value) -> Result<(ObjectType, String), String> {
 }
 
 /// `{"type", "id"}`.
+#[inline(never)]
 pub(crate) fn object_ref(v: &Value) -> Result<ObjectRef, String> {
     let f = Fields::of(v, "object")?;
     Ok(ObjectRef {
@@ -118,21 +134,25 @@ pub(crate) fn object_ref(v: &Value) -> Result<ObjectRef, String> {
 }
 
 /// `[[field, type, id], ...]`.
+#[inline(never)]
 pub(crate) fn references(v: &Value) -> Result<Vec<(String, ObjectType, String)>, String> {
     let list = v.as_array().ok_or("references: not a list")?;
-    list.iter()
-        .map(|r| match r.as_array().map(Vec::as_slice) {
-            Some([field, t, id]) => Ok((
+    let mut out = Vec::with_capacity(list.len());
+    for r in list {
+        match r.as_array().map(Vec::as_slice) {
+            Some([field, t, id]) => out.push((
                 field.as_str().ok_or("reference field")?.to_string(),
                 object_type(t)?,
                 id.as_str().ok_or("reference id")?.to_string(),
             )),
-            _ => Err("references: not [field, type, id]".to_string()),
-        })
-        .collect()
+            _ => return Err("references: not [field, type, id]".to_string()),
+        }
+    }
+    Ok(out)
 }
 
 /// A task's state as serde writes [`TaskState`] (`{"state": "pending", "due_ms": 5}`).
+#[inline(never)]
 pub(crate) fn task_state(v: &Value) -> Result<TaskState, String> {
     let f = Fields::of(v, "state")?;
     let ms = |k: &str| {
@@ -155,6 +175,7 @@ pub(crate) fn task_state(v: &Value) -> Result<TaskState, String> {
     })
 }
 
+#[inline(never)]
 pub(crate) fn target_status(s: &str) -> Result<TargetStatus, String> {
     [
         TargetStatus::Pending,
@@ -167,6 +188,7 @@ pub(crate) fn target_status(s: &str) -> Result<TargetStatus, String> {
     .ok_or_else(|| format!("unknown target status {s:?}"))
 }
 
+#[inline(never)]
 pub(crate) fn sync_status(s: &str) -> Result<SyncStatus, String> {
     [
         SyncStatus::Pending,
