@@ -357,3 +357,37 @@ fn the_layout_is_stored_and_a_newer_one_is_refused() {
         assert!(r.batch.is_empty());
     }
 }
+
+#[test]
+fn an_old_unfinished_sync_does_not_hold_back_the_pruning_of_later_ones() {
+    let mut w = World::new();
+    let t = w.tenant("acme.example.com", true);
+    w.connect(&t, "quickbooks", "accounting");
+    let push = [("X-Sync-Data", "push")];
+    let mut syncs = Vec::new();
+    for i in 0..3 {
+        let c = w.api_h(
+            &t,
+            "POST",
+            "/api/customers",
+            Some(json!({"name": format!("C{i}")})),
+            &push,
+        );
+        syncs.push(c.headers["X-Sync-ID"].clone());
+        w.now += 1;
+    }
+    // The oldest stays unfinished (handed out, never reported); the two after it finish.
+    let items = w.due();
+    w.report(&items[1].id, status(201, "{}"));
+    w.report(&items[2].id, status(201, "{}"));
+    w.now += 40 * DAY;
+    let status_of =
+        |w: &mut World, s: &str| w.api(&t, "GET", &format!("/api/syncs/{s}"), None).status;
+    // limit 1: one sync per call, found past the one that must stay.
+    assert!(w.engine.prune_with(w.now, 1, &mut w.store).unwrap() > 0);
+    assert_eq!(status_of(&mut w, &syncs[1]), 404);
+    assert_eq!(status_of(&mut w, &syncs[2]), 200);
+    while w.engine.prune_with(w.now, 1, &mut w.store).unwrap() > 0 {}
+    assert_eq!(status_of(&mut w, &syncs[2]), 404);
+    assert_eq!(status_of(&mut w, &syncs[0]), 200);
+}

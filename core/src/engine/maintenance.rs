@@ -117,10 +117,15 @@ pub(crate) fn prune(
     Ok(tx.into_batch())
 }
 
+/// How many pages of `limit` syncs one prune reads at most: old syncs that must stay (still
+/// unfinished) are skipped without stopping the pruning of those after them, up to this bound.
+const SYNC_PAGES: usize = 8;
+
 /// Remove up to `limit` syncs made before the retention window whose targets all finished,
 /// with their task pointers and webhook deliveries (and the deliveries' index entries). The
 /// syncs are scanned oldest first (their ids are time-ordered) and the scan stops at the
-/// window; an unfinished sync, or one with a delivery still owed, is kept and skipped.
+/// window; an unfinished sync, or one with a delivery still owed, is kept and skipped. At
+/// most [`SYNC_PAGES`] pages of `limit` rows are read per call.
 fn prune_syncs(
     engine: &Engine,
     now: i64,
@@ -129,19 +134,53 @@ fn prune_syncs(
     tx: &mut Tx<'_>,
 ) -> Result<(), CoreError> {
     let cut = retention_cut(now, engine.config.sync_retention_ms);
-    for (key, value) in store.scan(keys::SYNCS, 0, limit)? {
+    let limit = limit.max(1);
+    let mut pruned = 0;
+    let mut offset = 0;
+    // The store does not change during the call (the deletes are in `tx`): each page starts
+    // after the rows already read.
+    for _ in 0..SYNC_PAGES {
+        let page = store.scan(keys::SYNCS, offset, limit)?;
+        offset += page.len();
+        let full = page.len() == limit;
+        for (key, value) in page {
+            if pruned >= limit {
+                return Ok(());
+            }
+            match prune_sync(cut, tx, &key, &value)? {
+                Pruned::Yes => pruned += 1,
+                Pruned::Kept => {}
+                Pruned::Past => return Ok(()),
+            }
+        }
+        if !full || pruned >= limit {
+            break;
+        }
+    }
+    Ok(())
+}
+
+enum Pruned {
+    Yes,
+    Kept,
+    Past,
+}
+
+/// Prune one sync row if it is past `cut` and finished.
+fn prune_sync(cut: i64, tx: &mut Tx<'_>, key: &str, value: &str) -> Result<Pruned, CoreError> {
+    {
         let id = &key[keys::SYNCS.len()..];
         match id_time_ms(id) {
             Some(ms) if ms <= cut => {}
-            Some(_) => break,
-            None => continue,
+            Some(_) => return Ok(Pruned::Past),
+            None => return Ok(Pruned::Kept),
         }
-        let Ok(row) = SyncRow::parse(&value) else {
-            continue;
+        let Ok(row) = SyncRow::parse(value) else {
+            return Ok(Pruned::Kept);
         };
         let (sync, tasks) = row.decode(id);
         if !sync.status.is_final() || tasks.iter().any(|t| !t.state.status().is_final()) {
-            continue;
+            return Ok(Pruned::Kept);
         }
         let mut deliveries = Vec::with_capacity(sync.deliveries.len());
         for d in &sync.deliveries {
@@ -153,9 +192,9 @@ fn prune_syncs(
             .iter()
             .any(|d| d.state.status() == DeliveryStatus::Pending)
         {
-            continue;
+            return Ok(Pruned::Kept);
         }
-        tx.delete(key.clone());
+        tx.delete(key.to_string());
         for t in &tasks {
             tx.delete(keys::task(&t.id));
         }
@@ -167,5 +206,5 @@ fn prune_syncs(
             }
         }
     }
-    Ok(())
+    Ok(Pruned::Yes)
 }
