@@ -506,8 +506,20 @@ export async function createEngine(host, options = {}) {
   const state = { inCall: false, freed: false };
   const reader = new Reader(host, isAsync);
   const raw = call(state, () => new RawEngine(JSON.stringify(config), openapiJson, reader, isAsync));
-  return new Engine(raw, host, state, isAsync ? reader : null);
+  const engine = new Engine(raw, host, state, isAsync ? reader : null);
+  // Bring the stored data to the engine's layout (bounded steps, each committed through the
+  // host before the next, so an interrupted migration resumes at the next createEngine).
+  try {
+    await Engine.migrate(engine);
+  } catch (e) {
+    engine.free();
+    throw e;
+  }
+  return engine;
 }
+
+/** Rows one migration step rewrites at most. */
+const MIGRATION_STEP = 500;
 
 class Engine {
   #raw;
@@ -522,6 +534,19 @@ class Engine {
     this.#host = host;
     this.#state = state;
     this.#async = asyncReader;
+  }
+
+  /**
+   * Run the layout migration to its end (`RawEngine.migrate`): a store written by an older
+   * engine is rewritten in bounded steps; a current or empty one costs one read. A newer or
+   * unknown layout throws a `layout` error and nothing is written.
+   */
+  static async migrate(engine) {
+    for (;;) {
+      const out = decodeFrame(await engine.#step(() => engine.#raw.migrate(MIGRATION_STEP)), false);
+      await engine.#commitOrThrow(out.ops, "migrate");
+      if (out.head.done) return;
+    }
   }
 
   /** Run `fn` after every call queued before it. */
