@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 use super::{
-    bearer_headers, encode, failure, join, obj, requirement, s, split_name, text, Answer,
+    bearer_headers, encode, failure, join, one, requirement, s, split_name, text, Answer,
     Connector, ConnectorError, ConnectorKind, Obj, Operation, ProviderVerdict, PushInput,
     SettingSpec,
 };
@@ -130,7 +130,7 @@ impl Connector for HubSpot {
         let as_contact = contacts(input.settings);
         let object = if as_contact { "contacts" } else { "companies" };
         let props = properties(&input.object_value(), as_contact);
-        let body = obj(&mut [("properties", Value::Object(props))]);
+        let body = one("properties", Value::Object(props));
         let (method, path) = match (input.operation, input.remote_id) {
             (Operation::Update, Some(id)) => {
                 ("PATCH", format!("/crm/v3/objects/{object}/{}", encode(id)))

@@ -617,6 +617,14 @@ pub(crate) fn obj(pairs: &mut [(&str, Value)]) -> Value {
     Value::Object(m)
 }
 
+/// `{key: v}`.
+#[inline(never)]
+pub(crate) fn one(key: &str, v: Value) -> Value {
+    let mut m = Obj::new();
+    put(&mut m, key, v);
+    Value::Object(m)
+}
+
 /// Copy string members of `o` as `(provider key, CDM field)`; an absent member is `""`.
 #[inline(never)]
 pub(crate) fn copy_all(m: &mut Obj, o: &Value, fields: &[(&str, &str)]) {

@@ -16,9 +16,9 @@ use serde_json::Value;
 
 use super::{
     amount, bearer_headers, copy_all, copy_present, decimal, encode, failure, has_setting, i, join,
-    list, max_chars, obj, put, put_str, require_line_accounts, requirement, s, setting_required,
-    split_name, string, text, truncate, Answer, Connector, ConnectorError, ConnectorKind, Obj,
-    Operation, ProviderVerdict, PushInput, SettingSpec,
+    list, max_chars, obj, one, put, put_str, require_line_accounts, requirement, s,
+    setting_required, split_name, string, text, truncate, Answer, Connector, ConnectorError,
+    ConnectorKind, Obj, Operation, ProviderVerdict, PushInput, SettingSpec,
 };
 use crate::cdm::{codes, FieldError, ObjectType};
 use crate::OutboundRequest;
@@ -117,18 +117,10 @@ fn party(o: &Value, address_key: &str) -> Obj {
         put(&mut m, "FamilyName", Value::String(family));
     }
     if let Some(e) = s(o, "email") {
-        put(
-            &mut m,
-            "PrimaryEmailAddr",
-            obj(&mut [("Address", string(e))]),
-        );
+        put(&mut m, "PrimaryEmailAddr", one("Address", string(e)));
     }
     if let Some(p) = s(o, "phone") {
-        put(
-            &mut m,
-            "PrimaryPhone",
-            obj(&mut [("FreeFormNumber", string(p))]),
-        );
+        put(&mut m, "PrimaryPhone", one("FreeFormNumber", string(p)));
     }
     if let Some(a) = o.get(address_key).filter(|a| a.is_object()) {
         let mut addr = Obj::new();
@@ -140,7 +132,7 @@ fn party(o: &Value, address_key: &str) -> Obj {
 
 /// `{"value": id}`.
 fn reference(value: String) -> Value {
-    obj(&mut [("value", Value::String(value))])
+    one("value", Value::String(value))
 }
 
 fn body(input: &PushInput<'_>, o: &Value) -> Result<Obj, ConnectorError> {
@@ -204,7 +196,7 @@ fn body(input: &PushInput<'_>, o: &Value) -> Result<Obj, ConnectorError> {
             }
             put(&mut m, "Line", Value::Array(lines));
             if tax > 0 {
-                let total = obj(&mut [("TotalTax", decimal(tax, currency))]);
+                let total = one("TotalTax", decimal(tax, currency));
                 put(&mut m, "TxnTaxDetail", total);
             }
             m
@@ -254,7 +246,7 @@ fn body(input: &PushInput<'_>, o: &Value) -> Result<Obj, ConnectorError> {
             let mut lines = Vec::new();
             for (n, l) in list(o, "lines").iter().enumerate() {
                 let account = input.remote_of(&format!("lines/{n}/accountId"), APP)?;
-                let detail = obj(&mut [("AccountRef", reference(account))]);
+                let detail = one("AccountRef", reference(account));
                 lines.push(obj(&mut [
                     ("DetailType", string("AccountBasedExpenseLineDetail")),
                     ("Amount", amount(l, "amount", currency)),

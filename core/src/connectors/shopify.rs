@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 use super::{
-    copy_present, encode, failure, join, obj, put, put_str, requirement, s, split_name, string,
+    copy_present, encode, failure, join, one, put, put_str, requirement, s, split_name, string,
     text, Answer, Connector, ConnectorError, ConnectorKind, Obj, Operation, ProviderVerdict,
     PushInput, SettingSpec,
 };
@@ -182,14 +182,14 @@ impl Connector for Shopify {
                         encode(version),
                         encode(id)
                     ),
-                    obj(&mut [("customer", Value::Object(c))]),
+                    one("customer", Value::Object(c)),
                 )
             }
             (Operation::Update, None) => return Err(ConnectorError::NoRemoteId { connector: APP }),
             (Operation::Create, _) => (
                 "POST",
                 format!("/admin/api/{}/customers.json", encode(version)),
-                obj(&mut [("customer", Value::Object(customer(&o, true)))]),
+                one("customer", Value::Object(customer(&o, true))),
             ),
         };
         let mut headers = BTreeMap::new();

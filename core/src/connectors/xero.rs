@@ -16,9 +16,9 @@ use serde_json::Value;
 
 use super::{
     amount, bearer_headers, copy_all, copy_present, decimal, encode, failure, has_setting, i,
-    is_uuid, join, list, max_chars, obj, put, put_str, require_line_accounts, s, setting_required,
-    split_name, string, text, truncate, Answer, Connector, ConnectorError, ConnectorKind, Obj,
-    Operation, ProviderVerdict, PushInput, SettingSpec,
+    is_uuid, join, list, max_chars, obj, one, put, put_str, require_line_accounts, s,
+    setting_required, split_name, string, text, truncate, Answer, Connector, ConnectorError,
+    ConnectorKind, Obj, Operation, ProviderVerdict, PushInput, SettingSpec,
 };
 use crate::cdm::{codes, FieldError, ObjectType};
 use crate::OutboundRequest;
@@ -144,11 +144,7 @@ fn entity(input: &PushInput<'_>, o: &Value) -> Result<Obj, ConnectorError> {
             let mut m = Obj::new();
             put_str(&mut m, "Type", "ACCREC");
             let customer = input.remote_of("customerId", APP)?;
-            put(
-                &mut m,
-                "Contact",
-                obj(&mut [("ContactID", Value::String(customer))]),
-            );
+            put(&mut m, "Contact", one("ContactID", Value::String(customer)));
             copy_all(
                 &mut m,
                 o,
@@ -197,12 +193,8 @@ fn entity(input: &PushInput<'_>, o: &Value) -> Result<Obj, ConnectorError> {
             };
             let mut m = Obj::new();
             let invoice = input.remote_of("invoiceId", APP)?;
-            put(
-                &mut m,
-                "Invoice",
-                obj(&mut [("InvoiceID", Value::String(invoice))]),
-            );
-            put(&mut m, "Account", obj(&mut [("Code", string(code))]));
+            put(&mut m, "Invoice", one("InvoiceID", Value::String(invoice)));
+            put(&mut m, "Account", one("Code", string(code)));
             copy_all(&mut m, o, &[("Date", "date")]);
             put(&mut m, "Amount", amount(o, "amount", currency));
             copy_present(&mut m, o, &[("Reference", "reference")]);
@@ -223,8 +215,8 @@ fn entity(input: &PushInput<'_>, o: &Value) -> Result<Obj, ConnectorError> {
             let bank_key = if is_uuid(bank) { "AccountID" } else { "Code" };
             let mut m = Obj::new();
             put_str(&mut m, "Type", if total < 0 { "SPEND" } else { "RECEIVE" });
-            put(&mut m, "Contact", obj(&mut [("Name", string(contact))]));
-            put(&mut m, "BankAccount", obj(&mut [(bank_key, string(bank))]));
+            put(&mut m, "Contact", one("Name", string(contact)));
+            put(&mut m, "BankAccount", one(bank_key, string(bank)));
             copy_all(&mut m, o, &[("Date", "date")]);
             put_str(&mut m, "CurrencyCode", currency);
             copy_present(&mut m, o, &[("Reference", "reference")]);
@@ -254,7 +246,7 @@ fn entity(input: &PushInput<'_>, o: &Value) -> Result<Obj, ConnectorError> {
 
 /// `{"<collection>": [entity]}`.
 fn wrap(coll: &str, e: Value) -> Value {
-    obj(&mut [(coll, Value::Array(vec![e]))])
+    one(coll, Value::Array(vec![e]))
 }
 
 /// The text of a Xero error: every validation message, else `Message`, else `Detail`.
