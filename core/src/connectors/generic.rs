@@ -6,10 +6,11 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::{json, Map, Value};
+use serde_json::Value;
 
 use super::{
-    Answer, Connector, ConnectorError, ConnectorKind, ProviderVerdict, PushInput, SettingSpec,
+    put, put_str, string, Answer, Connector, ConnectorError, ConnectorKind, Obj, ProviderVerdict,
+    PushInput, SettingSpec,
 };
 use crate::cdm::{FieldError, ObjectType};
 use crate::util::schedule::parse_retry_after;
@@ -49,27 +50,27 @@ impl Connector for Generic {
     }
 
     fn request(&self, input: &PushInput<'_>) -> Result<OutboundRequest, ConnectorError> {
-        let mut body = json!({
-            "syncId": input.sync_id,
-            "operation": input.operation.as_str(),
-            "objectType": input.object_type,
-            "object": input.object,
-            "trackingId": input.tracking_id,
-        });
-        let mut references = Map::new();
+        let mut body = Obj::new();
+        put_str(&mut body, "syncId", input.sync_id);
+        put_str(&mut body, "operation", input.operation.as_str());
+        put_str(&mut body, "objectType", input.object_type.as_str());
+        // The stored text parsed, as serializing the raw value into a `Value` does.
+        put(&mut body, "object", input.object_value());
+        let tracking = input.tracking_id.map_or(Value::Null, string);
+        put(&mut body, "trackingId", tracking);
+        if let Some(rid) = input.remote_id {
+            put_str(&mut body, "remoteId", rid);
+        }
+        let mut references = Obj::new();
         for r in input.references {
             if let Some(remote_id) = &r.remote_id {
-                references.insert(r.field.clone(), Value::String(remote_id.clone()));
+                put_str(&mut references, &r.field, remote_id);
             }
         }
-        if let Some(o) = body.as_object_mut() {
-            if let Some(rid) = input.remote_id {
-                o.insert("remoteId".into(), Value::String(rid.to_string()));
-            }
-            if !references.is_empty() {
-                o.insert("references".into(), Value::Object(references));
-            }
+        if !references.is_empty() {
+            put(&mut body, "references", Value::Object(references));
         }
+        let body = Value::Object(body);
         let mut headers = BTreeMap::new();
         headers.insert("Content-Type".to_string(), "application/json".to_string());
         headers.insert(
@@ -119,6 +120,79 @@ impl Connector for Generic {
                     super::truncate(answer.body, ERROR_BODY_PREFIX)
                 ),
             },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::connectors::{Operation, Reference};
+    use serde_json::value::RawValue;
+    use serde_json::{json, Map};
+
+    /// The body is the same text as serializing the documented fields with `json!`.
+    #[test]
+    fn body_is_the_documented_object() {
+        let object =
+            RawValue::from_string(r#"{"name":"Ada","amount":12.5,"n":[1,2]}"#.into()).unwrap();
+        let settings = BTreeMap::new();
+        let refs = [
+            Reference {
+                field: "customerId".into(),
+                object_type: ObjectType::Customer,
+                id: "c1".into(),
+                remote_id: Some("r-1".into()),
+                object: None,
+            },
+            Reference {
+                field: "lines/0/accountId".into(),
+                object_type: ObjectType::Account,
+                id: "a1".into(),
+                remote_id: None,
+                object: None,
+            },
+        ];
+        for (tracking, remote, references) in [
+            (None, None, &refs[1..]),
+            (Some("t-1"), Some("rid"), &refs[..]),
+        ] {
+            let input = PushInput {
+                object_type: ObjectType::BankTransaction,
+                object: &object,
+                operation: Operation::Update,
+                remote_id: remote,
+                remote_version: None,
+                references,
+                idempotency_key: "k",
+                sync_id: "s-1",
+                tracking_id: tracking,
+                url: "http://127.0.0.1:1/push",
+                settings: &settings,
+                access_token: None,
+            };
+            let mut expected = json!({
+                "syncId": "s-1",
+                "operation": Operation::Update.as_str(),
+                "objectType": ObjectType::BankTransaction,
+                "object": &object,
+                "trackingId": tracking,
+            });
+            let mut expected_refs = Map::new();
+            for r in references {
+                if let Some(id) = &r.remote_id {
+                    expected_refs.insert(r.field.clone(), json!(id));
+                }
+            }
+            let m = expected.as_object_mut().unwrap();
+            if let Some(rid) = remote {
+                m.insert("remoteId".into(), json!(rid));
+            }
+            if !expected_refs.is_empty() {
+                m.insert("references".into(), Value::Object(expected_refs));
+            }
+            let sent = Generic.request(&input).unwrap();
+            assert_eq!(sent.body, expected.to_string());
         }
     }
 }

@@ -11,11 +11,12 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::{json, Map, Value};
+use serde_json::Value;
 
 use super::{
-    bearer_headers, encode, failure, join, requirement, s, split_name, text, Answer, Connector,
-    ConnectorError, ConnectorKind, Operation, ProviderVerdict, PushInput, SettingSpec,
+    bearer_headers, encode, failure, join, one, requirement, s, split_name, text, Answer,
+    Connector, ConnectorError, ConnectorKind, Obj, Operation, ProviderVerdict, PushInput,
+    SettingSpec,
 };
 use crate::cdm::{codes, FieldError, ObjectType};
 use crate::OutboundRequest;
@@ -38,8 +39,8 @@ fn contacts(settings: &BTreeMap<String, String>) -> bool {
     settings.get("customerObject").map(String::as_str) == Some("contacts")
 }
 
-fn properties(o: &Value, as_contact: bool) -> Map<String, Value> {
-    let mut p = Map::new();
+fn properties(o: &Value, as_contact: bool) -> Obj {
+    let mut p = Obj::new();
     let mut put = |k: &str, v: Option<&str>| {
         if let Some(v) = v {
             p.insert(k.to_string(), Value::String(v.to_string()));
@@ -128,7 +129,8 @@ impl Connector for HubSpot {
         }
         let as_contact = contacts(input.settings);
         let object = if as_contact { "contacts" } else { "companies" };
-        let body = json!({ "properties": properties(&input.object_value(), as_contact) });
+        let props = properties(&input.object_value(), as_contact);
+        let body = one("properties", Value::Object(props));
         let (method, path) = match (input.operation, input.remote_id) {
             (Operation::Update, Some(id)) => {
                 ("PATCH", format!("/crm/v3/objects/{object}/{}", encode(id)))

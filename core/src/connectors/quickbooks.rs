@@ -12,12 +12,13 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::{json, Map, Value};
+use serde_json::Value;
 
 use super::{
-    bearer_headers, decimal, encode, failure, has_setting, i, join, list, max_chars,
-    require_line_accounts, requirement, s, setting_required, split_name, text, truncate, Answer,
-    Connector, ConnectorError, ConnectorKind, Operation, ProviderVerdict, PushInput, SettingSpec,
+    amount, bearer_headers, copy_all, copy_present, decimal, encode, failure, has_setting, i, join,
+    list, max_chars, obj, one, put, put_str, require_line_accounts, requirement, s,
+    setting_required, split_name, string, text, truncate, Answer, Connector, ConnectorError,
+    ConnectorKind, Obj, Operation, ProviderVerdict, PushInput, SettingSpec,
 };
 use crate::cdm::{codes, FieldError, ObjectType};
 use crate::OutboundRequest;
@@ -93,181 +94,170 @@ fn account_type(t: &str) -> &'static str {
     }
 }
 
-fn address(a: &Value) -> Value {
-    let mut m = Map::new();
-    for (from, to) in [
-        ("line1", "Line1"),
-        ("line2", "Line2"),
-        ("city", "City"),
-        ("region", "CountrySubDivisionCode"),
-        ("postalCode", "PostalCode"),
-        ("country", "Country"),
-    ] {
-        if let Some(v) = s(a, from) {
-            m.insert(to.into(), Value::String(v.into()));
-        }
-    }
-    Value::Object(m)
-}
+/// Address members: (QuickBooks key, CDM field).
+const ADDRESS: &[(&str, &str)] = &[
+    ("Line1", "line1"),
+    ("Line2", "line2"),
+    ("City", "city"),
+    ("CountrySubDivisionCode", "region"),
+    ("PostalCode", "postalCode"),
+    ("Country", "country"),
+];
 
-fn party(o: &Value, address_key: &str) -> Map<String, Value> {
-    let mut m = Map::new();
+fn party(o: &Value, address_key: &str) -> Obj {
+    let mut m = Obj::new();
     let name = s(o, "name").unwrap_or_default();
-    m.insert("DisplayName".into(), Value::String(name.into()));
+    put_str(&mut m, "DisplayName", name);
     if let Some(contact) = s(o, "contactName") {
-        m.insert("CompanyName".into(), Value::String(name.into()));
+        put_str(&mut m, "CompanyName", name);
         let (given, family) = split_name(contact);
         if let Some(g) = given {
-            m.insert("GivenName".into(), Value::String(g));
+            put(&mut m, "GivenName", Value::String(g));
         }
-        m.insert("FamilyName".into(), Value::String(family));
+        put(&mut m, "FamilyName", Value::String(family));
     }
     if let Some(e) = s(o, "email") {
-        m.insert("PrimaryEmailAddr".into(), json!({ "Address": e }));
+        put(&mut m, "PrimaryEmailAddr", one("Address", string(e)));
     }
     if let Some(p) = s(o, "phone") {
-        m.insert("PrimaryPhone".into(), json!({ "FreeFormNumber": p }));
+        put(&mut m, "PrimaryPhone", one("FreeFormNumber", string(p)));
     }
     if let Some(a) = o.get(address_key).filter(|a| a.is_object()) {
-        m.insert("BillAddr".into(), address(a));
+        let mut addr = Obj::new();
+        copy_present(&mut addr, a, ADDRESS);
+        put(&mut m, "BillAddr", Value::Object(addr));
     }
     m
 }
 
+/// `{"value": id}`.
 fn reference(value: String) -> Value {
-    json!({ "value": value })
+    one("value", Value::String(value))
 }
 
-fn body(input: &PushInput<'_>, o: &Value) -> Result<Map<String, Value>, ConnectorError> {
+fn body(input: &PushInput<'_>, o: &Value) -> Result<Obj, ConnectorError> {
     let currency = s(o, "currency").unwrap_or("USD");
     let mut m = match input.object_type {
         ObjectType::Customer => party(o, "billingAddress"),
         ObjectType::Vendor => party(o, "address"),
         ObjectType::Account => {
-            let mut m = Map::new();
-            m.insert("Name".into(), json!(s(o, "name").unwrap_or_default()));
-            m.insert("AcctNum".into(), json!(s(o, "code").unwrap_or_default()));
-            m.insert(
-                "AccountType".into(),
-                json!(account_type(s(o, "type").unwrap_or_default())),
+            let mut m = Obj::new();
+            copy_all(&mut m, o, &[("Name", "name"), ("AcctNum", "code")]);
+            put_str(
+                &mut m,
+                "AccountType",
+                account_type(s(o, "type").unwrap_or_default()),
             );
-            if let Some(d) = s(o, "description") {
-                m.insert("Description".into(), json!(d));
-            }
-            m.insert(
-                "Active".into(),
-                json!(o.get("active").and_then(Value::as_bool).unwrap_or(true)),
-            );
+            copy_present(&mut m, o, &[("Description", "description")]);
+            let active = o.get("active").and_then(Value::as_bool).unwrap_or(true);
+            put(&mut m, "Active", Value::Bool(active));
             m
         }
         ObjectType::Invoice => {
-            let mut m = Map::new();
-            m.insert(
-                "CustomerRef".into(),
+            let mut m = Obj::new();
+            put(
+                &mut m,
+                "CustomerRef",
                 reference(input.remote_of("customerId", APP)?),
             );
-            m.insert(
-                "DocNumber".into(),
-                json!(s(o, "number").unwrap_or_default()),
+            copy_all(
+                &mut m,
+                o,
+                &[
+                    ("DocNumber", "number"),
+                    ("TxnDate", "issueDate"),
+                    ("DueDate", "dueDate"),
+                ],
             );
-            m.insert(
-                "TxnDate".into(),
-                json!(s(o, "issueDate").unwrap_or_default()),
-            );
-            m.insert("DueDate".into(), json!(s(o, "dueDate").unwrap_or_default()));
-            m.insert("CurrencyRef".into(), reference(currency.into()));
-            if let Some(memo) = s(o, "memo") {
-                m.insert("PrivateNote".into(), json!(memo));
-            }
+            put(&mut m, "CurrencyRef", reference(currency.into()));
+            copy_present(&mut m, o, &[("PrivateNote", "memo")]);
             let mut tax = 0i64;
             let mut lines = Vec::new();
             for l in list(o, "lines") {
                 let line_tax = i(l, "taxAmount").unwrap_or(0);
                 tax = tax.saturating_add(line_tax);
                 let net = i(l, "amount").unwrap_or(0).saturating_sub(line_tax);
-                let mut detail = Map::new();
-                detail.insert("Qty".into(), l.get("quantity").cloned().unwrap_or(json!(1)));
-                detail.insert(
-                    "UnitPrice".into(),
-                    decimal(i(l, "unitAmount").unwrap_or(0), currency),
-                );
+                let mut detail = Obj::new();
+                let qty = l.get("quantity").cloned().unwrap_or(Value::from(1));
+                put(&mut detail, "Qty", qty);
+                put(&mut detail, "UnitPrice", amount(l, "unitAmount", currency));
                 if let Some(item) = input.setting("itemId") {
-                    detail.insert("ItemRef".into(), reference(item.into()));
+                    put(&mut detail, "ItemRef", reference(item.into()));
                 }
-                lines.push(json!({
-                    "DetailType": "SalesItemLineDetail",
-                    "Amount": decimal(net, currency),
-                    "Description": s(l, "description").unwrap_or_default(),
-                    "SalesItemLineDetail": detail,
-                }));
+                lines.push(obj(&mut [
+                    ("DetailType", string("SalesItemLineDetail")),
+                    ("Amount", decimal(net, currency)),
+                    (
+                        "Description",
+                        string(s(l, "description").unwrap_or_default()),
+                    ),
+                    ("SalesItemLineDetail", Value::Object(detail)),
+                ]));
             }
-            m.insert("Line".into(), Value::Array(lines));
+            put(&mut m, "Line", Value::Array(lines));
             if tax > 0 {
-                m.insert(
-                    "TxnTaxDetail".into(),
-                    json!({ "TotalTax": decimal(tax, currency) }),
-                );
+                let total = one("TotalTax", decimal(tax, currency));
+                put(&mut m, "TxnTaxDetail", total);
             }
             m
         }
         ObjectType::Payment => {
-            let mut m = Map::new();
-            let amount = decimal(i(o, "amount").unwrap_or(0), currency);
-            m.insert(
-                "CustomerRef".into(),
+            let mut m = Obj::new();
+            let total = amount(o, "amount", currency);
+            put(
+                &mut m,
+                "CustomerRef",
                 reference(input.remote_of("customerId", APP)?),
             );
-            m.insert("TotalAmt".into(), amount.clone());
-            m.insert("TxnDate".into(), json!(s(o, "date").unwrap_or_default()));
-            m.insert("CurrencyRef".into(), reference(currency.into()));
-            if let Some(r) = s(o, "reference") {
-                m.insert("PaymentRefNum".into(), json!(r));
-            }
-            m.insert(
-                "Line".into(),
-                json!([{
-                    "Amount": amount,
-                    "LinkedTxn": [{
-                        "TxnId": input.remote_of("invoiceId", APP)?,
-                        "TxnType": "Invoice",
-                    }],
-                }]),
-            );
+            put(&mut m, "TotalAmt", total.clone());
+            copy_all(&mut m, o, &[("TxnDate", "date")]);
+            put(&mut m, "CurrencyRef", reference(currency.into()));
+            copy_present(&mut m, o, &[("PaymentRefNum", "reference")]);
+            let linked = obj(&mut [
+                ("TxnId", Value::String(input.remote_of("invoiceId", APP)?)),
+                ("TxnType", string("Invoice")),
+            ]);
+            let line = obj(&mut [("Amount", total), ("LinkedTxn", Value::Array(vec![linked]))]);
+            put(&mut m, "Line", Value::Array(vec![line]));
             m
         }
         ObjectType::Expense => {
-            let mut m = Map::new();
+            let mut m = Obj::new();
             let Some(paid_from) = input.setting("paymentAccountId") else {
                 return Err(ConnectorError::MissingSettingFor {
                     setting: "paymentAccountId",
                     field: "Purchase.AccountRef",
                 });
             };
-            m.insert(
-                "PaymentType".into(),
-                json!(input.setting("paymentType").unwrap_or("Cash")),
+            put_str(
+                &mut m,
+                "PaymentType",
+                input.setting("paymentType").unwrap_or("Cash"),
             );
-            m.insert("AccountRef".into(), reference(paid_from.into()));
-            m.insert(
-                "EntityRef".into(),
-                json!({"value": input.remote_of("vendorId", APP)?, "type": "Vendor"}),
-            );
-            m.insert("TxnDate".into(), json!(s(o, "date").unwrap_or_default()));
-            m.insert("CurrencyRef".into(), reference(currency.into()));
-            if let Some(memo) = s(o, "memo") {
-                m.insert("PrivateNote".into(), json!(memo));
-            }
+            put(&mut m, "AccountRef", reference(paid_from.into()));
+            let vendor = obj(&mut [
+                ("value", Value::String(input.remote_of("vendorId", APP)?)),
+                ("type", string("Vendor")),
+            ]);
+            put(&mut m, "EntityRef", vendor);
+            copy_all(&mut m, o, &[("TxnDate", "date")]);
+            put(&mut m, "CurrencyRef", reference(currency.into()));
+            copy_present(&mut m, o, &[("PrivateNote", "memo")]);
             let mut lines = Vec::new();
             for (n, l) in list(o, "lines").iter().enumerate() {
                 let account = input.remote_of(&format!("lines/{n}/accountId"), APP)?;
-                lines.push(json!({
-                    "DetailType": "AccountBasedExpenseLineDetail",
-                    "Amount": decimal(i(l, "amount").unwrap_or(0), currency),
-                    "Description": s(l, "description").unwrap_or_default(),
-                    "AccountBasedExpenseLineDetail": { "AccountRef": reference(account) },
-                }));
+                let detail = one("AccountRef", reference(account));
+                lines.push(obj(&mut [
+                    ("DetailType", string("AccountBasedExpenseLineDetail")),
+                    ("Amount", amount(l, "amount", currency)),
+                    (
+                        "Description",
+                        string(s(l, "description").unwrap_or_default()),
+                    ),
+                    ("AccountBasedExpenseLineDetail", detail),
+                ]));
             }
-            m.insert("Line".into(), Value::Array(lines));
+            put(&mut m, "Line", Value::Array(lines));
             m
         }
         ObjectType::BankTransaction => {
@@ -280,9 +270,9 @@ fn body(input: &PushInput<'_>, o: &Value) -> Result<Map<String, Value>, Connecto
     };
     if input.operation == Operation::Update {
         let (id, token) = identity(input)?;
-        m.insert("Id".into(), json!(id));
-        m.insert("SyncToken".into(), json!(token));
-        m.insert("sparse".into(), json!(true));
+        put(&mut m, "Id", Value::String(id));
+        put(&mut m, "SyncToken", Value::String(token));
+        put(&mut m, "sparse", Value::Bool(true));
     }
     Ok(m)
 }
@@ -455,7 +445,10 @@ impl Connector for QuickBooks {
             let (id, token) = identity(input)?;
             (
                 format!("operation=void&requestid={}", encode(&request_id)),
-                json!({"Id": id, "SyncToken": token}),
+                obj(&mut [
+                    ("Id", Value::String(id)),
+                    ("SyncToken", Value::String(token)),
+                ]),
             )
         } else {
             (
@@ -500,6 +493,7 @@ impl Connector for QuickBooks {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn faults_read_both_spellings() {

@@ -9,11 +9,12 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::{json, Map, Value};
+use serde_json::Value;
 
 use super::{
-    encode, failure, join, requirement, s, split_name, text, Answer, Connector, ConnectorError,
-    ConnectorKind, Operation, ProviderVerdict, PushInput, SettingSpec,
+    copy_present, encode, failure, join, one, put, put_str, requirement, s, split_name, string,
+    text, Answer, Connector, ConnectorError, ConnectorKind, Obj, Operation, ProviderVerdict,
+    PushInput, SettingSpec,
 };
 use crate::cdm::{codes, FieldError, ObjectType};
 use crate::OutboundRequest;
@@ -55,39 +56,36 @@ fn valid_version(v: &str) -> bool {
             .all(|(n, c)| n == 4 || c.is_ascii_digit())
 }
 
-fn customer(o: &Value, with_addresses: bool) -> Map<String, Value> {
-    let mut m = Map::new();
+/// Address members: (Shopify key, CDM field).
+const ADDRESS: &[(&str, &str)] = &[
+    ("address1", "line1"),
+    ("address2", "line2"),
+    ("city", "city"),
+    ("province", "region"),
+    ("zip", "postalCode"),
+    ("country_code", "country"),
+];
+
+fn customer(o: &Value, with_addresses: bool) -> Obj {
+    let mut m = Obj::new();
     let name = s(o, "name").unwrap_or_default();
     let (first, last) = split_name(s(o, "contactName").unwrap_or(name));
     if let Some(f) = first {
-        m.insert("first_name".into(), json!(f));
+        put(&mut m, "first_name", Value::String(f));
     }
-    m.insert("last_name".into(), json!(last));
-    if let Some(e) = s(o, "email") {
-        m.insert("email".into(), json!(e));
-    }
+    put(&mut m, "last_name", Value::String(last));
+    copy_present(&mut m, o, &[("email", "email")]);
     if let Some(p) = s(o, "phone").and_then(e164) {
-        m.insert("phone".into(), json!(p));
+        put(&mut m, "phone", Value::String(p));
     }
     if with_addresses {
         if let Some(a) = o.get("billingAddress").filter(|a| a.is_object()) {
-            let mut addr = Map::new();
-            for (from, to) in [
-                ("line1", "address1"),
-                ("line2", "address2"),
-                ("city", "city"),
-                ("region", "province"),
-                ("postalCode", "zip"),
-                ("country", "country_code"),
-            ] {
-                if let Some(v) = s(a, from) {
-                    addr.insert(to.into(), json!(v));
-                }
-            }
+            let mut addr = Obj::new();
+            copy_present(&mut addr, a, ADDRESS);
             if s(o, "contactName").is_some() {
-                addr.insert("company".into(), json!(name));
+                put_str(&mut addr, "company", name);
             }
-            m.insert("addresses".into(), json!([addr]));
+            put(&mut m, "addresses", Value::Array(vec![Value::Object(addr)]));
         }
     }
     m
@@ -175,8 +173,8 @@ impl Connector for Shopify {
         let (method, path, body) = match (input.operation, input.remote_id) {
             (Operation::Update, Some(id)) => {
                 let mut c = customer(&o, false);
-                let id_value = id.parse::<u64>().map(Value::from).unwrap_or(json!(id));
-                c.insert("id".into(), id_value);
+                let id_value = id.parse::<u64>().map(Value::from);
+                put(&mut c, "id", id_value.unwrap_or_else(|_| string(id)));
                 (
                     "PUT",
                     format!(
@@ -184,14 +182,14 @@ impl Connector for Shopify {
                         encode(version),
                         encode(id)
                     ),
-                    json!({ "customer": c }),
+                    one("customer", Value::Object(c)),
                 )
             }
             (Operation::Update, None) => return Err(ConnectorError::NoRemoteId { connector: APP }),
             (Operation::Create, _) => (
                 "POST",
                 format!("/admin/api/{}/customers.json", encode(version)),
-                json!({ "customer": customer(&o, true) }),
+                one("customer", Value::Object(customer(&o, true))),
             ),
         };
         let mut headers = BTreeMap::new();
@@ -228,6 +226,7 @@ impl Connector for Shopify {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn phones_and_errors() {

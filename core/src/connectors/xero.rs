@@ -12,12 +12,13 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::{json, Map, Value};
+use serde_json::Value;
 
 use super::{
-    bearer_headers, decimal, encode, failure, has_setting, i, is_uuid, join, list, max_chars,
-    require_line_accounts, s, setting_required, split_name, text, truncate, Answer, Connector,
-    ConnectorError, ConnectorKind, Operation, ProviderVerdict, PushInput, SettingSpec,
+    amount, bearer_headers, copy_all, copy_present, decimal, encode, failure, has_setting, i,
+    is_uuid, join, list, max_chars, obj, one, put, put_str, require_line_accounts, s,
+    setting_required, split_name, string, text, truncate, Answer, Connector, ConnectorError,
+    ConnectorKind, Obj, Operation, ProviderVerdict, PushInput, SettingSpec,
 };
 use crate::cdm::{codes, FieldError, ObjectType};
 use crate::OutboundRequest;
@@ -85,123 +86,103 @@ fn account_type(t: &str) -> &'static str {
     }
 }
 
-fn contact(o: &Value, address_key: &str) -> Map<String, Value> {
-    let mut m = Map::new();
-    m.insert("Name".into(), json!(s(o, "name").unwrap_or_default()));
+/// Address members: (Xero key, CDM field).
+const ADDRESS: &[(&str, &str)] = &[
+    ("AddressLine1", "line1"),
+    ("AddressLine2", "line2"),
+    ("City", "city"),
+    ("Region", "region"),
+    ("PostalCode", "postalCode"),
+    ("Country", "country"),
+];
+
+fn contact(o: &Value, address_key: &str) -> Obj {
+    let mut m = Obj::new();
+    copy_all(&mut m, o, &[("Name", "name")]);
     if let Some(c) = s(o, "contactName") {
         let (first, last) = split_name(c);
         if let Some(f) = first {
-            m.insert("FirstName".into(), json!(f));
+            put(&mut m, "FirstName", Value::String(f));
         }
-        m.insert("LastName".into(), json!(last));
+        put(&mut m, "LastName", Value::String(last));
     }
-    if let Some(e) = s(o, "email") {
-        m.insert("EmailAddress".into(), json!(e));
-    }
+    copy_present(&mut m, o, &[("EmailAddress", "email")]);
     if let Some(p) = s(o, "phone") {
-        m.insert(
-            "Phones".into(),
-            json!([{"PhoneType": "DEFAULT", "PhoneNumber": p}]),
-        );
+        let phone = obj(&mut [("PhoneType", string("DEFAULT")), ("PhoneNumber", string(p))]);
+        put(&mut m, "Phones", Value::Array(vec![phone]));
     }
     if let Some(a) = o.get(address_key).filter(|a| a.is_object()) {
-        let mut addr = Map::new();
-        addr.insert("AddressType".into(), json!("POBOX"));
-        for (from, to) in [
-            ("line1", "AddressLine1"),
-            ("line2", "AddressLine2"),
-            ("city", "City"),
-            ("region", "Region"),
-            ("postalCode", "PostalCode"),
-            ("country", "Country"),
-        ] {
-            if let Some(v) = s(a, from) {
-                addr.insert(to.into(), json!(v));
-            }
-        }
-        m.insert("Addresses".into(), json!([addr]));
+        let mut addr = Obj::new();
+        put_str(&mut addr, "AddressType", "POBOX");
+        copy_present(&mut addr, a, ADDRESS);
+        put(&mut m, "Addresses", Value::Array(vec![Value::Object(addr)]));
     }
     m
 }
 
-fn entity(input: &PushInput<'_>, o: &Value) -> Result<Map<String, Value>, ConnectorError> {
+fn entity(input: &PushInput<'_>, o: &Value) -> Result<Obj, ConnectorError> {
     let currency = s(o, "currency").unwrap_or("USD");
     let m = match input.object_type {
         ObjectType::Customer => contact(o, "billingAddress"),
         ObjectType::Vendor => contact(o, "address"),
         ObjectType::Account => {
-            let mut m = Map::new();
-            m.insert("Code".into(), json!(s(o, "code").unwrap_or_default()));
-            m.insert("Name".into(), json!(s(o, "name").unwrap_or_default()));
-            m.insert(
-                "Type".into(),
-                json!(account_type(s(o, "type").unwrap_or_default())),
+            let mut m = Obj::new();
+            copy_all(&mut m, o, &[("Code", "code"), ("Name", "name")]);
+            put_str(
+                &mut m,
+                "Type",
+                account_type(s(o, "type").unwrap_or_default()),
             );
-            if let Some(d) = s(o, "description") {
-                m.insert("Description".into(), json!(d));
-            }
+            copy_present(&mut m, o, &[("Description", "description")]);
             if input.operation == Operation::Update {
                 let active = o.get("active").and_then(Value::as_bool).unwrap_or(true);
-                m.insert(
-                    "Status".into(),
-                    json!(if active { "ACTIVE" } else { "ARCHIVED" }),
-                );
+                put_str(&mut m, "Status", if active { "ACTIVE" } else { "ARCHIVED" });
             }
             m
         }
         ObjectType::Invoice => {
-            let mut m = Map::new();
-            m.insert("Type".into(), json!("ACCREC"));
-            m.insert(
-                "Contact".into(),
-                json!({"ContactID": input.remote_of("customerId", APP)?}),
+            let mut m = Obj::new();
+            put_str(&mut m, "Type", "ACCREC");
+            let customer = input.remote_of("customerId", APP)?;
+            put(&mut m, "Contact", one("ContactID", Value::String(customer)));
+            copy_all(
+                &mut m,
+                o,
+                &[
+                    ("InvoiceNumber", "number"),
+                    ("Date", "issueDate"),
+                    ("DueDate", "dueDate"),
+                ],
             );
-            m.insert(
-                "InvoiceNumber".into(),
-                json!(s(o, "number").unwrap_or_default()),
-            );
-            m.insert("Date".into(), json!(s(o, "issueDate").unwrap_or_default()));
-            m.insert("DueDate".into(), json!(s(o, "dueDate").unwrap_or_default()));
-            m.insert("CurrencyCode".into(), json!(currency));
-            if let Some(memo) = s(o, "memo") {
-                m.insert("Reference".into(), json!(memo));
-            }
-            m.insert("Status".into(), json!("AUTHORISED"));
-            m.insert("LineAmountTypes".into(), json!("Exclusive"));
+            put_str(&mut m, "CurrencyCode", currency);
+            copy_present(&mut m, o, &[("Reference", "memo")]);
+            put_str(&mut m, "Status", "AUTHORISED");
+            put_str(&mut m, "LineAmountTypes", "Exclusive");
             let mut lines = Vec::new();
             for (n, l) in list(o, "lines").iter().enumerate() {
-                let mut line = Map::new();
-                line.insert(
-                    "Description".into(),
-                    json!(s(l, "description").unwrap_or_default()),
-                );
-                line.insert(
-                    "Quantity".into(),
-                    l.get("quantity").cloned().unwrap_or(json!(1)),
-                );
-                line.insert(
-                    "UnitAmount".into(),
-                    decimal(i(l, "unitAmount").unwrap_or(0), currency),
-                );
+                let mut line = Obj::new();
+                copy_all(&mut line, l, &[("Description", "description")]);
+                let qty = l.get("quantity").cloned().unwrap_or(Value::from(1));
+                put(&mut line, "Quantity", qty);
+                put(&mut line, "UnitAmount", amount(l, "unitAmount", currency));
                 let field = format!("lines/{n}/accountId");
                 if let Some(r) = input.reference(&field) {
-                    let code = r.object.as_ref().and_then(|a| s(a, "code"));
-                    match code {
-                        Some(c) => line.insert("AccountCode".into(), json!(c)),
+                    match r.object.as_ref().and_then(|a| s(a, "code")) {
+                        Some(c) => put_str(&mut line, "AccountCode", c),
                         None => {
                             return Err(ConnectorError::LineAccountNotStored {
                                 id: r.id.clone(),
                                 line: n,
                             })
                         }
-                    };
+                    }
                 }
                 if let Some(t) = i(l, "taxAmount") {
-                    line.insert("TaxAmount".into(), decimal(t, currency));
+                    put(&mut line, "TaxAmount", decimal(t, currency));
                 }
                 lines.push(Value::Object(line));
             }
-            m.insert("LineItems".into(), Value::Array(lines));
+            put(&mut m, "LineItems", Value::Array(lines));
             m
         }
         ObjectType::Payment => {
@@ -210,20 +191,13 @@ fn entity(input: &PushInput<'_>, o: &Value) -> Result<Map<String, Value>, Connec
                     setting: "paymentAccountCode",
                 });
             };
-            let mut m = Map::new();
-            m.insert(
-                "Invoice".into(),
-                json!({"InvoiceID": input.remote_of("invoiceId", APP)?}),
-            );
-            m.insert("Account".into(), json!({ "Code": code }));
-            m.insert("Date".into(), json!(s(o, "date").unwrap_or_default()));
-            m.insert(
-                "Amount".into(),
-                decimal(i(o, "amount").unwrap_or(0), currency),
-            );
-            if let Some(r) = s(o, "reference") {
-                m.insert("Reference".into(), json!(r));
-            }
+            let mut m = Obj::new();
+            let invoice = input.remote_of("invoiceId", APP)?;
+            put(&mut m, "Invoice", one("InvoiceID", Value::String(invoice)));
+            put(&mut m, "Account", one("Code", string(code)));
+            copy_all(&mut m, o, &[("Date", "date")]);
+            put(&mut m, "Amount", amount(o, "amount", currency));
+            copy_present(&mut m, o, &[("Reference", "reference")]);
             m
         }
         ObjectType::BankTransaction => {
@@ -236,35 +210,27 @@ fn entity(input: &PushInput<'_>, o: &Value) -> Result<Map<String, Value>, Connec
                     second: "bankContactName",
                 });
             };
-            let amount = i(o, "amount").unwrap_or(0);
+            let total = i(o, "amount").unwrap_or(0);
             let bank = s(o, "bankAccount").unwrap_or_default();
-            let bank_ref = if is_uuid(bank) {
-                json!({ "AccountID": bank })
-            } else {
-                json!({ "Code": bank })
-            };
-            let mut m = Map::new();
-            m.insert(
-                "Type".into(),
-                json!(if amount < 0 { "SPEND" } else { "RECEIVE" }),
+            let bank_key = if is_uuid(bank) { "AccountID" } else { "Code" };
+            let mut m = Obj::new();
+            put_str(&mut m, "Type", if total < 0 { "SPEND" } else { "RECEIVE" });
+            put(&mut m, "Contact", one("Name", string(contact)));
+            put(&mut m, "BankAccount", one(bank_key, string(bank)));
+            copy_all(&mut m, o, &[("Date", "date")]);
+            put_str(&mut m, "CurrencyCode", currency);
+            copy_present(&mut m, o, &[("Reference", "reference")]);
+            put_str(&mut m, "LineAmountTypes", "NoTax");
+            let mut line = Obj::new();
+            copy_all(&mut line, o, &[("Description", "description")]);
+            put(&mut line, "Quantity", Value::from(1));
+            put(
+                &mut line,
+                "UnitAmount",
+                decimal(total.saturating_abs(), currency),
             );
-            m.insert("Contact".into(), json!({ "Name": contact }));
-            m.insert("BankAccount".into(), bank_ref);
-            m.insert("Date".into(), json!(s(o, "date").unwrap_or_default()));
-            m.insert("CurrencyCode".into(), json!(currency));
-            if let Some(r) = s(o, "reference") {
-                m.insert("Reference".into(), json!(r));
-            }
-            m.insert("LineAmountTypes".into(), json!("NoTax"));
-            m.insert(
-                "LineItems".into(),
-                json!([{
-                    "Description": s(o, "description").unwrap_or_default(),
-                    "Quantity": 1,
-                    "UnitAmount": decimal(amount.saturating_abs(), currency),
-                    "AccountCode": code,
-                }]),
-            );
+            put_str(&mut line, "AccountCode", code);
+            put(&mut m, "LineItems", Value::Array(vec![Value::Object(line)]));
             m
         }
         ObjectType::Expense => {
@@ -280,9 +246,7 @@ fn entity(input: &PushInput<'_>, o: &Value) -> Result<Map<String, Value>, Connec
 
 /// `{"<collection>": [entity]}`.
 fn wrap(coll: &str, e: Value) -> Value {
-    let mut m = Map::new();
-    m.insert(coll.to_string(), Value::Array(vec![e]));
-    Value::Object(m)
+    one(coll, Value::Array(vec![e]))
 }
 
 /// The text of a Xero error: every validation message, else `Message`, else `Detail`.
@@ -395,14 +359,14 @@ impl Connector for Xero {
         let (method, path, body) = match (input.operation, input.remote_id) {
             (Operation::Update, Some(id)) => {
                 let mut e = if void {
-                    let mut m = Map::new();
-                    m.insert("Status".into(), json!("VOIDED"));
+                    let mut m = Obj::new();
+                    put_str(&mut m, "Status", "VOIDED");
                     m
                 } else {
                     entity(input, &o)?
                 };
                 let (_, id_field) = collection(input.object_type).unwrap_or(("", ""));
-                e.insert(id_field.into(), json!(id));
+                put_str(&mut e, id_field, id);
                 (
                     "POST",
                     format!("/api.xro/2.0/{coll}/{}", encode(id)),
@@ -459,6 +423,7 @@ impl Connector for Xero {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn validation_errors_are_collected() {
