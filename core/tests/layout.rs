@@ -391,3 +391,65 @@ fn an_old_unfinished_sync_does_not_hold_back_the_pruning_of_later_ones() {
     assert_eq!(status_of(&mut w, &syncs[2]), 404);
     assert_eq!(status_of(&mut w, &syncs[0]), 200);
 }
+
+/// A layout-1 store is migrated by a build with the feature `layout1` (the default); a build
+/// without it (the wasm package) refuses it with a precise `layout` error and writes nothing.
+#[test]
+fn a_layout1_store_is_migrated_only_by_a_build_with_the_feature_layout1() {
+    use writesync_core::{Engine, EngineConfig, MemoryStore};
+    // Three ways a store says it holds layout 1: one of its own rows, its recorded version,
+    // and a migration from it under way.
+    for (key, value) in [
+        ("chain/c1/invoice/i1", r#""t1""#),
+        ("meta/layout", r#"{"version":1}"#),
+        (
+            "meta/migration",
+            r#"{"from":1,"phase":"orphans","offset":0}"#,
+        ),
+    ] {
+        let mut b = Batch::new();
+        b.put("acct/a1", "{}");
+        b.put(key, value);
+        let mut store = MemoryStore::new();
+        store.apply_batch(&b);
+        #[cfg(not(feature = "layout1"))]
+        let before: Vec<(String, String)> = store
+            .entries()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let mut engine = Engine::new(EngineConfig::default());
+        let got = engine.migrate_with(10, &mut store);
+        #[cfg(feature = "layout1")]
+        {
+            assert_eq!(got.unwrap(), 1, "{key}");
+            assert_eq!(
+                store.get("meta/layout").unwrap().as_deref(),
+                Some(r#"{"version":2}"#)
+            );
+            assert!(store.get("meta/migration").unwrap().is_none());
+            // The account and the layout's mark are all that is left.
+            assert_eq!(store.entries().count(), 2, "{key}");
+            for prefix in writesync_core::records::layout::LAYOUT1_PREFIXES {
+                assert!(store.first_key(prefix).unwrap().is_none(), "{prefix}");
+            }
+            assert!(engine.due(0, 10, &store).is_ok());
+        }
+        #[cfg(not(feature = "layout1"))]
+        {
+            use writesync_core::records::layout::LAYOUT1_UNSUPPORTED;
+            let e = got.unwrap_err();
+            assert_eq!(e.code(), "layout", "{key}");
+            assert!(e.to_string().contains(LAYOUT1_UNSUPPORTED), "{e}");
+            let e = engine.migrate(10, &store).unwrap_err();
+            assert!(e.to_string().contains(LAYOUT1_UNSUPPORTED), "{e}");
+            let after: Vec<(String, String)> = store
+                .entries()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            assert_eq!(after, before, "nothing is written");
+            // The engine's other calls refuse it with the same words.
+            let e = engine.due(0, 10, &store).unwrap_err();
+            assert!(e.to_string().contains(LAYOUT1_UNSUPPORTED), "{e}");
+        }
+    }
+}

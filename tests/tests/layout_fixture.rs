@@ -11,6 +11,11 @@
 //! regenerating would no longer produce a layout-1 store). Without it, the scenario's reads
 //! must still be the recorded ones (reads are behaviour, not storage), and the committed
 //! layout-1 store, opened and migrated by today's engine, must answer them the same.
+//!
+//! `migrated.json` holds the entries (same form) of `store.json` after today's migration: the
+//! fixture of the hosts that cannot migrate (the wasm package, built without the feature
+//! `layout1`). With `WRITESYNC_REGENERATE_LAYOUT1=1` it is written from the committed
+//! `store.json`; without it, migrating `store.json` must give exactly its entries.
 
 use serde_json::{json, Value};
 use writesync_core::util::crypto::basic_auth_header;
@@ -498,6 +503,44 @@ fn the_layout1_store_answers_its_recorded_reads_after_migration() {
     assert!(again.done && again.batch.is_empty());
     let mut engine = engine_for(&config()).unwrap();
     replay_reads(&mut engine, &mut store, &recorded).unwrap();
+}
+
+fn migrated_path() -> std::path::PathBuf {
+    dir().join("migrated.json")
+}
+
+#[test]
+fn migrating_the_layout1_store_gives_exactly_migrated_json() {
+    let mut store = load_store();
+    let mut engine = engine_for(&config()).unwrap();
+    assert_eq!(engine.migrate_with(100, &mut store).unwrap(), 1);
+    let migrated = store_json(&store);
+    if std::env::var_os("WRITESYNC_REGENERATE_LAYOUT1").is_some() {
+        std::fs::write(
+            migrated_path(),
+            serde_json::to_string_pretty(&migrated).unwrap() + "\n",
+        )
+        .unwrap();
+    }
+    let committed: Value =
+        serde_json::from_str(&std::fs::read_to_string(migrated_path()).unwrap()).unwrap();
+    assert!(
+        migrated == committed,
+        "migrating tests/fixtures/layout1/store.json no longer gives migrated.json \
+         (regenerate it with WRITESYNC_REGENERATE_LAYOUT1=1 if the change is intended)"
+    );
+    // The committed file is a store in the current layout that answers the recorded reads.
+    let entries: Vec<(String, String)> = serde_json::from_value(committed).unwrap();
+    let mut b = Batch::new();
+    for (k, v) in entries {
+        b.put(k, v);
+    }
+    let mut store = MemoryStore::new();
+    store.apply_batch(&b);
+    let step = engine_for(&config()).unwrap().migrate(10, &store).unwrap();
+    assert!(step.done && step.batch.is_empty() && step.from == 2);
+    let mut engine = engine_for(&config()).unwrap();
+    replay_reads(&mut engine, &mut store, &recorded_reads()).unwrap();
 }
 
 #[test]

@@ -507,8 +507,8 @@ export async function createEngine(host, options = {}) {
   const reader = new Reader(host, isAsync);
   const raw = call(state, () => new RawEngine(JSON.stringify(config), openapiJson, reader, isAsync));
   const engine = new Engine(raw, host, state, isAsync ? reader : null);
-  // Bring the stored data to the engine's layout (bounded steps, each committed through the
-  // host before the next, so an interrupted migration resumes at the next createEngine).
+  // Check the stored data's layout, marking an unmarked store through the host; a layout-1
+  // store is refused (a native host migrates it).
   try {
     await Engine.migrate(engine);
   } catch (e) {
@@ -537,9 +537,10 @@ class Engine {
   }
 
   /**
-   * Run the layout migration to its end (`RawEngine.migrate`): a store written by an older
-   * engine is rewritten in bounded steps; a current or empty one costs one read. A newer or
-   * unknown layout throws a `layout` error and nothing is written.
+   * Run the layout check to its end (`RawEngine.migrate`): a current or empty store costs one
+   * read, one with data but no layout mark is marked. Layout 1 (which this module cannot
+   * migrate: the core's feature `layout1` is off), a newer or an unknown layout throws a
+   * `layout` error and nothing is written.
    */
   static async migrate(engine) {
     for (;;) {

@@ -365,7 +365,8 @@ impl RawEngine {
     /// One bounded step (at most `limit` rows) of bringing the stored data to the engine's
     /// layout (`Engine::migrate`). Answers a frame of `{done, from}` and the batch; commit or
     /// abort it like any other, and call again until `done`. A newer or unknown layout is a
-    /// `layout` error and nothing is written.
+    /// `layout` error and nothing is written; so is layout 1, which this module (built without
+    /// the core's feature `layout1`) cannot migrate.
     pub fn migrate(&mut self, limit: u32) -> Result<String, JsValue> {
         self.idle()?;
         let mut out = None;

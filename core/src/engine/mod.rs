@@ -30,6 +30,8 @@ mod items;
 mod lifecycle;
 mod maintenance;
 mod migrate;
+#[cfg(feature = "layout1")]
+mod migrate_v1;
 mod plan;
 mod reads;
 mod report;
@@ -207,7 +209,9 @@ impl Engine {
     /// records its progress in the same batch, so a step whose batch is lost is done again and
     /// a store left between steps resumes where it stopped. A store in the current layout (or
     /// an empty one) is done at once. A newer or unknown layout is refused with
-    /// [`CoreError::Layout`] and nothing is written. Hosts run this when they open a store,
+    /// [`CoreError::Layout`] and nothing is written; so is layout 1 in a build without the
+    /// feature `layout1` (the wasm package), whose error says to migrate the store once with
+    /// a native host. Hosts run this when they open a store,
     /// before anything else; until the store is migrated the engine's other calls refuse it
     /// with [`CoreError::Layout`] (`503` over HTTP).
     pub fn migrate(

@@ -72,8 +72,13 @@ impl Engine {
             return Ok(());
         }
         match layout_of(store)? {
+            #[cfg(feature = "layout1")]
             Layout::One => Err(CoreError::Layout(
                 "the store holds data layout 1: migrate it first (Engine::migrate)".into(),
+            )),
+            #[cfg(not(feature = "layout1"))]
+            Layout::One => Err(CoreError::Layout(
+                crate::records::layout::LAYOUT1_UNSUPPORTED.into(),
             )),
             _ => {
                 self.layout_ok = true;

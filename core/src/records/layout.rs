@@ -1,12 +1,23 @@
 //! Which data layout a store holds (`meta/layout`), as far as the engine needs to know before
 //! it reads anything else. The migration itself is the engine's (`engine/migrate.rs`).
 
-use super::{keys, v1};
+use super::keys;
 use crate::store::KvRead;
 use crate::CoreError;
 
 /// The data layout this engine reads and writes.
 pub const LAYOUT_VERSION: u32 = 2;
+
+/// Prefixes of the rows only layout 1 writes (`sync/`, `task/`, `chain/`, `remote/`): a store
+/// holding any of them without `meta/layout` holds layout 1. Known to every build, also one
+/// without the feature `layout1` that cannot read those rows.
+pub const LAYOUT1_PREFIXES: [&str; 4] = ["sync/", "task/", "chain/", "remote/"];
+
+/// Why a build without the feature `layout1` (the wasm package) refuses a layout-1 store.
+pub const LAYOUT1_UNSUPPORTED: &str = "the store holds data layout 1, and this build of \
+     writesync cannot migrate it (it reads layout 2 only): open the store once with the \
+     native library (writesync-core with its default feature layout1, or writesync-sqlite), \
+     the server or the C library, which migrate it to layout 2, then open it here";
 
 /// What a store holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,7 +53,7 @@ pub fn layout_of(store: &dyn KvRead) -> Result<Layout, CoreError> {
     if store.get(keys::MIGRATION)?.is_some() {
         return Ok(Layout::One);
     }
-    for prefix in [v1::SYNCS, v1::TASKS, v1::CHAINS, v1::REMOTES] {
+    for prefix in LAYOUT1_PREFIXES {
         if store.first_key(prefix)?.is_some() {
             return Ok(Layout::One);
         }

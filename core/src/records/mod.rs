@@ -3,7 +3,8 @@
 //! Every record is JSON text under a key built by the functions of [`keys`]. Hosts never need
 //! to interpret them; the layout is documented here for debugging and for the store's tests.
 //! This is data layout 2 ([`layout::LAYOUT_VERSION`], stored under `meta/layout`); what
-//! layout 1 spelled differently is in [`v1`], and `engine/migrate.rs` converts it.
+//! layout 1 spelled differently is in `v1` (feature `layout1`), and `engine/migrate_v1.rs`
+//! converts it.
 //!
 //! | key | value |
 //! |---|---|
@@ -55,6 +56,7 @@ pub fn json_string(s: &str) -> String {
 pub mod keys;
 pub mod layout;
 pub mod rows;
+#[cfg(feature = "layout1")]
 pub mod v1;
 mod value;
 
@@ -351,7 +353,7 @@ impl TaskState {
 }
 
 /// One push of one object to one connection, as the engine works with it. Layout 2 stores it
-/// inside its sync's row (see [`rows`]); layout 1 stored it as [`v1::TaskRecV1`].
+/// inside its sync's row (see [`rows`]); layout 1 stored it as `v1::TaskRecV1`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TaskRec {
     /// Id; also the push's `Idempotency-Key`.

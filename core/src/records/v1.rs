@@ -1,5 +1,5 @@
 //! The rows of layout 1 that layout 2 changed, as layout 1 wrote them: read by the migration
-//! (`engine/migrate.rs`) only.
+//! (`engine/migrate_v1.rs`) only, and built with the feature `layout1` only.
 //!
 //! | key | value |
 //! |---|---|
@@ -19,14 +19,16 @@ use super::{ObjectRef, SyncRec, TargetRec, TaskState};
 use crate::cdm::ObjectType as Ty;
 use crate::connectors::ConnectorKind;
 
+use super::layout::LAYOUT1_PREFIXES;
+
 /// Prefix of layout 1's sync rows.
-pub const SYNCS: &str = "sync/";
+pub const SYNCS: &str = LAYOUT1_PREFIXES[0];
 /// Prefix of layout 1's task rows.
-pub const TASKS: &str = "task/";
+pub const TASKS: &str = LAYOUT1_PREFIXES[1];
 /// Prefix of layout 1's push chains.
-pub const CHAINS: &str = "chain/";
+pub const CHAINS: &str = LAYOUT1_PREFIXES[2];
 /// Prefix of layout 1's remote ids.
-pub const REMOTES: &str = "remote/";
+pub const REMOTES: &str = LAYOUT1_PREFIXES[3];
 
 /// Layout 1's key of a sync.
 pub fn sync_key(account: &str, id: &str) -> String {

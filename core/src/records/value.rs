@@ -6,7 +6,9 @@
 
 use serde_json::{Map, Value};
 
-use super::{ObjectRef, SyncStatus, TargetStatus, TaskState};
+#[cfg(feature = "layout1")]
+use super::ObjectRef;
+use super::{SyncStatus, TargetStatus, TaskState};
 use crate::cdm::ObjectType;
 use crate::connectors::ConnectorKind;
 
@@ -95,6 +97,8 @@ impl<'a> Fields<'a> {
             Some(s) => ConnectorKind::parse(&s).ok_or_else(|| bad(k, "unknown connector")),
         }
     }
+    /// Layout 1's `references` field (layout 2 stores them positionally).
+    #[cfg(feature = "layout1")]
     #[inline(never)]
     pub(crate) fn references(&self, k: &str) -> Result<Vec<(String, ObjectType, String)>, String> {
         match self.get(k) {
@@ -123,7 +127,8 @@ pub(crate) fn pair(v: &Value) -> Result<(ObjectType, String), String> {
     }
 }
 
-/// `{"type", "id"}`.
+/// `{"type", "id"}`, as layout 1 stored objects.
+#[cfg(feature = "layout1")]
 #[inline(never)]
 pub(crate) fn object_ref(v: &Value) -> Result<ObjectRef, String> {
     let f = Fields::of(v, "object")?;
