@@ -45,7 +45,7 @@ use writesync_core::{
 use writesync_sqlite::SqliteStore;
 
 use crate::log;
-use crate::state::{now_ms, AppState, Core};
+use crate::state::{now_ms, random_uuid, AppState, Core};
 
 /// Default most requests committed in one transaction.
 pub const DEFAULT_MAX_BATCH: usize = 64;
@@ -170,23 +170,31 @@ impl GroupCommit {
     /// Queue `request` and wait for its answer, which comes once its transaction committed
     /// (or failed).
     pub fn submit(&self, request: ApiRequest) -> ApiResponse {
+        const NOT_RUN: &str = "the server is shutting down; the request was not run";
         let (tx, rx) = mpsc::sync_channel(1);
-        let queued = {
+        let tracking = tracking_id(&request);
+        {
             let mut q = self.shared.queue();
             if q.closed {
-                None
-            } else {
-                q.items.push_back(Pending { request, reply: tx });
-                self.shared.arrived.notify_one();
-                Some(())
+                drop(q);
+                return unavailable(NOT_RUN, None, &request);
             }
-        };
-        match queued.and_then(|()| rx.recv().ok()) {
-            Some(answer) => answer,
-            None => problem(
-                ProblemKind::StorageUnavailable,
-                "the server is shutting down; the request was not run",
-            ),
+            let path = request.path.clone();
+            q.items.push_back(Pending { request, reply: tx });
+            self.shared.arrived.notify_one();
+            drop(q);
+            if let Ok(answer) = rx.recv() {
+                return answer;
+            }
+            // The committer stopped without answering (it cannot, short of a panic).
+            let mut r = problem(ProblemKind::StorageUnavailable, NOT_RUN);
+            if crate::serve::is_api_path(&path) {
+                r.set_header("X-Request-ID", random_uuid());
+            }
+            if let Some(t) = tracking {
+                r.set_header("X-Tracking-ID", t);
+            }
+            r
         }
     }
 
@@ -448,26 +456,30 @@ fn log_report(r: &Report, result: Result<(), CoreError>) {
     }
 }
 
-/// The `503` answered when a request's writes were not committed: the request id the engine
-/// gave it, and the request's tracking id.
-fn unavailable(reason: &str, step: Option<&Step>, request: &ApiRequest) -> ApiResponse {
-    let mut r = problem(ProblemKind::StorageUnavailable, reason);
-    if let Some(id) = step.and_then(|s| s.response.headers.get("X-Request-ID")) {
-        r.set_header("X-Request-ID", id.clone());
-    }
-    if let Some(t) = step.and_then(|s| s.response.headers.get("X-Tracking-ID")) {
-        r.set_header("X-Tracking-ID", t.clone());
-    } else if let Some(t) = request
+/// A valid `X-Tracking-ID` of `request` (contract section 7: echoed on every answer).
+fn tracking_id(request: &ApiRequest) -> Option<String> {
+    let values = request
         .headers
         .iter()
-        .find(|(n, _)| n.eq_ignore_ascii_case("X-Tracking-ID"))
-        .map(|(_, v)| v)
-    {
-        // Only a valid tracking id is echoed (contract section 7); the engine decided that
-        // for planned requests, the host checks it here for the others.
-        if let Some(valid) = crate::httpd::valid_tracking_id(std::iter::once(t.as_str())) {
-            r.set_header("X-Tracking-ID", valid.to_string());
+        .filter(|(n, _)| n.eq_ignore_ascii_case("X-Tracking-ID"))
+        .map(|(_, v)| v.as_str());
+    crate::httpd::valid_tracking_id(values).map(String::from)
+}
+
+/// The `503` answered when a request's writes were not committed: the request id the engine
+/// gave it (a fresh one for an `/api` request it never planned), and the request's valid
+/// tracking id.
+fn unavailable(reason: &str, step: Option<&Step>, request: &ApiRequest) -> ApiResponse {
+    let mut r = problem(ProblemKind::StorageUnavailable, reason);
+    match step.and_then(|s| s.response.headers.get("X-Request-ID")) {
+        Some(id) => r.set_header("X-Request-ID", id.clone()),
+        None if crate::serve::is_api_path(&request.path) => {
+            r.set_header("X-Request-ID", random_uuid());
         }
+        None => {}
+    }
+    if let Some(t) = tracking_id(request) {
+        r.set_header("X-Tracking-ID", t);
     }
     r
 }
@@ -756,5 +768,17 @@ mod tests {
         ));
         assert_eq!(late.status, 503);
         assert!(domain_is_free(&s, "late.example.com"));
+        // Every answer carries the valid tracking id, and an /api answer a request id.
+        let api = group.submit(
+            ApiRequest::new("POST", "/api/customers")
+                .header("X-Tracking-ID", "late-1")
+                .json(&serde_json::json!({"name": "Late"})),
+        );
+        assert_eq!(api.status, 503);
+        assert_eq!(
+            api.headers.get("X-Tracking-ID").map(String::as_str),
+            Some("late-1")
+        );
+        assert_eq!(api.headers.get("X-Request-ID").map(String::len), Some(36));
     }
 }

@@ -466,7 +466,7 @@ fn is_write(method: &str) -> bool {
     matches!(method, "POST" | "PUT" | "PATCH" | "DELETE")
 }
 
-fn is_api_path(target: &str) -> bool {
+pub(crate) fn is_api_path(target: &str) -> bool {
     target == "/api" || target.starts_with("/api/") || target.starts_with("/api?")
 }
 

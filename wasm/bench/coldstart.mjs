@@ -22,6 +22,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { createEngine, initWasm, MemoryHost } from "writesync-wasm";
+import { invoiceBody } from "./invoice.mjs";
 
 const args = process.argv.slice(2);
 const opt = (name, dflt) => {
@@ -31,25 +32,6 @@ const opt = (name, dflt) => {
 const ADMIN = "coldstart-admin-token";
 const T0 = 1_790_000_000_000;
 const MB = 1024 * 1024;
-
-/** The same 1 KB invoice as the throughput benchmark's. */
-function invoiceBody(customerId, i) {
-  const pad = "x".repeat(150);
-  const lines = [0, 1, 2, 3].map((l) => ({
-    description: `Line ${l} of invoice ${i}: consulting ${pad}`,
-    quantity: l + 1,
-    unitAmount: 12500 + l,
-    taxAmount: 100 * l,
-  }));
-  return JSON.stringify({
-    number: `INV-${String(i).padStart(6, "0")}`,
-    customerId,
-    issueDate: "2026-11-01",
-    dueDate: "2026-11-30",
-    currency: "EUR",
-    lines,
-  });
-}
 
 async function send(engine, method, path, auth, body, headers = {}) {
   const r = await engine.handle(

@@ -13,6 +13,7 @@ import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { createEngine, MemoryHost } from "writesync-wasm";
+import { invoiceBody } from "./invoice.mjs";
 
 const args = process.argv.slice(2);
 const opt = (name, dflt) => {
@@ -28,25 +29,6 @@ const WASM_ONLY = args.includes("--wasm-only");
 
 const ADMIN = "bench-admin-token";
 const T0 = 1_790_000_000_000;
-
-/** The same 1 KB invoice as `invoice_body` in native_throughput.rs. */
-function invoiceBody(customerId, i) {
-  const pad = "x".repeat(150);
-  const lines = [0, 1, 2, 3].map((l) => ({
-    description: `Line ${l} of invoice ${i}: consulting ${pad}`,
-    quantity: l + 1,
-    unitAmount: 12500 + l,
-    taxAmount: 100 * l,
-  }));
-  return JSON.stringify({
-    number: `INV-${String(i).padStart(6, "0")}`,
-    customerId,
-    issueDate: "2026-11-01",
-    dueDate: "2026-11-30",
-    currency: "EUR",
-    lines,
-  });
-}
 
 /** CPU time of this (the main JS) thread in ns, from Linux schedstat; null elsewhere. */
 function threadCpuNs() {
