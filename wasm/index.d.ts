@@ -37,6 +37,8 @@ export interface EngineOptions {
   idempotencyRetentionMs?: number;
   /** How long finished deliveries are kept (default 7 days). */
   deliveryRetentionMs?: number;
+  /** Retention of finished syncs (with their tasks and deliveries), ms; default 30 days. */
+  syncRetentionMs?: number;
   /** Restricted address ranges (loopback, private, ...) that push and webhook URLs may name. */
   allowTargetCidrs?: string[];
 }

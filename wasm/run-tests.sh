@@ -3,9 +3,9 @@
 #
 #   unit tests of the binding and of the core's openapi route without the built-in document
 #   (cargo) - build (build.sh) - no `env` imports - size budget - TypeScript types - node tests
-#   (vectors, flow, poisoning, the OpenAPI document, reads on demand) - the Cloudflare Worker
-#   example under miniflare - the browser check in headless Chromium - the throughput and cold
-#   start benchmarks (figures only)
+#   (vectors, flow, poisoning, the OpenAPI document, reads on demand, the layout-1 fixture refused
+#   and its migrated.json read) - the Cloudflare Worker example under miniflare - the browser
+#   check in headless Chromium - the throughput and cold start benchmarks (figures only)
 #
 # Works on a fresh machine with Rust, node/npm, gcc and python3: installs the wasm32 target, the
 # pinned wasm-bindgen-cli, the npm devDependencies and Debian's chromium when they are missing.
@@ -54,7 +54,7 @@ fi
 check "no imports from env" node scripts/check-imports.mjs
 check "size (at most 250 KB gzipped)" node scripts/check-size.mjs
 check "TypeScript types" node_modules/.bin/tsc -p tsconfig.json
-check "node tests" node --test test/vectors.test.mjs test/flow.test.mjs test/poison.test.mjs test/openapi.test.mjs test/ondemand.test.mjs
+check "node tests" node --test test/vectors.test.mjs test/flow.test.mjs test/poison.test.mjs test/openapi.test.mjs test/ondemand.test.mjs test/layout.test.mjs
 check "Cloudflare Worker under miniflare" node --test examples/cloudflare-worker/test/
 check "headless Chromium" node --test test/browser/
 case "${WRITESYNC_WASM_BENCH:-1}" in

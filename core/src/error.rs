@@ -32,6 +32,11 @@ pub enum CoreError {
         #[source]
         source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
     },
+    /// The store holds a data layout the engine cannot work on as it is: an older one that
+    /// [`Engine::migrate`](crate::Engine::migrate) must bring up to date first, or a newer or
+    /// unknown one, which this engine refuses.
+    #[error("storage layout: {0}")]
+    Layout(String),
     /// A stored row could not be decoded: the store holds data the core did not write.
     #[error("corrupt row {key}: {reason}")]
     CorruptRow {
@@ -70,6 +75,7 @@ impl CoreError {
             CoreError::UnknownWork(_) => "unknown_work",
             CoreError::Storage { .. } => "storage",
             CoreError::CorruptRow { .. } => "corrupt_row",
+            CoreError::Layout(_) => "layout",
         }
     }
 }
@@ -89,6 +95,7 @@ mod tests {
                 key: "k".into(),
                 reason: "r".into(),
             },
+            CoreError::Layout("x".into()),
         ];
         let codes: std::collections::BTreeSet<_> = all.iter().map(CoreError::code).collect();
         assert_eq!(codes.len(), all.len());

@@ -133,10 +133,11 @@ pub mod validate;
 pub use engine::OPENAPI_JSON;
 pub use engine::{
     AdminOp, Body, Command, CommandError, ConfigJson, Credentials, DataOp, DueWork, Engine,
-    EngineConfig, Executed, IfMatch, OutboundRequest, Outcome, Page, Problem, Reply, RequestLine,
-    Step, SyncStarted, UpdateMode, WorkItem, WorkKind, WriteOptions, DEFAULT_DELIVERY_RETENTION_MS,
-    DEFAULT_IDEMPOTENCY_RETENTION_MS, DEFAULT_LEASE_MS, DEFAULT_MAX_BATCH, DEFAULT_MAX_BODY_BYTES,
-    DEFAULT_PAGE_SIZE, MAX_PAGE, MAX_PAGE_SIZE, MAX_PATH_BYTES, SCOPE_READ, SCOPE_WRITE,
+    EngineConfig, Executed, IfMatch, MigrationStep, OutboundRequest, Outcome, Page, Problem, Reply,
+    RequestLine, Step, SyncStarted, UpdateMode, WorkItem, WorkKind, WriteOptions,
+    DEFAULT_DELIVERY_RETENTION_MS, DEFAULT_IDEMPOTENCY_RETENTION_MS, DEFAULT_LEASE_MS,
+    DEFAULT_MAX_BATCH, DEFAULT_MAX_BODY_BYTES, DEFAULT_PAGE_SIZE, DEFAULT_SYNC_RETENTION_MS,
+    LAYOUT_VERSION, MAX_PAGE, MAX_PAGE_SIZE, MAX_PATH_BYTES, SCOPE_READ, SCOPE_WRITE,
     TOKEN_EXPIRY_MARGIN_MS, TOKEN_URL,
 };
 pub use error::CoreError;

@@ -622,18 +622,20 @@ fn a_corrupt_task_row_is_skipped_and_other_work_goes_on() {
         Some(json!({"name": "Second"})),
         &[("X-Sync-Data", "push")],
     );
-    // Corrupt the first write's task row.
+    // Corrupt the first write's task row (in layout 2 its sync's row holds it).
     let sync: Value = s.sync(&t, &a.headers["X-Sync-ID"]);
     assert_eq!(sync["status"], "pending");
-    let tasks = writesync_core::KvRead::scan(&s.w.store, "task/", 0, 10).unwrap();
-    let first = tasks[0].0.clone();
+    let first = format!("s/{}", a.headers["X-Sync-ID"]);
+    assert!(writesync_core::KvRead::get(&s.w.store, &first)
+        .unwrap()
+        .is_some());
     let mut batch = writesync_core::Batch::new();
     batch.put(first, "{not json");
     s.w.store.apply_batch(&batch);
     let work = s.w.engine.due(s.w.now, 10, &s.w.store).unwrap();
     assert_eq!(work.items.len(), 1);
     assert_eq!(work.skipped.len(), 1, "{:?}", work.skipped);
-    assert!(work.skipped[0].contains("corrupt row task/"));
+    assert!(work.skipped[0].contains("corrupt row s/"));
     s.w.store.apply_batch(&work.batch);
     s.w.report(&work.items[0].id, status(201, "{}"));
     assert_eq!(s.sync(&t, &b.headers["X-Sync-ID"])["status"], "succeeded");

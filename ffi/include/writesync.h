@@ -86,7 +86,10 @@ typedef struct writesync_engine writesync_engine;
 extern "C" {
 #endif // __cplusplus
 
-// Open (creating if needed) the SQLite database at `db_path` and start an engine on it.
+// Open (creating if needed) the SQLite database at `db_path` and start an engine on it. The
+// engine's data layout in the file is migrated first (bounded steps, each its own
+// transaction; an interrupted migration resumes at the next open); a file of a newer or
+// unknown layout is WRITESYNC_STORAGE_ERROR and is left as it was.
 //
 // - `db_path`: NUL-terminated UTF-8 path. Borrowed for the call only.
 // - `config_json`: NUL-terminated UTF-8 JSON object, borrowed for the call only. The fields
@@ -94,8 +97,8 @@ extern "C" {
 //   or any text that is hashed; when absent the library draws 32 bytes from the operating
 //   system), `pushRetrySchedule` and `webhookRetrySchedule` (seconds, fractions allowed),
 //   `leaseMs`, `maxBodyBytes`, `maxBatch`, `idempotencyRetentionMs`, `deliveryRetentionMs`,
-//   `allowTargetCidrs` (restricted ranges pushes and webhooks may reach, e.g.
-//   `["127.0.0.0/8"]`); and, read only by `writesync_run_due`, `outboundTimeoutMs` (overall time
+//   `syncRetentionMs`, `allowTargetCidrs` (restricted ranges pushes and webhooks may reach,
+//   e.g. `["127.0.0.0/8"]`); and, read only by `writesync_run_due`, `outboundTimeoutMs` (overall time
 //   of one request, default 30000) and `connectTimeoutMs` (default 10000). Pass `"{}"` for
 //   all defaults. Unknown fields are WRITESYNC_INVALID_JSON.
 // - `engine_out`: receives the new handle, or NULL on failure. Free it with

@@ -147,7 +147,10 @@ fn to_json<T: serde::Serialize + ?Sized>(v: &T) -> Result<String, FfiError> {
         .map_err(|e| FfiError::new(WRITESYNC_ENGINE_ERROR, format!("cannot encode: {e}")))
 }
 
-/// Open (creating if needed) the SQLite database at `db_path` and start an engine on it.
+/// Open (creating if needed) the SQLite database at `db_path` and start an engine on it. The
+/// engine's data layout in the file is migrated first (bounded steps, each its own
+/// transaction; an interrupted migration resumes at the next open); a file of a newer or
+/// unknown layout is WRITESYNC_STORAGE_ERROR and is left as it was.
 ///
 /// - `db_path`: NUL-terminated UTF-8 path. Borrowed for the call only.
 /// - `config_json`: NUL-terminated UTF-8 JSON object, borrowed for the call only. The fields
@@ -155,8 +158,8 @@ fn to_json<T: serde::Serialize + ?Sized>(v: &T) -> Result<String, FfiError> {
 ///   or any text that is hashed; when absent the library draws 32 bytes from the operating
 ///   system), `pushRetrySchedule` and `webhookRetrySchedule` (seconds, fractions allowed),
 ///   `leaseMs`, `maxBodyBytes`, `maxBatch`, `idempotencyRetentionMs`, `deliveryRetentionMs`,
-///   `allowTargetCidrs` (restricted ranges pushes and webhooks may reach, e.g.
-///   `["127.0.0.0/8"]`); and, read only by `writesync_run_due`, `outboundTimeoutMs` (overall time
+///   `syncRetentionMs`, `allowTargetCidrs` (restricted ranges pushes and webhooks may reach,
+///   e.g. `["127.0.0.0/8"]`); and, read only by `writesync_run_due`, `outboundTimeoutMs` (overall time
 ///   of one request, default 30000) and `connectTimeoutMs` (default 10000). Pass `"{}"` for
 ///   all defaults. Unknown fields are WRITESYNC_INVALID_JSON.
 /// - `engine_out`: receives the new handle, or NULL on failure. Free it with
@@ -180,17 +183,23 @@ pub unsafe extern "C" fn writesync_open(
         let path = unsafe { str_arg(db_path, "db_path")? };
         // SAFETY: the caller's contract above.
         let config = config::parse(unsafe { str_arg(config_json, "config_json")? })?;
-        let store = SqliteStore::open(path).map_err(|e| {
+        let mut store = SqliteStore::open(path).map_err(|e| {
             FfiError::new(
                 WRITESYNC_STORAGE_ERROR,
                 format!("storage: cannot open {path}: {e}"),
             )
         })?;
+        let mut engine = Engine::new(config.engine);
+        // The engine's data layout in the file is brought up to date before the handle is
+        // given out (bounded steps, each its own transaction; an interrupted one resumes).
+        writesync_sqlite::migrate_layout(&mut engine, &mut store).map_err(|e| {
+            FfiError::new(
+                WRITESYNC_STORAGE_ERROR,
+                format!("storage: cannot migrate the data layout of {path}: {e}"),
+            )
+        })?;
         let handle = Box::new(writesync_engine {
-            state: Mutex::new(State {
-                engine: Engine::new(config.engine),
-                store,
-            }),
+            state: Mutex::new(State { engine, store }),
             transport: config.transport,
         });
         *out = Box::into_raw(handle);

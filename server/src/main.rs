@@ -73,6 +73,11 @@ struct ServeArgs {
     #[arg(long, value_name = "H", value_parser = parse_retention)]
     idempotency_retention_hours: Option<f64>,
 
+    /// How long a finished sync (every target succeeded or failed) is kept, with its push
+    /// tasks and webhook deliveries, in days (at least 1) [default: 30].
+    #[arg(long, value_name = "D", value_parser = parse_sync_retention)]
+    sync_retention_days: Option<f64>,
+
     /// Overall timeout of one push or webhook request, in seconds [default: 10].
     #[arg(long, value_name = "S", value_parser = parse_timeout)]
     outbound_timeout_seconds: Option<f64>,
@@ -162,6 +167,10 @@ fn parse_retention(s: &str) -> Result<f64, String> {
     parse_secs(s, 24.0, 24.0 * 365.0, "the idempotency retention (hours)")
 }
 
+fn parse_sync_retention(s: &str) -> Result<f64, String> {
+    parse_secs(s, 1.0, 3650.0, "the sync retention (days)")
+}
+
 fn parse_timeout(s: &str) -> Result<f64, String> {
     parse_secs(s, 0.1, 600.0, "the outbound timeout (seconds)")
 }
@@ -224,6 +233,9 @@ fn serve_config(a: ServeArgs) -> ServeConfig {
     }
     if let Some(h) = a.idempotency_retention_hours {
         c.idempotency_retention_ms = (h * 3_600_000.0).round() as u64;
+    }
+    if let Some(d) = a.sync_retention_days {
+        c.sync_retention_ms = (d * 86_400_000.0).round() as u64;
     }
     if let Some(s) = a.outbound_timeout_seconds {
         c.outbound_timeout = Duration::from_secs_f64(s);

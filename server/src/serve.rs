@@ -76,6 +76,8 @@ pub struct ServeConfig {
     pub lease_ms: u64,
     /// Idempotency retention, in milliseconds.
     pub idempotency_retention_ms: u64,
+    /// Retention of finished syncs, in milliseconds.
+    pub sync_retention_ms: u64,
     /// Overall timeout of one outbound request.
     pub outbound_timeout: Duration,
     /// Connect timeout of one outbound request.
@@ -115,6 +117,7 @@ impl Default for ServeConfig {
             max_body_bytes: engine.max_body_bytes,
             lease_ms: engine.lease_ms,
             idempotency_retention_ms: engine.idempotency_retention_ms,
+            sync_retention_ms: engine.sync_retention_ms,
             outbound_timeout: crate::transport::DEFAULT_OVERALL_TIMEOUT,
             connect_timeout: crate::transport::DEFAULT_CONNECT_TIMEOUT,
             senders: DEFAULT_SENDERS,
@@ -227,6 +230,7 @@ pub fn start(cfg: &ServeConfig) -> Result<RunningServer, ServeError> {
         lease_ms: cfg.lease_ms.max(1),
         max_body_bytes: cfg.max_body_bytes,
         idempotency_retention_ms: cfg.idempotency_retention_ms,
+        sync_retention_ms: cfg.sync_retention_ms,
         target_policy: policy.clone(),
         ..defaults
     };
@@ -266,6 +270,18 @@ pub fn start(cfg: &ServeConfig) -> Result<RunningServer, ServeError> {
     })
     .map_err(|e| db_error(cfg, e))?;
     let mut engine = Engine::new(config);
+    // The engine's data layout is brought up to date before anything is served.
+    let from =
+        writesync_sqlite::migrate_layout(&mut engine, &mut store).map_err(|e| db_error(cfg, e))?;
+    if from != writesync_core::LAYOUT_VERSION {
+        log::info(
+            "migrated the data layout",
+            &[
+                ("from", json!(from)),
+                ("to", json!(writesync_core::LAYOUT_VERSION)),
+            ],
+        );
+    }
     // This process is the only worker on its database: what a previous (killed) process had
     // in flight is due again now rather than when its lease would have run out.
     let released = engine

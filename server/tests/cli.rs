@@ -43,6 +43,7 @@ fn help_and_usage_errors() {
         "--max-body-bytes",
         "--lease-seconds",
         "--idempotency-retention-hours",
+        "--sync-retention-days",
         "--outbound-timeout-seconds",
     ] {
         assert!(out.contains(flag), "{flag} missing from {out}");
@@ -63,6 +64,10 @@ fn help_and_usage_errors() {
         (
             vec!["serve", "--idempotency-retention-hours", "1"],
             "retention",
+        ),
+        (
+            vec!["serve", "--sync-retention-days", "0.5"],
+            "sync retention",
         ),
         (vec!["serve", "--admin-token", ""], "empty"),
         (vec!["frobnicate"], "frobnicate"),
@@ -282,4 +287,32 @@ fn logs_are_json_lines_with_ids_and_no_secrets() {
     assert!(webhooks
         .iter()
         .all(|v| v["requestId"] == request_id.as_str() && v["trackingId"] == "trk-log"));
+}
+
+#[test]
+fn a_store_of_a_newer_data_layout_is_refused_at_start() {
+    use writesync_core::{Batch, Storage};
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("t.db");
+    {
+        let mut store = writesync_sqlite::SqliteStore::open(&db).unwrap();
+        let mut b = Batch::new();
+        b.put("meta/layout", r#"{"version":9}"#);
+        store.apply(&b).unwrap();
+    }
+    let o = Command::new(env!("CARGO_BIN_EXE_writesync"))
+        .args([
+            "serve",
+            "--admin-token",
+            ADMIN,
+            "--listen",
+            "127.0.0.1:0",
+            "--db",
+        ])
+        .arg(&db)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("data layout 9"), "{err}");
 }

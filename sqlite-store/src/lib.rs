@@ -16,6 +16,10 @@
 //! - `apply` commits a whole batch in one `BEGIN IMMEDIATE` transaction, or nothing of it.
 //! - Nothing here reads the clock: times come from the caller, as `now_ms`.
 //!
+//! Two versions are kept apart: the SQL schema of the file ([`schema`], `PRAGMA user_version`,
+//! migrated by [`SqliteStore::open`]) and the engine's data layout in the key-value rows
+//! (`meta/layout`, migrated by [`migrate_layout`], which [`NativeEngine::open`] runs).
+//!
 //! [`NativeEngine`] puts an engine and a store together for applications that link the
 //! crate: typed writes, sync status, the worker loop ([`NativeEngine::run_due`] with a
 //! [`Transport`]) and retention ([`NativeEngine::prune`]). The calling contract is: answer
@@ -98,8 +102,8 @@ pub mod schema;
 mod store;
 
 pub use native::{
-    Credentials, NativeEngine, RunStats, SyncReport, SyncTarget, Transport, WriteError,
-    WriteOptions, WriteResult,
+    migrate_layout, Credentials, NativeEngine, RunStats, SyncReport, SyncTarget, Transport,
+    WriteError, WriteOptions, WriteResult,
 };
 pub use store::{SqliteStore, StoreOptions, Synchronous, UnitOfWork, DEFAULT_BUSY_TIMEOUT};
 

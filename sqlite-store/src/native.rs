@@ -299,9 +299,35 @@ fn commit_failed(answer: &ApiResponse, e: &StoreError) -> ApiResponse {
     r
 }
 
+/// Rows the data-layout migration rewrites per transaction.
+pub const MIGRATION_BATCH: usize = 500;
+
+/// Bring the engine's *data layout* in `store` up to date ([`Engine::migrate`], one
+/// `BEGIN IMMEDIATE` transaction per step of [`MIGRATION_BATCH`] rows); answers the layout the
+/// store held. This is not the SQL schema ([`crate::schema`], `PRAGMA user_version`), which
+/// [`SqliteStore::open`] migrates: the schema is how SQLite holds the key-value rows, the data
+/// layout is what the engine keeps in them (`meta/layout`). An interrupted migration resumes
+/// at the next call; a newer or unknown layout is refused with the engine's
+/// [`CoreError::Layout`] and nothing is written. [`NativeEngine::open`] calls it; a host
+/// that builds its engine itself ([`NativeEngine::from_parts`]) calls it before serving.
+pub fn migrate_layout(engine: &mut Engine, store: &mut SqliteStore) -> Result<u32, StoreError> {
+    loop {
+        let mut unit = store.begin_write()?;
+        let step = engine.migrate(MIGRATION_BATCH, &unit)?;
+        if !step.batch.is_empty() {
+            unit.apply(&step.batch)?;
+        }
+        unit.commit()?;
+        if step.done {
+            return Ok(step.from);
+        }
+    }
+}
+
 impl NativeEngine {
     /// Open (creating and migrating if needed) the database at `path` with the default
-    /// [`StoreOptions`], and an engine with `config`.
+    /// [`StoreOptions`], and an engine with `config`; the engine's data layout in it is
+    /// migrated too ([`migrate_layout`]).
     ///
     /// `config.seed` drives every id and secret the engine draws: pass fresh OS randomness
     /// in production (the default all-zero seed is for tests).
@@ -315,8 +341,10 @@ impl NativeEngine {
         config: EngineConfig,
         options: &StoreOptions,
     ) -> Result<Self, StoreError> {
-        let store = SqliteStore::open_with(path, options)?;
-        Ok(NativeEngine::from_parts(Engine::new(config), store))
+        let mut store = SqliteStore::open_with(path, options)?;
+        let mut engine = Engine::new(config);
+        migrate_layout(&mut engine, &mut store)?;
+        Ok(NativeEngine::from_parts(engine, store))
     }
 
     /// Put an engine and an opened store together.
@@ -626,11 +654,13 @@ impl NativeEngine {
     }
 
     /// Apply the retention: remove idempotency records older than
-    /// `EngineConfig::idempotency_retention_ms` (default 24 h) and finished (delivered or
+    /// `EngineConfig::idempotency_retention_ms` (default 24 h), finished (delivered or
     /// failed) webhook deliveries older than `EngineConfig::delivery_retention_ms` (default
-    /// 7 days), in transactions of [`PRUNE_BATCH`] records until nothing is left. Nothing
-    /// unfinished is removed: pending deliveries, syncs and push tasks stay. Returns the number
-    /// of rows deleted.
+    /// 7 days) and syncs whose targets all finished, made longer ago than
+    /// `EngineConfig::sync_retention_ms` (default 30 days), with their tasks and deliveries,
+    /// in transactions of [`PRUNE_BATCH`] records until nothing is left. Nothing unfinished
+    /// is removed: pending deliveries and unfinished syncs stay; objects and their remote ids
+    /// always stay. Returns the number of rows deleted.
     pub fn prune(&mut self, now_ms: i64) -> Result<usize, StoreError> {
         let mut deleted = 0;
         loop {

@@ -447,21 +447,29 @@ fn retention_removes_finished_deliveries_and_never_unfinished_ones() {
     let left = w.deliveries(&hook);
     assert_eq!(left.len(), 2, "{left:?}");
     assert!(left.iter().all(|d| d["status"] == "pending"));
-    // A much later prune still keeps them; syncs are never pruned.
+    // A much later prune still keeps them, and the sync they report on (a finished sync
+    // goes after 30 days, with its deliveries, but not while a delivery is owed).
     w.app.prune(T0 + 365 * DAY).unwrap();
     assert_eq!(pending(&mut w), 2);
-    for r in [one, two] {
-        let s = w
-            .app
-            .sync_status(&w.creds, r.sync_id.as_deref().unwrap(), T0 + 365 * DAY);
-        assert_eq!(s.unwrap().status, SyncStatus::Succeeded);
-    }
-    // And the pending ones can still be delivered and then age out.
+    let status = |w: &mut World, r: &writesync_sqlite::WriteResult, at: i64| {
+        w.app
+            .sync_status(&w.creds, r.sync_id.as_deref().unwrap(), at)
+    };
+    let gone = status(&mut w, &one, T0 + 365 * DAY).unwrap_err();
+    assert_eq!(gone.status, 404);
+    assert!(gone.detail.contains("expired"), "{}", gone.detail);
+    let kept = status(&mut w, &two, T0 + 365 * DAY).unwrap();
+    assert_eq!(kept.status, SyncStatus::Succeeded);
+    // And the pending ones can still be delivered and then age out, with their sync.
     let late = T0 + 366 * DAY;
     let stats = w.app.run_due(late, &mut all_ok).unwrap();
     assert_eq!(stats.webhooks, 2);
     w.app.prune(late + 7 * DAY).unwrap();
     assert!(w.deliveries(&hook).is_empty());
+    assert_eq!(
+        status(&mut w, &two, late + 7 * DAY).unwrap_err().status,
+        404
+    );
 }
 
 #[test]

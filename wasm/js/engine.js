@@ -506,8 +506,20 @@ export async function createEngine(host, options = {}) {
   const state = { inCall: false, freed: false };
   const reader = new Reader(host, isAsync);
   const raw = call(state, () => new RawEngine(JSON.stringify(config), openapiJson, reader, isAsync));
-  return new Engine(raw, host, state, isAsync ? reader : null);
+  const engine = new Engine(raw, host, state, isAsync ? reader : null);
+  // Check the stored data's layout, marking an unmarked store through the host; a layout-1
+  // store is refused (a native host migrates it).
+  try {
+    await Engine.migrate(engine);
+  } catch (e) {
+    engine.free();
+    throw e;
+  }
+  return engine;
 }
+
+/** Rows one migration step rewrites at most. */
+const MIGRATION_STEP = 500;
 
 class Engine {
   #raw;
@@ -522,6 +534,20 @@ class Engine {
     this.#host = host;
     this.#state = state;
     this.#async = asyncReader;
+  }
+
+  /**
+   * Run the layout check to its end (`RawEngine.migrate`): a current or empty store costs one
+   * read, one with data but no layout mark is marked. Layout 1 (which this module cannot
+   * migrate: the core's feature `layout1` is off), a newer or an unknown layout throws a
+   * `layout` error and nothing is written.
+   */
+  static async migrate(engine) {
+    for (;;) {
+      const out = decodeFrame(await engine.#step(() => engine.#raw.migrate(MIGRATION_STEP)), false);
+      await engine.#commitOrThrow(out.ops, "migrate");
+      if (out.head.done) return;
+    }
   }
 
   /** Run `fn` after every call queued before it. */

@@ -362,6 +362,32 @@ impl RawEngine {
         }
     }
 
+    /// One bounded step (at most `limit` rows) of bringing the stored data to the engine's
+    /// layout (`Engine::migrate`). Answers a frame of `{done, from}` and the batch; commit or
+    /// abort it like any other, and call again until `done`. A newer or unknown layout is a
+    /// `layout` error and nothing is written; so is layout 1, which this module (built without
+    /// the core's feature `layout1`) cannot migrate.
+    pub fn migrate(&mut self, limit: u32) -> Result<String, JsValue> {
+        self.idle()?;
+        let mut out = None;
+        let step = match self.run(&mut |e, r| out = Some(e.migrate(limit as usize, r))) {
+            Ok(failed) => checked(planned(out)?, failed)?,
+            Err(()) => return Ok(String::new()),
+        };
+        let out = Frame::new(&MigrateHead {
+            done: step.done,
+            from: step.from,
+        })
+        .and_then(|mut f| {
+            f.ops(&step.batch.ops);
+            f.finish()
+        });
+        if out.is_ok() {
+            self.hold_batch(step.batch);
+        }
+        out
+    }
+
     /// The host applied the pending batch: apply it to the cache and release the step.
     pub fn commit(&mut self) -> Result<(), JsValue> {
         match self.pending.take() {
@@ -492,6 +518,13 @@ fn storage_problem(reason: &str, planned: &ApiResponse) -> ApiResponse {
         r.set_header("X-Request-ID", id.clone());
     }
     r
+}
+
+/// The head of a migration step's frame.
+#[derive(Serialize)]
+struct MigrateHead {
+    done: bool,
+    from: u32,
 }
 
 fn batch_frame(ops: &[Op]) -> Result<String, JsValue> {

@@ -217,10 +217,13 @@ test("a legacy host (entries + apply) still works, read once into a copy", async
     },
   };
   const engine = await createEngine(legacy, OPTIONS);
+  // Opening may have marked the store's data layout (one batch) before the write.
+  const opened = applied.length;
+  assert.ok(opened <= 1, `batches at open: ${opened}`);
   const c = new Client(engine);
   const w = await c.send("POST", "/api/invoices", { auth: t.auth, body: invoice(customerId, "INV-L"), headers: { "X-Sync-Data": "push" } });
   assert.equal(w.status, 201, w.body);
-  assert.equal(applied.length, 1, "the write went to the legacy host");
+  assert.equal(applied.length, opened + 1, "the write went to the legacy host");
   const r = await c.send("GET", `/api/invoices/${w.json.id}`, { auth: t.auth });
   assert.deepEqual(r.json, w.json);
 });

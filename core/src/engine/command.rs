@@ -479,7 +479,9 @@ impl CommandError {
             CommandError::Refused(p) => p,
             CommandError::Storage(e) => {
                 let kind = match e {
-                    CoreError::Storage { .. } => ProblemKind::StorageUnavailable,
+                    CoreError::Storage { .. } | CoreError::Layout(_) => {
+                        ProblemKind::StorageUnavailable
+                    }
                     _ => ProblemKind::Internal,
                 };
                 Problem::new(kind, e.to_string())

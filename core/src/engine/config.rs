@@ -15,6 +15,8 @@ pub const DEFAULT_MAX_BATCH: usize = 1000;
 pub const DEFAULT_IDEMPOTENCY_RETENTION_MS: u64 = 24 * 3600 * 1000;
 /// Default retention of finished deliveries: 7 days.
 pub const DEFAULT_DELIVERY_RETENTION_MS: u64 = 7 * 24 * 3600 * 1000;
+/// Default retention of finished syncs (with their tasks and deliveries): 30 days.
+pub const DEFAULT_SYNC_RETENTION_MS: u64 = 30 * 24 * 3600 * 1000;
 /// Default lease of a handed-out push or delivery: 2 minutes.
 pub const DEFAULT_LEASE_MS: u64 = 120_000;
 
@@ -40,6 +42,10 @@ pub struct EngineConfig {
     pub idempotency_retention_ms: u64,
     /// How long finished (delivered or failed) deliveries are kept.
     pub delivery_retention_ms: u64,
+    /// How long a sync is kept after it was created, once every target of it finished; then
+    /// it is pruned with its tasks and their webhook deliveries. `GET /api/syncs/{id}` of a
+    /// sync older than this answers `404` saying it expired.
+    pub sync_retention_ms: u64,
     /// Which restricted addresses URLs may name.
     pub target_policy: TargetPolicy,
 }
@@ -56,6 +62,7 @@ impl Default for EngineConfig {
             max_batch: DEFAULT_MAX_BATCH,
             idempotency_retention_ms: DEFAULT_IDEMPOTENCY_RETENTION_MS,
             delivery_retention_ms: DEFAULT_DELIVERY_RETENTION_MS,
+            sync_retention_ms: DEFAULT_SYNC_RETENTION_MS,
             target_policy: TargetPolicy::default(),
         }
     }
@@ -81,7 +88,7 @@ impl EngineConfig {
 ///  "pushRetrySchedule": [1, 4, 16], "webhookRetrySchedule": [5, 60],
 ///  "leaseMs": 120000, "maxBodyBytes": 1048576, "maxBatch": 1000,
 ///  "idempotencyRetentionMs": 86400000, "deliveryRetentionMs": 604800000,
-///  "allowTargetCidrs": ["127.0.0.0/8"]}
+///  "syncRetentionMs": 2592000000, "allowTargetCidrs": ["127.0.0.0/8"]}
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -106,6 +113,8 @@ pub struct ConfigJson {
     pub idempotency_retention_ms: Option<u64>,
     /// Delivery retention in ms.
     pub delivery_retention_ms: Option<u64>,
+    /// Retention of finished syncs in ms.
+    pub sync_retention_ms: Option<u64>,
     /// Restricted ranges allowed as targets.
     pub allow_target_cidrs: Option<Vec<String>>,
 }
@@ -180,6 +189,9 @@ impl ConfigJson {
         if let Some(v) = self.delivery_retention_ms {
             c.delivery_retention_ms = v;
         }
+        if let Some(v) = self.sync_retention_ms {
+            c.sync_retention_ms = v;
+        }
         if let Some(list) = self.allow_target_cidrs {
             for s in list {
                 let cidr =
@@ -224,6 +236,12 @@ mod tests {
         assert_eq!(c.push_retry.delays_ms(), &[50, 100]);
         assert_eq!(c.target_policy.allowed.len(), 1);
         assert_ne!(c.seed, [0; 32]);
+        assert_eq!(c.sync_retention_ms, DEFAULT_SYNC_RETENTION_MS);
+        let kept = ConfigJson::parse(r#"{"syncRetentionMs":5000}"#)
+            .unwrap()
+            .into_config([0; 32])
+            .unwrap();
+        assert_eq!(kept.sync_retention_ms, 5000);
         assert!(ConfigJson::parse(r#"{"nope":1}"#).is_err());
         let both = format!(
             r#"{{"adminToken":"t","adminTokenSha256":"{}"}}"#,

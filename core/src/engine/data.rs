@@ -65,7 +65,7 @@ pub(crate) fn execute(
         DataOp::Create { body, options, .. }
         | DataOp::Update { body, options, .. }
         | DataOp::Pay { body, options, .. } => (*body, options),
-        _ => return reads::execute(ctx, account, &op),
+        _ => return reads::execute(ctx, account, &op, engine.config.sync_retention_ms),
     };
     check_options(options)?;
     let doc = body.document()?;

@@ -14,6 +14,7 @@ use super::lifecycle::{
     update_target,
 };
 use super::state::Engine;
+use super::stored;
 use super::tx::Tx;
 use crate::connectors::{Operation, PushInput, Reference};
 use crate::records::*;
@@ -44,7 +45,7 @@ pub(crate) fn due(
             break;
         }
         offset += entries.len();
-        for (key, _) in entries {
+        for (key, value) in entries {
             if items.len() >= limit {
                 break 'outer;
             }
@@ -58,7 +59,10 @@ pub(crate) fn due(
             tx.delete(key.clone());
             let checkpoint = tx.checkpoint();
             let item = match what {
-                WorkRef::Task(id) => due_task(engine, now, &mut tx, id),
+                WorkRef::Task(id) => {
+                    let sync = serde_json::from_str::<String>(&value).ok();
+                    due_task(engine, now, &mut tx, id, sync.as_deref())
+                }
                 WorkRef::TokenRequest(id) => due_token_request(engine, now, &mut tx, id),
                 WorkRef::Delivery(id) => due_delivery(engine, now, &mut tx, id),
             };
@@ -85,8 +89,9 @@ pub(crate) fn due_task(
     now: i64,
     tx: &mut Tx<'_>,
     id: &str,
+    sync: Option<&str>,
 ) -> Result<Option<WorkItem>, CoreError> {
-    let Some(mut task) = tx.get_json::<TaskRec>(&keys::task(id))? else {
+    let Some(mut task) = stored::get_task(tx, id, sync)? else {
         return Ok(None);
     };
     match task.state {
@@ -112,16 +117,17 @@ pub(crate) fn due_task(
     };
     let connector = conn.connector.connector();
     let provider = !conn.connector.is_generic();
-    let remote = tx.get_json::<RemoteRec>(&keys::remote(
+    let remote = stored::get_remote(
+        tx,
+        &task.account_id,
         &conn.id,
         task.object.object_type,
         &task.object.id,
-    ))?;
+    )?;
     let mut references = Vec::with_capacity(task.references.len());
     for (field, t, rid) in &task.references {
-        let remote_id = tx
-            .get_json::<RemoteRec>(&keys::remote(&conn.id, *t, rid))?
-            .and_then(|r| r.remote_id);
+        let remote_id =
+            stored::get_remote(tx, &task.account_id, &conn.id, *t, rid)?.and_then(|r| r.remote_id);
         // Provider connectors may need the referenced object itself (an account's code).
         let object = if provider && !rid.contains('/') {
             tx.get_json::<Value>(&keys::object(&task.account_id, *t, rid))?
@@ -147,7 +153,8 @@ pub(crate) fn due_task(
                     "missing"
                 };
                 task.state = TaskState::WaitingForToken;
-                tx.put_json(keys::task(&task.id), &task);
+                stored::point(tx, &task)?;
+                stored::put_task(tx, &task)?;
                 let account = task.account_id.clone();
                 return ask_token(engine, now, tx, &conn, &account, &task.id, reason, true);
             }
@@ -158,9 +165,27 @@ pub(crate) fn due_task(
     } else {
         conn.push_url.as_deref()
     };
+    let Some(body) = stored::pushed_body(tx, &task)? else {
+        task.last_error = Some(format!(
+            "version {} of the object is no longer stored",
+            task.version
+        ));
+        task.state = TaskState::Failed;
+        finish_task(engine, now, tx, task)?;
+        return Ok(None);
+    };
+    let body = match serde_json::value::RawValue::from_string(body) {
+        Ok(b) => b,
+        Err(e) => {
+            return Err(CoreError::CorruptRow {
+                key: keys::object(&task.account_id, task.object.object_type, &task.object.id),
+                reason: e.to_string(),
+            })
+        }
+    };
     let input = PushInput {
         object_type: task.object.object_type,
-        object: &task.body,
+        object: &body,
         operation: if remote.is_some() {
             Operation::Update
         } else {
@@ -191,14 +216,15 @@ pub(crate) fn due_task(
     task.state = TaskState::InProgress {
         lease_until_ms: until,
     };
-    tx.put(keys::due_task(until, &task.id), "\"\"");
+    stored::put_due(tx, until, &task);
+    stored::point(tx, &task)?;
     let item = WorkItem {
         id: WorkRef::Task(&task.id).work_id(task.attempts),
         kind: WorkKind::Push,
         request,
     };
     update_target(engine, now, tx, &task)?;
-    tx.put_json(keys::task(&task.id), &task);
+    stored::put_task(tx, &task)?;
     Ok(Some(item))
 }
 

@@ -22,7 +22,7 @@ pub(crate) fn emit_target_update(
     engine: &mut Engine,
     now: i64,
     tx: &mut Tx<'_>,
-    sync: &SyncRec,
+    sync: &mut SyncRec,
     ti: usize,
 ) -> Result<(), CoreError> {
     let Some(t) = sync.targets.get(ti) else {
@@ -56,7 +56,7 @@ pub(crate) fn emit_sync_complete(
     engine: &mut Engine,
     now: i64,
     tx: &mut Tx<'_>,
-    sync: &SyncRec,
+    sync: &mut SyncRec,
 ) -> Result<(), CoreError> {
     let message = format!(
         "{} sync {}",
@@ -80,7 +80,7 @@ fn emit(
     engine: &mut Engine,
     now: i64,
     tx: &mut Tx<'_>,
-    sync: &SyncRec,
+    sync: &mut SyncRec,
     event: &str,
     message: String,
     data: Value,
@@ -132,6 +132,8 @@ fn emit(
             json_string(&id),
         );
         tx.put(keys::due_delivery(now, &id), "\"\"");
+        // Kept with the sync, so that it is pruned with it.
+        sync.deliveries.push(id);
     }
     Ok(())
 }

@@ -35,6 +35,14 @@ pub(crate) fn plan(
     run: impl FnOnce(&mut Engine, &mut Ctx<'_>) -> H<Reply>,
 ) -> Executed {
     let request_id = engine.new_id(now);
+    if let Err(e) = engine.check_layout(store) {
+        return Executed {
+            result: Err(CommandError::Storage(e)),
+            batch: Batch::default(),
+            request_id,
+            in_flight: None,
+        };
+    }
     let mut ctx = Ctx {
         tx: Tx::new(store),
         now,

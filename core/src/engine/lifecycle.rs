@@ -10,7 +10,9 @@ use super::items::{
     lease_until, OutboundRequest, WorkItem, WorkKind, WorkRef, TOKEN_EXPIRY_MARGIN_MS, TOKEN_URL,
 };
 use super::state::Engine;
+use super::stored;
 use super::tx::Tx;
+use crate::records::rows::derive_target;
 use crate::records::*;
 use crate::util::time::rfc3339_millis;
 use crate::CoreError;
@@ -101,7 +103,7 @@ pub(crate) fn fail_waiting(
     why: &str,
 ) -> Result<(), CoreError> {
     for tid in waiting {
-        let Some(mut t) = tx.get_json::<TaskRec>(&keys::task(&tid))? else {
+        let Some(mut t) = stored::get_task(tx, &tid, None)? else {
             continue;
         };
         if t.state != TaskState::WaitingForToken {
@@ -124,18 +126,16 @@ pub(crate) fn finish_task(
 ) -> Result<(), CoreError> {
     let mut work = vec![first];
     while let Some(task) = work.pop() {
-        let ck = keys::chain(
-            &task.connection_id,
+        stored::put_task(tx, &task)?;
+        stored::chain_release(
+            tx,
+            &task.account_id,
             task.object.object_type,
             &task.object.id,
-        );
-        if tx.get_json::<String>(&ck)?.as_deref() == Some(task.id.as_str()) {
-            tx.delete(ck);
-        }
-        tx.put_json(keys::task(&task.id), &task);
+        )?;
         let failed = task.state == TaskState::Failed;
-        for sid in &task.successors {
-            let Some(mut succ) = tx.get_json::<TaskRec>(&keys::task(sid))? else {
+        for sref in &task.successors {
+            let Some(mut succ) = stored::get_task_ref(tx, sref)? else {
                 continue;
             };
             if succ.state != TaskState::Waiting {
@@ -152,10 +152,10 @@ pub(crate) fn finish_task(
                 work.push(succ);
             } else if succ.waiting_on.is_empty() {
                 succ.state = TaskState::Pending { due_ms: now };
-                tx.put(keys::due_task(now, &succ.id), "\"\"");
-                tx.put_json(keys::task(&succ.id), &succ);
+                stored::put_due(tx, now, &succ);
+                stored::put_task(tx, &succ)?;
             } else {
-                tx.put_json(keys::task(&succ.id), &succ);
+                stored::put_task(tx, &succ)?;
             }
         }
         update_target(engine, now, tx, &task)?;
@@ -171,71 +171,54 @@ pub(crate) fn update_target(
     tx: &mut Tx<'_>,
     task: &TaskRec,
 ) -> Result<(), CoreError> {
-    let sk = keys::sync(&task.account_id, &task.sync_id);
-    let Some(mut sync) = tx.get_json::<SyncRec>(&sk)? else {
+    let Some((mut sync, tasks)) = stored::get_sync_tasks(tx, &task.sync_id)? else {
         return Ok(());
     };
     let Some(ti) = sync.targets.iter().position(|t| t.tasks.contains(&task.id)) else {
         return Ok(());
     };
     let now_str = rfc3339_millis(now);
-    let mut statuses = Vec::new();
-    let mut attempts = 0u32;
-    let mut last_error = None;
-    for tid in &sync.targets[ti].tasks {
-        let t = if tid == &task.id {
-            Some(task.clone())
-        } else {
-            tx.get_json::<TaskRec>(&keys::task(tid))?
-        };
-        if let Some(t) = t {
-            statuses.push(t.state.status());
-            attempts = attempts.saturating_add(t.attempts);
-            if t.last_error.is_some() {
-                last_error = t.last_error.clone();
-            }
-        }
+    let mut by_id: BTreeMap<&str, &TaskRec> = BTreeMap::new();
+    for t in &tasks {
+        by_id.insert(t.id.as_str(), t);
     }
-    let status = if statuses.iter().all(|s| s.is_final()) {
-        if statuses.iter().all(|s| *s == TargetStatus::Succeeded) {
-            TargetStatus::Succeeded
-        } else {
-            TargetStatus::Failed
-        }
-    } else if attempts == 0 && statuses.iter().all(|s| *s == TargetStatus::Pending) {
-        TargetStatus::Pending
-    } else {
-        TargetStatus::InProgress
-    };
+    let mine: Vec<&TaskRec> = sync.targets[ti]
+        .tasks
+        .iter()
+        .filter_map(|tid| {
+            if tid == &task.id {
+                Some(task)
+            } else {
+                by_id.get(tid.as_str()).copied()
+            }
+        })
+        .collect();
+    let (status, attempts, last_error) = derive_target(&mine);
     let target = &mut sync.targets[ti];
     let was_final = target.status.is_final();
     let conn_id = target.connection_id.clone();
     target.status = status;
     target.attempts = attempts;
-    target.last_error = if status == TargetStatus::Succeeded {
-        None
-    } else {
-        last_error
-    };
-    target.remote_id = tx
-        .get_json::<RemoteRec>(&keys::remote(
-            &conn_id,
-            sync.object.object_type,
-            &sync.object.id,
-        ))?
-        .and_then(|r| r.remote_id);
+    target.last_error = last_error;
+    target.remote_id = stored::get_remote(
+        tx,
+        &sync.account_id,
+        &conn_id,
+        sync.object.object_type,
+        &sync.object.id,
+    )?
+    .and_then(|r| r.remote_id);
     target.updated_at = now_str.clone();
     let sync_was_final = sync.status.is_final();
     sync.status = SyncStatus::aggregate(&sync.targets.iter().map(|t| t.status).collect::<Vec<_>>());
     sync.updated_at = now_str;
     if !was_final && status.is_final() {
-        emit_target_update(engine, now, tx, &sync, ti)?;
+        emit_target_update(engine, now, tx, &mut sync, ti)?;
     }
     if !sync_was_final && sync.status.is_final() {
-        emit_sync_complete(engine, now, tx, &sync)?;
+        emit_sync_complete(engine, now, tx, &mut sync)?;
     }
-    tx.put_json(sk, &sync);
-    Ok(())
+    stored::put_sync(tx, &sync)
 }
 
 pub(crate) fn finish_delivery(now: i64, tx: &mut Tx<'_>, mut d: DeliveryRec, end: DeliveryState) {

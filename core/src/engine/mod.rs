@@ -5,10 +5,10 @@
 //!
 //! | layer | files |
 //! |---|---|
-//! | vocabulary | `command.rs` (the typed commands and answers), `state.rs` (the [`Engine`] value), `config.rs`, `tx.rs`, `cache.rs`, `vocab.rs` (unit of work, refusals), `items.rs` (work items and ids) |
+//! | vocabulary | `command.rs` (the typed commands and answers), `state.rs` (the [`Engine`] value), `config.rs`, `tx.rs`, `cache.rs`, `vocab.rs` (unit of work, refusals), `items.rs` (work items and ids), `stored.rs` (syncs, tasks, chains, remote ids and kept versions as stored) |
 //! | shared rules | `views.rs`, `auth.rs`, `fields.rs`, `idempotency.rs`, `events.rs` |
 //! | state machines | `lifecycle.rs` (tasks, token requests, deliveries) |
-//! | operations | `reads.rs`, `plan.rs`, `writes.rs`, `connections.rs`, `admin.rs`, `due.rs`, `report.rs`, `maintenance.rs` |
+//! | operations | `reads.rs`, `plan.rs`, `writes.rs`, `connections.rs`, `admin.rs`, `due.rs`, `report.rs`, `maintenance.rs`, `migrate.rs` (the data layout's migration) |
 //! | dispatch | `data.rs` (the data API), `execute.rs` (one command in one unit of work) |
 //! | adapter | `http_adapter.rs` (the HTTP contract over the commands) |
 //! | facade | this file: the public methods of [`Engine`] |
@@ -29,10 +29,14 @@ mod idempotency;
 mod items;
 mod lifecycle;
 mod maintenance;
+mod migrate;
+#[cfg(feature = "layout1")]
+mod migrate_v1;
 mod plan;
 mod reads;
 mod report;
 mod state;
+mod stored;
 mod tx;
 mod views;
 mod vocab;
@@ -42,6 +46,7 @@ use crate::http::{problem, ApiRequest, ApiResponse, ProblemKind};
 use crate::store::{Batch, KvRead, Storage};
 use crate::CoreError;
 
+pub use crate::records::layout::LAYOUT_VERSION;
 pub use auth::{SCOPE_READ, SCOPE_WRITE};
 pub use command::{
     AdminOp, Body, Command, CommandError, Credentials, DataOp, IfMatch, Page, Problem, Reply,
@@ -49,13 +54,14 @@ pub use command::{
 };
 pub use config::{
     ConfigJson, EngineConfig, DEFAULT_DELIVERY_RETENTION_MS, DEFAULT_IDEMPOTENCY_RETENTION_MS,
-    DEFAULT_LEASE_MS, DEFAULT_MAX_BATCH, DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_LEASE_MS, DEFAULT_MAX_BATCH, DEFAULT_MAX_BODY_BYTES, DEFAULT_SYNC_RETENTION_MS,
 };
 pub use execute::Executed;
 pub use http_adapter::{Step, MAX_PATH_BYTES};
 pub use items::{
     DueWork, OutboundRequest, Outcome, WorkItem, WorkKind, TOKEN_EXPIRY_MARGIN_MS, TOKEN_URL,
 };
+pub use migrate::MigrationStep;
 pub use state::Engine;
 #[cfg(feature = "openapi")]
 pub use state::OPENAPI_JSON;
@@ -110,6 +116,7 @@ impl Engine {
         limit: usize,
         store: &dyn KvRead,
     ) -> Result<DueWork, CoreError> {
+        self.check_layout(store)?;
         due::due(self, now_ms, limit, store)
     }
 
@@ -136,6 +143,7 @@ impl Engine {
         now_ms: i64,
         store: &dyn KvRead,
     ) -> Result<Batch, CoreError> {
+        self.check_layout(store)?;
         report::report(self, work_id, outcome, now_ms, store)
     }
 
@@ -157,14 +165,17 @@ impl Engine {
         due::next_deadline(store)
     }
 
-    /// Remove idempotency records and finished deliveries older than their retention.
-    /// Nothing unfinished is removed. At most `limit` records of each kind per call.
+    /// Remove idempotency records, finished deliveries and finished syncs (with their tasks
+    /// and deliveries) older than their retention. Nothing unfinished is removed; objects,
+    /// their current versions and their remote ids are never removed. At most `limit` records
+    /// of each kind per call.
     pub fn prune(
         &mut self,
         now_ms: i64,
         limit: usize,
         store: &dyn KvRead,
     ) -> Result<Batch, CoreError> {
+        self.check_layout(store)?;
         maintenance::prune(self, now_ms, limit, store)
     }
 
@@ -188,7 +199,50 @@ impl Engine {
     /// a crash, the items it had in flight are then retried at once instead of after their
     /// lease). Retried items keep their `Idempotency-Key`; the lost attempt still counts.
     pub fn recover(&mut self, now_ms: i64, store: &dyn KvRead) -> Result<Batch, CoreError> {
+        self.check_layout(store)?;
         maintenance::recover(now_ms, store)
+    }
+
+    /// One bounded step of bringing `store` to the data layout this engine writes
+    /// ([`LAYOUT_VERSION`]): commit [`MigrationStep::batch`] atomically, then call again until
+    /// [`MigrationStep::done`]. Each step rewrites at most `limit` rows of one kind and
+    /// records its progress in the same batch, so a step whose batch is lost is done again and
+    /// a store left between steps resumes where it stopped. A store in the current layout (or
+    /// an empty one) is done at once. A newer or unknown layout is refused with
+    /// [`CoreError::Layout`] and nothing is written; so is layout 1 in a build without the
+    /// feature `layout1` (the wasm package), whose error says to migrate the store once with
+    /// a native host. Hosts run this when they open a store,
+    /// before anything else; until the store is migrated the engine's other calls refuse it
+    /// with [`CoreError::Layout`] (`503` over HTTP).
+    pub fn migrate(
+        &mut self,
+        limit: usize,
+        store: &dyn KvRead,
+    ) -> Result<MigrationStep, CoreError> {
+        let step = migrate::step(limit, store)?;
+        if step.done {
+            self.layout_checked();
+        }
+        Ok(step)
+    }
+
+    /// [`Engine::migrate`] step after step, each committed through `store`, until the store
+    /// holds the current layout; answers the layout it held before.
+    pub fn migrate_with(
+        &mut self,
+        limit: usize,
+        store: &mut dyn Storage,
+    ) -> Result<u32, CoreError> {
+        loop {
+            let step = migrate::step(limit, &*store)?;
+            if !step.batch.is_empty() {
+                store.apply(&step.batch)?;
+            }
+            if step.done {
+                self.layout_checked();
+                return Ok(step.from);
+            }
+        }
     }
 
     /// Plan one typed command at `now` (Unix ms), reading through `store`: the typed entry of

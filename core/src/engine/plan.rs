@@ -8,6 +8,7 @@ use serde_json::Value;
 
 use super::events::{emit_sync_complete, emit_target_update};
 use super::state::Engine;
+use super::stored;
 use super::vocab::{fail, invalid, Ctx, H};
 use crate::cdm::*;
 use crate::http::ProblemKind;
@@ -17,8 +18,10 @@ use crate::routing::{parse_sync_sources, select_targets, ConnectionRef, SourceFi
 /// One object of a write to push.
 pub(crate) struct PushItem {
     pub object: ObjectRef,
-    /// The object as written (JSON text), shared by the tasks of every target.
+    /// The object as written (JSON text), for the connectors' requirements.
     pub body: Box<RawValue>,
+    /// Its version as written: what its tasks push.
+    pub version: u64,
     /// Reference fields resolved to remote ids when sent.
     pub references: Vec<(String, ObjectType, String)>,
     /// This item may only be sent after the previous item of the same target succeeded.
@@ -141,6 +144,7 @@ pub(crate) fn plan_sync(
     let sync_id = engine.new_id(ctx.now);
     let mut targets = Vec::with_capacity(selected.len());
     let mut failed_at_plan = Vec::new();
+    let mut new_tasks: Vec<TaskRec> = Vec::new();
     for (conn, skip) in selected.iter().zip(skipped) {
         if let Some(reason) = skip {
             failed_at_plan.push(targets.len());
@@ -165,35 +169,42 @@ pub(crate) fn plan_sync(
             if t != plan.route_type && !conn.objects.contains(&t) {
                 continue;
             }
-            let with_connector_refs;
-            let references: &[(String, ObjectType, String)] =
-                if provider && !item.connector_references.is_empty() {
-                    let mut r = item.references.clone();
-                    item.connector_references.extend_into(&mut r);
-                    with_connector_refs = r;
-                    &with_connector_refs
-                } else {
-                    &item.references
-                };
+            let mut references = item.references.clone();
+            if provider && !item.connector_references.is_empty() {
+                item.connector_references.extend_into(&mut references);
+            }
             let tid = engine.new_id(ctx.now);
             let mut waiting_on = Vec::new();
             let mut requires = Vec::new();
-            let mut wait_for = |ctx: &mut Ctx<'_>, ot: ObjectType, oid: &str| -> H<()> {
-                let chain = keys::chain(&conn.id, ot, oid);
-                if let Some(tail) = ctx.tx.get_json::<String>(&chain)? {
-                    if let Some(mut tail_task) = ctx.tx.get_json::<TaskRec>(&keys::task(&tail))? {
-                        if !tail_task.state.status().is_final() && !waiting_on.contains(&tail) {
-                            tail_task.successors.push(tid.clone());
-                            ctx.tx.put_json(keys::task(&tail), &tail_task);
-                            waiting_on.push(tail);
-                        }
+            let successor = format!("{sync_id}/{tid}");
+            let mut wait_for = |ctx: &mut Ctx<'_>,
+                                new_tasks: &mut Vec<TaskRec>,
+                                ot: ObjectType,
+                                oid: &str|
+             -> H<()> {
+                // The tail is a task planned earlier in this write, or one of an earlier sync.
+                if let Some(tail) = new_tasks.iter_mut().rev().find(|x| {
+                    x.connection_id == conn.id && x.object.object_type == ot && x.object.id == oid
+                }) {
+                    if !waiting_on.contains(&tail.id) {
+                        tail.successors.push(successor.clone());
+                        waiting_on.push(tail.id.clone());
+                    }
+                    return Ok(());
+                }
+                if let Some(mut tail) = stored::chain_tail(&ctx.tx, &account.id, &conn.id, ot, oid)?
+                {
+                    if !waiting_on.contains(&tail.id) {
+                        tail.successors.push(successor.clone());
+                        stored::put_task(&mut ctx.tx, &tail)?;
+                        waiting_on.push(tail.id);
                     }
                 }
                 Ok(())
             };
-            wait_for(ctx, t, &item.object.id)?;
-            for (_, rt, rid) in references {
-                wait_for(ctx, *rt, rid)?;
+            wait_for(ctx, &mut new_tasks, t, &item.object.id)?;
+            for (_, rt, rid) in &references {
+                wait_for(ctx, &mut new_tasks, *rt, rid)?;
             }
             if item.requires_previous {
                 if let Some(p) = &previous {
@@ -204,31 +215,33 @@ pub(crate) fn plan_sync(
                 }
             }
             let state = if waiting_on.is_empty() {
-                ctx.tx.put(keys::due_task(ctx.now, &tid), "\"\"");
                 TaskState::Pending { due_ms: ctx.now }
             } else {
                 TaskState::Waiting
             };
-            let task = NewTask {
-                id: &tid,
-                account_id: &account.id,
-                sync_id: &sync_id,
-                connection_id: &conn.id,
-                object: &item.object,
-                body: &item.body,
-                tracking_id,
-                state: &state,
+            let task = TaskRec {
+                id: tid.clone(),
+                account_id: account.id.clone(),
+                sync_id: sync_id.clone(),
+                connection_id: conn.id.clone(),
+                object: item.object.clone(),
+                version: item.version,
+                tracking_id: tracking_id.map(str::to_string),
+                state,
                 attempts: 0,
-                waiting_on: &waiting_on,
-                requires: &requires,
+                last_error: None,
+                waiting_on,
+                requires,
+                successors: Vec::new(),
                 references,
                 connector: conn.connector,
+                reauthorized: false,
+                token_serial: None,
             };
-            // The body plus about 600 bytes of ids, state and references.
-            let hint = item.body.get().len() + 768;
-            ctx.tx.put_json_sized(keys::task(&tid), &task, hint);
-            ctx.tx
-                .put(keys::chain(&conn.id, t, &item.object.id), json_string(&tid));
+            if task.waiting_on.is_empty() {
+                stored::put_due(&mut ctx.tx, ctx.now, &task);
+            }
+            new_tasks.push(task);
             previous = Some(tid.clone());
             task_ids.push(tid);
         }
@@ -244,6 +257,12 @@ pub(crate) fn plan_sync(
             tasks: task_ids,
         });
     }
+    for item in &plan.items {
+        let o = &item.object;
+        if new_tasks.iter().any(|x| &x.object == o) {
+            stored::chain_add(&mut ctx.tx, &account.id, o.object_type, &o.id, &sync_id)?;
+        }
+    }
     let apps: Vec<String> = targets.iter().map(|t| t.app.clone()).collect();
     let objects: Vec<ObjectRef> = plan
         .items
@@ -252,7 +271,7 @@ pub(crate) fn plan_sync(
         .map(|i| i.object.clone())
         .collect();
     let status = SyncStatus::aggregate(&targets.iter().map(|t| t.status).collect::<Vec<_>>());
-    let sync = SyncRec {
+    let mut sync = SyncRec {
         id: sync_id.clone(),
         account_id: account.id.clone(),
         status,
@@ -268,15 +287,15 @@ pub(crate) fn plan_sync(
         created_at: ctx.now_str.clone(),
         updated_at: ctx.now_str.clone(),
         targets,
+        deliveries: Vec::new(),
     };
     for ti in failed_at_plan {
-        emit_target_update(engine, ctx.now, &mut ctx.tx, &sync, ti)?;
+        emit_target_update(engine, ctx.now, &mut ctx.tx, &mut sync, ti)?;
     }
     if sync.status.is_final() {
-        emit_sync_complete(engine, ctx.now, &mut ctx.tx, &sync)?;
+        emit_sync_complete(engine, ctx.now, &mut ctx.tx, &mut sync)?;
     }
-    ctx.tx
-        .put_json_sized(keys::sync(&account.id, &sync_id), &sync, 1024);
+    stored::put_new(&mut ctx.tx, sync, new_tasks, ctx.now);
     Ok((sync_id, apps))
 }
 

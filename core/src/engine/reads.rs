@@ -3,6 +3,8 @@
 use serde_json::Value;
 
 use super::command::{DataOp, Reply};
+use super::state::id_time_ms;
+use super::stored;
 use super::views::sync_json;
 use super::vocab::{fail, Ctx, H};
 use crate::cdm::ObjectType;
@@ -10,11 +12,28 @@ use crate::http::ProblemKind;
 use crate::records::*;
 
 /// Carry out a read (the caller may read).
-pub(crate) fn execute(ctx: &Ctx<'_>, account: &AccountRec, op: &DataOp<'_>) -> H<Reply> {
+pub(crate) fn execute(
+    ctx: &Ctx<'_>,
+    account: &AccountRec,
+    op: &DataOp<'_>,
+    sync_retention_ms: u64,
+) -> H<Reply> {
     match *op {
-        DataOp::GetSync { id } => match ctx.tx.get_json::<SyncRec>(&keys::sync(&account.id, id))? {
-            Some(s) => Ok(Reply::json(200, &sync_json(&s))),
-            None => fail(ProblemKind::NotFound, "no such sync"),
+        DataOp::GetSync { id } => match stored::get_sync(&ctx.tx, id)? {
+            Some(s) if s.account_id == account.id => Ok(Reply::json(200, &sync_json(&s))),
+            Some(_) => fail(ProblemKind::NotFound, "no such sync"),
+            None => match id_time_ms(id) {
+                // The id says when the sync was made: past the window, a finished sync is
+                // pruned (an unfinished one never is, so it would have been found).
+                Some(ms) if ms <= ctx.now.saturating_sub(clamp_ms(sync_retention_ms)) => fail(
+                    ProblemKind::NotFound,
+                    format!(
+                        "sync {id} expired: a finished sync is kept for {} after it was made",
+                        describe_ms(sync_retention_ms)
+                    ),
+                ),
+                _ => fail(ProblemKind::NotFound, "no such sync"),
+            },
         },
         DataOp::List { object, page } => {
             let rows = ctx.tx.scan(
@@ -64,4 +83,17 @@ pub(crate) fn load_object(
         ProblemKind::NotFound,
         format!("no {} with id {id}", t.as_str()),
     )
+}
+
+fn clamp_ms(ms: u64) -> i64 {
+    i64::try_from(ms).unwrap_or(i64::MAX)
+}
+
+/// `30 days`, or `1500 ms` when not a whole number of days.
+fn describe_ms(ms: u64) -> String {
+    const DAY: u64 = 86_400_000;
+    match ms / DAY {
+        n if n > 0 && ms.is_multiple_of(DAY) => format!("{n} day{}", if n == 1 { "" } else { "s" }),
+        _ => format!("{ms} ms"),
+    }
 }

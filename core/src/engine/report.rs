@@ -8,6 +8,7 @@ use super::lifecycle::{
     ask_token, fail_waiting, finish_delivery, finish_task, token_expired, update_target,
 };
 use super::state::Engine;
+use super::stored;
 use super::tx::Tx;
 use crate::connectors::{Answer, Operation, ProviderVerdict};
 use crate::records::*;
@@ -83,7 +84,7 @@ fn report_task(
     attempt: u32,
     outcome: &Outcome,
 ) -> Result<(), CoreError> {
-    let Some(mut task) = tx.get_json::<TaskRec>(&keys::task(id))? else {
+    let Some(mut task) = stored::get_task(tx, id, None)? else {
         return Err(CoreError::UnknownWork(work_id.to_string()));
     };
     let TaskState::InProgress { lease_until_ms } = task.state else {
@@ -97,12 +98,13 @@ fn report_task(
         )));
     }
     tx.delete(keys::due_task(lease_until_ms, &task.id));
-    let rk = keys::remote(
+    let previous = stored::get_remote(
+        tx,
+        &task.account_id,
         &task.connection_id,
         task.object.object_type,
         &task.object.id,
-    );
-    let previous = tx.get_json::<RemoteRec>(&rk)?;
+    )?;
     let operation = if previous.is_some() {
         Operation::Update
     } else {
@@ -121,13 +123,17 @@ fn report_task(
                 Some(r) => (r.remote_id, r.version),
                 None => (None, None),
             };
-            tx.put_json(
-                rk,
-                &RemoteRec {
+            stored::put_remote(
+                tx,
+                &task.account_id,
+                &task.connection_id,
+                task.object.object_type,
+                &task.object.id,
+                RemoteRec {
                     remote_id: remote_id.or(previous_id),
                     version: version.or(previous_version),
                 },
-            );
+            )?;
             task.state = TaskState::Succeeded;
             task.last_error = None;
             finish_task(engine, now, tx, task)
@@ -144,9 +150,9 @@ fn report_task(
                     .max(after.unwrap_or(0));
                 let due = now.saturating_add(i64::try_from(delay).unwrap_or(i64::MAX / 2));
                 task.state = TaskState::Pending { due_ms: due };
-                tx.put(keys::due_task(due, &task.id), "\"\"");
+                stored::put_due(tx, due, &task);
                 update_target(engine, now, tx, &task)?;
-                tx.put_json(keys::task(&task.id), &task);
+                stored::put_task(tx, &task)?;
                 Ok(())
             } else {
                 task.state = TaskState::Failed;
@@ -192,7 +198,7 @@ fn reauthorize(
     task.token_serial = None;
     if newer {
         task.state = TaskState::Pending { due_ms: now };
-        tx.put(keys::due_task(now, &task.id), "\"\"");
+        stored::put_due(tx, now, &task);
     } else {
         let Some(conn) =
             tx.get_json::<ConnectionRec>(&keys::connection(&task.account_id, &task.connection_id))?
@@ -202,7 +208,7 @@ fn reauthorize(
             return finish_task(engine, now, tx, task);
         };
         task.state = TaskState::WaitingForToken;
-        tx.put_json(keys::task(&task.id), &task);
+        stored::put_task(tx, &task)?;
         let account = task.account_id.clone();
         ask_token(
             engine,
@@ -216,7 +222,7 @@ fn reauthorize(
         )?;
     }
     update_target(engine, now, tx, &task)?;
-    tx.put_json(keys::task(&task.id), &task);
+    stored::put_task(tx, &task)?;
     Ok(())
 }
 
@@ -291,15 +297,15 @@ fn report_token(
             );
             tx.delete(key);
             for tid in &r.waiting {
-                let Some(mut t) = tx.get_json::<TaskRec>(&keys::task(tid))? else {
+                let Some(mut t) = stored::get_task(tx, tid, None)? else {
                     continue;
                 };
                 if t.state != TaskState::WaitingForToken {
                     continue;
                 }
                 t.state = TaskState::Pending { due_ms: now };
-                tx.put(keys::due_task(now, tid), "\"\"");
-                tx.put_json(keys::task(tid), &t);
+                stored::put_due(tx, now, &t);
+                stored::put_task(tx, &t)?;
             }
             Ok(())
         }

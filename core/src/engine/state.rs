@@ -10,6 +10,9 @@ use rand_core::{RngCore, SeedableRng};
 
 use super::cache;
 use super::config::EngineConfig;
+use crate::records::layout::{layout_of, Layout};
+use crate::store::KvRead;
+use crate::CoreError;
 
 /// The detail of the `404` for `GET /openapi.json` from an engine that has no document: built
 /// without the `openapi` feature, and not given one with [`Engine::set_openapi_json`].
@@ -27,6 +30,8 @@ pub struct Engine {
     id_counter: u16,
     pub(super) cache: cache::RecordCache,
     openapi_json: Option<HostDocument>,
+    /// Whether the store was seen to hold the current data layout (checked once).
+    layout_ok: bool,
 }
 
 /// A document the host gave the engine; its `Debug` form shows the length only.
@@ -56,7 +61,35 @@ impl Engine {
             id_counter: 0,
             cache: cache::RecordCache::default(),
             openapi_json: None,
+            layout_ok: false,
         }
+    }
+
+    /// Refuse to work on a store whose data layout is not the current one (checked on the
+    /// first call only: the engine is the single writer of its store).
+    pub(super) fn check_layout(&mut self, store: &dyn KvRead) -> Result<(), CoreError> {
+        if self.layout_ok {
+            return Ok(());
+        }
+        match layout_of(store)? {
+            #[cfg(feature = "layout1")]
+            Layout::One => Err(CoreError::Layout(
+                "the store holds data layout 1: migrate it first (Engine::migrate)".into(),
+            )),
+            #[cfg(not(feature = "layout1"))]
+            Layout::One => Err(CoreError::Layout(
+                crate::records::layout::LAYOUT1_UNSUPPORTED.into(),
+            )),
+            _ => {
+                self.layout_ok = true;
+                Ok(())
+            }
+        }
+    }
+
+    /// The store was migrated to the current layout.
+    pub(super) fn layout_checked(&mut self) {
+        self.layout_ok = true;
     }
 
     /// Serve `document` at `GET /openapi.json`: the text of `core/openapi.json`, which the
@@ -142,6 +175,18 @@ impl Engine {
     }
 }
 
+/// The time a time-ordered id of [`Engine::new_id`] carries (Unix ms); `None` for any other
+/// text.
+pub(crate) fn id_time_ms(id: &str) -> Option<i64> {
+    let b = id.as_bytes();
+    if b.len() != 36 || b[8] != b'-' || b[13] != b'-' || b[14] != b'7' {
+        return None;
+    }
+    let high = i64::from_str_radix(id.get(0..8)?, 16).ok()?;
+    let low = i64::from_str_radix(id.get(9..13)?, 16).ok()?;
+    Some((high << 16) | low)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -170,5 +215,14 @@ mod tests {
         let again = e.tentatively(|e| ((e.new_id(5), e.new_id(5)), true));
         assert_eq!(first, again);
         assert_ne!(e.new_id(5), again.1, "a kept run moved the generator on");
+    }
+
+    #[test]
+    fn ids_carry_their_time() {
+        let mut e = Engine::new(crate::EngineConfig::default());
+        let id = e.new_id(1_790_000_000_123);
+        assert_eq!(id_time_ms(&id), Some(1_790_000_000_123));
+        assert_eq!(id_time_ms("unknown"), None);
+        assert_eq!(id_time_ms("01a0c450-6c00-400b-9d16-f0a2a95851ef"), None);
     }
 }

@@ -11,6 +11,7 @@ use super::command::IfMatch;
 use super::plan::{line_accounts, ConnectorRefs, PushItem, PushPlan};
 use super::reads::load_object;
 use super::state::Engine;
+use super::stored;
 use super::tx::Tx;
 use super::vocab::{fail, field_error, invalid, Ctx, H};
 use crate::cdm::*;
@@ -151,18 +152,22 @@ fn store<T: Serialize>(
     t: ObjectType,
     id: &str,
     obj: &T,
-) -> Stored {
+    version: u64,
+) -> H<Stored> {
     let raw = serde_json::value::to_raw_value(obj)
         .unwrap_or_else(|_| RawValue::from_string("null".into()).unwrap_or_default());
     let text = raw.get().to_string();
+    // The version it replaces stays stored while an unfinished push still sends it.
+    stored::keep_if_pushed(&mut ctx.tx, &account.id, t, id)?;
     ctx.tx.put(keys::object(&account.id, t, id), text.clone());
-    Stored { text, raw }
+    Ok(Stored { text, raw, version })
 }
 
 /// An object as stored: its JSON text, and the same text as a raw value for push tasks.
 struct Stored {
     text: String,
     raw: Box<RawValue>,
+    version: u64,
 }
 
 fn set_unique(
@@ -204,6 +209,7 @@ fn single(
                 id: id.to_string(),
             },
             body: stored.raw.clone(),
+            version: stored.version,
             references,
             requires_previous: false,
             connector_references: ConnectorRefs::None,
@@ -223,7 +229,7 @@ pub(crate) fn create(
         ObjectType::Customer => {
             let mut c = with_refs(ctx, account, |r| validate::validate_customer(body, r, None))?;
             c.meta = new_meta(engine, ctx);
-            let v = store(ctx, account, t, &c.meta.id, &c);
+            let v = store(ctx, account, t, &c.meta.id, &c, c.meta.version)?;
             let push = single(t, &c.meta.id, label(t, &c.name), &v, "create", vec![]);
             Ok(Written {
                 status: 201,
@@ -238,7 +244,7 @@ pub(crate) fn create(
                 Err(e) => return invalid(e),
             };
             c.meta = new_meta(engine, ctx);
-            let v = store(ctx, account, t, &c.meta.id, &c);
+            let v = store(ctx, account, t, &c.meta.id, &c, c.meta.version)?;
             let push = single(t, &c.meta.id, label(t, &c.name), &v, "create", vec![]);
             Ok(Written {
                 status: 201,
@@ -251,7 +257,7 @@ pub(crate) fn create(
             let mut a = with_refs(ctx, account, |r| validate::validate_account(body, r, None))?;
             a.meta = new_meta(engine, ctx);
             set_unique(ctx, account, UNIQ_ACCOUNT_CODE, None, &a.code, &a.meta.id);
-            let v = store(ctx, account, t, &a.meta.id, &a);
+            let v = store(ctx, account, t, &a.meta.id, &a, a.meta.version)?;
             let push = single(t, &a.meta.id, label(t, &a.code), &v, "create", vec![]);
             Ok(Written {
                 status: 201,
@@ -273,7 +279,7 @@ pub(crate) fn create(
                 &inv.number,
                 &inv.meta.id,
             );
-            let v = store(ctx, account, t, &inv.meta.id, &inv);
+            let v = store(ctx, account, t, &inv.meta.id, &inv, inv.meta.version)?;
             let refs = vec![(
                 "customerId".to_string(),
                 ObjectType::Customer,
@@ -315,13 +321,14 @@ pub(crate) fn create(
                         &b.meta.id,
                     );
                 }
-                let v = store(ctx, account, t, &b.meta.id, &b);
+                let v = store(ctx, account, t, &b.meta.id, &b, b.meta.version)?;
                 items.push(PushItem {
                     object: ObjectRef {
                         object_type: t,
                         id: b.meta.id.clone(),
                     },
                     body: v.raw.clone(),
+                    version: v.version,
                     references: vec![],
                     requires_previous: false,
                     connector_references: ConnectorRefs::None,
@@ -378,13 +385,21 @@ fn write_expense(
     if let Some(mut vendor) = new_vendor {
         vendor.meta = new_meta(engine, ctx);
         exp.vendor_id = vendor.meta.id.clone();
-        let vv = store(ctx, account, ObjectType::Vendor, &vendor.meta.id, &vendor);
+        let vv = store(
+            ctx,
+            account,
+            ObjectType::Vendor,
+            &vendor.meta.id,
+            &vendor,
+            vendor.meta.version,
+        )?;
         items.push(PushItem {
             object: ObjectRef {
                 object_type: ObjectType::Vendor,
                 id: vendor.meta.id.clone(),
             },
             body: vv.raw.clone(),
+            version: vv.version,
             references: vec![],
             requires_previous: false,
             connector_references: ConnectorRefs::None,
@@ -401,7 +416,14 @@ fn write_expense(
             (201, "create")
         }
     };
-    let v = store(ctx, account, ObjectType::Expense, &exp.meta.id, &exp);
+    let v = store(
+        ctx,
+        account,
+        ObjectType::Expense,
+        &exp.meta.id,
+        &exp,
+        exp.meta.version,
+    )?;
     let requires_previous = !items.is_empty();
     items.push(PushItem {
         object: ObjectRef {
@@ -409,6 +431,7 @@ fn write_expense(
             id: exp.meta.id.clone(),
         },
         body: v.raw.clone(),
+        version: v.version,
         references: vec![(
             "vendorId".to_string(),
             ObjectType::Vendor,
@@ -506,7 +529,11 @@ pub(crate) fn update(
                 validate::validate_customer(&input, r, Some(id))
             })?;
             c.meta = meta;
-            Ok(written(store(ctx, account, t, id, &c), &c.name, vec![]))
+            Ok(written(
+                store(ctx, account, t, id, &c, c.meta.version)?,
+                &c.name,
+                vec![],
+            ))
         }
         ObjectType::Vendor => {
             let mut c = match validate::validate_vendor(&input, "") {
@@ -514,7 +541,11 @@ pub(crate) fn update(
                 Err(e) => return invalid(e),
             };
             c.meta = meta;
-            Ok(written(store(ctx, account, t, id, &c), &c.name, vec![]))
+            Ok(written(
+                store(ctx, account, t, id, &c, c.meta.version)?,
+                &c.name,
+                vec![],
+            ))
         }
         ObjectType::Account => {
             let mut a = with_refs(ctx, account, |r| {
@@ -533,7 +564,11 @@ pub(crate) fn update(
                 &a.code,
                 id,
             );
-            Ok(written(store(ctx, account, t, id, &a), &a.code, vec![]))
+            Ok(written(
+                store(ctx, account, t, id, &a, a.meta.version)?,
+                &a.code,
+                vec![],
+            ))
         }
         ObjectType::Invoice => {
             if stored.get("status").and_then(Value::as_str) == Some("void") {
@@ -569,7 +604,11 @@ pub(crate) fn update(
                 inv.customer_id.clone(),
             )];
             let accounts = line_accounts(inv.lines.iter().map(|l| l.account_id.as_ref()));
-            let mut w = written(store(ctx, account, t, id, &inv), &inv.number, refs);
+            let mut w = written(
+                store(ctx, account, t, id, &inv, inv.meta.version)?,
+                &inv.number,
+                refs,
+            );
             for item in &mut w.push.items {
                 item.connector_references = accounts.clone();
             }
@@ -619,14 +658,22 @@ pub(crate) fn create_payment(
     }
     invoice.meta.version = invoice.meta.version.saturating_add(1);
     invoice.meta.updated_at = ctx.now_str.clone();
-    store(ctx, account, ObjectType::Invoice, invoice_id, &invoice);
+    store(
+        ctx,
+        account,
+        ObjectType::Invoice,
+        invoice_id,
+        &invoice,
+        invoice.meta.version,
+    )?;
     let v = store(
         ctx,
         account,
         ObjectType::Payment,
         &payment.meta.id,
         &payment,
-    );
+        payment.meta.version,
+    )?;
     let refs = vec![(
         "invoiceId".to_string(),
         ObjectType::Invoice,

@@ -79,22 +79,41 @@ pub fn objects(account: &str, t: ObjectType) -> String {
 pub fn unique(account: &str, rule: &str, value: &str) -> String {
     concat(&["uniq/", account, "/", rule, "/", value])
 }
-/// A sync.
-pub fn sync(account: &str, id: &str) -> String {
-    concat(&["sync/", account, "/", id])
+/// Prefix of the syncs (their ids are time-ordered, so a scan lists the oldest first).
+pub const SYNCS: &str = "s/";
+/// A sync and its push tasks ([`super::rows::SyncRow`]).
+pub fn sync(id: &str) -> String {
+    concat(&["s/", id])
 }
-/// A push task.
+/// Prefix of the task pointers.
+pub const TASKS: &str = "t/";
+/// The sync of a push task that was handed out (its value is the sync id).
 pub fn task(id: &str) -> String {
-    concat(&["task/", id])
+    concat(&["t/", id])
 }
-/// The tail of the push chain of one object at one connection.
-pub fn chain(connection: &str, t: ObjectType, id: &str) -> String {
-    concat(&["chain/", connection, "/", t.as_str(), "/", id])
+/// The syncs with unfinished push tasks of one object (a JSON list of sync ids, oldest first).
+pub fn chain(account: &str, t: ObjectType, id: &str) -> String {
+    concat(&["c/", account, "/", t.as_str(), "/", id])
 }
-/// The remote id of one object at one connection.
-pub fn remote(connection: &str, t: ObjectType, id: &str) -> String {
-    concat(&["remote/", connection, "/", t.as_str(), "/", id])
+/// The remote ids of one object, by connection.
+pub fn remote(account: &str, t: ObjectType, id: &str) -> String {
+    concat(&["r/", account, "/", t.as_str(), "/", id])
 }
+/// Prefix of the kept versions of one object.
+pub fn kept_versions(account: &str, t: ObjectType, id: &str) -> String {
+    concat(&["v/", account, "/", t.as_str(), "/", id, "/"])
+}
+/// A version of an object that an unfinished push task still sends, kept after a later write
+/// replaced it (the value is the object as that version was stored).
+pub fn kept_version(account: &str, t: ObjectType, id: &str, version: u64) -> String {
+    let mut k = kept_versions(account, t, id);
+    k.push_str(&format!("{version:020}"));
+    k
+}
+/// The layout version of the stored data (`{"version": n}`).
+pub const LAYOUT: &str = "meta/layout";
+/// The progress of a layout migration.
+pub const MIGRATION: &str = "meta/migration";
 /// A webhook delivery.
 pub fn delivery(id: &str) -> String {
     concat(&["dlv/", id])

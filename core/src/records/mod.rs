@@ -2,29 +2,43 @@
 //!
 //! Every record is JSON text under a key built by the functions of [`keys`]. Hosts never need
 //! to interpret them; the layout is documented here for debugging and for the store's tests.
+//! This is data layout 2 ([`layout::LAYOUT_VERSION`], stored under `meta/layout`); what
+//! layout 1 spelled differently is in `v1` (feature `layout1`), and `engine/migrate_v1.rs`
+//! converts it.
 //!
 //! | key | value |
 //! |---|---|
 //! | `meta/admin` | [`AdminRec`]: hash of the admin token (when the host stores it) |
+//! | `meta/layout` | `{"version": 2}`: the data layout of the store |
+//! | `meta/migration` | progress of a layout migration under way |
 //! | `acct/{account}` | [`AccountRec`] |
 //! | `acctdom/{domain}` | account id (uniqueness of domains) |
 //! | `key/{key}` | [`ApiKeyRec`] (secret stored as SHA-256 only) |
 //! | `conn/{account}/{connection}` | [`ConnectionRec`] |
 //! | `hook/{account}/{webhook}` | [`WebhookRec`] |
-//! | `obj/{account}/{type}/{id}` | the stored CDM object |
+//! | `obj/{account}/{type}/{id}` | the stored CDM object (its current version) |
+//! | `v/{account}/{type}/{id}/{version:020}` | an older version of the object, kept while an unfinished push task sends it |
 //! | `uniq/{account}/{rule}/{value}` | id of the object holding a unique value |
-//! | `sync/{account}/{sync}` | [`SyncRec`] |
-//! | `task/{task}` | [`TaskRec`]: one push of one object to one connection |
-//! | `chain/{connection}/{type}/{id}` | the last unfinished push task of that object there |
-//! | `remote/{connection}/{type}/{id}` | [`RemoteRec`]: the object's id (and version) at the source |
+//! | `s/{sync}` | [`rows::SyncRow`]: a sync with its targets and their push tasks ([`SyncRec`], [`TaskRec`]); a task names the object version it pushes |
+//! | `t/{task}` | the sync of a push task that was handed out (work ids name only the task) |
+//! | `c/{account}/{type}/{id}` | the syncs with unfinished push tasks of that object (JSON list, oldest first): the push chain |
+//! | `r/{account}/{type}/{id}` | the object's ids at its connections: `{connection: remote id}`, a [`RemoteRec`] where the source also gave a version |
 //! | `token/{connection}` | [`TokenRec`]: the access token the host gave for a connection |
 //! | `tokreq/{connection}` | [`TokenRequestRec`]: an open request to the host for a token |
 //! | `dlv/{delivery}` | [`DeliveryRec`]: one webhook delivery |
 //! | `hookdlv/{account}/{webhook}/{inverted delivery id}` | index of deliveries per subscription, newest first; the value is the delivery id |
-//! | `due/{ms:016}/{t, d or k}/{id}` | wake-up index of tasks (`t`), deliveries (`d`) and token requests (`k`, by connection) |
+//! | `due/{ms:016}/{t, d or k}/{id}` | wake-up index of tasks (`t`, the value is the task's sync id), deliveries (`d`) and token requests (`k`, by connection) |
 //! | `idem/{account}/{key}` | [`IdemRec`]: the first answer of an idempotent write |
 //! | `idemexp/{ms:016}/{account}/{key}` | retention index of idempotency records |
 //! | `dlvexp/{ms:016}/{delivery}` | retention index of finished deliveries |
+//!
+//! Retention (`Engine::prune`): idempotency records and finished deliveries by their indexes;
+//! a sync whose targets all finished (and whose deliveries are not owed) once the time its id
+//! carries is older than `syncRetentionMs`, with its `t/` pointers and its deliveries. Objects,
+//! their current version, uniqueness entries and remote ids are never pruned; a kept version
+//! goes when no unfinished task sends it, a chain entry when no task of it is unfinished.
+//! `GET /api/syncs/{id}` of a missing sync whose id carries a time past the window answers
+//! `404` with a detail saying it expired (the id is the watermark: no row is kept for it).
 
 use std::collections::BTreeMap;
 
@@ -40,6 +54,11 @@ pub fn json_string(s: &str) -> String {
 }
 
 pub mod keys;
+pub mod layout;
+pub mod rows;
+#[cfg(feature = "layout1")]
+pub mod v1;
+mod value;
 
 /// The stored hash of the admin token.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -290,6 +309,9 @@ pub struct SyncRec {
     pub updated_at: String,
     /// Targets.
     pub targets: Vec<TargetRec>,
+    /// The webhook deliveries its events queued (pruned with it). Layout 1 did not keep them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deliveries: Vec<String>,
 }
 
 /// Where a push task is in its life.
@@ -330,9 +352,9 @@ impl TaskState {
     }
 }
 
-/// One push of one object to one connection.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+/// One push of one object to one connection, as the engine works with it. Layout 2 stores it
+/// inside its sync's row (see [`rows`]); layout 1 stored it as `v1::TaskRecV1`.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TaskRec {
     /// Id; also the push's `Idempotency-Key`.
     pub id: String,
@@ -344,75 +366,32 @@ pub struct TaskRec {
     pub connection_id: String,
     /// The object.
     pub object: ObjectRef,
-    /// Snapshot of the object as written (JSON text kept verbatim).
-    pub body: Box<serde_json::value::RawValue>,
+    /// The version of the object it pushes (the stored object while it is current, else a
+    /// kept version, see [`keys::kept_version`]).
+    pub version: u64,
     /// Tracking id of the write.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tracking_id: Option<String>,
     /// State.
     pub state: TaskState,
     /// Attempts made (including one in progress).
     pub attempts: u32,
     /// Last error.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
     /// Tasks that must finish first.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub waiting_on: Vec<String>,
     /// Tasks that must have *succeeded* first (a subset of `waiting_on`).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub requires: Vec<String>,
-    /// Tasks waiting for this one.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    /// Tasks waiting for this one, as `{sync}/{task}`.
     pub successors: Vec<String>,
     /// Reference fields of the object resolved to remote ids at send time: (field, type, id).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub references: Vec<(String, ObjectType, String)>,
-    /// The connector of the connection when the task was planned (`generic` when absent).
-    #[serde(default, skip_serializing_if = "ConnectorKind::is_generic")]
+    /// The connector of the connection when the task was planned.
     pub connector: ConnectorKind,
     /// Whether a `401` already made this push ask the host for a new token (the next `401`
     /// fails it).
-    #[serde(default, skip_serializing_if = "is_false")]
     pub reauthorized: bool,
     /// The serial of the access token the attempt in progress carries.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_serial: Option<u64>,
-}
-
-fn is_false(b: &bool) -> bool {
-    !*b
-}
-
-fn is_empty_slice<T>(s: &&[T]) -> bool {
-    s.is_empty()
-}
-
-/// A new [`TaskRec`] as it is first written, borrowing its parts: planning a push writes one
-/// per target, and cloning the body and ids into each cost measurably. Serializes exactly as a
-/// `TaskRec` with the same values (fields in the same order; a unit test compares them).
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub(crate) struct NewTask<'a> {
-    pub id: &'a str,
-    pub account_id: &'a str,
-    pub sync_id: &'a str,
-    pub connection_id: &'a str,
-    pub object: &'a ObjectRef,
-    pub body: &'a serde_json::value::RawValue,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub tracking_id: Option<&'a str>,
-    pub state: &'a TaskState,
-    /// Always 0 for a new task.
-    pub attempts: u32,
-    #[serde(skip_serializing_if = "is_empty_slice")]
-    pub waiting_on: &'a [String],
-    #[serde(skip_serializing_if = "is_empty_slice")]
-    pub requires: &'a [String],
-    #[serde(skip_serializing_if = "is_empty_slice")]
-    pub references: &'a [(String, ObjectType, String)],
-    #[serde(skip_serializing_if = "ConnectorKind::is_generic")]
-    pub connector: ConnectorKind,
 }
 
 /// The id of an object at a source.
@@ -770,48 +749,7 @@ mod tests {
     }
 
     #[test]
-    fn rows_written_with_every_field_still_read() {
-        // Rows written before empty fields were left out spell them as null / [].
-        let task = TaskRec {
-            id: "t".into(),
-            account_id: "a".into(),
-            sync_id: "s".into(),
-            connection_id: "c".into(),
-            object: ObjectRef {
-                object_type: ObjectType::Invoice,
-                id: "i".into(),
-            },
-            body: serde_json::value::RawValue::from_string("{\"x\":1}".into()).unwrap(),
-            tracking_id: None,
-            state: TaskState::Waiting,
-            attempts: 0,
-            last_error: None,
-            waiting_on: vec![],
-            requires: vec![],
-            successors: vec![],
-            references: vec![],
-            connector: ConnectorKind::default(),
-            reauthorized: false,
-            token_serial: None,
-        };
-        let compact = serde_json::to_string(&task).unwrap();
-        assert!(!compact.contains("waitingOn") && !compact.contains("lastError"));
-        let mut old: serde_json::Value = serde_json::from_str(&compact).unwrap();
-        for (k, v) in [
-            ("trackingId", serde_json::Value::Null),
-            ("lastError", serde_json::Value::Null),
-            ("waitingOn", serde_json::json!([])),
-            ("requires", serde_json::json!([])),
-            ("successors", serde_json::json!([])),
-            ("references", serde_json::json!([])),
-        ] {
-            old[k] = v;
-        }
-        let read: TaskRec = serde_json::from_value(old).unwrap();
-        assert_eq!(serde_json::to_string(&read).unwrap(), compact);
-        let again: TaskRec = serde_json::from_str(&compact).unwrap();
-        assert_eq!(serde_json::to_string(&again).unwrap(), compact);
-
+    fn targets_written_with_every_field_still_read() {
         let target = TargetRec {
             connection_id: "c".into(),
             app: "quickbooks".into(),
@@ -827,72 +765,6 @@ mod tests {
         assert_eq!(serde_json::from_str::<TargetRec>(old).unwrap(), target);
         let compact = serde_json::to_string(&target).unwrap();
         assert_eq!(serde_json::from_str::<TargetRec>(&compact).unwrap(), target);
-    }
-
-    #[test]
-    fn a_new_task_serializes_as_the_task_record() {
-        let body = serde_json::value::RawValue::from_string("{\"a\":[1,2]}".into()).unwrap();
-        let object = ObjectRef {
-            object_type: ObjectType::Expense,
-            id: "e".into(),
-        };
-        for (tracking, waiting, requires, references, connector, state) in [
-            (
-                None,
-                vec![],
-                vec![],
-                vec![],
-                ConnectorKind::default(),
-                TaskState::Pending { due_ms: 5 },
-            ),
-            (
-                Some("tr\"ack"),
-                vec!["w".to_string()],
-                vec!["r".to_string()],
-                vec![("vendorId".to_string(), ObjectType::Vendor, "v".to_string())],
-                ConnectorKind::Quickbooks,
-                TaskState::Waiting,
-            ),
-        ] {
-            let new = NewTask {
-                id: "t",
-                account_id: "a",
-                sync_id: "s",
-                connection_id: "c",
-                object: &object,
-                body: &body,
-                tracking_id: tracking,
-                state: &state,
-                attempts: 0,
-                waiting_on: &waiting,
-                requires: &requires,
-                references: &references,
-                connector,
-            };
-            let rec = TaskRec {
-                id: "t".into(),
-                account_id: "a".into(),
-                sync_id: "s".into(),
-                connection_id: "c".into(),
-                object: object.clone(),
-                body: body.clone(),
-                tracking_id: tracking.map(str::to_string),
-                state: state.clone(),
-                attempts: 0,
-                last_error: None,
-                waiting_on: waiting.clone(),
-                requires: requires.clone(),
-                successors: vec![],
-                references: references.clone(),
-                connector,
-                reauthorized: false,
-                token_serial: None,
-            };
-            assert_eq!(
-                serde_json::to_string(&new).unwrap(),
-                serde_json::to_string(&rec).unwrap()
-            );
-        }
     }
 
     #[test]

@@ -40,6 +40,45 @@ pub fn rfc3339_millis(now_ms: i64) -> String {
     }
 }
 
+/// Parses the timestamps [`rfc3339_millis`] writes (`2026-11-28T23:37:30.123Z`, four-digit
+/// year, three fractional digits, `Z`) back into Unix milliseconds; anything else is `None`.
+pub fn parse_rfc3339_millis(s: &str) -> Option<i64> {
+    let b = s.as_bytes();
+    if b.len() != 24
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || b[10] != b'T'
+        || b[13] != b':'
+        || b[16] != b':'
+        || b[19] != b'.'
+        || b[23] != b'Z'
+    {
+        return None;
+    }
+    let num = |from: usize, to: usize| -> Option<u32> {
+        let part = s.get(from..to)?;
+        if part.bytes().all(|c| c.is_ascii_digit()) {
+            part.parse().ok()
+        } else {
+            None
+        }
+    };
+    let year = i32::try_from(num(0, 4)?).ok()?;
+    let month = time::Month::try_from(u8::try_from(num(5, 7)?).ok()?).ok()?;
+    let date = time::Date::from_calendar_date(year, month, u8::try_from(num(8, 10)?).ok()?).ok()?;
+    let at = time::Time::from_hms_milli(
+        u8::try_from(num(11, 13)?).ok()?,
+        u8::try_from(num(14, 16)?).ok()?,
+        u8::try_from(num(17, 19)?).ok()?,
+        u16::try_from(num(20, 23)?).ok()?,
+    )
+    .ok()?;
+    let nanos = time::PrimitiveDateTime::new(date, at)
+        .assume_utc()
+        .unix_timestamp_nanos();
+    i64::try_from(nanos / 1_000_000).ok()
+}
+
 /// Parses an HTTP-date (`Sun, 06 Nov 1994 08:49:37 GMT`) into Unix milliseconds, as found in
 /// `Retry-After`.
 ///
@@ -195,6 +234,29 @@ mod tests {
             "sun, 06 nov 1994 08:49:37 gmt",
         ] {
             assert_eq!(parse_http_date(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn rfc3339_millis_parses_back() {
+        for ms in [
+            0,
+            1_790_000_000_123,
+            -1,
+            MIN_RFC3339_MS,
+            MAX_RFC3339_MS,
+            951_782_400_000,
+        ] {
+            assert_eq!(parse_rfc3339_millis(&rfc3339_millis(ms)), Some(ms));
+        }
+        for bad in [
+            "",
+            "2026-11-28T23:37:30Z",
+            "2026-13-28T23:37:30.123Z",
+            "2026-11-28 23:37:30.123Z",
+            "+026-11-28T23:37:30.123Z",
+        ] {
+            assert_eq!(parse_rfc3339_millis(bad), None, "{bad}");
         }
     }
 }

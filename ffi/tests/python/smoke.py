@@ -4,7 +4,7 @@
 Drives the C API end to end: a pushing write performed by writesync_run_due against a local
 HTTP server (Python's http.server on 127.0.0.1, allowed with allowTargetCidrs), a retry that
 honours Retry-After, the webhook delivery that follows, a refused loopback target without the
-allowance, and bad arguments. Usage:
+allowance, bad arguments, and the layout-1 fixture migrated when its file is opened. Usage:
 
     python3 ffi/tests/python/smoke.py [path/to/libwritesync_ffi.so]
 
@@ -270,6 +270,43 @@ def test_host_networking_and_bad_args(lib, tmp):
     eng.close()
 
 
+def test_layout1_fixture(lib, tmp):
+    """A SQLite file holding the layout-1 fixture (tests/fixtures/layout1) is migrated by
+    writesync_open and answers every read the layout-1 engine recorded."""
+    import sqlite3
+
+    fixtures = os.path.join(HERE, "..", "..", "..", "tests", "fixtures", "layout1")
+    with open(os.path.join(fixtures, "store.json")) as f:
+        entries = json.load(f)
+    with open(os.path.join(fixtures, "reads.json")) as f:
+        reads = json.load(f)
+    path = os.path.join(tmp, "layout1.db")
+    Engine(lib, path, {}).close()  # the file and its SQL schema
+    db = sqlite3.connect(path)
+    db.executemany("INSERT INTO kv (key, value) VALUES (?, ?)", entries)
+    db.commit()
+    db.close()
+    # The configuration of the fixture's scenario (tests/tests/layout_fixture.rs).
+    config = {"adminToken": "layout-admin-token", "seed": "writesync layout fixture",
+              "pushRetrySchedule": [1, 4], "webhookRetrySchedule": [2, 10]}
+    eng = Engine(lib, path, config)
+    later = 1_790_000_000_000 + 86_400_000
+    for r in reads["requests"]:
+        a = eng.handle("GET", r["path"], {"Authorization": r["auth"]}, now=later)
+        body = a["json"] if a["json"] is not None else a["body"]
+        got = {"status": a["status"], "headers": a["headers"], "body": body}
+        check(got == r["expect"], f"layout-1 fixture read {r['path']}: {got} != {r['expect']}")
+    want = reads["deadline"] if reads["deadline"] is not None else NO_DEADLINE
+    check(eng.deadline() == want, "layout-1 fixture deadline")
+    eng.close()
+    db = sqlite3.connect(path)
+    layout = db.execute("SELECT value FROM kv WHERE key = 'meta/layout'").fetchall()
+    check(layout == [('{"version":2}',)], f"layout marker {layout}")
+    left = db.execute("SELECT count(*) FROM kv WHERE key LIKE 'task/%' OR key LIKE 'sync/%'").fetchone()
+    check(left == (0,), f"layout-1 rows left: {left}")
+    db.close()
+
+
 def main():
     lib_path = sys.argv[1] if len(sys.argv) > 1 else DEFAULT_LIB
     lib = Lib(lib_path)
@@ -285,10 +322,11 @@ def main():
                 test(lib, tmp, port)
             except Exception as e:  # a crash of one test is a failure, the rest still run
                 check(False, f"{test.__name__}: {e!r}")
-        try:
-            test_host_networking_and_bad_args(lib, tmp)
-        except Exception as e:
-            check(False, f"test_host_networking_and_bad_args: {e!r}")
+        for test in (test_host_networking_and_bad_args, test_layout1_fixture):
+            try:
+                test(lib, tmp)
+            except Exception as e:
+                check(False, f"{test.__name__}: {e!r}")
     finally:
         server.shutdown()
         server.server_close()

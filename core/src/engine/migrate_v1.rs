@@ -1,0 +1,271 @@
+//! The migration of data layout 1 to layout 2 (feature `layout1`): the phases of the table in
+//! `engine/migrate.rs`, and the progress they record under `meta/migration`.
+
+use super::migrate::{layout_row, MigrationStep};
+use super::stored;
+use super::tx::Tx;
+use crate::cdm::ObjectType;
+use crate::records::rows::{self, SyncRow};
+use crate::records::v1::{self, TaskRecV1};
+use crate::records::*;
+use crate::store::KvRead;
+use crate::CoreError;
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Progress {
+    from: u32,
+    phase: String,
+    offset: usize,
+}
+
+impl Progress {
+    fn parse(text: &str) -> Option<Progress> {
+        let v: serde_json::Value = serde_json::from_str(text).ok()?;
+        Some(Progress {
+            from: u32::try_from(v.get("from")?.as_u64()?).ok()?,
+            phase: v.get("phase")?.as_str()?.to_string(),
+            offset: usize::try_from(
+                v.get("offset")
+                    .and_then(serde_json::Value::as_u64)
+                    .unwrap_or(0),
+            )
+            .ok()?,
+        })
+    }
+    fn text(&self) -> String {
+        serde_json::json!({"from": self.from, "phase": self.phase, "offset": self.offset})
+            .to_string()
+    }
+}
+
+/// One bounded step of migrating a store that holds layout 1 (or a migration from it).
+pub(super) fn step(
+    mut tx: Tx<'_>,
+    store: &dyn KvRead,
+    limit: usize,
+) -> Result<MigrationStep, CoreError> {
+    let mut progress = match tx.get(keys::MIGRATION)? {
+        Some(text) => Progress::parse(&text).ok_or_else(|| CoreError::CorruptRow {
+            key: keys::MIGRATION.into(),
+            reason: format!("not a migration's progress: {text}"),
+        })?,
+        None => Progress {
+            from: 1,
+            phase: "syncs".into(),
+            offset: 0,
+        },
+    };
+    let complete = match progress.phase.as_str() {
+        "syncs" => syncs(&mut tx, store, limit)?,
+        "chains" => chains(&mut tx, store, limit)?,
+        "remotes" => remotes(&mut tx, store, limit)?,
+        "deliveries" => deliveries(&mut tx, store, limit, &mut progress.offset)?,
+        "orphans" => orphans(&mut tx, store, limit)?,
+        other => {
+            return Err(CoreError::CorruptRow {
+                key: keys::MIGRATION.into(),
+                reason: format!("unknown phase {other:?}"),
+            })
+        }
+    };
+    let mut done = false;
+    if complete {
+        progress.offset = 0;
+        progress.phase = match progress.phase.as_str() {
+            "syncs" => "chains",
+            "chains" => "remotes",
+            "remotes" => "deliveries",
+            "deliveries" => "orphans",
+            _ => "",
+        }
+        .into();
+        if progress.phase.is_empty() {
+            done = true;
+        }
+    }
+    if done {
+        tx.delete(keys::MIGRATION);
+        tx.put(keys::LAYOUT, layout_row());
+    } else {
+        tx.put(keys::MIGRATION, progress.text());
+    }
+    Ok(MigrationStep {
+        batch: tx.into_batch(),
+        done,
+        from: progress.from,
+    })
+}
+
+fn corrupt(key: &str, e: impl std::fmt::Display) -> CoreError {
+    CoreError::CorruptRow {
+        key: key.to_string(),
+        reason: e.to_string(),
+    }
+}
+
+fn version_of(text: &str) -> u64 {
+    rows::version_of(text).unwrap_or(0)
+}
+
+fn object_type(s: &str) -> Option<ObjectType> {
+    ObjectType::parse(s)
+}
+
+fn v1_task(tx: &Tx<'_>, key: &str) -> Result<Option<TaskRecV1>, CoreError> {
+    match tx.get(key)? {
+        None => Ok(None),
+        Some(text) => TaskRecV1::parse(&text)
+            .map(Some)
+            .map_err(|e| corrupt(key, e)),
+    }
+}
+
+/// The sync of a task: from its pointer when it was migrated, else from its layout 1 row.
+fn sync_of(tx: &Tx<'_>, task: &str) -> Result<Option<String>, CoreError> {
+    if let Some(s) = tx.get_json::<String>(&keys::task(task))? {
+        return Ok(Some(s));
+    }
+    Ok(v1_task(tx, &v1::task_key(task))?.map(|t| t.sync_id))
+}
+
+/// Answers whether the phase is complete.
+fn syncs(tx: &mut Tx<'_>, store: &dyn KvRead, limit: usize) -> Result<bool, CoreError> {
+    let rows = store.scan(v1::SYNCS, 0, limit)?;
+    for (key, value) in &rows {
+        tx.delete(key.clone());
+        let sync = v1::parse_sync(value).map_err(|e| corrupt(key, e))?;
+        let mut tasks = Vec::new();
+        for tid in sync.targets.iter().flat_map(|t| t.tasks.iter()) {
+            let tk = v1::task_key(tid);
+            let Some(old) = v1_task(tx, &tk)? else {
+                continue;
+            };
+            tx.delete(tk);
+            let body = old.body.get();
+            let version = version_of(body);
+            let unfinished = !old.state.status().is_final();
+            let (a, t, oid) = (&old.account_id, old.object.object_type, &old.object.id);
+            if unfinished {
+                let current = tx.get(&keys::object(a, t, oid))?;
+                if current.as_deref().map(version_of) != Some(version) {
+                    tx.put(keys::kept_version(a, t, oid, version), body.to_string());
+                }
+                let due = match old.state {
+                    TaskState::Pending { due_ms } => Some(due_ms),
+                    TaskState::InProgress { lease_until_ms } => Some(lease_until_ms),
+                    _ => None,
+                };
+                if let Some(ms) = due {
+                    if store.contains(&keys::due_task(ms, tid))? {
+                        tx.put(keys::due_task(ms, tid), json_string(&sync.id));
+                    }
+                }
+            }
+            let mut successors = Vec::with_capacity(old.successors.len());
+            for s in &old.successors {
+                if let Some(sync_id) = sync_of(tx, s)? {
+                    successors.push(format!("{sync_id}/{s}"));
+                }
+            }
+            tx.put(keys::task(tid), json_string(&sync.id));
+            tasks.push(TaskRec {
+                id: old.id,
+                account_id: old.account_id,
+                sync_id: old.sync_id,
+                connection_id: old.connection_id,
+                object: old.object,
+                version,
+                tracking_id: old.tracking_id,
+                state: old.state,
+                attempts: old.attempts,
+                last_error: old.last_error,
+                waiting_on: old.waiting_on,
+                requires: old.requires,
+                successors,
+                references: old.references,
+                connector: old.connector,
+                reauthorized: old.reauthorized,
+                token_serial: old.token_serial,
+            });
+        }
+        tx.put_json(keys::sync(&sync.id), &SyncRow::encode(&sync, &tasks));
+    }
+    Ok(rows.len() < limit)
+}
+
+fn chains(tx: &mut Tx<'_>, store: &dyn KvRead, limit: usize) -> Result<bool, CoreError> {
+    let rows = store.scan(v1::CHAINS, 0, limit)?;
+    for (key, value) in &rows {
+        tx.delete(key.clone());
+        let mut parts = key[v1::CHAINS.len()..].splitn(3, '/');
+        let (Some(_conn), Some(ty), Some(oid)) = (parts.next(), parts.next(), parts.next()) else {
+            continue;
+        };
+        let Some(t) = object_type(ty) else { continue };
+        let task_id: String = serde_json::from_str(value).map_err(|e| corrupt(key, e))?;
+        let Some(sync_id) = tx.get_json::<String>(&keys::task(&task_id))? else {
+            continue;
+        };
+        let Some(task) = stored::get_task(tx, &task_id, Some(&sync_id))? else {
+            continue;
+        };
+        if !task.state.status().is_final() {
+            stored::chain_add(tx, &task.account_id, t, oid, &sync_id)?;
+        }
+    }
+    Ok(rows.len() < limit)
+}
+
+fn remotes(tx: &mut Tx<'_>, store: &dyn KvRead, limit: usize) -> Result<bool, CoreError> {
+    let rows = store.scan(v1::REMOTES, 0, limit)?;
+    let mut accounts: Vec<(String, String)> = Vec::new();
+    if !rows.is_empty() {
+        for (k, _) in store.scan("conn/", 0, usize::MAX)? {
+            if let Some((account, conn)) = k["conn/".len()..].split_once('/') {
+                accounts.push((conn.to_string(), account.to_string()));
+            }
+        }
+    }
+    for (key, value) in &rows {
+        tx.delete(key.clone());
+        let mut parts = key[v1::REMOTES.len()..].splitn(3, '/');
+        let (Some(conn), Some(ty), Some(oid)) = (parts.next(), parts.next(), parts.next()) else {
+            continue;
+        };
+        let Some(t) = object_type(ty) else { continue };
+        let Some((_, account)) = accounts.iter().find(|(c, _)| c == conn) else {
+            continue;
+        };
+        let rec: RemoteRec = serde_json::from_str(value).map_err(|e| corrupt(key, e))?;
+        stored::put_remote(tx, account, conn, t, oid, rec)?;
+    }
+    Ok(rows.len() < limit)
+}
+
+fn deliveries(
+    tx: &mut Tx<'_>,
+    store: &dyn KvRead,
+    limit: usize,
+    offset: &mut usize,
+) -> Result<bool, CoreError> {
+    let rows = store.scan("dlv/", *offset, limit)?;
+    *offset += rows.len();
+    for (key, value) in &rows {
+        let d: DeliveryRec = serde_json::from_str(value).map_err(|e| corrupt(key, e))?;
+        if let Some(mut sync) = stored::get_sync(tx, &d.sync_id)? {
+            if !sync.deliveries.contains(&d.id) {
+                sync.deliveries.push(d.id.clone());
+                stored::put_sync(tx, &sync)?;
+            }
+        }
+    }
+    Ok(rows.len() < limit)
+}
+
+fn orphans(tx: &mut Tx<'_>, store: &dyn KvRead, limit: usize) -> Result<bool, CoreError> {
+    let rows = store.scan(v1::TASKS, 0, limit)?;
+    for (key, _) in &rows {
+        tx.delete(key.clone());
+    }
+    Ok(rows.len() < limit)
+}

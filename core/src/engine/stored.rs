@@ -1,0 +1,332 @@
+//! Reading and writing syncs, push tasks, push chains, remote ids and kept object versions in
+//! layout 2 (see `records/rows.rs` and `records/mod.rs`): one row per sync holds its tasks;
+//! a task is found by its sync, from a due entry's value or from its pointer `t/{task}`.
+
+use serde_json::{Map, Value};
+
+use super::tx::Tx;
+use crate::cdm::ObjectType;
+use crate::records::rows::{successor_parts, version_of, SyncRow};
+use crate::records::*;
+use crate::CoreError;
+
+/// The stored row under `key`.
+fn row_at(tx: &Tx<'_>, key: &str) -> Result<Option<SyncRow>, CoreError> {
+    match tx.get(key)? {
+        None => Ok(None),
+        Some(text) => SyncRow::parse(&text)
+            .map(Some)
+            .map_err(|reason| CoreError::CorruptRow {
+                key: key.to_string(),
+                reason,
+            }),
+    }
+}
+
+/// The stored row of a sync.
+pub(crate) fn load(tx: &Tx<'_>, sync_id: &str) -> Result<Option<SyncRow>, CoreError> {
+    row_at(tx, &keys::sync(sync_id))
+}
+
+/// A sync.
+pub(crate) fn get_sync(tx: &Tx<'_>, sync_id: &str) -> Result<Option<SyncRec>, CoreError> {
+    Ok(load(tx, sync_id)?.map(|r| r.decode(sync_id).0))
+}
+
+/// A sync and its tasks.
+pub(crate) fn get_sync_tasks(
+    tx: &Tx<'_>,
+    sync_id: &str,
+) -> Result<Option<(SyncRec, Vec<TaskRec>)>, CoreError> {
+    Ok(load(tx, sync_id)?.map(|r| r.decode(sync_id)))
+}
+
+/// The sync of a task: `hint` when the caller knows it, else its pointer.
+fn sync_of(tx: &Tx<'_>, task_id: &str, hint: Option<&str>) -> Result<Option<String>, CoreError> {
+    match hint {
+        Some(s) if !s.is_empty() => Ok(Some(s.to_string())),
+        _ => tx.get_json::<String>(&keys::task(task_id)),
+    }
+}
+
+/// A task, by its id (and its sync when known).
+pub(crate) fn get_task(
+    tx: &Tx<'_>,
+    task_id: &str,
+    sync_hint: Option<&str>,
+) -> Result<Option<TaskRec>, CoreError> {
+    let Some(sync_id) = sync_of(tx, task_id, sync_hint)? else {
+        return Ok(None);
+    };
+    let Some((_, tasks)) = get_sync_tasks(tx, &sync_id)? else {
+        return Ok(None);
+    };
+    Ok(tasks.into_iter().find(|t| t.id == task_id))
+}
+
+/// A task named as `{sync}/{task}`.
+pub(crate) fn get_task_ref(tx: &Tx<'_>, reference: &str) -> Result<Option<TaskRec>, CoreError> {
+    let (sync, task) = successor_parts(reference, "");
+    get_task(tx, task, Some(sync))
+}
+
+/// Store a new sync with its tasks, made at `created_ms` (what its `created_at` says).
+pub(crate) fn put_new(tx: &mut Tx<'_>, sync: SyncRec, tasks: Vec<TaskRec>, created_ms: i64) {
+    let key = keys::sync(&sync.id);
+    tx.put_json_sized(
+        key,
+        &SyncRow::encode_owned(sync, tasks, Some(created_ms)),
+        768,
+    );
+}
+
+/// Store a changed task into its sync's row.
+pub(crate) fn put_task(tx: &mut Tx<'_>, task: &TaskRec) -> Result<(), CoreError> {
+    let key = keys::sync(&task.sync_id);
+    let Some(row) = row_at(tx, &key)? else {
+        return Err(CoreError::CorruptRow {
+            key,
+            reason: format!("task {} has no sync", task.id),
+        });
+    };
+    let (sync, mut tasks) = row.decode(&task.sync_id);
+    match tasks.iter_mut().find(|t| t.id == task.id) {
+        Some(t) => *t = task.clone(),
+        None => {
+            return Err(CoreError::CorruptRow {
+                key,
+                reason: format!("task {} is not in its sync", task.id),
+            })
+        }
+    }
+    tx.put_json(key, &SyncRow::encode(&sync, &tasks));
+    Ok(())
+}
+
+/// Store a changed sync (its tasks stay as stored).
+pub(crate) fn put_sync(tx: &mut Tx<'_>, sync: &SyncRec) -> Result<(), CoreError> {
+    let key = keys::sync(&sync.id);
+    let tasks = match row_at(tx, &key)? {
+        Some(row) => row.decode(&sync.id).1,
+        None => Vec::new(),
+    };
+    tx.put_json(key, &SyncRow::encode(sync, &tasks));
+    Ok(())
+}
+
+/// The wake-up entry of a task at `ms`; its value names the task's sync.
+pub(crate) fn put_due(tx: &mut Tx<'_>, ms: i64, task: &TaskRec) {
+    tx.put(keys::due_task(ms, &task.id), json_string(&task.sync_id));
+}
+
+/// The pointer from a handed-out task to its sync (its work id names only the task).
+pub(crate) fn point(tx: &mut Tx<'_>, task: &TaskRec) -> Result<(), CoreError> {
+    let key = keys::task(&task.id);
+    if !tx.contains(&key)? {
+        tx.put(key, json_string(&task.sync_id));
+    }
+    Ok(())
+}
+
+/// The unfinished tasks of `object` in the syncs of its chain, oldest sync first.
+fn chain_tasks(
+    tx: &Tx<'_>,
+    list: &[String],
+    t: ObjectType,
+    id: &str,
+) -> Result<Vec<TaskRec>, CoreError> {
+    let mut out = Vec::new();
+    for s in list {
+        if let Some((_, tasks)) = get_sync_tasks(tx, s)? {
+            out.extend(tasks.into_iter().filter(|x| {
+                x.object.object_type == t && x.object.id == id && !x.state.status().is_final()
+            }));
+        }
+    }
+    Ok(out)
+}
+
+fn chain_list(tx: &Tx<'_>, key: &str) -> Result<Vec<String>, CoreError> {
+    Ok(tx.get_json::<Vec<String>>(key)?.unwrap_or_default())
+}
+
+/// The last push task planned for an object at a connection that has not finished yet.
+pub(crate) fn chain_tail(
+    tx: &Tx<'_>,
+    account: &str,
+    connection: &str,
+    t: ObjectType,
+    id: &str,
+) -> Result<Option<TaskRec>, CoreError> {
+    let list = chain_list(tx, &keys::chain(account, t, id))?;
+    Ok(chain_tasks(tx, &list, t, id)?
+        .into_iter()
+        .rev()
+        .find(|x| x.connection_id == connection))
+}
+
+/// Record that `sync` has unfinished tasks of an object.
+pub(crate) fn chain_add(
+    tx: &mut Tx<'_>,
+    account: &str,
+    t: ObjectType,
+    id: &str,
+    sync: &str,
+) -> Result<(), CoreError> {
+    let key = keys::chain(account, t, id);
+    let mut list = chain_list(tx, &key)?;
+    if !list.iter().any(|s| s == sync) {
+        list.push(sync.to_string());
+        tx.put_json(key, &list);
+    }
+    Ok(())
+}
+
+/// After a task of an object finished: drop the syncs without unfinished tasks of it from its
+/// chain, and the kept versions of it that no unfinished task sends any more.
+pub(crate) fn chain_release(
+    tx: &mut Tx<'_>,
+    account: &str,
+    t: ObjectType,
+    id: &str,
+) -> Result<(), CoreError> {
+    let key = keys::chain(account, t, id);
+    let list = chain_list(tx, &key)?;
+    let open = chain_tasks(tx, &list, t, id)?;
+    let kept: Vec<String> = list
+        .iter()
+        .filter(|s| open.iter().any(|x| &x.sync_id == *s))
+        .cloned()
+        .collect();
+    if kept.is_empty() {
+        tx.delete(key);
+    } else if kept != list {
+        tx.put_json(key, &kept);
+    }
+    let prefix = keys::kept_versions(account, t, id);
+    for (k, _) in tx.scan(&prefix, 0, usize::MAX)? {
+        let needed = k[prefix.len()..]
+            .parse::<u64>()
+            .is_ok_and(|v| open.iter().any(|x| x.version == v));
+        if !needed {
+            tx.delete(k);
+        }
+    }
+    Ok(())
+}
+
+/// Before an object is replaced: keep its stored version when an unfinished task still has
+/// to send it.
+pub(crate) fn keep_if_pushed(
+    tx: &mut Tx<'_>,
+    account: &str,
+    t: ObjectType,
+    id: &str,
+) -> Result<(), CoreError> {
+    let list = chain_list(tx, &keys::chain(account, t, id))?;
+    if list.is_empty() {
+        return Ok(());
+    }
+    let Some(text) = tx.get(&keys::object(account, t, id))? else {
+        return Ok(());
+    };
+    let Some(version) = version_of(&text) else {
+        return Ok(());
+    };
+    if chain_tasks(tx, &list, t, id)?
+        .iter()
+        .any(|x| x.version == version)
+    {
+        tx.put(keys::kept_version(account, t, id, version), text);
+    }
+    Ok(())
+}
+
+/// The object as the version a task pushes was stored.
+pub(crate) fn pushed_body(tx: &Tx<'_>, task: &TaskRec) -> Result<Option<String>, CoreError> {
+    let (a, t, id) = (&task.account_id, task.object.object_type, &task.object.id);
+    if let Some(text) = tx.get(&keys::object(a, t, id))? {
+        if version_of(&text) == Some(task.version) {
+            return Ok(Some(text));
+        }
+    }
+    tx.get(&keys::kept_version(a, t, id, task.version))
+}
+
+/// The remote ids of an object: `{connection: "id"}`, or `{connection: {"remoteId", "version"}}`
+/// where the source also gave a version.
+fn remotes(tx: &Tx<'_>, key: &str) -> Result<Map<String, Value>, CoreError> {
+    match tx.get(key)? {
+        None => Ok(Map::new()),
+        Some(text) => match serde_json::from_str::<Value>(&text) {
+            Ok(Value::Object(map)) => Ok(map),
+            _ => Err(CoreError::CorruptRow {
+                key: key.to_string(),
+                reason: "not a JSON object".into(),
+            }),
+        },
+    }
+}
+
+/// The id an object has at a connection.
+pub(crate) fn get_remote(
+    tx: &Tx<'_>,
+    account: &str,
+    connection: &str,
+    t: ObjectType,
+    id: &str,
+) -> Result<Option<RemoteRec>, CoreError> {
+    let key = keys::remote(account, t, id);
+    let map = remotes(tx, &key)?;
+    let text = |v: Option<&Value>| v.and_then(Value::as_str).map(str::to_string);
+    Ok(match map.get(connection) {
+        None => None,
+        Some(Value::String(s)) => Some(RemoteRec {
+            remote_id: Some(s.clone()),
+            version: None,
+        }),
+        Some(Value::Object(o)) => Some(RemoteRec {
+            remote_id: text(o.get("remoteId")),
+            version: text(o.get("version")),
+        }),
+        Some(_) => {
+            return Err(CoreError::CorruptRow {
+                key,
+                reason: format!("the entry of {connection} is neither an id nor a record"),
+            })
+        }
+    })
+}
+
+/// Record the id an object has at a connection.
+pub(crate) fn put_remote(
+    tx: &mut Tx<'_>,
+    account: &str,
+    connection: &str,
+    t: ObjectType,
+    id: &str,
+    rec: RemoteRec,
+) -> Result<(), CoreError> {
+    let key = keys::remote(account, t, id);
+    let mut map = remotes(tx, &key)?;
+    let entry = match rec {
+        RemoteRec {
+            remote_id: Some(s),
+            version: None,
+        } => Value::String(s),
+        RemoteRec { remote_id, version } => {
+            let mut o = Map::new();
+            o.insert(
+                "remoteId".into(),
+                remote_id.map_or(Value::Null, Value::String),
+            );
+            if let Some(v) = version {
+                o.insert("version".into(), Value::String(v));
+            }
+            Value::Object(o)
+        }
+    };
+    map.insert(connection.to_string(), entry);
+    tx.put(key, Value::Object(map).to_string());
+    Ok(())
+}
