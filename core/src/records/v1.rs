@@ -3,7 +3,7 @@
 //!
 //! | key | value |
 //! |---|---|
-//! | `sync/{account}/{sync}` | [`SyncRec`](super::SyncRec) (its serde form is layout 1's) |
+//! | `sync/{account}/{sync}` | [`SyncRec`] (its serde form is layout 1's) |
 //! | `task/{task}` | [`TaskRecV1`]: one push, with a full copy of the object |
 //! | `chain/{connection}/{type}/{id}` | the last unfinished task of the object there |
 //! | `remote/{connection}/{type}/{id}` | [`RemoteRec`](super::RemoteRec) |
