@@ -107,6 +107,7 @@ impl WriteOptions {
             idempotency_key: self.idempotency_key.as_deref(),
             idempotency_scope: None,
             if_match: self.if_match.map(IfMatch::Version),
+            dry_run: false,
         }
     }
 }
