@@ -623,6 +623,15 @@ impl Handler for ApiHandler {
                     self.limits.max_header_bytes
                 ),
             ),
+            Rejection::HeadTooLarge { bytes } => host_problem(
+                431,
+                "header-fields-too-large",
+                "Request header fields too large",
+                &format!(
+                    "the header section has {bytes} bytes; at most {} are accepted",
+                    self.limits.max_head_bytes
+                ),
+            ),
             Rejection::BadHeaderValue { name } => problem(
                 ProblemKind::InvalidHeader,
                 format!("the value of {name} is not visible ASCII text"),

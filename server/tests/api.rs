@@ -612,3 +612,64 @@ fn a_dry_run_checks_everything_and_stores_nothing() {
     );
     assert_eq!(real.status, 201, "{}", real.text);
 }
+
+/// Contract section 7 / issue 15: a header section beyond hyper's own bounds (a head over
+/// 128 KiB, more than 200 fields) or one hyper cannot parse is answered with problem JSON too,
+/// not a bare status line, and the server keeps serving.
+#[test]
+fn heads_beyond_the_parser_bounds_get_problem_json() {
+    let (_d, srv, c) = setup(&[]);
+    let check = |answer: &str, status: u16| {
+        assert_eq!(raw_status(answer), status, "{answer}");
+        let lower = answer.to_ascii_lowercase();
+        assert!(
+            lower.contains("content-type: application/problem+json"),
+            "{answer}"
+        );
+        let body = &answer[answer.find("\r\n\r\n").unwrap() + 4..];
+        let p: Value = serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {answer}"));
+        assert_eq!(p["status"], status, "{p}");
+        assert!(p["type"].as_str().unwrap().starts_with("/problems/"), "{p}");
+        assert!(!p["detail"].as_str().unwrap().is_empty(), "{p}");
+    };
+    // 10 fields of 7 KiB each (70 KiB): over the server's own bound on the header section,
+    // so the handler answers, with the tracking id.
+    let mut mid = String::from("GET /healthz HTTP/1.1\r\nHost: x\r\nX-Tracking-ID: big-1\r\n");
+    for i in 0..10 {
+        mid.push_str(&format!("X-Mid-{i}: {}\r\n", "a".repeat(7 * 1024)));
+    }
+    mid.push_str("Connection: close\r\n\r\n");
+    let answer = raw(&srv.addr, mid.as_bytes(), Duration::from_secs(5));
+    check(&answer, 431);
+    assert!(
+        answer.to_ascii_lowercase().contains("x-tracking-id: big-1"),
+        "{answer}"
+    );
+    // 40 fields of 7 KiB each: every one under the per-field bound, 280 KiB in all.
+    let mut big = String::from("GET /healthz HTTP/1.1\r\nHost: x\r\n");
+    for i in 0..40 {
+        big.push_str(&format!("X-Big-{i}: {}\r\n", "a".repeat(7 * 1024)));
+    }
+    big.push_str("\r\n");
+    check(&raw(&srv.addr, big.as_bytes(), Duration::from_secs(5)), 431);
+    // 300 small fields.
+    let mut many = String::from("GET /healthz HTTP/1.1\r\nHost: x\r\n");
+    for i in 0..300 {
+        many.push_str(&format!("X-F-{i}: 1\r\n"));
+    }
+    many.push_str("\r\n");
+    check(
+        &raw(&srv.addr, many.as_bytes(), Duration::from_secs(5)),
+        431,
+    );
+    // Not HTTP at all.
+    check(
+        &raw(
+            &srv.addr,
+            b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Bad\x01: 1\r\n\r\n",
+            Duration::from_secs(5),
+        ),
+        400,
+    );
+    assert_eq!(c.call("GET", "/healthz", &[], None).status, 200);
+}
