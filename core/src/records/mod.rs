@@ -152,6 +152,30 @@ pub struct WebhookRec {
     pub signing_secret: Option<String>,
     /// RFC 3339.
     pub created_at: String,
+    /// The secret a rotation replaced, still signing beside the new one until its deadline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_secret: Option<RetiredSecret>,
+    /// Why the subscription is disabled; `None` while it is enabled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disabled_reason: Option<String>,
+    /// Deliveries in a row that ended `failed` (a delivered one resets it).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub consecutive_failures: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+/// A signing secret replaced by a rotation: deliveries carry its signature too until
+/// `until_ms`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RetiredSecret {
+    /// The old `whsec_...` secret.
+    pub secret: String,
+    /// End of the overlap (Unix ms).
+    pub until_ms: i64,
 }
 
 /// Status of one target (connection) of a sync, and of one push task.
@@ -525,8 +549,8 @@ pub struct DeliveryRec {
     pub last_status_code: Option<u16>,
     /// Last error.
     pub last_error: Option<String>,
-    /// Sync it reports on.
-    pub sync_id: String,
+    /// Sync it reports on (`None` for a `webhook_test` delivery).
+    pub sync_id: Option<String>,
     /// Tracking id of the write.
     pub tracking_id: Option<String>,
     /// The JSON body, fixed at creation.
@@ -552,7 +576,8 @@ struct DeliveryWire {
     due_ms: Option<i64>,
     last_status_code: Option<u16>,
     last_error: Option<String>,
-    sync_id: String,
+    #[serde(default)]
+    sync_id: Option<String>,
     tracking_id: Option<String>,
     body: String,
     created_at: String,
