@@ -708,6 +708,33 @@ mod tests {
     }
 
     #[test]
+    fn webhooks_stored_before_management_load_and_write_back_unchanged() {
+        let old = r#"{"id":"w1","url":"https://h.example.com/in","events":["*"],"username":"u","password":"p","signingSecret":"whsec_dGVzdA==","createdAt":"t0"}"#;
+        let w: WebhookRec = serde_json::from_str(old).unwrap();
+        assert_eq!(w.disabled_reason, None);
+        assert_eq!(w.consecutive_failures, 0);
+        assert_eq!(w.previous_secret, None);
+        assert_eq!(serde_json::to_string(&w).unwrap(), old);
+        let managed = WebhookRec {
+            previous_secret: Some(RetiredSecret {
+                secret: "whsec_b2xk".into(),
+                until_ms: 9,
+            }),
+            disabled_reason: Some("why".into()),
+            consecutive_failures: 10,
+            ..w
+        };
+        let text = serde_json::to_string(&managed).unwrap();
+        assert!(text.ends_with(r#""previousSecret":{"secret":"whsec_b2xk","untilMs":9},"disabledReason":"why","consecutiveFailures":10}"#), "{text}");
+        assert_eq!(serde_json::from_str::<WebhookRec>(&text).unwrap(), managed);
+        // A test ping's delivery belongs to no sync.
+        let ping = r#"{"id":"d1","accountId":"a1","webhookId":"w1","event":"webhook_test","status":"failed","attempts":4,"budgetUsed":4,"leaseUntilMs":null,"dueMs":null,"lastStatusCode":500,"lastError":null,"syncId":null,"trackingId":null,"body":"{}","createdAt":"t0","updatedAt":"t1"}"#;
+        let d: DeliveryRec = serde_json::from_str(ping).unwrap();
+        assert_eq!(d.sync_id, None);
+        assert_eq!(serde_json::to_string(&d).unwrap(), ping);
+    }
+
+    #[test]
     fn sync_status_aggregates_targets() {
         assert_eq!(SyncStatus::aggregate(&[]), SyncStatus::NoTargets);
         assert_eq!(
