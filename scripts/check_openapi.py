@@ -37,6 +37,10 @@ CONTRACT = [
     ("/admin/accounts/{accountId}/webhooks/{webhookId}/deliveries", "get", "200"),
     ("/admin/accounts/{accountId}/webhooks/{webhookId}/deliveries/{deliveryId}/retry",
      "post", "202"),
+    # section 7: managing webhooks
+    ("/admin/accounts/{accountId}/webhooks/{webhookId}", "patch", "200"),
+    ("/admin/accounts/{accountId}/webhooks/{webhookId}/rotate-secret", "post", "200"),
+    ("/admin/accounts/{accountId}/webhooks/{webhookId}/test", "post", "202"),
     # data API
     ("/api/customers", "post", "201"),
     ("/api/customers", "get", "200"),
@@ -66,7 +70,7 @@ CONTRACT = [
     ("/api/bank-transactions/{id}", "get", "200"),
     ("/api/syncs/{syncId}", "get", "200"),
 ]
-WEBHOOKS = ["api_push_update", "api_push_complete", "push"]
+WEBHOOKS = ["api_push_update", "api_push_complete", "push", "webhook_test"]
 METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
 
 PROBLEM_SLUGS = {

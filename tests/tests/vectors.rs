@@ -1007,6 +1007,126 @@ fn webhook_retries_and_manual_retry() -> Vector {
     s.finish()
 }
 
+fn webhook_management() -> Vector {
+    let mut s = Sc::new(
+        "webhook_management",
+        "Managing webhooks (section 7): list, PATCH (bad input, then a change), rotate-secret (two signatures for 24 h), a test ping retried after its Retry-After, deliveries filters, auto-disable after 10 failed deliveries and re-enabling.",
+    );
+    let t = s.tenant("acme.example.com");
+    let wid = s.webhook(&t, json!(["api_push_complete"]));
+    let hooks_path = format!("/admin/accounts/{}/webhooks", t.id);
+    let hook = format!("{hooks_path}/{wid}");
+    let list = s.admin("GET", &hooks_path, None);
+    ok(200, &list);
+    assert_eq!(list.body_json()[0]["enabled"], true);
+    let bad = s.admin(
+        "PATCH",
+        &hook,
+        Some(
+            json!({"url": "ftp://hooks.example.com/in", "events": ["api_push_nothing"],
+                    "enabled": "yes", "signingSecret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}),
+        ),
+    );
+    ok(422, &bad);
+    assert_eq!(bad.body_json()["errors"].as_array().unwrap().len(), 4);
+    let patched = s.admin(
+        "PATCH",
+        &hook,
+        Some(json!({"events": ["*"], "username": "hook2", "password": "second-password"})),
+    );
+    ok(200, &patched);
+    assert_eq!(patched.body_json()["events"], json!(["*"]));
+    let rotated = s.admin("POST", &format!("{hook}/rotate-secret"), None);
+    ok(200, &rotated);
+    assert!(rotated.body_json()["signingSecret"]
+        .as_str()
+        .unwrap()
+        .starts_with("whsec_"));
+    ok(
+        404,
+        &s.admin("POST", &format!("{hooks_path}/nope/test"), None),
+    );
+
+    // The test ping: signed with the new and the old secret, retried after its Retry-After.
+    let ping = s.admin("POST", &format!("{hook}/test"), None);
+    ok(202, &ping);
+    let items = s.due();
+    assert_eq!(items.len(), 1);
+    assert_eq!(body(&items[0])["event"], "webhook_test");
+    let sigs = items[0].request.headers["webhook-signature"].clone();
+    assert_eq!(sigs.split(' ').count(), 2, "{sigs}");
+    let id = items[0].id.clone();
+    s.report(&id, 503, &[("Retry-After", "120")], "busy");
+    assert_eq!(s.r.deadline(), Some(s.now + 120_000));
+    s.advance_to_deadline();
+    let items = s.due();
+    let id = items[0].id.clone();
+    s.report(&id, 200, &[], "");
+
+    // A sync's delivery, then the filters.
+    let c = s.api(
+        &t,
+        "POST",
+        "/api/customers",
+        Some(customer_body()),
+        &[("X-Sync-Data", "push"), ("X-Tracking-ID", "trk-7")],
+    );
+    ok(201, &c);
+    let sync = c.headers["X-Sync-ID"].clone();
+    let sync_item = s.due();
+    assert_eq!(sync_item.len(), 1);
+    let deliveries = format!("{hook}/deliveries");
+    let pending = s.admin("GET", &format!("{deliveries}?status=pending"), None);
+    ok(200, &pending);
+    assert_eq!(pending.body_json()[0]["trackingId"], "trk-7");
+    let of_sync = s.admin("GET", &format!("{deliveries}?syncId={sync}"), None);
+    assert_eq!(of_sync.body_json().as_array().unwrap().len(), 1);
+    let delivered = s.admin("GET", &format!("{deliveries}?status=delivered"), None);
+    assert_eq!(delivered.body_json()[0]["event"], "webhook_test");
+    assert_eq!(delivered.body_json()[0]["syncId"], Value::Null);
+    ok(
+        400,
+        &s.admin("GET", &format!("{deliveries}?status=done"), None),
+    );
+    ok(
+        400,
+        &s.admin("GET", &format!("{deliveries}?sort=new"), None),
+    );
+
+    // Ten deliveries that end failed disable the subscription (the sync's one is among them).
+    for _ in 0..9 {
+        ok(202, &s.admin("POST", &format!("{hook}/test"), None));
+    }
+    let mut items = sync_item;
+    for round in 1..=4 {
+        items.extend(s.due());
+        assert_eq!(items.len(), 10, "round {round}");
+        for i in items.drain(..) {
+            s.report(&i.id, 500, &[], "down");
+        }
+        if round < 4 {
+            // Past every jittered retry delay of the schedule (2 s, then 10 s).
+            s.now += 60_000;
+        }
+    }
+    let off = s.admin("GET", &hook, None);
+    assert_eq!(off.body_json()["enabled"], false);
+    assert!(off.body_json()["disabledReason"].is_string());
+    ok(409, &s.admin("POST", &format!("{hook}/test"), None));
+    let failed = s.admin(
+        "GET",
+        &format!("{deliveries}?status=failed&pageSize=2&page=1"),
+        None,
+    );
+    assert_eq!(failed.body_json().as_array().unwrap().len(), 2);
+    let on = s.admin("PATCH", &hook, Some(json!({"enabled": true})));
+    ok(200, &on);
+    assert_eq!(on.body_json()["disabledReason"], Value::Null);
+    ok(202, &s.admin("POST", &format!("{hook}/test"), None));
+    assert_eq!(s.due().len(), 1);
+    s.finish()
+}
+
 fn ordered_updates_behind_backoff() -> Vector {
     let mut s = Sc::new(
         "ordered_updates_behind_backoff",
@@ -1301,6 +1421,7 @@ fn scenarios() -> Vec<Vector> {
         payments_and_totals(),
         bank_preload_and_accounts(),
         webhook_retries_and_manual_retry(),
+        webhook_management(),
         ordered_updates_behind_backoff(),
         partial_failure(),
         dry_run(),

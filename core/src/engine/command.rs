@@ -190,6 +190,36 @@ pub enum AdminOp<'a> {
         /// Webhook id.
         webhook: &'a str,
     },
+    /// Change a webhook subscription: any of `{url, events, username, password, enabled}`,
+    /// each checked as on creation; `enabled: true` also clears `disabledReason` and the run
+    /// of failed deliveries.
+    UpdateWebhook {
+        /// Account id.
+        account: &'a str,
+        /// Webhook id.
+        webhook: &'a str,
+        /// The body.
+        body: Body<'a>,
+    },
+    /// Replace the signing secret with a new random one; the old one keeps signing beside it
+    /// for 24 hours.
+    RotateWebhookSecret {
+        /// Account id.
+        account: &'a str,
+        /// Webhook id.
+        webhook: &'a str,
+        /// The body: none, or any JSON (it is not read further).
+        body: Body<'a>,
+    },
+    /// Queue one `webhook_test` delivery to an enabled subscription.
+    TestWebhook {
+        /// Account id.
+        account: &'a str,
+        /// Webhook id.
+        webhook: &'a str,
+        /// The body: none, or any JSON (it is not read further).
+        body: Body<'a>,
+    },
     /// Remove a webhook subscription.
     DeleteWebhook {
         /// Account id.
@@ -205,6 +235,10 @@ pub enum AdminOp<'a> {
         webhook: &'a str,
         /// One page, or `None` for the whole list.
         page: Option<Page>,
+        /// Only deliveries with this status.
+        status: Option<crate::records::DeliveryStatus>,
+        /// Only deliveries of this sync.
+        sync_id: Option<&'a str>,
     },
     /// Attempt a delivery again with a fresh retry budget.
     RetryDelivery {

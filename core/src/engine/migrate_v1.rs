@@ -252,7 +252,8 @@ fn deliveries(
     *offset += rows.len();
     for (key, value) in &rows {
         let d: DeliveryRec = serde_json::from_str(value).map_err(|e| corrupt(key, e))?;
-        if let Some(mut sync) = stored::get_sync(tx, &d.sync_id)? {
+        let Some(sid) = &d.sync_id else { continue };
+        if let Some(mut sync) = stored::get_sync(tx, sid)? {
             if !sync.deliveries.contains(&d.id) {
                 sync.deliveries.push(d.id.clone());
                 stored::put_sync(tx, &sync)?;

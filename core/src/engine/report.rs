@@ -369,12 +369,17 @@ fn report_delivery(
         )));
     }
     tx.delete(keys::due_delivery(lease, &d.id));
+    // `Retry-After` (capped at 24 hours by its parser) stretches the schedule's delay, as
+    // for pushes.
+    let after = outcome
+        .header("Retry-After")
+        .and_then(|v| parse_retry_after(v, now));
     let permanent = match outcome {
         Outcome::Response { status, body, .. } => {
             d.last_status_code = Some(*status);
             if *status == 200 {
                 d.last_error = None;
-                finish_delivery(now, tx, d, DeliveryState::Delivered);
+                finish_delivery(now, tx, d, DeliveryState::Delivered)?;
                 return Ok(());
             }
             d.last_error = Some(format!(
@@ -390,15 +395,15 @@ fn report_delivery(
         }
     };
     if permanent || d.budget_used >= WEBHOOK_ATTEMPTS {
-        finish_delivery(now, tx, d, DeliveryState::Failed);
-        return Ok(());
+        return finish_delivery(now, tx, d, DeliveryState::Failed);
     }
     let retry_index = d.budget_used.saturating_sub(1) as usize;
     let unit = engine.unit();
     let delay = jittered(
         engine.config.webhook_retry.delay_for_retry(retry_index),
         unit,
-    );
+    )
+    .max(after.unwrap_or(0));
     let due = now.saturating_add(i64::try_from(delay).unwrap_or(i64::MAX / 2));
     d.state = DeliveryState::Pending { due_ms: due };
     d.updated_at = rfc3339_millis(now);

@@ -152,6 +152,30 @@ pub struct WebhookRec {
     pub signing_secret: Option<String>,
     /// RFC 3339.
     pub created_at: String,
+    /// The secret a rotation replaced, still signing beside the new one until its deadline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_secret: Option<RetiredSecret>,
+    /// Why the subscription is disabled; `None` while it is enabled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disabled_reason: Option<String>,
+    /// Deliveries in a row that ended `failed` (a delivered one resets it).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub consecutive_failures: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+/// A signing secret replaced by a rotation: deliveries carry its signature too until
+/// `until_ms`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RetiredSecret {
+    /// The old `whsec_...` secret.
+    pub secret: String,
+    /// End of the overlap (Unix ms).
+    pub until_ms: i64,
 }
 
 /// Status of one target (connection) of a sync, and of one push task.
@@ -525,8 +549,8 @@ pub struct DeliveryRec {
     pub last_status_code: Option<u16>,
     /// Last error.
     pub last_error: Option<String>,
-    /// Sync it reports on.
-    pub sync_id: String,
+    /// Sync it reports on (`None` for a `webhook_test` delivery).
+    pub sync_id: Option<String>,
     /// Tracking id of the write.
     pub tracking_id: Option<String>,
     /// The JSON body, fixed at creation.
@@ -552,7 +576,8 @@ struct DeliveryWire {
     due_ms: Option<i64>,
     last_status_code: Option<u16>,
     last_error: Option<String>,
-    sync_id: String,
+    #[serde(default)]
+    sync_id: Option<String>,
     tracking_id: Option<String>,
     body: String,
     created_at: String,
@@ -680,6 +705,33 @@ mod tests {
         // is attempted instead of dropped from the wake-up index.
         let d: DeliveryRec = serde_json::from_str(&neither).unwrap();
         assert_eq!(d.state, DeliveryState::Pending { due_ms: 0 });
+    }
+
+    #[test]
+    fn webhooks_stored_before_management_load_and_write_back_unchanged() {
+        let old = r#"{"id":"w1","url":"https://h.example.com/in","events":["*"],"username":"u","password":"p","signingSecret":"whsec_dGVzdA==","createdAt":"t0"}"#;
+        let w: WebhookRec = serde_json::from_str(old).unwrap();
+        assert_eq!(w.disabled_reason, None);
+        assert_eq!(w.consecutive_failures, 0);
+        assert_eq!(w.previous_secret, None);
+        assert_eq!(serde_json::to_string(&w).unwrap(), old);
+        let managed = WebhookRec {
+            previous_secret: Some(RetiredSecret {
+                secret: "whsec_b2xk".into(),
+                until_ms: 9,
+            }),
+            disabled_reason: Some("why".into()),
+            consecutive_failures: 10,
+            ..w
+        };
+        let text = serde_json::to_string(&managed).unwrap();
+        assert!(text.ends_with(r#""previousSecret":{"secret":"whsec_b2xk","untilMs":9},"disabledReason":"why","consecutiveFailures":10}"#), "{text}");
+        assert_eq!(serde_json::from_str::<WebhookRec>(&text).unwrap(), managed);
+        // A test ping's delivery belongs to no sync.
+        let ping = r#"{"id":"d1","accountId":"a1","webhookId":"w1","event":"webhook_test","status":"failed","attempts":4,"budgetUsed":4,"leaseUntilMs":null,"dueMs":null,"lastStatusCode":500,"lastError":null,"syncId":null,"trackingId":null,"body":"{}","createdAt":"t0","updatedAt":"t1"}"#;
+        let d: DeliveryRec = serde_json::from_str(ping).unwrap();
+        assert_eq!(d.sync_id, None);
+        assert_eq!(serde_json::to_string(&d).unwrap(), ping);
     }
 
     #[test]
