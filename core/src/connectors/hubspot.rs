@@ -136,6 +136,12 @@ impl Connector for HubSpot {
                 ("PATCH", format!("/crm/v3/objects/{object}/{}", encode(id)))
             }
             (Operation::Update, None) => return Err(ConnectorError::NoRemoteId { connector: APP }),
+            (Operation::Delete, _) => {
+                return Err(ConnectorError::UnsupportedObject {
+                    connector: APP,
+                    object_type: input.object_type,
+                })
+            }
             (Operation::Create, _) => ("POST", format!("/crm/v3/objects/{object}")),
         };
         Ok(OutboundRequest {

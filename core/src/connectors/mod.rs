@@ -147,6 +147,8 @@ pub enum Operation {
     Create,
     /// The source acknowledged the object before (its remote id is known, when it named one).
     Update,
+    /// The object was deleted from the CDM; the push sends its last stored version.
+    Delete,
 }
 
 impl Operation {
@@ -155,6 +157,7 @@ impl Operation {
         match self {
             Operation::Create => "create",
             Operation::Update => "update",
+            Operation::Delete => "delete",
         }
     }
 }

@@ -424,7 +424,8 @@ impl Connector for QuickBooks {
     }
 
     fn request(&self, input: &PushInput<'_>) -> Result<OutboundRequest, ConnectorError> {
-        let Some((path, _)) = entity(input.object_type) else {
+        let entity = entity(input.object_type).filter(|_| input.operation != Operation::Delete);
+        let Some((path, _)) = entity else {
             return Err(ConnectorError::UnsupportedObject {
                 connector: APP,
                 object_type: input.object_type,

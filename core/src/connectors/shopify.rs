@@ -186,6 +186,12 @@ impl Connector for Shopify {
                 )
             }
             (Operation::Update, None) => return Err(ConnectorError::NoRemoteId { connector: APP }),
+            (Operation::Delete, _) => {
+                return Err(ConnectorError::UnsupportedObject {
+                    connector: APP,
+                    object_type: input.object_type,
+                })
+            }
             (Operation::Create, _) => (
                 "POST",
                 format!("/admin/api/{}/customers.json", encode(version)),

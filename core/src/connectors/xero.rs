@@ -374,6 +374,12 @@ impl Connector for Xero {
                 )
             }
             (Operation::Update, None) => return Err(ConnectorError::NoRemoteId { connector: APP }),
+            (Operation::Delete, _) => {
+                return Err(ConnectorError::UnsupportedObject {
+                    connector: APP,
+                    object_type: input.object_type,
+                })
+            }
             (Operation::Create, _) => {
                 let e = Value::Object(entity(input, &o)?);
                 let body = if input.object_type == ObjectType::Account {
