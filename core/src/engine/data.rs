@@ -8,10 +8,13 @@ use super::idempotency;
 use super::plan::{connections_and_filter, plan_sync};
 use super::reads;
 use super::state::Engine;
+use super::stored;
 use super::vocab::{fail, Ctx, H};
-use super::writes::{create, create_payment, update};
+use super::writes::{self, create, create_payment, update};
 use crate::cdm::ObjectType;
 use crate::http::{is_visible_ascii, ProblemKind};
+use crate::json::Json;
+use crate::records::AccountRec;
 use crate::routing::SourceFilter;
 
 /// Longest `X-Tracking-ID`.
@@ -61,6 +64,14 @@ pub(crate) fn execute(
 ) -> H<Reply> {
     authorize(principal, op.is_write())?;
     let account = &*principal.account;
+    if let DataOp::Delete {
+        object,
+        id,
+        options,
+    } = &op
+    {
+        return delete(engine, ctx, account, *object, id, options, &op);
+    }
     let (body, options) = match &op {
         DataOp::Create { body, options, .. }
         | DataOp::Update { body, options, .. }
@@ -141,6 +152,62 @@ pub(crate) fn execute(
         )?;
         reply.sync = Some(SyncStarted { id, targets });
     }
+    if let Some((k, fp)) = idem {
+        idempotency::store(ctx, account, k, &fp, &reply);
+    }
+    Ok(reply)
+}
+
+/// `DELETE /api/{customers,vendors,accounts}/{id}`: the object goes at once; with push, its
+/// deletion goes to the connections that hold a remote id for it (the others are no targets).
+fn delete(
+    engine: &mut Engine,
+    ctx: &mut Ctx<'_>,
+    account: &AccountRec,
+    t: ObjectType,
+    id: &str,
+    options: &WriteOptions<'_>,
+    op: &DataOp<'_>,
+) -> H<Reply> {
+    check_options(options)?;
+    let (mut connections, filter) = if options.push || options.sources.is_some() {
+        connections_and_filter(engine, ctx, account, options.sources)?
+    } else {
+        (Vec::new(), SourceFilter::All)
+    };
+    let idem = match options.idempotency_key {
+        Some(k) => {
+            let fp = match options.idempotency_scope {
+                Some(line) => idempotency::fingerprint(line.method, &[line.target], &Json::Null),
+                None => {
+                    let (method, target) = op.canonical_request_line();
+                    idempotency::fingerprint(method, &target, &Json::Null)
+                }
+            };
+            if let Some(replay) = idempotency::check(engine, ctx, account, k, &fp)? {
+                return Ok(replay);
+            }
+            Some((k, fp))
+        }
+        None => None,
+    };
+    let (written, text, version) = writes::delete(ctx, account, t, id, options.if_match)?;
+    let mut reply = Reply::empty(204);
+    if options.push {
+        let holders = stored::remote_connections(&ctx.tx, &account.id, t, id)?;
+        connections.retain(|c| holders.contains(&c.id));
+        let (sync, targets) = plan_sync(
+            engine,
+            ctx,
+            account,
+            options.tracking_id,
+            written.push,
+            &connections,
+            &filter,
+        )?;
+        reply.sync = Some(SyncStarted { id: sync, targets });
+    }
+    stored::after_delete(&mut ctx.tx, &account.id, t, id, version, text)?;
     if let Some((k, fp)) = idem {
         idempotency::store(ctx, account, k, &fp, &reply);
     }
