@@ -474,20 +474,22 @@ pub(crate) fn first_referrer(
     id: &str,
 ) -> Result<Option<(ObjectType, String, String)>, CoreError> {
     let prefix = keys::referrers(account, t, id);
-    for (k, v) in tx.scan(&prefix, 0, 1)? {
-        let rest = &k[prefix.len()..];
-        if let Some((ty, rid)) = rest.split_once('/') {
-            if let Some(rt) = ObjectType::parse(ty) {
-                let pointer = serde_json::from_str::<String>(&v).unwrap_or_default();
-                return Ok(Some((rt, rid.to_string(), pointer)));
-            }
+    let Some((k, v)) = tx.scan(&prefix, 0, 1)?.into_iter().next() else {
+        return Ok(None);
+    };
+    let parsed = k[prefix.len()..]
+        .split_once('/')
+        .and_then(|(ty, rid)| Some((ObjectType::parse(ty)?, rid.to_string())));
+    match parsed {
+        Some((rt, rid)) => {
+            let pointer = serde_json::from_str::<String>(&v).unwrap_or_default();
+            Ok(Some((rt, rid, pointer)))
         }
-        return Err(CoreError::CorruptRow {
+        None => Err(CoreError::CorruptRow {
             key: k,
             reason: "not a reference entry".into(),
-        });
+        }),
     }
-    Ok(None)
 }
 
 /// Index the references of up to `limit` stored objects from `offset` (in key order); answers
