@@ -42,7 +42,8 @@
 //! Retention (`Engine::prune`): idempotency records and finished deliveries by their indexes;
 //! a sync whose targets all finished (and whose deliveries are not owed) once the time its id
 //! carries is older than `syncRetentionMs`, with its `t/` pointers and its deliveries. Objects,
-//! their current version, uniqueness entries and remote ids are never pruned; a kept version
+//! their current version, uniqueness entries, reference entries and remote ids are never pruned
+//! (a delete removes them, as above); a kept version
 //! goes when no unfinished task sends it, a chain entry when no task of it is unfinished.
 //! `GET /api/syncs/{id}` of a missing sync whose id carries a time past the window answers
 //! `404` with a detail saying it expired (the id is the watermark: no row is kept for it).
