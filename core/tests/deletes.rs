@@ -538,3 +538,55 @@ fn a_store_without_the_reference_index_gets_it_when_migrated() {
     let r = w.api(&t, "DELETE", &format!("/api/customers/{cust}"), None);
     assert_eq!(r.status, 409, "{}", r.body);
 }
+
+#[test]
+fn a_quickbooks_connection_deactivates_with_the_sync_token_it_gave() {
+    let mut w = World::new();
+    let t = w.tenant("acme.example.com", true);
+    let r = w.admin(
+        "POST",
+        &format!("/admin/accounts/{}/connections", t.id),
+        Some(
+            json!({"app": "quickbooks", "type": "accounting", "connector": "quickbooks",
+                    "baseUrl": "https://qbo.example.com", "settings": {"realmId": "123145"}}),
+        ),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let push = [("X-Sync-Data", "push")];
+    let c = w.api_h(&t, "POST", "/api/customers", Some(customer()), &push);
+    let id = c.body_json()["id"].as_str().unwrap().to_string();
+    let token = w
+        .due()
+        .into_iter()
+        .find(|i| i.kind == WorkKind::Token)
+        .unwrap();
+    let answer = json!({"accessToken": "tok", "expiresAt": w.now + 3_600_000}).to_string();
+    w.report(&token.id, status(200, &answer));
+    let created = pushes(&mut w);
+    assert_eq!(created.len(), 1);
+    w.report(
+        &created[0].id,
+        status(200, r#"{"Customer":{"Id":"58","SyncToken":"3"}}"#),
+    );
+    let d = w.api_h(&t, "DELETE", &format!("/api/customers/{id}"), None, &push);
+    assert_eq!(d.status, 204, "{}", d.body);
+    assert_eq!(d.headers["X-Sync-Targets"], "quickbooks");
+    let del = pushes(&mut w);
+    assert_eq!(del.len(), 1);
+    let b = envelope(&del[0]);
+    assert_eq!(del[0].request.method, "POST");
+    assert!(del[0].request.url.contains("/v3/company/123145/customer"));
+    assert_eq!(b["Active"], false);
+    assert_eq!(b["Id"], "58");
+    assert_eq!(b["SyncToken"], "3");
+    w.report(
+        &del[0].id,
+        status(
+            200,
+            r#"{"Customer":{"Id":"58","SyncToken":"4","Active":false}}"#,
+        ),
+    );
+    let s = sync(&mut w, &t, &d.headers["X-Sync-ID"].clone());
+    assert_eq!(s["status"], "succeeded", "{s}");
+    assert_eq!(keys_naming(&w.store, &id), Vec::<String>::new());
+}
