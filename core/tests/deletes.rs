@@ -590,3 +590,67 @@ fn a_quickbooks_connection_deactivates_with_the_sync_token_it_gave() {
     assert_eq!(s["status"], "succeeded", "{s}");
     assert_eq!(keys_naming(&w.store, &id), Vec::<String>::new());
 }
+
+#[test]
+fn a_dry_run_delete_checks_everything_and_deletes_nothing() {
+    let mut w = World::new();
+    let t = w.tenant("acme.example.com", true);
+    w.connect(&t, "quickbooks", "accounting");
+    let push = [("X-Sync-Data", "push")];
+    let c = w.api_h(&t, "POST", "/api/customers", Some(customer()), &push);
+    let id = c.body_json()["id"].as_str().unwrap().to_string();
+    for it in pushes(&mut w) {
+        w.report(&it.id, status(201, r#"{"id":"QB-1"}"#));
+    }
+    let other = create(&mut w, &t, "/api/customers", customer());
+    create(&mut w, &t, "/api/invoices", invoice(&other, "INV-1"));
+    let before: Vec<(String, String)> = w
+        .store
+        .entries()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let r = w.api_h(
+        &t,
+        "DELETE",
+        &format!("/api/customers/{id}?dryRun=true"),
+        None,
+        &[("X-Sync-Data", "push"), ("Idempotency-Key", "dry-1")],
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        r.body_json(),
+        json!({"valid": true, "object": null, "targets": ["quickbooks"]})
+    );
+    let r = w.api(
+        &t,
+        "DELETE",
+        &format!("/api/customers/{other}?dryRun=true"),
+        None,
+    );
+    assert_eq!(r.status, 409, "{}", r.body);
+    let r = w.api_h(
+        &t,
+        "DELETE",
+        &format!("/api/customers/{id}?dryRun=true"),
+        None,
+        &[("If-Match", "7")],
+    );
+    assert_eq!(r.status, 412, "{}", r.body);
+    let after: Vec<(String, String)> = w
+        .store
+        .entries()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    assert_eq!(before, after, "a dry run stored something");
+    assert!(pushes(&mut w).is_empty());
+    // The real delete afterwards behaves as if no dry run had happened.
+    let r = w.api_h(
+        &t,
+        "DELETE",
+        &format!("/api/customers/{id}"),
+        None,
+        &[("X-Sync-Data", "push"), ("Idempotency-Key", "dry-1")],
+    );
+    assert_eq!(r.status, 204, "{}", r.body);
+    assert_eq!(r.headers["X-Sync-Targets"], "quickbooks");
+}

@@ -559,3 +559,56 @@ fn the_tracking_id_comes_back_on_every_answer() {
         "{answer}"
     );
 }
+
+/// Contract section 7, dry run: every check, nothing stored, no sync, through `writesync serve`.
+#[test]
+fn a_dry_run_checks_everything_and_stores_nothing() {
+    let (_d, _srv, c) = setup(&["--allow-target-cidr", "127.0.0.0/8"]);
+    let t = c.tenant("dry.example.com");
+    c.connect(&t, "quickbooks", "accounting", "http://127.0.0.1:9/push");
+    let push = [("X-Sync-Data", "push"), ("X-Tracking-ID", "dry-1")];
+    let r = c.api(
+        &t,
+        "POST",
+        "/api/customers?dryRun=true",
+        &push,
+        Some(customer("A")),
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    let b = r.json();
+    assert_eq!(b["valid"], true);
+    assert_eq!(b["targets"], json!(["quickbooks"]));
+    assert_eq!(b["object"]["name"], "A");
+    assert!(b["object"].get("id").is_none(), "{b}");
+    assert_eq!(r.header("X-Sync-ID"), None);
+    assert_eq!(r.header("X-Tracking-ID"), Some("dry-1"));
+    let r = c.api(
+        &t,
+        "POST",
+        "/api/customers?dryRun=true",
+        &push,
+        Some(json!({})),
+    );
+    assert_eq!(r.status, 422, "{}", r.text);
+    assert_eq!(r.json()["errors"][0]["pointer"], "/name");
+    let r = c.api(
+        &t,
+        "POST",
+        "/api/customers?dryRun=TRUE",
+        &[],
+        Some(customer("A")),
+    );
+    assert_eq!(r.status, 400, "{}", r.text);
+    assert_eq!(r.json()["type"], "/problems/invalid-query");
+    assert_eq!(r.header("Content-Type"), Some("application/problem+json"));
+    let listed = c.api(&t, "GET", "/api/customers", &[], None);
+    assert_eq!(listed.json(), json!([]));
+    let real = c.api(
+        &t,
+        "POST",
+        "/api/customers?dryRun=false",
+        &[],
+        Some(customer("A")),
+    );
+    assert_eq!(real.status, 201, "{}", real.text);
+}

@@ -11,10 +11,14 @@ use super::state::Engine;
 use super::stored;
 use super::vocab::{fail, Ctx, H};
 use super::writes::{self, create, create_payment, update};
+use std::sync::Arc;
+
+use serde_json::{json, Value};
+
 use crate::cdm::ObjectType;
 use crate::http::{is_visible_ascii, ProblemKind};
 use crate::json::Json;
-use crate::records::AccountRec;
+use crate::records::{AccountRec, ConnectionRec};
 use crate::routing::SourceFilter;
 
 /// Longest `X-Tracking-ID`.
@@ -64,28 +68,46 @@ pub(crate) fn execute(
 ) -> H<Reply> {
     authorize(principal, op.is_write())?;
     let account = &*principal.account;
-    if let DataOp::Delete {
-        object,
-        id,
-        options,
-    } = &op
-    {
-        return delete(engine, ctx, account, *object, id, options, &op);
-    }
     let (body, options) = match &op {
         DataOp::Create { body, options, .. }
         | DataOp::Update { body, options, .. }
-        | DataOp::Pay { body, options, .. } => (*body, options),
+        | DataOp::Pay { body, options, .. } => (Some(*body), options),
+        // A delete reads no body; its idempotency fingerprint is the request line.
+        DataOp::Delete { options, .. } => (None, options),
         _ => return reads::execute(ctx, account, &op, engine.config.sync_retention_ms),
     };
     check_options(options)?;
-    let doc = body.document()?;
+    let doc = match body {
+        Some(b) => b.document()?,
+        None => Json::Null,
+    };
     // Connections are read only when the write pushes or names sources to check.
     let (connections, filter) = if options.push || options.sources.is_some() {
         connections_and_filter(engine, ctx, account, options.sources)?
     } else {
         (Vec::new(), SourceFilter::All)
     };
+    if options.dry_run {
+        // Every check of the real write runs, against the same reads; what it would store is
+        // dropped, and the generator and id clock are put back, so that the next real write
+        // draws exactly the ids it would have drawn without the dry run.
+        let checkpoint = ctx.tx.checkpoint();
+        let tried = engine.tentatively(|engine| {
+            let r = write(
+                engine,
+                ctx,
+                account,
+                &op,
+                &doc,
+                options,
+                &connections,
+                &filter,
+            );
+            (r, false)
+        });
+        ctx.tx.restore(checkpoint);
+        return dry_run_answer(&tried?);
+    }
     let idem = match options.idempotency_key {
         Some(k) => {
             let fp = match options.idempotency_scope {
@@ -102,8 +124,61 @@ pub(crate) fn execute(
         }
         None => None,
     };
-    let written = match &op {
-        DataOp::Pay { invoice, .. } => create_payment(engine, ctx, account, invoice, &doc)?,
+    let reply = write(
+        engine,
+        ctx,
+        account,
+        &op,
+        &doc,
+        options,
+        &connections,
+        &filter,
+    )?;
+    if let Some((k, fp)) = idem {
+        idempotency::store(ctx, account, k, &fp, &reply);
+    }
+    Ok(reply)
+}
+
+/// The answer of a dry run: `200 {valid, object, targets}`, the object (or each object of a
+/// preload) as it would be stored, without what only storing gives it.
+fn dry_run_answer(reply: &Reply) -> H<Reply> {
+    let mut object: Value = match reply.body.as_deref().map(serde_json::from_str) {
+        Some(Ok(v)) => v,
+        _ => Value::Null,
+    };
+    fn strip(v: &mut Value) {
+        if let Value::Object(m) = v {
+            for k in ["id", "version", "createdAt", "updatedAt"] {
+                m.remove(k);
+            }
+        }
+    }
+    match &mut object {
+        Value::Array(items) => items.iter_mut().for_each(strip),
+        one => strip(one),
+    }
+    let targets = reply.sync.as_ref().map_or(&[][..], |s| &s.targets[..]);
+    Ok(Reply::json(
+        200,
+        &json!({"valid": true, "object": object, "targets": targets}),
+    ))
+}
+
+/// The write itself and, with push, its sync: everything but the idempotency record.
+#[allow(clippy::too_many_arguments)]
+fn write(
+    engine: &mut Engine,
+    ctx: &mut Ctx<'_>,
+    account: &AccountRec,
+    op: &DataOp<'_>,
+    doc: &Json<'_>,
+    options: &WriteOptions<'_>,
+    connections: &[Arc<ConnectionRec>],
+    filter: &SourceFilter,
+) -> H<Reply> {
+    let written = match op {
+        DataOp::Pay { invoice, .. } => create_payment(engine, ctx, account, invoice, doc)?,
         DataOp::Create { object, .. } => {
             if matches!(object, ObjectType::Payment) {
                 return fail(
@@ -111,7 +186,23 @@ pub(crate) fn execute(
                     "a payment is created by paying an invoice",
                 );
             }
-            create(engine, ctx, account, *object, &doc)?
+            create(engine, ctx, account, *object, doc)?
+        }
+        DataOp::Delete {
+            object,
+            id,
+            options,
+        } => {
+            return delete(
+                engine,
+                ctx,
+                account,
+                *object,
+                id,
+                options,
+                connections,
+                filter,
+            )
         }
         DataOp::Update {
             object,
@@ -147,19 +238,17 @@ pub(crate) fn execute(
             account,
             options.tracking_id,
             written.push,
-            &connections,
-            &filter,
+            connections,
+            filter,
         )?;
         reply.sync = Some(SyncStarted { id, targets });
-    }
-    if let Some((k, fp)) = idem {
-        idempotency::store(ctx, account, k, &fp, &reply);
     }
     Ok(reply)
 }
 
 /// `DELETE /api/{customers,vendors,accounts}/{id}`: the object goes at once; with push, its
 /// deletion goes to the connections that hold a remote id for it (the others are no targets).
+#[allow(clippy::too_many_arguments)]
 fn delete(
     engine: &mut Engine,
     ctx: &mut Ctx<'_>,
@@ -167,49 +256,32 @@ fn delete(
     t: ObjectType,
     id: &str,
     options: &WriteOptions<'_>,
-    op: &DataOp<'_>,
+    connections: &[Arc<ConnectionRec>],
+    filter: &SourceFilter,
 ) -> H<Reply> {
-    check_options(options)?;
-    let (mut connections, filter) = if options.push || options.sources.is_some() {
-        connections_and_filter(engine, ctx, account, options.sources)?
-    } else {
-        (Vec::new(), SourceFilter::All)
-    };
-    let idem = match options.idempotency_key {
-        Some(k) => {
-            let fp = match options.idempotency_scope {
-                Some(line) => idempotency::fingerprint(line.method, &[line.target], &Json::Null),
-                None => {
-                    let (method, target) = op.canonical_request_line();
-                    idempotency::fingerprint(method, &target, &Json::Null)
-                }
-            };
-            if let Some(replay) = idempotency::check(engine, ctx, account, k, &fp)? {
-                return Ok(replay);
-            }
-            Some((k, fp))
-        }
-        None => None,
-    };
     let (written, text, version) = writes::delete(ctx, account, t, id, options.if_match)?;
     let mut reply = Reply::empty(204);
     if options.push {
         let holders = stored::remote_connections(&ctx.tx, &account.id, t, id)?;
-        connections.retain(|c| holders.contains(&c.id));
-        let (sync, targets) = plan_sync(
+        let targets: Vec<Arc<ConnectionRec>> = connections
+            .iter()
+            .filter(|c| holders.contains(&c.id))
+            .cloned()
+            .collect();
+        let (sync, apps) = plan_sync(
             engine,
             ctx,
             account,
             options.tracking_id,
             written.push,
-            &connections,
-            &filter,
+            &targets,
+            filter,
         )?;
-        reply.sync = Some(SyncStarted { id: sync, targets });
+        reply.sync = Some(SyncStarted {
+            id: sync,
+            targets: apps,
+        });
     }
     stored::after_delete(&mut ctx.tx, &account.id, t, id, version, text)?;
-    if let Some((k, fp)) = idem {
-        idempotency::store(ctx, account, k, &fp, &reply);
-    }
     Ok(reply)
 }
