@@ -26,11 +26,13 @@ fn envelope(item: &WorkItem) -> Value {
     serde_json::from_str(&item.request.body).unwrap()
 }
 
-/// Every stored key that names `id`, except sync rows (kept for `GET /api/syncs`).
+/// Every stored key that names `id`, except sync rows and webhook deliveries (the history
+/// kept for `GET /api/syncs` and the deliveries list until their retention ends).
 fn keys_naming(store: &MemoryStore, id: &str) -> Vec<String> {
     store
         .entries()
-        .filter(|(k, v)| !k.starts_with("s/") && (k.contains(id) || v.contains(id)))
+        .filter(|(k, _)| !k.starts_with("s/") && !k.starts_with("dlv/"))
+        .filter(|(k, v)| k.contains(id) || v.contains(id))
         .map(|(k, _)| k.clone())
         .collect()
 }
@@ -568,6 +570,7 @@ fn a_quickbooks_connection_deactivates_with_the_sync_token_it_gave() {
         &created[0].id,
         status(200, r#"{"Customer":{"Id":"58","SyncToken":"3"}}"#),
     );
+    w.webhook(&t, json!(["api_push_update"]));
     let d = w.api_h(&t, "DELETE", &format!("/api/customers/{id}"), None, &push);
     assert_eq!(d.status, 204, "{}", d.body);
     assert_eq!(d.headers["X-Sync-Targets"], "quickbooks");
@@ -588,6 +591,18 @@ fn a_quickbooks_connection_deactivates_with_the_sync_token_it_gave() {
     );
     let s = sync(&mut w, &t, &d.headers["X-Sync-ID"].clone());
     assert_eq!(s["status"], "succeeded", "{s}");
+    let hooks: Vec<Value> = w
+        .due()
+        .iter()
+        .filter(|i| i.kind == WorkKind::Webhook)
+        .map(envelope)
+        .collect();
+    assert_eq!(hooks.len(), 1);
+    assert_eq!(
+        hooks[0]["message"],
+        "deletion of customer Acme Ltd pushed to quickbooks"
+    );
+    assert_eq!(hooks[0]["data"]["object"]["id"], id.as_str());
     assert_eq!(keys_naming(&w.store, &id), Vec::<String>::new());
 }
 

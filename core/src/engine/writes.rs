@@ -772,7 +772,8 @@ pub(crate) fn delete(
     let push = PushPlan {
         route_type: t,
         operation: "delete",
-        label: label(t, name),
+        // Webhook messages read "deletion of customer Acme Ltd pushed to quickbooks".
+        label: format!("deletion of {}", label(t, name)),
         items: vec![PushItem {
             object: ObjectRef {
                 object_type: t,
