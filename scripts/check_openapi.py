@@ -54,6 +54,10 @@ CONTRACT = [
     ("/api/accounts", "get", "200"),
     ("/api/accounts/{id}", "get", "200"),
     ("/api/accounts/{id}", "patch", "200"),
+    # section 7: deleting
+    ("/api/customers/{id}", "delete", "204"),
+    ("/api/vendors/{id}", "delete", "204"),
+    ("/api/accounts/{id}", "delete", "204"),
     ("/api/invoices", "post", "201"),
     ("/api/invoices", "get", "200"),
     ("/api/invoices/{id}", "get", "200"),
@@ -189,6 +193,8 @@ def main():
                     need |= {"400", "403", "409", "413", "415", "422"}
                 if m in {"put", "patch"}:
                     need |= {"404", "412"}
+                if m == "delete":
+                    need |= {"400", "403", "404", "409", "412"}
                 if "{" in p:
                     need |= {"404"}
             elif p.startswith("/admin/"):

@@ -169,6 +169,8 @@ fn qb_answer(entity: &str, id: &str, token: &str) -> String {
 const QB_FAULT: &str = r#"{"Fault":{"Error":[{"Message":"Duplicate Name Exists Error","Detail":"The name supplied already exists. : Another customer, vendor or employee is already using this name.","code":"6240","element":""}],"type":"ValidationFault"},"time":"2026-11-01T01:00:00.000-07:00"}"#;
 const QB_AUTH: &str = r#"{"fault":{"error":[{"message":"message=AuthenticationFailed; errorCode=003200; statusCode=401","detail":"Token expired: AB11...","code":"3200"}],"type":"AUTHENTICATION"},"time":"2026-11-01T01:00:00.000-07:00"}"#;
 const QB_THROTTLE: &str = r#"{"Fault":{"Error":[{"Message":"message=ThrottleExceeded; errorCode=003001; statusCode=429","Detail":"The request limit was reached.","code":"3001"}],"type":"ThrottlingFault"},"time":"2026-11-01T01:00:00.000-07:00"}"#;
+const QB_GONE: &str = r#"{"Fault":{"Error":[{"Message":"Object Not Found","Detail":"Object Not Found : Something you're trying to use has been made inactive or doesn't exist.","code":"610","element":""}],"type":"ValidationFault"},"time":"2026-11-01T01:00:00.000-07:00"}"#;
+const QB_STALE: &str = r#"{"Fault":{"Error":[{"Message":"Stale Object Error","Detail":"Stale Object Error : You and root were working on this at the same time.","code":"5010","element":""}],"type":"ValidationFault"},"time":"2026-11-01T01:00:00.000-07:00"}"#;
 const XERO_VALIDATION: &str = r#"{"ErrorNumber":10,"Type":"ValidationException","Message":"A validation exception occurred","Elements":[{"ValidationErrors":[{"Message":"Account code '6000' is not a valid code for this document."}]}]}"#;
 const XERO_AUTH: &str = r#"{"Type":null,"Title":"Unauthorized","Status":401,"Detail":"AuthenticationUnsuccessful","Instance":"6f1d3c2a-0000-4000-8000-000000000001","Extensions":{}}"#;
 const HS_VALIDATION: &str = r#"{"status":"error","message":"Property values were not valid: [{\"isValid\":false,\"message\":\"Property \\\"fax\\\" does not exist\",\"error\":\"PROPERTY_DOESNT_EXIST\",\"name\":\"fax\"}]","correlationId":"3f2a1b0c-0000-4000-8000-000000000002","category":"VALIDATION_ERROR"}"#;
@@ -242,6 +244,70 @@ fn cases() -> Vec<Case> {
         xero("xero_invoice_create", Invoice, Create, None, "Invoices", "InvoiceID"),
         xero("xero_payment_create", Payment, Create, None, "Payments", "PaymentID"),
         xero("xero_bankTransaction_create", BankTransaction, Create, None, "BankTransactions", "BankTransactionID"),
+        Case { name: "quickbooks_customer_delete", answers: vec![
+                (200, vec![], json!({"Customer": {"Id": "58", "SyncToken": "4", "Active": false, "DisplayName": "Acme Ltd"},
+                                     "time": "2026-11-01T01:00:00.000-07:00"}).to_string()),
+                (400, vec![], QB_GONE.to_string()),
+                (400, vec![], QB_STALE.to_string())],
+               ..qb("", Customer, Delete, Some(("58", Some("3"))), "Customer", vec![]) },
+        Case { name: "quickbooks_account_delete", answers: vec![
+                (200, vec![], json!({"Account": {"Id": "84", "SyncToken": "2", "Active": false, "Name": "Office supplies"},
+                                     "time": "2026-11-01T01:00:00.000-07:00"}).to_string())],
+               ..qb("", Account, Delete, Some(("84", Some("1"))), "Account", vec![]) },
+        Case { answers: vec![
+                (200, vec![], json!({"Contacts": [{"ContactID": XERO_CUSTOMER, "ContactStatus": "ARCHIVED"}]}).to_string()),
+                (404, vec![], String::new()),
+                (400, vec![], XERO_VALIDATION.to_string())],
+               ..xero("xero_customer_delete", Customer, Delete, Some((XERO_CUSTOMER, None)), "Contacts", "ContactID") },
+        Case { answers: vec![
+                (200, vec![], json!({"Accounts": [{"AccountID": XERO_ACCOUNT, "Status": "ARCHIVED"}]}).to_string())],
+               ..xero("xero_account_delete", Account, Delete, Some((XERO_ACCOUNT, None)), "Accounts", "AccountID") },
+        Case {
+            name: "hubspot_customer_delete",
+            connector: Hubspot,
+            object_type: Customer,
+            object: cdm(Customer),
+            operation: Delete,
+            remote: Some(("512", None)),
+            settings: vec![],
+            base_url: "https://api.hubapi.com",
+            answers: vec![
+                (204, vec![], String::new()),
+                (404, vec![], r#"{"status":"error","message":"resource not found","correlationId":"3f2a1b0c-0000-4000-8000-000000000006","category":"OBJECT_NOT_FOUND"}"#.to_string()),
+                (429, vec![], HS_LIMIT.to_string()),
+            ],
+        },
+        Case {
+            name: "shopify_customer_delete",
+            connector: Shopify,
+            object_type: Customer,
+            object: cdm(Customer),
+            operation: Delete,
+            remote: Some(("207119551", None)),
+            settings: vec![],
+            base_url: "https://acme-store.myshopify.com",
+            answers: vec![
+                (200, vec![], "{}".to_string()),
+                (422, vec![], r#"{"errors":{"base":["Error deleting customer: Customer can't be deleted because they have existing orders"]}}"#.to_string()),
+                (404, vec![], r#"{"errors":"Not Found"}"#.to_string()),
+            ],
+        },
+        Case {
+            name: "generic_customer_delete",
+            connector: Generic,
+            object_type: Customer,
+            object: cdm(Customer),
+            operation: Delete,
+            remote: Some(("crm-58", None)),
+            settings: vec![],
+            base_url: "https://receiver.example.com/writesync/push",
+            answers: vec![
+                (200, vec![], json!({"id": "crm-58"}).to_string()),
+                (204, vec![], String::new()),
+                (404, vec![], "no such customer".to_string()),
+                (409, vec![], "customer has open orders".to_string()),
+            ],
+        },
         Case {
             name: "hubspot_customer_create_company",
             connector: Hubspot,
@@ -401,7 +467,8 @@ fn render(c: &Case) -> Value {
             "method": req.method,
             "url": req.url,
             "headers": req.headers,
-            "body": serde_json::from_str::<Value>(&req.body).unwrap(),
+            // A bodiless request (a provider's DELETE) has `null`.
+            "body": if req.body.is_empty() { Value::Null } else { serde_json::from_str::<Value>(&req.body).unwrap() },
         },
         "answers": answers,
     })
@@ -444,7 +511,17 @@ fn golden_requests_match_the_connectors() {
         on_disk, names,
         "tests/vectors/connectors has files no case makes"
     );
-    // Every connector and every object it pushes has a golden file.
+    // Every connector and every object it pushes has a golden file, and every connector a
+    // delete.
+    for kind in ConnectorKind::ALL {
+        let prefix = format!("{}_", kind.as_str());
+        assert!(
+            names
+                .iter()
+                .any(|n| n.starts_with(&prefix) && n.ends_with("_delete.json")),
+            "no delete golden file for {prefix}"
+        );
+    }
     for kind in [
         ConnectorKind::Quickbooks,
         ConnectorKind::Xero,
@@ -492,6 +569,11 @@ fn golden_requests_say_what_the_providers_document() {
                     }
                 );
             }
+            ConnectorKind::Hubspot if c.operation == Operation::Delete => {
+                assert_eq!(req["method"], "DELETE");
+                assert_eq!(url, "https://api.hubapi.com/crm/v3/objects/companies/512");
+                assert!(req["body"].is_null() && h.get("Content-Type").is_none());
+            }
             ConnectorKind::Hubspot => {
                 assert!(url.starts_with("https://api.hubapi.com/crm/v3/objects/"));
                 assert!(req["body"]["properties"]
@@ -508,9 +590,60 @@ fn golden_requests_say_what_the_providers_document() {
                 assert_eq!(h["X-Shopify-Access-Token"], "tok-test-1");
                 assert!(h.get("Authorization").is_none());
             }
-            ConnectorKind::Generic => unreachable!(),
+            ConnectorKind::Generic => {
+                assert_eq!(req["method"], "POST");
+                assert_eq!(url, c.base_url);
+                assert_eq!(h["Idempotency-Key"], KEY);
+                assert_eq!(req["body"]["operation"], c.operation.as_str());
+                assert_eq!(req["body"]["object"], c.object);
+            }
         }
     }
+    // Deletes: QuickBooks deactivates, Xero archives, HubSpot and Shopify delete; a source
+    // that no longer has the object (404, QuickBooks' 610) is done.
+    let g = |name: &str| render(cases().iter().find(|c| c.name == name).unwrap());
+    let qdel = g("quickbooks_customer_delete");
+    assert_eq!(
+        qdel["request"]["body"],
+        json!({"Id": "58", "SyncToken": "3", "sparse": true, "Active": false})
+    );
+    assert_eq!(
+        qdel["answers"][0]["verdict"],
+        json!({"result": "success", "remoteId": "58", "version": "4"})
+    );
+    assert_eq!(qdel["answers"][1]["verdict"]["result"], "success");
+    assert_eq!(qdel["answers"][2]["verdict"]["result"], "permanent");
+    let xdel = g("xero_customer_delete");
+    assert_eq!(
+        xdel["request"]["body"],
+        json!({"Contacts": [{"ContactID": XERO_CUSTOMER, "ContactStatus": "ARCHIVED"}]})
+    );
+    assert!(xdel["request"]["url"]
+        .as_str()
+        .unwrap()
+        .ends_with(XERO_CUSTOMER));
+    assert_eq!(xdel["answers"][1]["verdict"]["result"], "success");
+    assert_eq!(
+        g("xero_account_delete")["request"]["body"]["Accounts"][0]["Status"],
+        "ARCHIVED"
+    );
+    let sdel = g("shopify_customer_delete");
+    assert_eq!(sdel["request"]["method"], "DELETE");
+    assert!(sdel["request"]["body"].is_null());
+    assert_eq!(sdel["answers"][1]["verdict"]["result"], "permanent");
+    assert_eq!(sdel["answers"][2]["verdict"]["result"], "success");
+    let hdel = g("hubspot_customer_delete");
+    assert_eq!(hdel["answers"][0]["verdict"]["result"], "success");
+    assert_eq!(hdel["answers"][2]["verdict"]["result"], "retryable");
+    let gdel = g("generic_customer_delete");
+    assert_eq!(gdel["request"]["body"]["remoteId"], "crm-58");
+    let results: Vec<&Value> = gdel["answers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| &a["verdict"]["result"])
+        .collect();
+    assert_eq!(results, ["success", "success", "success", "permanent"]);
     // A few exact mappings.
     let g = |name: &str| render(cases().iter().find(|c| c.name == name).unwrap());
     let inv = g("quickbooks_invoice_create");

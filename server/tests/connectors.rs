@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 use writesync_core::cdm::ObjectType;
 use writesync_core::connectors::{lookup, Answer, Operation, ProviderVerdict};
 use writesync_demo::fake::providers::{FakeProvider, FakeTokenBroker, Provider, TokenBook};
-use writesync_demo::fake::Received;
+use writesync_demo::fake::{FakeServer, Received};
 
 const REALM: &str = "9130355377284276";
 const TENANT: &str = "5b7c7a3e-1f1a-4a55-9d3c-2a1f0e6b8c01";
@@ -103,6 +103,31 @@ fn set_version(p: &FakeProvider, kind: &str, id: &str, version: u64) {
     p.seed_version(kind, id, body, version);
 }
 
+/// What a golden delete did at its fake: QuickBooks deactivated, Xero archived, HubSpot and
+/// Shopify removed the entity.
+fn deleted_the_providers_way(p: &FakeProvider, case: &str) {
+    let (kind, id, field, value) = match case {
+        "quickbooks_customer_delete" => ("Customer", "58", "Active", json!(false)),
+        "quickbooks_account_delete" => ("Account", "84", "Active", json!(false)),
+        "xero_customer_delete" => (
+            "Contacts",
+            "565acaa9-e7f3-4fbf-80c3-16b081ddae10",
+            "ContactStatus",
+            json!("ARCHIVED"),
+        ),
+        "xero_account_delete" => (
+            "Accounts",
+            "ebd06280-af70-4bed-97c6-7451a454ad85",
+            "Status",
+            json!("ARCHIVED"),
+        ),
+        "hubspot_customer_delete" => return assert!(p.entity("companies", "512").is_none()),
+        "shopify_customer_delete" => return assert!(p.entity("customers", "207119551").is_none()),
+        other => panic!("no delete check for {other}"),
+    };
+    assert_eq!(p.entity(kind, id).unwrap().body[field], value, "{case}");
+}
+
 #[test]
 fn every_golden_request_is_accepted_by_its_fake_provider() {
     let agent = agent();
@@ -116,6 +141,65 @@ fn every_golden_request_is_accepted_by_its_fake_provider() {
     for path in paths {
         let g: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
         let name = g["name"].as_str().unwrap();
+        let req = &g["request"];
+        let base = g["input"]["baseUrl"].as_str().unwrap();
+        let op = match g["operation"].as_str().unwrap() {
+            "update" => Operation::Update,
+            "delete" => Operation::Delete,
+            _ => Operation::Create,
+        };
+        let object_type = ObjectType::parse(g["objectType"].as_str().unwrap()).unwrap();
+        // A provider's DELETE has no body (`null` in the file).
+        let body = (!req["body"].is_null()).then(|| req["body"].to_string());
+        let headers: Vec<(&str, &str)> = req["headers"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str().unwrap()))
+            .collect();
+        if g["connector"] == "generic" {
+            // The envelope goes to a fake source, which answers it like a receiver.
+            let source = FakeServer::source("receiver").unwrap();
+            let path = req["url"]
+                .as_str()
+                .unwrap()
+                .strip_prefix(base)
+                .unwrap_or("");
+            let path = format!("/writesync/push{path}");
+            let r = try_call(
+                &agent,
+                &source.url(""),
+                req["method"].as_str().unwrap(),
+                &path,
+                &headers,
+                body.as_deref(),
+            )
+            .unwrap();
+            let got = &source.received()[0];
+            assert_eq!(got.json(), req["body"], "{name}");
+            assert_eq!(
+                got.header("idempotency-key"),
+                req["headers"]["Idempotency-Key"].as_str()
+            );
+            let h = r
+                .headers
+                .iter()
+                .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
+                .collect();
+            let verdict = lookup("generic").unwrap().interpret(&Answer {
+                object_type,
+                operation: op,
+                status: r.status,
+                headers: &h,
+                body: &r.text,
+                now_ms: 0,
+            });
+            assert!(
+                matches!(verdict, ProviderVerdict::Success { .. }),
+                "{name}: {verdict:?}"
+            );
+            continue;
+        }
         let tokens = TokenBook::new();
         tokens.issue(g["input"]["accessToken"].as_str().unwrap());
         let provider = match g["connector"].as_str().unwrap() {
@@ -137,31 +221,28 @@ fn every_golden_request_is_accepted_by_its_fake_provider() {
         if name == "quickbooks_invoice_void" {
             set_version(&fake, "Invoice", "130", 2);
         }
-        let req = &g["request"];
-        let base = g["input"]["baseUrl"].as_str().unwrap();
+        if name == "quickbooks_customer_delete" {
+            set_version(&fake, "Customer", "58", 3);
+        }
+        if name == "quickbooks_account_delete" {
+            set_version(&fake, "Account", "84", 1);
+        }
         let url = req["url"]
             .as_str()
             .unwrap()
             .replacen(base, &fake.base_url(), 1);
         let path_and_query = url.strip_prefix(&fake.base_url()).unwrap().to_string();
-        let headers: Vec<(&str, &str)> = req["headers"]
-            .as_object()
-            .unwrap()
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str().unwrap()))
-            .collect();
-        let body = req["body"].to_string();
         let r = try_call(
             &agent,
             &fake.base_url(),
             req["method"].as_str().unwrap(),
             &path_and_query,
             &headers,
-            Some(&body),
+            body.as_deref(),
         )
         .unwrap();
         assert!(
-            matches!(r.status, 200 | 201),
+            matches!(r.status, 200 | 201 | 204),
             "{name}: {} {}",
             r.status,
             r.text
@@ -173,12 +254,6 @@ fn every_golden_request_is_accepted_by_its_fake_provider() {
             .iter()
             .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
             .collect();
-        let object_type = ObjectType::parse(g["objectType"].as_str().unwrap()).unwrap();
-        let op = if g["operation"] == "update" {
-            Operation::Update
-        } else {
-            Operation::Create
-        };
         let verdict = connector.interpret(&Answer {
             object_type,
             operation: op,
@@ -191,7 +266,12 @@ fn every_golden_request_is_accepted_by_its_fake_provider() {
             ProviderVerdict::Success {
                 remote_id: Some(_), ..
             } => {}
+            // HubSpot's `204` and Shopify's `200 {}` to a delete name no id.
+            ProviderVerdict::Success { .. } if op == Operation::Delete => {}
             other => panic!("{name}: {other:?} from {}", r.text),
+        }
+        if op == Operation::Delete {
+            deleted_the_providers_way(&fake, name);
         }
         // The same request without its token is refused the provider's way, and is read so.
         let unauth: Vec<(&str, &str)> = headers
@@ -208,7 +288,7 @@ fn every_golden_request_is_accepted_by_its_fake_provider() {
             req["method"].as_str().unwrap(),
             &path_and_query,
             &unauth,
-            Some(&body),
+            body.as_deref(),
         )
         .unwrap();
         assert_eq!(r.status, 401, "{name}: {}", r.text);

@@ -1239,6 +1239,100 @@ fn partial_failure() -> Vector {
     s.finish()
 }
 
+fn delete_pushed() -> Vector {
+    let mut s = Sc::new(
+        "delete_pushed",
+        "DELETE of customers and accounts: 409 naming the referring invoice, 204 and 404 afterwards, a released account code, and a pushed delete sent only to the connection that holds a remote id (generic envelope with operation delete, the last stored version and the remote id).",
+    );
+    let t = s.tenant("acme.example.com");
+    s.connect(&t, "quickbooks", "accounting");
+    s.connect(&t, "shopify", "commerce");
+    let push = [("X-Sync-Data", "push")];
+    let c = s.api(&t, "POST", "/api/customers", Some(customer_body()), &push);
+    ok(201, &c);
+    let cid = id_of(&c);
+    assert_eq!(c.headers["X-Sync-Targets"], "quickbooks,shopify");
+    let items = s.due();
+    for i in pushes(&items) {
+        if i.request.url.contains("quickbooks") {
+            s.report(&i.id, 201, &[], r#"{"id":"QB-42"}"#);
+        } else {
+            s.report(&i.id, 422, &[], r#"{"error":"missing field"}"#);
+        }
+    }
+    // An invoice refers to the customer: 409 names it.
+    let other = id_of(&s.api(
+        &t,
+        "POST",
+        "/api/customers",
+        Some(json!({"name": "Other"})),
+        &[],
+    ));
+    let inv = s.api(
+        &t,
+        "POST",
+        "/api/invoices",
+        Some(invoice_body(&other, "INV-7")),
+        &[],
+    );
+    ok(201, &inv);
+    let r = s.api(&t, "DELETE", &format!("/api/customers/{other}"), None, &[]);
+    ok(409, &r);
+    assert!(r.body.contains(&format!("invoice {}", id_of(&inv))));
+    // The pushed delete of the first customer.
+    let path = format!("/api/customers/{cid}");
+    ok(412, &s.api(&t, "DELETE", &path, None, &[("If-Match", "2")]));
+    let d = s.api(
+        &t,
+        "DELETE",
+        &path,
+        None,
+        &[
+            ("X-Sync-Data", "push"),
+            ("X-Tracking-ID", "erase-1"),
+            ("If-Match", "1"),
+        ],
+    );
+    ok(204, &d);
+    assert_eq!(d.headers["X-Sync-Targets"], "quickbooks");
+    let sync = d.headers["X-Sync-ID"].clone();
+    ok(404, &s.api(&t, "GET", &path, None, &[]));
+    ok(404, &s.api(&t, "DELETE", &path, None, &[]));
+    let list = s.api(&t, "GET", "/api/customers", None, &[]);
+    assert_eq!(list.body_json().as_array().unwrap().len(), 1);
+    let items = s.due();
+    let p = pushes(&items);
+    assert_eq!(p.len(), 1);
+    assert_eq!(body(p[0])["operation"], "delete");
+    assert_eq!(body(p[0])["remoteId"], "QB-42");
+    let pid = p[0].id.clone();
+    s.at(200);
+    s.report(&pid, 200, &[], "");
+    let st = s.api(&t, "GET", &format!("/api/syncs/{sync}"), None, &[]);
+    assert_eq!(st.body_json()["status"], "succeeded");
+    assert_eq!(st.body_json()["operation"], "delete");
+    // An account's code is free again once it is deleted.
+    let acct = json!({"code": "4000", "name": "Sales", "type": "income"});
+    let a = s.api(&t, "POST", "/api/accounts", Some(acct.clone()), &[]);
+    ok(201, &a);
+    ok(
+        422,
+        &s.api(&t, "POST", "/api/accounts", Some(acct.clone()), &[]),
+    );
+    ok(
+        204,
+        &s.api(
+            &t,
+            "DELETE",
+            &format!("/api/accounts/{}", id_of(&a)),
+            None,
+            &[],
+        ),
+    );
+    ok(201, &s.api(&t, "POST", "/api/accounts", Some(acct), &[]));
+    s.finish()
+}
+
 fn dry_run() -> Vector {
     let mut s = Sc::new(
         "dry_run",
@@ -1424,6 +1518,7 @@ fn scenarios() -> Vec<Vector> {
         webhook_management(),
         ordered_updates_behind_backoff(),
         partial_failure(),
+        delete_pushed(),
         dry_run(),
     ]
 }

@@ -26,6 +26,18 @@ pub enum ConnectorError {
         /// The type of the pushed object.
         object_type: ObjectType,
     },
+    /// The connector cannot delete (archive, deactivate) objects of this type at the source.
+    #[error(
+        "not sent: the {} connector does not delete {}",
+        .connector.as_str(),
+        .object_type.as_str()
+    )]
+    UnsupportedDelete {
+        /// The connector.
+        connector: ConnectorKind,
+        /// The type of the deleted object.
+        object_type: ObjectType,
+    },
     /// The pushed object has no reference at `field`, which the provider requires.
     #[error("not sent: the object has no {field}")]
     MissingReference {
@@ -337,5 +349,70 @@ mod tests {
         for (got, want) in cases {
             assert_eq!(got, want);
         }
+    }
+
+    /// A delete each connector cannot send: a type it does not delete, no remote id, no
+    /// SyncToken for QuickBooks' deactivation.
+    #[test]
+    fn deletes_refuse_what_they_cannot_send() {
+        let object = RawValue::from_string(r#"{"id":"x1","name":"Acme"}"#.into()).unwrap();
+        let settings: BTreeMap<String, String> = [
+            ("realmId", "123"),
+            ("tenantId", "6f7594f2-f059-4d56-9e67-47ac9733bfe9"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let refuse = |c: ConnectorKind, t: ObjectType, remote: Option<&str>| {
+            let input = PushInput {
+                object_type: t,
+                object: &object,
+                operation: Operation::Delete,
+                remote_id: remote,
+                remote_version: None,
+                references: &[],
+                idempotency_key: "k1",
+                sync_id: "s1",
+                tracking_id: None,
+                url: "https://provider.example.com",
+                settings: &settings,
+                access_token: Some("t"),
+            };
+            c.connector().request(&input).map(|r| r.url)
+        };
+        use ConnectorKind::*;
+        use ObjectType::*;
+        assert_eq!(
+            refuse(Xero, Invoice, Some("i")).unwrap_err().to_string(),
+            "not sent: the xero connector does not delete invoice"
+        );
+        assert_eq!(
+            refuse(Quickbooks, Payment, Some("p")).unwrap_err(),
+            ConnectorError::UnsupportedDelete {
+                connector: Quickbooks,
+                object_type: Payment
+            }
+        );
+        assert_eq!(
+            refuse(Quickbooks, Vendor, Some("41")).unwrap_err(),
+            ConnectorError::UnknownVersion {
+                connector: Quickbooks,
+                version: "SyncToken"
+            }
+        );
+        for c in [Quickbooks, Xero, Hubspot, Shopify] {
+            assert_eq!(
+                refuse(c, Customer, None).unwrap_err(),
+                ConnectorError::NoRemoteId { connector: c }
+            );
+        }
+        for c in [Hubspot, Shopify] {
+            assert!(matches!(
+                refuse(c, Vendor, Some("1")),
+                Err(ConnectorError::UnsupportedObject { .. })
+            ));
+        }
+        // The generic envelope carries any delete, with or without a remote id.
+        assert!(refuse(Generic, Invoice, None).is_ok());
     }
 }

@@ -1,7 +1,9 @@
 //! The generic connector: `POST {pushUrl}` with the writesync envelope
 //! `{syncId, operation, objectType, object, trackingId, remoteId?, references?}` and the
-//! headers `Idempotency-Key`, `X-Sync-ID`, `X-Tracking-ID`. A `200`/`201` succeeds (its
-//! optional `{"id": ...}` is the remote id); `408`, `429` and `5xx` are retried honouring
+//! headers `Idempotency-Key`, `X-Sync-ID`, `X-Tracking-ID`. A delete sends the same envelope
+//! with `operation: "delete"` and the object's last stored version. A `200`/`201` succeeds (its
+//! optional `{"id": ...}` is the remote id), and so do a `204` and a `404` to a delete (the
+//! receiver no longer has the object); `408`, `429` and `5xx` are retried honouring
 //! `Retry-After`; anything else fails the target with the status and the start of the body.
 
 use std::collections::BTreeMap;
@@ -105,6 +107,7 @@ impl Connector for Generic {
                     version: None,
                 }
             }
+            _ if answer.delete_done() => super::DELETED,
             408 | 429 | 500..=599 => ProviderVerdict::Retryable {
                 error: format!(
                     "HTTP {status}: {}",

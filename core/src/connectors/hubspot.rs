@@ -2,7 +2,8 @@
 //!
 //! A customer is a company (`POST {baseUrl}/crm/v3/objects/companies`) or, with the setting
 //! `customerObject: contacts`, a contact (`POST {baseUrl}/crm/v3/objects/contacts`); an
-//! update is `PATCH .../{id}`. Bodies are `{"properties": {...}}` with string values; the
+//! update is `PATCH .../{id}`, a delete `DELETE .../{id}` (HubSpot archives the object;
+//! `204`, and a `404` counts as done). Bodies are `{"properties": {...}}` with string values; the
 //! answer is the object with its `id`. Errors are
 //! `{"status": "error", "message", "correlationId", "category"}`; throttling is `429` with
 //! `errorType: RATE_LIMIT`. HubSpot takes no idempotency key: a contact create retried after
@@ -129,14 +130,24 @@ impl Connector for HubSpot {
         }
         let as_contact = contacts(input.settings);
         let object = if as_contact { "contacts" } else { "companies" };
+        if input.operation == Operation::Delete {
+            let id = super::delete_target(input, APP, &OBJECTS)?;
+            return Ok(super::delete_request(
+                join(
+                    input.url,
+                    &format!("/crm/v3/objects/{object}/{}", encode(id)),
+                ),
+                bearer_headers(input.access_token),
+            ));
+        }
         let props = properties(&input.object_value(), as_contact);
         let body = one("properties", Value::Object(props));
         let (method, path) = match (input.operation, input.remote_id) {
             (Operation::Update, Some(id)) => {
                 ("PATCH", format!("/crm/v3/objects/{object}/{}", encode(id)))
             }
-            (Operation::Update, None) => return Err(ConnectorError::NoRemoteId { connector: APP }),
             (Operation::Create, _) => ("POST", format!("/crm/v3/objects/{object}")),
+            _ => return Err(ConnectorError::NoRemoteId { connector: APP }),
         };
         Ok(OutboundRequest {
             method: method.into(),
@@ -158,6 +169,9 @@ impl Connector for HubSpot {
                 remote_id: id(&v),
                 version: None,
             };
+        }
+        if answer.delete_done() {
+            return super::DELETED;
         }
         let message = s(&v, "message").unwrap_or_default();
         if answer.status == 409 && answer.operation == Operation::Create {

@@ -6,8 +6,8 @@
 //! - [`Connector::check`]: the fields the provider needs that a CDM object lacks, as
 //!   validation errors (run at write time, per target, so a write fails early instead of a
 //!   push failing later);
-//! - [`Connector::request`]: a CDM object, its operation, its remote id (and version) at the
-//!   connection and the remote ids of the objects it refers to → the provider's HTTP request,
+//! - [`Connector::request`]: a CDM object, its operation (create, update or delete), its
+//!   remote id (and version) at the connection and the remote ids of the objects it refers to → the provider's HTTP request,
 //!   or a [`ConnectorError`] saying why it cannot be sent (its text becomes the target's
 //!   `lastError`);
 //! - [`Connector::interpret`]: the provider's answer → success with its remote id (and
@@ -26,6 +26,10 @@
 //! | `xero` | Xero Accounting API 2.0 | customer, vendor (Contacts), account, invoice (ACCREC), payment, bankTransaction | yes |
 //! | `hubspot` | HubSpot CRM v3 | customer (company or contact) | yes |
 //! | `shopify` | Shopify Admin REST | customer | yes |
+//!
+//! A delete (customer, vendor, account) is what the application supports: the generic envelope
+//! with `operation: "delete"`, QuickBooks deactivates, Xero archives, HubSpot and Shopify
+//! delete; a `204` or `404` answer to it is success ([`Answer::delete_done`]).
 //!
 //! The field-by-field mapping of each connector, and what it does not support, is the table
 //! in `docs/connectors.md`. The base URL of every provider connector is the connection's
@@ -140,21 +144,27 @@ impl ConnectorKind {
     }
 }
 
-/// Whether a push creates the object at the source or updates the one it already has.
+/// Whether a push creates the object at the source, updates the one it already has, or
+/// removes it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Operation {
     /// The source has not acknowledged the object yet.
     Create,
     /// The source acknowledged the object before (its remote id is known, when it named one).
     Update,
+    /// The object was deleted from the CDM: the source deletes, archives or deactivates its
+    /// copy (each connector does what its application supports; see `docs/connectors.md`).
+    /// The pushed object is its last stored version.
+    Delete,
 }
 
 impl Operation {
-    /// `create` or `update`.
+    /// `create`, `update` or `delete`.
     pub fn as_str(self) -> &'static str {
         match self {
             Operation::Create => "create",
             Operation::Update => "update",
+            Operation::Delete => "delete",
         }
     }
 }
@@ -183,7 +193,7 @@ pub struct PushInput<'a> {
     pub object_type: ObjectType,
     /// The CDM object as stored (JSON text).
     pub object: &'a RawValue,
-    /// Create or update.
+    /// Create, update or delete.
     pub operation: Operation,
     /// The object's id at the connection, when known.
     pub remote_id: Option<&'a str>,
@@ -247,7 +257,7 @@ impl PushInput<'_> {
 pub struct Answer<'a> {
     /// The pushed object's type.
     pub object_type: ObjectType,
-    /// Create or update.
+    /// Create, update or delete.
     pub operation: Operation,
     /// Status code.
     pub status: u16,
@@ -260,6 +270,12 @@ pub struct Answer<'a> {
 }
 
 impl Answer<'_> {
+    /// Whether this answers a delete with `204` (done, no body) or `404` (the source no
+    /// longer has the object, which is what the delete wanted): both are success, keeping
+    /// the remote id the engine already holds.
+    pub fn delete_done(&self) -> bool {
+        self.operation == Operation::Delete && matches!(self.status, 204 | 404)
+    }
     /// A header, ignoring case.
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
@@ -501,6 +517,50 @@ pub(crate) fn encode(s: &str) -> String {
     }
     out
 }
+
+/// The object types the CDM deletes (`DELETE /api/customers|vendors|accounts/{id}`).
+pub const DELETABLE: [ObjectType; 3] = [
+    ObjectType::Customer,
+    ObjectType::Vendor,
+    ObjectType::Account,
+];
+
+/// The remote id a delete needs, or why it cannot be sent.
+pub(crate) fn delete_target<'a>(
+    input: &PushInput<'a>,
+    app: ConnectorKind,
+    types: &[ObjectType],
+) -> Result<&'a str, ConnectorError> {
+    if !types.contains(&input.object_type) {
+        return Err(ConnectorError::UnsupportedDelete {
+            connector: app,
+            object_type: input.object_type,
+        });
+    }
+    input
+        .remote_id
+        .ok_or(ConnectorError::NoRemoteId { connector: app })
+}
+
+/// A bodiless `DELETE` (no `Content-Type`).
+pub(crate) fn delete_request(
+    url: String,
+    mut headers: BTreeMap<String, String>,
+) -> OutboundRequest {
+    headers.remove("Content-Type");
+    OutboundRequest {
+        method: "DELETE".into(),
+        url,
+        headers,
+        body: String::new(),
+    }
+}
+
+/// The success of a delete the source confirmed without naming an id.
+pub(crate) const DELETED: ProviderVerdict = ProviderVerdict::Success {
+    remote_id: None,
+    version: None,
+};
 
 /// The standard headers of a provider request with a bearer token.
 pub(crate) fn bearer_headers(token: Option<&str>) -> BTreeMap<String, String> {

@@ -6,6 +6,9 @@
 //! retried push with the first result instead of creating the entity twice. An update is a
 //! sparse update (`"sparse": true`) that carries the entity's `Id` and the `SyncToken`
 //! QuickBooks returned last; voiding an invoice is `?operation=void` with `Id` and `SyncToken`.
+//! QuickBooks keeps names lists: a deleted customer, vendor or account is deactivated, a
+//! sparse update `{"Id", "SyncToken", "sparse": true, "Active": false}`; an `Object Not Found`
+//! fault (code 610) or a `404` to it counts as done.
 //! Answers are `{"<Entity>": {"Id", "SyncToken", ...}, "time"}`; errors are
 //! `{"Fault": {"Error": [{"Message", "Detail", "code", "element"}], "type"}}` (an answer `200`
 //! may carry a `Fault` too).
@@ -441,7 +444,19 @@ impl Connector for QuickBooks {
         let void = input.object_type == ObjectType::Invoice
             && input.operation == Operation::Update
             && s(&o, "status") == Some("void");
-        let (query, body) = if void {
+        let (query, body) = if input.operation == Operation::Delete {
+            super::delete_target(input, APP, &super::DELETABLE)?;
+            let (id, token) = identity(input)?;
+            (
+                format!("requestid={}", encode(&request_id)),
+                obj(&mut [
+                    ("Active", Value::Bool(false)),
+                    ("Id", Value::String(id)),
+                    ("SyncToken", Value::String(token)),
+                    ("sparse", Value::Bool(true)),
+                ]),
+            )
+        } else if void {
             let (id, token) = identity(input)?;
             (
                 format!("operation=void&requestid={}", encode(&request_id)),
@@ -486,7 +501,13 @@ impl Connector for QuickBooks {
                 version: id_text(e.and_then(|e| e.get("SyncToken"))),
             };
         }
-        failure(answer, &fault_text(&v).unwrap_or_default())
+        let text = fault_text(&v).unwrap_or_default();
+        if answer.delete_done()
+            || (answer.operation == Operation::Delete && text.contains("(code 610)"))
+        {
+            return super::DELETED;
+        }
+        failure(answer, &text)
     }
 }
 

@@ -2,7 +2,9 @@
 //!
 //! A customer is created with `POST {baseUrl}/admin/api/{apiVersion}/customers.json` and
 //! updated with `PUT {baseUrl}/admin/api/{apiVersion}/customers/{id}.json`, body
-//! `{"customer": {...}}`, authenticated with `X-Shopify-Access-Token: {token}`. The answer is
+//! `{"customer": {...}}`, and deleted with `DELETE .../customers/{id}.json` (answered `200 {}`;
+//! a `404` counts as done; Shopify refuses to delete a customer with orders), authenticated
+//! with `X-Shopify-Access-Token: {token}`. The answer is
 //! `{"customer": {"id": <number>, ...}}`; errors are `{"errors": "text"}` or
 //! `{"errors": {"field": ["message", ...]}}` (`422` for validation); throttling is `429` with
 //! `Retry-After` in (fractional) seconds.
@@ -170,6 +172,12 @@ impl Connector for Shopify {
         }
         let version = input.setting("apiVersion").unwrap_or(DEFAULT_API_VERSION);
         let o = input.object_value();
+        let mut headers = BTreeMap::new();
+        headers.insert("Accept".to_string(), "application/json".to_string());
+        headers.insert("Content-Type".to_string(), "application/json".to_string());
+        if let Some(t) = input.access_token {
+            headers.insert("X-Shopify-Access-Token".to_string(), t.to_string());
+        }
         let (method, path, body) = match (input.operation, input.remote_id) {
             (Operation::Update, Some(id)) => {
                 let mut c = customer(&o, false);
@@ -185,19 +193,22 @@ impl Connector for Shopify {
                     one("customer", Value::Object(c)),
                 )
             }
-            (Operation::Update, None) => return Err(ConnectorError::NoRemoteId { connector: APP }),
             (Operation::Create, _) => (
                 "POST",
                 format!("/admin/api/{}/customers.json", encode(version)),
                 one("customer", Value::Object(customer(&o, true))),
             ),
+            (Operation::Delete, _) => {
+                let id = super::delete_target(input, APP, &OBJECTS)?;
+                let path = format!(
+                    "/admin/api/{}/customers/{}.json",
+                    encode(version),
+                    encode(id)
+                );
+                return Ok(super::delete_request(join(input.url, &path), headers));
+            }
+            (Operation::Update, None) => return Err(ConnectorError::NoRemoteId { connector: APP }),
         };
-        let mut headers = BTreeMap::new();
-        headers.insert("Accept".to_string(), "application/json".to_string());
-        headers.insert("Content-Type".to_string(), "application/json".to_string());
-        if let Some(t) = input.access_token {
-            headers.insert("X-Shopify-Access-Token".to_string(), t.to_string());
-        }
         Ok(OutboundRequest {
             method: method.into(),
             url: join(input.url, &path),
@@ -218,6 +229,9 @@ impl Connector for Shopify {
                 remote_id: id,
                 version: None,
             };
+        }
+        if answer.delete_done() {
+            return super::DELETED;
         }
         failure(answer, &error_text(&v).unwrap_or_default())
     }

@@ -5,6 +5,9 @@
 //! `xero-tenant-id: {tenantId}`, `Accept: application/json` and `Idempotency-Key` (the push's
 //! key, at most 128 characters). Bodies wrap the entity in its collection
 //! (`{"Contacts": [...]}`), except the creation of an account, which is the bare account.
+//! Xero archives what other systems delete: a deleted customer or vendor is
+//! `POST .../Contacts/{id}` with `ContactStatus: ARCHIVED`, a deleted account
+//! `POST .../Accounts/{id}` with `Status: ARCHIVED`; a `404` to it counts as done.
 //! Answers list the entities with their ids (`ContactID`, `AccountID`, `InvoiceID`,
 //! `PaymentID`, `BankTransactionID`); validation errors are `400`
 //! `{"ErrorNumber", "Type": "ValidationException", "Message", "Elements": [{"ValidationErrors": [{"Message"}]}]}`;
@@ -374,6 +377,21 @@ impl Connector for Xero {
                 )
             }
             (Operation::Update, None) => return Err(ConnectorError::NoRemoteId { connector: APP }),
+            (Operation::Delete, _) => {
+                let id = super::delete_target(input, APP, &super::DELETABLE)?;
+                let (_, id_field) = collection(input.object_type).unwrap_or(("", ""));
+                let status = if coll == "Contacts" {
+                    "ContactStatus"
+                } else {
+                    "Status"
+                };
+                let e = obj(&mut [(id_field, string(id)), (status, string("ARCHIVED"))]);
+                (
+                    "POST",
+                    format!("/api.xro/2.0/{coll}/{}", encode(id)),
+                    wrap(coll, e),
+                )
+            }
             (Operation::Create, _) => {
                 let e = Value::Object(entity(input, &o)?);
                 let body = if input.object_type == ObjectType::Account {
@@ -407,6 +425,9 @@ impl Connector for Xero {
                 remote_id: first.and_then(|e| s(e, id_field)).map(str::to_string),
                 version: None,
             };
+        }
+        if answer.delete_done() {
+            return super::DELETED;
         }
         let text = match error_text(&v) {
             Some(t) => t,

@@ -297,6 +297,16 @@ pub enum DataOp<'a> {
         /// Push, sources, tracking id, idempotency, `If-Match`.
         options: WriteOptions<'a>,
     },
+    /// Delete a customer, vendor or account (`204`; `409` while another object refers to
+    /// it). With push, the deletion goes to the connections that hold a remote id for it.
+    Delete {
+        /// The object type: customer, vendor or account.
+        object: ObjectType,
+        /// Its id.
+        id: &'a str,
+        /// Push, sources, tracking id, idempotency, `If-Match`.
+        options: WriteOptions<'a>,
+    },
     /// Record a payment of an invoice.
     Pay {
         /// The invoice id.
@@ -313,7 +323,10 @@ impl DataOp<'_> {
     pub fn is_write(&self) -> bool {
         matches!(
             self,
-            DataOp::Create { .. } | DataOp::Update { .. } | DataOp::Pay { .. }
+            DataOp::Create { .. }
+                | DataOp::Update { .. }
+                | DataOp::Pay { .. }
+                | DataOp::Delete { .. }
         )
     }
 
@@ -333,6 +346,9 @@ impl DataOp<'_> {
                 (method, ["/api/", object.collection(), "/", id])
             }
             DataOp::Pay { invoice, .. } => ("POST", ["/api/invoices/", invoice, "/payments", ""]),
+            DataOp::Delete { object, id, .. } => {
+                ("DELETE", ["/api/", object.collection(), "/", id])
+            }
             DataOp::List { object, .. } => ("GET", ["/api/", object.collection(), "", ""]),
             DataOp::Get { object, id } => ("GET", ["/api/", object.collection(), "/", id]),
             DataOp::GetSync { id } => ("GET", ["/api/syncs/", id, "", ""]),

@@ -183,14 +183,22 @@ pub(crate) fn due_task(
             })
         }
     };
+    let operation = task.operation(remote.is_some());
+    if operation == Operation::Delete
+        && remote.as_ref().and_then(|r| r.remote_id.as_ref()).is_none()
+    {
+        task.last_error = Some(format!(
+            "not sent: {} holds no id for this object",
+            conn.app
+        ));
+        task.state = TaskState::Failed;
+        finish_task(engine, now, tx, task)?;
+        return Ok(None);
+    }
     let input = PushInput {
         object_type: task.object.object_type,
         object: &body,
-        operation: if remote.is_some() {
-            Operation::Update
-        } else {
-            Operation::Create
-        },
+        operation,
         remote_id: remote.as_ref().and_then(|r| r.remote_id.as_deref()),
         remote_version: remote.as_ref().and_then(|r| r.version.as_deref()),
         references: &references,

@@ -395,7 +395,7 @@ fn data_op<'a>(
         [coll] if ObjectType::from_collection(coll).is_some() => &["GET", "POST"],
         [coll, _] => match ObjectType::from_collection(coll) {
             Some(ObjectType::Customer | ObjectType::Vendor | ObjectType::Account) => {
-                &["GET", "PATCH"]
+                &["GET", "PATCH", "DELETE"]
             }
             Some(ObjectType::Invoice | ObjectType::Expense) => &["GET", "PUT"],
             Some(_) => &["GET"],
@@ -446,6 +446,11 @@ fn data_op<'a>(
         [coll] => DataOp::Create {
             object: object(coll),
             body,
+            options,
+        },
+        [coll, id] if m == "DELETE" => DataOp::Delete {
+            object: object(coll),
+            id,
             options,
         },
         [coll, id] => DataOp::Update {

@@ -105,11 +105,7 @@ fn report_task(
         task.object.object_type,
         &task.object.id,
     )?;
-    let operation = if previous.is_some() {
-        Operation::Update
-    } else {
-        Operation::Create
-    };
+    let operation = task.operation(previous.is_some());
     let verdict = classify_push(
         task.connector,
         operation,
@@ -118,6 +114,19 @@ fn report_task(
         now,
     );
     match verdict {
+        ProviderVerdict::Success { .. } if operation == Operation::Delete => {
+            // The source no longer has it: forget its id there.
+            stored::drop_remote(
+                tx,
+                &task.account_id,
+                &task.connection_id,
+                task.object.object_type,
+                &task.object.id,
+            )?;
+            task.state = TaskState::Succeeded;
+            task.last_error = None;
+            finish_task(engine, now, tx, task)
+        }
         ProviderVerdict::Success { remote_id, version } => {
             let (previous_id, previous_version) = match previous {
                 Some(r) => (r.remote_id, r.version),

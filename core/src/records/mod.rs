@@ -19,6 +19,7 @@
 //! | `obj/{account}/{type}/{id}` | the stored CDM object (its current version) |
 //! | `v/{account}/{type}/{id}/{version:020}` | an older version of the object, kept while an unfinished push task sends it |
 //! | `uniq/{account}/{rule}/{value}` | id of the object holding a unique value |
+//! | `ref/{account}/{type}/{id}/{referrer type}/{referrer id}` | reverse reference index: the referrer names the object (customer, vendor or account) in the field at the JSON Pointer stored as the value (the first such field); written with the referrer, so a delete finds a referrer with one bounded scan |
 //! | `s/{sync}` | [`rows::SyncRow`]: a sync with its targets and their push tasks ([`SyncRec`], [`TaskRec`]); a task names the object version it pushes |
 //! | `t/{task}` | the sync of a push task that was handed out (work ids name only the task) |
 //! | `c/{account}/{type}/{id}` | the syncs with unfinished push tasks of that object (JSON list, oldest first): the push chain |
@@ -32,10 +33,17 @@
 //! | `idemexp/{ms:016}/{account}/{key}` | retention index of idempotency records |
 //! | `dlvexp/{ms:016}/{delivery}` | retention index of finished deliveries |
 //!
+//! A deleted object (`DELETE /api/{customers,vendors,accounts}/{id}`) leaves `obj/` and its
+//! uniqueness entries at once; its last version stays under `v/` while a push (its delete
+//! push, or an earlier unfinished one) still sends it, and its `r/` row and push chain go when
+//! its last unfinished push finished. A delete push's sync has `op: "delete"`: every task of
+//! it builds a delete request.
+//!
 //! Retention (`Engine::prune`): idempotency records and finished deliveries by their indexes;
 //! a sync whose targets all finished (and whose deliveries are not owed) once the time its id
 //! carries is older than `syncRetentionMs`, with its `t/` pointers and its deliveries. Objects,
-//! their current version, uniqueness entries and remote ids are never pruned; a kept version
+//! their current version, uniqueness entries, reference entries and remote ids are never pruned
+//! (a delete removes them, as above); a kept version
 //! goes when no unfinished task sends it, a chain entry when no task of it is unfinished.
 //! `GET /api/syncs/{id}` of a missing sync whose id carries a time past the window answers
 //! `404` with a detail saying it expired (the id is the watermark: no row is kept for it).
@@ -319,7 +327,7 @@ pub struct SyncRec {
     /// `X-Tracking-ID` of the write.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tracking_id: Option<String>,
-    /// `create` or `update`.
+    /// `create`, `update` or `delete`.
     pub operation: String,
     /// The written object (the first one of a bulk write).
     pub object: ObjectRef,
@@ -416,6 +424,23 @@ pub struct TaskRec {
     pub reauthorized: bool,
     /// The serial of the access token the attempt in progress carries.
     pub token_serial: Option<u64>,
+    /// It pushes a deletion (not stored per task: its sync's `operation` is `delete`).
+    pub delete: bool,
+}
+
+impl TaskRec {
+    /// What it sends: a deletion when its sync deletes, else an update where the connection
+    /// already knows the object (`known`), else a create.
+    pub fn operation(&self, known: bool) -> crate::connectors::Operation {
+        use crate::connectors::Operation;
+        if self.delete {
+            Operation::Delete
+        } else if known {
+            Operation::Update
+        } else {
+            Operation::Create
+        }
+    }
 }
 
 /// The id of an object at a source.

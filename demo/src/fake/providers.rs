@@ -78,7 +78,8 @@ pub enum Provider {
     /// `SyncToken` (else `Stale Object Error` 5010), `?operation=void` for invoices; the
     /// references (`CustomerRef`, `VendorRef`/`EntityRef`, `AccountRef`, `LinkedTxn`) must
     /// name existing entities (else `Object Not Found` 610); display names are unique across
-    /// customers and vendors (6240). Errors are `Fault` documents.
+    /// customers and vendors (6240); `Active` (deactivation) only on customers, vendors and
+    /// accounts, and a deactivated entity cannot be referenced. Errors are `Fault` documents.
     QuickBooks {
         /// The company id expected in the path.
         realm: String,
@@ -90,17 +91,21 @@ pub enum Provider {
     /// `ACCREC`, a known `Contact.ContactID`, `LineItems` with `Description` and, when
     /// `AUTHORISED`, a known `AccountCode`; payments a known `Invoice.InvoiceID` and bank
     /// `Account.Code`; bank transactions `RECEIVE`/`SPEND`, a `Contact`, a known bank
-    /// `BankAccount` and coded `LineItems`. Errors are `ValidationException` documents.
+    /// `BankAccount` and coded `LineItems`; `ContactStatus` ACTIVE or ARCHIVED on an existing
+    /// contact only (an archived contact cannot be invoiced). Errors are `ValidationException`
+    /// documents.
     Xero {
         /// The tenant id expected in `xero-tenant-id`.
         tenant: String,
     },
-    /// HubSpot CRM v3: `POST /crm/v3/objects/{contacts|companies}` and `PATCH .../{id}`,
+    /// HubSpot CRM v3: `POST /crm/v3/objects/{contacts|companies}`, `PATCH .../{id}` and
+    /// `DELETE .../{id}` (no body; `204`, `404` for an unknown id),
     /// `{"properties": {...}}` with string values of known properties only; contacts are
     /// unique by e-mail (`409 Contact already exists. Existing ID: N`).
     HubSpot,
     /// Shopify Admin REST: `POST /admin/api/{YYYY-MM}/customers.json` and
-    /// `PUT .../customers/{id}.json` with `X-Shopify-Access-Token`, `{"customer": {...}}`
+    /// `PUT .../customers/{id}.json` (and `DELETE` of it, no body: `200 {}`, `404` for an
+    /// unknown id) with `X-Shopify-Access-Token`, `{"customer": {...}}`
     /// with a name, e-mail or phone; e-mails are unique and phones E.164 (`422` `errors`).
     Shopify,
 }
@@ -370,7 +375,12 @@ impl Shared {
                 &format!("{entity}Ref"),
             ));
         }
-        if !st.entities.contains_key(&(entity.to_string(), id.clone())) {
+        // A deactivated entity (`Active: false`) cannot be referenced, as in QuickBooks.
+        let active = st
+            .entities
+            .get(&(entity.to_string(), id.clone()))
+            .is_some_and(|e| e.body.get("Active") != Some(&json!(false)));
+        if !active {
             return Err(qb_not_found(entity, &id));
         }
         Ok(id)
@@ -446,6 +456,12 @@ impl Shared {
             } else {
                 if body.get("sparse") != Some(&json!(true)) {
                     return qb_invalid("a full update needs every field; this fake takes sparse updates (\"sparse\": true)".into(), "sparse");
+                }
+                // Deactivation (`Active: false`) applies to names lists only.
+                if let Some(a) = body.get("Active") {
+                    if !a.is_boolean() || !matches!(entity, "Customer" | "Vendor" | "Account") {
+                        return qb_invalid(format!("Active is a boolean of a Customer, Vendor or Account, got {a} on {entity}"), "Active");
+                    }
                 }
                 if let Err(r) = self.qb_validate(st, entity, &body, true) {
                     return r;
@@ -783,7 +799,7 @@ impl Shared {
             };
             item[id_field] = json!(eid);
             item["UpdatedDateUTC"] = json!(format!("/Date({})/", now_ms()));
-            if coll == "Contacts" {
+            if coll == "Contacts" && item.get("ContactStatus").is_none() {
                 item["ContactStatus"] = json!("ACTIVE");
             }
             st.entities.insert(
@@ -823,6 +839,16 @@ impl Shared {
         };
         match (req.method.as_str(), id) {
             ("POST", None) | ("PATCH", Some(_)) => {}
+            // Archive: no body; `204`, or `404` for an id it does not hold.
+            ("DELETE", Some(i)) => {
+                if req.has_body && !req.body.is_empty() {
+                    return hs_error(400, "a DELETE takes no body", "VALIDATION_ERROR");
+                }
+                return match st.entities.remove(&(object.to_string(), i.to_string())) {
+                    Some(_) => (204, Vec::new(), String::new()),
+                    None => hs_error(404, "resource not found", "OBJECT_NOT_FOUND"),
+                };
+            }
             _ => {
                 return hs_error(
                     405,
@@ -964,6 +990,16 @@ impl Shared {
         }
         match (req.method.as_str(), id) {
             ("POST", None) | ("PUT", Some(_)) => {}
+            // `200 {}`, or `404` for an id it does not hold; a DELETE takes no body.
+            ("DELETE", Some(i)) if req.body.is_empty() => {
+                return match st
+                    .entities
+                    .remove(&("customers".to_string(), i.to_string()))
+                {
+                    Some(_) => reply(200, json!({})),
+                    None => reply(404, json!({"errors": "Not Found"})),
+                };
+            }
             _ => return reply(406, json!({"errors": "Not Acceptable"})),
         }
         let Ok(body) = serde_json::from_slice::<Value>(&req.body) else {
@@ -1205,6 +1241,14 @@ fn xero_validate(st: &State, coll: &str, item: &Value, existing: Option<&str>) -
     let mut errors = Vec::new();
     let creating = existing.is_none();
     match coll {
+        "Contacts"
+            if !matches!(s(item, "ContactStatus"), None | Some("ACTIVE" | "ARCHIVED"))
+                || (creating && item.get("ContactStatus").is_some()) =>
+        {
+            errors.push(
+                "ContactStatus is ACTIVE or ARCHIVED, and only on an existing contact.".into(),
+            );
+        }
         "Contacts" => match s(item, "Name") {
             Some(name) => {
                 let taken = st.entities.iter().any(|((k, eid), e)| {
@@ -1281,8 +1325,9 @@ fn xero_validate(st: &State, coll: &str, item: &Value, existing: Option<&str>) -
                 Some(cid)
                     if st
                         .entities
-                        .contains_key(&("Contacts".to_string(), cid.to_string())) => {}
-                Some(cid) => errors.push(format!("Contact {cid} does not exist.")),
+                        .get(&("Contacts".to_string(), cid.to_string()))
+                        .is_some_and(|c| s(&c.body, "ContactStatus") != Some("ARCHIVED")) => {}
+                Some(cid) => errors.push(format!("Contact {cid} does not exist or is archived.")),
                 None => {
                     errors.push("A Contact must be specified for this type of transaction.".into())
                 }
