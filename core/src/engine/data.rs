@@ -65,6 +65,7 @@ pub(crate) fn execute(
         DataOp::Create { body, options, .. }
         | DataOp::Update { body, options, .. }
         | DataOp::Pay { body, options, .. } => (*body, options),
+        DataOp::RetrySync { id, body } => return super::retry::retry_sync(ctx, account, id, *body),
         _ => return reads::execute(ctx, account, &op, engine.config.sync_retention_ms),
     };
     check_options(options)?;

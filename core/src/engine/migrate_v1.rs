@@ -179,6 +179,8 @@ fn syncs(tx: &mut Tx<'_>, store: &dyn KvRead, limit: usize) -> Result<bool, Core
                 state: old.state,
                 attempts: old.attempts,
                 last_error: old.last_error,
+                error: None,
+                budget_start: 0,
                 waiting_on: old.waiting_on,
                 requires: old.requires,
                 successors,
@@ -188,6 +190,10 @@ fn syncs(tx: &mut Tx<'_>, store: &dyn KvRead, limit: usize) -> Result<bool, Core
                 token_serial: old.token_serial,
             });
         }
+        tx.put(
+            keys::account_sync(&sync.account_id, &sync.id),
+            json_string(&sync.id),
+        );
         tx.put_json(keys::sync(&sync.id), &SyncRow::encode(&sync, &tasks));
     }
     Ok(rows.len() < limit)

@@ -156,6 +156,7 @@ pub(crate) fn plan_sync(
                 attempts: 0,
                 remote_id: None,
                 last_error: Some(reason),
+                error: None,
                 updated_at: ctx.now_str.clone(),
                 tasks: Vec::new(),
             });
@@ -230,6 +231,8 @@ pub(crate) fn plan_sync(
                 state,
                 attempts: 0,
                 last_error: None,
+                error: None,
+                budget_start: 0,
                 waiting_on,
                 requires,
                 successors: Vec::new(),
@@ -253,6 +256,7 @@ pub(crate) fn plan_sync(
             attempts: 0,
             remote_id: None,
             last_error: None,
+            error: None,
             updated_at: ctx.now_str.clone(),
             tasks: task_ids,
         });
