@@ -5,6 +5,7 @@ use super::migrate::{layout_row, MigrationStep};
 use super::stored;
 use super::tx::Tx;
 use crate::cdm::ObjectType;
+use crate::connectors::{ConnectorKind, SourceError};
 use crate::records::rows::{self, SyncRow};
 use crate::records::v1::{self, TaskRecV1};
 use crate::records::*;
@@ -178,8 +179,8 @@ fn syncs(tx: &mut Tx<'_>, store: &dyn KvRead, limit: usize) -> Result<bool, Core
                 tracking_id: old.tracking_id,
                 state: old.state,
                 attempts: old.attempts,
+                error: recovered_error(old.last_error.as_deref(), old.connector),
                 last_error: old.last_error,
-                error: None,
                 budget_start: 0,
                 waiting_on: old.waiting_on,
                 requires: old.requires,
@@ -197,6 +198,33 @@ fn syncs(tx: &mut Tx<'_>, store: &dyn KvRead, limit: usize) -> Result<bool, Core
         tx.put_json(keys::sync(&sync.id), &SyncRow::encode(&sync, &tasks));
     }
     Ok(rows.len() < limit)
+}
+
+/// The structured error of a layout-1 task, recovered from its `lastError` (layout 1 kept
+/// only the text): a source's answer was written `HTTP {status}` or `HTTP {status}: {text}`,
+/// where the generic connector's text is the start of the answer's body, which is read as
+/// today's answer would be; a provider connector's text is its own summary, so only the
+/// status is known. Any other text (not sent, transport errors) has no structured form.
+fn recovered_error(text: Option<&str>, connector: ConnectorKind) -> Option<SourceError> {
+    let rest = text?.strip_prefix("HTTP ")?;
+    let (code, body) = rest.split_once(": ").unwrap_or((rest, ""));
+    if code.len() != 3 {
+        return None;
+    }
+    let status: u16 = code.parse().ok()?;
+    Some(if connector.is_generic() {
+        SourceError::generic(
+            status,
+            &serde_json::from_str(body).unwrap_or(serde_json::Value::Null),
+        )
+    } else {
+        SourceError {
+            status,
+            code: None,
+            message: None,
+            field: None,
+        }
+    })
 }
 
 fn chains(tx: &mut Tx<'_>, store: &dyn KvRead, limit: usize) -> Result<bool, CoreError> {
