@@ -747,3 +747,39 @@ fn each_connector_reads_its_sources_errors() {
         );
     }
 }
+
+#[test]
+fn a_retry_with_an_idempotency_key_is_answered_once() {
+    let mut s = setup();
+    fail_first(&mut s);
+    let path = format!("/api/syncs/{}/retry", s.syncs[0]);
+    let key = [("Idempotency-Key", "retry-1")];
+    let first = s.w.api_h(&s.t, "POST", &path, None, &key);
+    assert_eq!(first.status, 202, "{}", first.body);
+    let again = s.w.api_h(&s.t, "POST", &path, None, &key);
+    assert_eq!(again.status, 202, "{}", again.body);
+    assert_eq!(again.headers["Idempotency-Replayed"], "true");
+    assert_eq!(again.body, first.body);
+    let other = s.w.api_h(
+        &s.t,
+        "POST",
+        &path,
+        Some(json!({"apps": ["hubspot"]})),
+        &key,
+    );
+    assert_eq!(other.status, 422, "{}", other.body);
+    assert_eq!(
+        other.body_json()["type"],
+        "/problems/idempotency-key-reused"
+    );
+    let bad = s.w.api_h(
+        &s.t,
+        "POST",
+        &path,
+        None,
+        &[("Idempotency-Key", "a\u{7f}b")],
+    );
+    assert_eq!(bad.status, 400, "{}", bad.body);
+    // Without a key a repeat finds nothing failed.
+    assert_eq!(s.w.api(&s.t, "POST", &path, None).status, 409);
+}

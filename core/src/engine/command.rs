@@ -257,6 +257,9 @@ pub enum DataOp<'a> {
         id: &'a str,
         /// None, or `{"apps": ["quickbooks", ...]}`.
         body: Body<'a>,
+        /// A repeat with the same key and body gets the first answer again (at most 255
+        /// visible ASCII characters).
+        idempotency_key: Option<&'a str>,
     },
     /// Create an object (a bank transaction body may also be an array to preload many).
     Create {

@@ -438,9 +438,14 @@ fn data_op<'a>(
         });
     }
     if let ["syncs", id, "retry"] = *rest {
+        let idempotency_key = match req.header_value("Idempotency-Key") {
+            Some(k) if !is_visible_ascii(k, MAX_IDEMPOTENCY_KEY) => return bad_idempotency_key(),
+            k => k,
+        };
         return Ok(DataOp::RetrySync {
             id,
             body: body_of(req),
+            idempotency_key,
         });
     }
     let mut options = write_options(req)?;

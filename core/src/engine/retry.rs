@@ -1,5 +1,7 @@
 //! `POST /api/syncs/{id}/retry`: the failed targets of a sync, pushed again.
 //!
+//! (An `Idempotency-Key` on the call is handled by `data.rs` as for other writes.)
+//!
 //! Every `failed` task of a retried target goes back to `pending` with a fresh retry budget
 //! (`budget_start`: the retry schedule counts only the attempts made after it) and keeps its
 //! id, which is the push's `Idempotency-Key`: the source sees the first attempt's key again.
