@@ -783,3 +783,71 @@ fn a_retry_with_an_idempotency_key_is_answered_once() {
     // Without a key a repeat finds nothing failed.
     assert_eq!(s.w.api(&s.t, "POST", &path, None).status, 409);
 }
+
+#[test]
+fn a_filtered_list_examines_at_most_10000_syncs_from_until_on() {
+    let mut w = World::new();
+    let t = w.tenant("acme.example.com", true);
+    for i in 0..10_001 {
+        let tracking = if i == 0 { "oldest" } else { "bulk" };
+        let r = w.api_h(
+            &t,
+            "POST",
+            "/api/customers",
+            Some(json!({"name": format!("C{i}")})),
+            &[PUSH[0], ("X-Tracking-ID", tracking)],
+        );
+        assert_eq!(r.status, 201, "{}", r.body);
+        w.now += 1;
+    }
+    // Unfiltered pages come straight from the index, however deep.
+    let deep = w.api(&t, "GET", "/api/syncs?pageSize=1&page=10001", None);
+    let oldest = ids(&deep);
+    assert_eq!(oldest.len(), 1);
+    // The oldest sync is the 10,001st newest: a filter that needs it runs out of budget.
+    let r = w.api(&t, "GET", "/api/syncs?trackingId=oldest", None);
+    assert_eq!(r.status, 400, "{}", r.body);
+    let b = r.body_json();
+    assert_eq!(b["type"], "/problems/invalid-query");
+    assert!(b["detail"].as_str().unwrap().contains("since"), "{b}");
+    // A page the budget fills is answered; so is a range that starts late enough.
+    let r = w.api(
+        &t,
+        "GET",
+        "/api/syncs?trackingId=bulk&pageSize=200&page=50",
+        None,
+    );
+    assert_eq!(ids(&r).len(), 200);
+    let until = rfc3339_millis(T0);
+    let r = w.api(
+        &t,
+        "GET",
+        &format!("/api/syncs?trackingId=oldest&until={until}"),
+        None,
+    );
+    assert_eq!(ids(&r), oldest, "until starts the walk at its time");
+    let since = rfc3339_millis(T0 + 5_000);
+    let r = w.api(
+        &t,
+        "GET",
+        &format!("/api/syncs?trackingId=oldest&since={since}"),
+        None,
+    );
+    assert!(ids(&r).is_empty(), "the walk stops at since");
+    let r = w.api(
+        &t,
+        "GET",
+        &format!("/api/syncs?since={until}&until={until}"),
+        None,
+    );
+    assert_eq!(ids(&r), oldest);
+    let r = w.api(
+        &t,
+        "GET",
+        &format!("/api/syncs?until={}&pageSize=3", rfc3339_millis(T0 + 2)),
+        None,
+    );
+    assert_eq!(ids(&r).len(), 3);
+    assert_eq!(ids(&r)[2], oldest[0]);
+    assert_eq!(oldest[0].len(), 36);
+}

@@ -73,20 +73,26 @@ pub(crate) const MAX_SYNC_SCAN: usize = 10_000;
 /// Index entries read per scan of the sync index.
 const SYNC_SCAN_CHUNK: usize = 200;
 
-/// A page of the account's syncs, newest first, through the index `sx/{account}/...`.
-/// Without filters the page is read straight from the index. With filters the index is
-/// walked newest first: entries made after `until` are passed over without reading their
-/// sync, the walk ends at the first entry made before `since` (the id carries the creation
-/// time), and every other sync is read and tested; at most [`MAX_SYNC_SCAN`] entries are
-/// examined, after which a page that is still not full is `400` asking for a narrower range.
+/// A page of the account's syncs, newest first (in id order: ids are time-ordered and never
+/// go back), through the index `sx/{account}/...`. Without filters the page is read
+/// straight from the index. With filters the index is walked newest first from `until`
+/// ([`seek_until`]), each sync read and tested, and the walk ends at the first id made before
+/// `since` (an id's time is never before its sync's `createdAt`, so nothing after it can
+/// match); at most [`MAX_SYNC_SCAN`]
+/// entries are examined, after which a page that is still not full is `400` asking for a
+/// narrower range.
 fn list_syncs(ctx: &Ctx<'_>, account: &AccountRec, f: &SyncFilter, page: Page) -> H<Reply> {
     let prefix = keys::account_syncs(&account.id);
     let filtered = f.reads_rows() || f.since_ms.is_some() || f.until_ms.is_some();
     let (mut skip, mut out) = (page.offset(), Vec::new());
+    let start = match f.until_ms {
+        Some(until) => seek_until(ctx, &prefix, until)?,
+        None => 0,
+    };
     let mut examined = 0usize;
     'scan: loop {
         let (offset, limit) = if filtered {
-            (examined, SYNC_SCAN_CHUNK)
+            (start + examined, SYNC_SCAN_CHUNK)
         } else {
             (skip, page.size)
         };
@@ -104,13 +110,10 @@ fn list_syncs(ctx: &Ctx<'_>, account: &AccountRec, f: &SyncFilter, page: Page) -
             }
             examined += 1;
             let id: String = serde_json::from_str(&v).unwrap_or_default();
-            if let Some(ms) = id_time_ms(&id) {
-                if f.until_ms.is_some_and(|u| ms > u) {
-                    continue;
-                }
-                if f.since_ms.is_some_and(|s| ms < s) {
-                    break 'scan;
-                }
+            // An id's time is never before its sync's creation (ids are made monotonic), and
+            // the index is in id order: past `since` nothing older can match.
+            if id_time_ms(&id).is_some_and(|ms| f.since_ms.is_some_and(|s| ms < s)) {
+                break 'scan;
             }
             let Some(sync) = stored::get_sync(&ctx.tx, &id)? else {
                 continue;
@@ -129,6 +132,41 @@ fn list_syncs(ctx: &Ctx<'_>, account: &AccountRec, f: &SyncFilter, page: Page) -
         }
     }
     Ok(Reply::json(200, &Value::Array(out)))
+}
+
+/// The offset in the index of the first sync whose id was made at or before `until`: ids are
+/// in time order, so an exponential then binary search over offsets finds it in about
+/// 2 log2(n) one-entry reads. (An id's time is its sync's `createdAt` unless the host's clock
+/// went back, when ids keep the last time: such a sync may be passed over by `until`.)
+fn seek_until(ctx: &Ctx<'_>, prefix: &str, until: i64) -> H<usize> {
+    let newer = |offset: usize| -> H<bool> {
+        Ok(ctx
+            .tx
+            .scan(prefix, offset, 1)?
+            .first()
+            .is_some_and(|(_, v)| {
+                let id: String = serde_json::from_str(v).unwrap_or_default();
+                id_time_ms(&id).is_some_and(|ms| ms > until)
+            }))
+    };
+    let (mut lo, mut step) = (0usize, 1usize);
+    let mut hi = loop {
+        let probe = lo.saturating_add(step - 1);
+        if !newer(probe)? {
+            break probe;
+        }
+        lo = probe + 1;
+        step = step.saturating_mul(2);
+    };
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        if newer(mid)? {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    Ok(lo)
 }
 
 /// Whether a sync passes every filter.
