@@ -161,6 +161,10 @@ fn every_filter_narrows_the_list() {
         // Offsets are read as the instant they name.
         ("since=2026-09-21T16:13:21%2B02:00".into(), vec![1, 2, 3]),
         ("since=2026-09-21T14:13:20.0001Z".into(), vec![1, 2, 3]),
+        (
+            "since=2026-09-21T14:13:20.0005Z&until=2026-09-21T14:13:20.0005Z".into(),
+            vec![],
+        ),
         ("app=quickbooks&objectType=customer".into(), vec![0]),
         ("app=hubspot&status=pending&pageSize=1".into(), vec![2]),
         (

@@ -254,7 +254,7 @@ fn sync_query(query: &[(String, String)]) -> H<(SyncFilter, Page)> {
             "since" => {
                 let (ms, rest) = time()?;
                 // The first millisecond at or after the instant.
-                since = Some(v);
+                since = Some((v, ms));
                 f.since_ms = Some(ms.saturating_add(i64::from(rest)));
             }
             "until" => f.until_ms = Some(time()?.0),
@@ -266,11 +266,11 @@ fn sync_query(query: &[(String, String)]) -> H<(SyncFilter, Page)> {
             }
         }
     }
-    if let (Some(s), Some(u)) = (f.since_ms, f.until_ms) {
+    if let (Some((text, s)), Some(u)) = (since, f.until_ms) {
         if s > u {
             return fail(
                 ProblemKind::InvalidQuery,
-                format!("since: {} is after until", since.map_or("", String::as_str)),
+                format!("since: {text} is after until"),
             );
         }
     }
