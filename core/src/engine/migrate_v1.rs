@@ -303,3 +303,56 @@ fn orphans(tx: &mut Tx<'_>, store: &dyn KvRead, limit: usize) -> Result<bool, Co
     }
     Ok(rows.len() < limit)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn structured_errors_are_recovered_from_layout1_texts() {
+        let generic = ConnectorKind::Generic;
+        assert_eq!(
+            recovered_error(
+                Some(r#"HTTP 422: {"code":"E1","message":"bad","field":"name"}"#),
+                generic
+            ),
+            Some(SourceError {
+                status: 422,
+                code: Some("E1".into()),
+                message: Some("bad".into()),
+                field: Some("name".into()),
+            })
+        );
+        let status_only = |status| SourceError {
+            status,
+            code: None,
+            message: None,
+            field: None,
+        };
+        assert_eq!(
+            recovered_error(Some("HTTP 503: maintenance"), generic),
+            Some(status_only(503))
+        );
+        assert_eq!(
+            recovered_error(Some("HTTP 500"), generic),
+            Some(status_only(500))
+        );
+        // A provider connector's text is its own summary: only the status is known.
+        assert_eq!(
+            recovered_error(
+                Some("HTTP 400: Duplicate Name Exists Error (code 6240)"),
+                ConnectorKind::Quickbooks
+            ),
+            Some(status_only(400))
+        );
+        for none in [
+            None,
+            Some("not sent: the object has no customerId"),
+            Some("connection refused"),
+            Some("HTTP 4000: x"),
+            Some("HTTP abc: x"),
+        ] {
+            assert_eq!(recovered_error(none, generic), None, "{none:?}");
+        }
+    }
+}
