@@ -73,6 +73,9 @@ CONTRACT = [
     ("/api/bank-transactions", "get", "200"),
     ("/api/bank-transactions/{id}", "get", "200"),
     ("/api/syncs/{syncId}", "get", "200"),
+    # section 7: finding and repairing syncs
+    ("/api/syncs", "get", "200"),
+    ("/api/syncs/{syncId}/retry", "post", "202"),
 ]
 WEBHOOKS = ["api_push_update", "api_push_complete", "push", "webhook_test"]
 METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
@@ -80,6 +83,7 @@ METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
 PROBLEM_SLUGS = {
     "unauthorized", "missing-scope", "write-mode-disabled", "not-found", "method-not-allowed",
     "validation-failed", "idempotency-key-reused", "idempotency-in-flight", "conflict",
+    "nothing-to-retry",
     "precondition-failed", "payload-too-large", "unsupported-media-type", "malformed-json",
     "invalid-header", "invalid-query", "internal", "storage-unavailable", "uri-too-long",
     "header-fields-too-large", "malformed-request",

@@ -145,6 +145,8 @@ pub enum ProblemKind {
     IdempotencyInFlight,
     /// 409: the request conflicts with the current state (duplicate domain, ...).
     Conflict,
+    /// 409: a sync retry found no `failed` target to retry.
+    NothingToRetry,
     /// 412: stale `If-Match`.
     PreconditionFailed,
     /// 413: body over the limit.
@@ -183,6 +185,7 @@ impl ProblemKind {
                 "A request with this Idempotency-Key is in progress",
             ),
             ProblemKind::Conflict => (409, "conflict", "Conflict"),
+            ProblemKind::NothingToRetry => (409, "nothing-to-retry", "Nothing to retry"),
             ProblemKind::PreconditionFailed => (412, "precondition-failed", "Precondition failed"),
             ProblemKind::PayloadTooLarge => (413, "payload-too-large", "Payload too large"),
             ProblemKind::UriTooLong => (414, "uri-too-long", "URI too long"),

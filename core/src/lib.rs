@@ -134,7 +134,7 @@ pub use engine::OPENAPI_JSON;
 pub use engine::{
     AdminOp, Body, Command, CommandError, ConfigJson, Credentials, DataOp, DueWork, Engine,
     EngineConfig, Executed, IfMatch, MigrationStep, OutboundRequest, Outcome, Page, Problem, Reply,
-    RequestLine, Step, SyncStarted, UpdateMode, WorkItem, WorkKind, WriteOptions,
+    RequestLine, Step, SyncFilter, SyncStarted, UpdateMode, WorkItem, WorkKind, WriteOptions,
     DEFAULT_DELIVERY_RETENTION_MS, DEFAULT_IDEMPOTENCY_RETENTION_MS, DEFAULT_LEASE_MS,
     DEFAULT_MAX_BATCH, DEFAULT_MAX_BODY_BYTES, DEFAULT_PAGE_SIZE, DEFAULT_SYNC_RETENTION_MS,
     LAYOUT_VERSION, MAX_PAGE, MAX_PAGE_SIZE, MAX_PATH_BYTES, SCOPE_READ, SCOPE_WRITE,

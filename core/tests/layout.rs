@@ -167,14 +167,16 @@ fn one_pushing_invoice_write_commits_at_most_the_object_plus_1_kib() {
     }
     assert!(object >= 1000, "the invoice is about 1 KB: {object}");
     // The reverse reference index (one entry per object the invoice refers to, here its
-    // customer) is what a delete's 409 reads; it is bounded on its own.
+    // customer) is what a delete's 409 reads, and the per-account sync index
+    // (`sx/{account}/{inverted sync id}`: 110 bytes) is what `GET /api/syncs` walks; both are
+    // counted apart from the 1 KiB of issue 13 (see the notes: contract 7 needs them).
     let refs = reference_bytes(batch.ops.iter().filter_map(|op| match op {
         Op::Put { key, value } => Some((key, value)),
         Op::Delete { .. } => None,
     }));
     assert!(refs <= 160, "{refs} bytes of reference entries");
     assert!(
-        total <= object + refs + 1024,
+        total <= object + refs + 1024 + 112,
         "{total} bytes committed for a {object}-byte object"
     );
 }
@@ -307,7 +309,9 @@ fn unfinished_syncs_are_never_pruned_and_prune_is_bounded() {
     w.report(&items[1].id, status(400, "no"));
     w.now += 40 * DAY;
     // The third's lease ran out long ago, but it is still unfinished (never reported).
-    assert_eq!(w.engine.prune_with(w.now, 1, &mut w.store).unwrap(), 2);
+    // Three deletes for the pruned sync: its row, its task's pointer and its entry in the
+    // account's sync index (`GET /api/syncs`).
+    assert_eq!(w.engine.prune_with(w.now, 1, &mut w.store).unwrap(), 3);
     assert_eq!(
         w.api(&t, "GET", &format!("/api/syncs/{}", syncs[0]), None)
             .status,

@@ -8,7 +8,7 @@
 //! body), and the body actually read (a chunked body is read with the same bound). hyper adds
 //! its own outer limits (a head larger than [`MAX_HEAD_BYTES`] or with more than
 //! [`HARD_MAX_HEADERS`] fields is `431`; a malformed `Content-Length` is `400`; both get a
-//! problem JSON body from [`ProblemBodies`], since hyper writes none), a timeout for
+//! problem JSON body from `ProblemBodies` below, since hyper writes none), a timeout for
 //! reading the head, and closes a connection whose body was not read instead of draining it.
 //!
 //! Why not tiny_http 0.12: when a handler answers without reading the body (the `413`

@@ -16,11 +16,12 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use writesync_core::cdm::{FieldError, ObjectType};
+use writesync_core::connectors::SourceError;
 use writesync_core::http::{problem, ProblemKind};
 use writesync_core::records::{ObjectRef, SyncStatus, TargetStatus};
 use writesync_core::{
     ApiRequest, ApiResponse, Body, Command, CommandError, CoreError, DataOp, Engine, EngineConfig,
-    Executed, IfMatch, KvRead, Outcome, Reply, Storage, WorkItem, WorkKind,
+    Executed, IfMatch, KvRead, Outcome, Page, Reply, Storage, SyncFilter, WorkItem, WorkKind,
 };
 
 use crate::{SqliteStore, StoreError, StoreOptions};
@@ -192,6 +193,9 @@ pub struct SyncTarget {
     /// The last error, while not succeeded.
     #[serde(default)]
     pub last_error: Option<String>,
+    /// The structured form of the last error, when the source's answer allowed it.
+    #[serde(default)]
+    pub error: Option<SourceError>,
     /// RFC 3339.
     pub updated_at: String,
 }
@@ -620,6 +624,49 @@ impl NativeEngine {
         let command = Command::Data {
             credentials: Some(creds.as_core()),
             op: DataOp::GetSync { id: sync_id },
+        };
+        let (result, request_id) = self.execute(command, now_ms);
+        let reply = result.map_err(|e| WriteError::from_command(e, &request_id))?;
+        serde_json::from_str(reply.body.as_deref().unwrap_or(""))
+            .map_err(|e| WriteError::unreadable(reply.status, &request_id, "sync", &e))
+    }
+
+    /// The account's syncs that pass `filter`, newest first, one page (`GET /api/syncs`).
+    pub fn find_syncs(
+        &mut self,
+        creds: &Credentials,
+        filter: SyncFilter,
+        page: Page,
+        now_ms: i64,
+    ) -> Result<Vec<SyncReport>, WriteError> {
+        let command = Command::Data {
+            credentials: Some(creds.as_core()),
+            op: DataOp::ListSyncs { filter, page },
+        };
+        let (result, request_id) = self.execute(command, now_ms);
+        let reply = result.map_err(|e| WriteError::from_command(e, &request_id))?;
+        serde_json::from_str(reply.body.as_deref().unwrap_or(""))
+            .map_err(|e| WriteError::unreadable(reply.status, &request_id, "syncs", &e))
+    }
+
+    /// Put the failed targets of a sync (only those of `apps`, when given) back to pending
+    /// with a fresh retry budget (`POST /api/syncs/{id}/retry`); each push keeps its
+    /// `Idempotency-Key`. A sync without a failed target is a `409` `nothing-to-retry`.
+    pub fn retry_sync(
+        &mut self,
+        creds: &Credentials,
+        sync_id: &str,
+        apps: Option<&[&str]>,
+        now_ms: i64,
+    ) -> Result<SyncReport, WriteError> {
+        let text = apps.map(|a| serde_json::json!({ "apps": a }).to_string());
+        let command = Command::Data {
+            credentials: Some(creds.as_core()),
+            op: DataOp::RetrySync {
+                id: sync_id,
+                body: text.as_deref().map_or(Body::None, Body::Json),
+                idempotency_key: None,
+            },
         };
         let (result, request_id) = self.execute(command, now_ms);
         let reply = result.map_err(|e| WriteError::from_command(e, &request_id))?;

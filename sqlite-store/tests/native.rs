@@ -375,6 +375,24 @@ fn run_due_retries_at_the_next_deadline_and_performs_the_webhooks() {
         .all(|t| t.status == TargetStatus::Succeeded));
     assert_eq!(s.targets[1].attempts, 2);
     assert_eq!(w.app.next_deadline().unwrap(), None);
+    // Found by its tracking id; nothing failed, so nothing to retry.
+    let filter = writesync_core::SyncFilter {
+        tracking_id: Some("trk-9".into()),
+        ..Default::default()
+    };
+    let found = w
+        .app
+        .find_syncs(&w.creds, filter, writesync_core::Page::default(), retry_at)
+        .unwrap();
+    assert_eq!(found, vec![s.clone()]);
+    let e = w
+        .app
+        .retry_sync(&w.creds, &sync_id, Some(&["shopify"]), retry_at)
+        .unwrap_err();
+    assert_eq!(
+        (e.status, e.problem_type.as_str()),
+        (409, "/problems/nothing-to-retry")
+    );
     let statuses: Vec<Value> = w
         .deliveries(&hook)
         .iter()

@@ -502,6 +502,23 @@ fn the_layout1_store_answers_its_recorded_reads_after_migration() {
     let again = engine.migrate(3, &store).unwrap();
     assert!(again.done && again.batch.is_empty());
     let mut engine = engine_for(&config()).unwrap();
+    // The migration indexed every sync under its account: GET /api/syncs lists them all,
+    // newest first.
+    let q = ApiRequest::new("GET", "/api/syncs?pageSize=200").header("Authorization", &t.auth);
+    let listed = engine_for(&config())
+        .unwrap()
+        .handle_with(&q, T0 + DAY, &mut store.clone())
+        .body_json();
+    let ids: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap())
+        .collect();
+    let mut want: Vec<&str> = syncs.iter().map(String::as_str).collect();
+    want.sort_unstable_by(|a, b| b.cmp(a));
+    assert_eq!(ids, want);
+    assert!(store.entries().any(|(k, _)| k.starts_with("sx/")));
     replay_reads(&mut engine, &mut store, &recorded).unwrap();
 }
 

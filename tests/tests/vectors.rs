@@ -1503,6 +1503,124 @@ fn dry_run() -> Vector {
     s.finish()
 }
 
+fn syncs_search_and_retry() -> Vector {
+    let mut s = Sc::new(
+        "syncs_search_and_retry",
+        "Section 7: GET /api/syncs newest first with its filters and paging, bad queries (400), a quickbooks target failed by a structured source error, POST /api/syncs/{id}/retry (202, same Idempotency-Key, fresh budget), refusals (422 /apps/0, 409 nothing-to-retry).",
+    );
+    let t = s.tenant("acme.example.com");
+    s.connect(&t, "quickbooks", "accounting");
+    s.connect(&t, "hubspot", "crm");
+    let push = ("X-Sync-Data", "push");
+    let c = s.api(
+        &t,
+        "POST",
+        "/api/customers",
+        Some(customer_body()),
+        &[push, ("X-Tracking-ID", "crm-42")],
+    );
+    ok(201, &c);
+    let first = c.headers["X-Sync-ID"].clone();
+    s.at(1000);
+    let b = s.api(
+        &t,
+        "POST",
+        "/api/customers",
+        Some(json!({"name": "Beta GmbH"})),
+        &[push, ("X-Sync-Sources", "hubspot")],
+    );
+    ok(201, &b);
+    let second = b.headers["X-Sync-ID"].clone();
+    let items = s.due();
+    assert_eq!(pushes(&items).len(), 3);
+    let mut qb_key = String::new();
+    for i in pushes(&items) {
+        let sync = body(i)["syncId"].as_str().unwrap().to_string();
+        if i.request.url.contains("quickbooks") {
+            qb_key = i.request.headers["Idempotency-Key"].clone();
+            s.report(
+                &i.id,
+                422,
+                &[],
+                r#"{"error":{"code":"DUPLICATE_NAME","message":"Another customer is named Acme Ltd","field":"name"}}"#,
+            );
+        } else {
+            let id = if sync == first { "HS-1" } else { "HS-2" };
+            s.report(&i.id, 201, &[], &format!(r#"{{"id":"{id}"}}"#));
+        }
+    }
+    s.at(2000);
+    let listed = s.api(&t, "GET", "/api/syncs", None, &[]);
+    ok(200, &listed);
+    let order: Vec<Value> = listed
+        .body_json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["id"].clone())
+        .collect();
+    assert_eq!(order, vec![json!(second), json!(first)]);
+    for q in [
+        "status=partially_failed",
+        "trackingId=crm-42",
+        "app=quickbooks",
+        "objectType=customer&pageSize=1",
+        "objectType=customer&pageSize=1&page=2",
+        "since=2026-09-21T14:13:20.500Z",
+        "until=2026-09-21T16:13:20%2B02:00",
+    ] {
+        ok(
+            200,
+            &s.api(&t, "GET", &format!("/api/syncs?{q}"), None, &[]),
+        );
+    }
+    let f = s.api(&t, "GET", "/api/syncs?status=partially_failed", None, &[]);
+    let v = f.body_json();
+    assert_eq!(v[0]["targets"][0]["error"]["code"], "DUPLICATE_NAME");
+    for q in [
+        "state=failed",
+        "status=broken",
+        "since=not-a-time",
+        "since=2026-09-21T14:13:21Z&until=2026-09-21T14:13:20Z",
+        "pageSize=500",
+    ] {
+        ok(
+            400,
+            &s.api(&t, "GET", &format!("/api/syncs?{q}"), None, &[]),
+        );
+    }
+    let retry = format!("/api/syncs/{first}/retry");
+    ok(
+        422,
+        &s.api(&t, "POST", &retry, Some(json!({"apps": ["xero"]})), &[]),
+    );
+    ok(
+        409,
+        &s.api(&t, "POST", &format!("/api/syncs/{second}/retry"), None, &[]),
+    );
+    let r = s.api(
+        &t,
+        "POST",
+        &retry,
+        Some(json!({"apps": ["quickbooks"]})),
+        &[],
+    );
+    ok(202, &r);
+    assert_eq!(r.body_json()["targets"][0]["status"], "pending");
+    let items = s.due();
+    let again = pushes(&items);
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].request.headers["Idempotency-Key"], qb_key);
+    let id = again[0].id.clone();
+    s.report(&id, 503, &[], "");
+    let next = s.next_push();
+    s.report(&next, 201, &[], r#"{"id":"QB-7"}"#);
+    let done = s.api(&t, "GET", &format!("/api/syncs/{first}"), None, &[]);
+    assert_eq!(done.body_json()["status"], "succeeded");
+    ok(409, &s.api(&t, "POST", &retry, None, &[]));
+    s.finish()
+}
+
 fn scenarios() -> Vec<Vector> {
     vec![
         admin_and_auth(),
@@ -1520,6 +1638,7 @@ fn scenarios() -> Vec<Vector> {
         partial_failure(),
         delete_pushed(),
         dry_run(),
+        syncs_search_and_retry(),
     ]
 }
 

@@ -1,5 +1,8 @@
 //! Why a connector cannot build the provider's request for a push.
 
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
 use crate::cdm::ObjectType;
 
 use super::ConnectorKind;
@@ -114,6 +117,48 @@ pub enum ConnectorError {
         /// The second setting's name.
         second: &'static str,
     },
+}
+
+/// A source's refusal of a push in structured form, as the sync view shows it in a target's
+/// `error`: the answer's status and, where the source's body names them, its own error
+/// `code`, `message` and the `field` it blames (`None`, shown as `null`, where unknown).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceError {
+    /// The HTTP status of the source's answer.
+    pub status: u16,
+    /// The source's own error code (`6240`, `VALIDATION_ERROR`, ...).
+    pub code: Option<String>,
+    /// The source's message.
+    pub message: Option<String>,
+    /// The field the source names (in its own spelling).
+    pub field: Option<String>,
+}
+
+/// A member as text: a string as is, a number or boolean written out; empty strings, `null`
+/// and other values count as absent.
+pub(crate) fn text_of(v: Option<&Value>) -> Option<String> {
+    match v? {
+        Value::String(s) if !s.trim().is_empty() => Some(super::truncate(s, super::ERROR_TEXT_MAX)),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+impl SourceError {
+    /// The structured error of a refusal with `status` whose body is `body`, the generic way:
+    /// a JSON object with `code`, `message` and `field` (also under `error`, or spelled
+    /// `errorCode`, `detail`, `pointer`); `error` itself may be the message.
+    pub fn generic(status: u16, body: &Value) -> SourceError {
+        let inner = body.get("error").filter(|e| e.is_object()).unwrap_or(body);
+        let first = |keys: &[&str]| keys.iter().find_map(|k| text_of(inner.get(*k)));
+        SourceError {
+            status,
+            code: first(&["code", "errorCode"]),
+            message: first(&["message", "detail", "title"]).or_else(|| text_of(body.get("error"))),
+            field: first(&["field", "pointer"]),
+        }
+    }
 }
 
 #[cfg(test)]

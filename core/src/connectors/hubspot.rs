@@ -14,6 +14,8 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
+use super::error::text_of;
+use super::SourceError;
 use super::{
     bearer_headers, encode, failure, join, one, requirement, s, split_name, text, Answer,
     Connector, ConnectorError, ConnectorKind, Obj, Operation, ProviderVerdict, PushInput,
@@ -187,6 +189,26 @@ impl Connector for HubSpot {
             _ => message.to_string(),
         };
         failure(answer, &text)
+    }
+
+    /// `category` (or `errorType`) as the code, `message`, and the first property an entry
+    /// of `errors` names in `context.propertyName` (else `name`).
+    fn source_error(&self, answer: &Answer<'_>) -> SourceError {
+        let v = answer.json();
+        let field = super::list(&v, "errors").iter().find_map(|e| {
+            let ctx = e.get("context");
+            text_of(
+                ctx.and_then(|c| c.get("propertyName"))
+                    .and_then(|p| p.get(0)),
+            )
+            .or_else(|| text_of(e.get("name")))
+        });
+        SourceError {
+            status: answer.status,
+            code: text_of(v.get("category")).or_else(|| text_of(v.get("errorType"))),
+            message: text_of(v.get("message")),
+            field,
+        }
     }
 }
 

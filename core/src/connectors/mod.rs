@@ -79,7 +79,7 @@ use crate::cdm::{codes, FieldCode, FieldError, ObjectType};
 use crate::util::schedule::parse_retry_after;
 use crate::OutboundRequest;
 
-pub use error::ConnectorError;
+pub use error::{ConnectorError, SourceError};
 pub use generic::Generic;
 pub use hubspot::HubSpot;
 pub use quickbooks::QuickBooks;
@@ -403,6 +403,12 @@ pub trait Connector: Sync + Send + std::fmt::Debug {
     fn request(&self, input: &PushInput<'_>) -> Result<OutboundRequest, ConnectorError>;
     /// What the provider's answer means.
     fn interpret(&self, answer: &Answer<'_>) -> ProviderVerdict;
+    /// The structured form of an answer that refused a push (the target's `error`): the
+    /// provider's own error code, message and field where its body names them. The default
+    /// reads the generic shape ([`SourceError::generic`]).
+    fn source_error(&self, answer: &Answer<'_>) -> SourceError {
+        SourceError::generic(answer.status, &answer.json())
+    }
 }
 
 /// Every connector, generic first.

@@ -17,6 +17,8 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
+use super::error::text_of;
+use super::SourceError;
 use super::{
     amount, bearer_headers, copy_all, copy_present, decimal, encode, failure, has_setting, i, join,
     list, max_chars, obj, one, put, put_str, require_line_accounts, requirement, s,
@@ -508,6 +510,31 @@ impl Connector for QuickBooks {
             return super::DELETED;
         }
         failure(answer, &text)
+    }
+
+    /// The first error of `Fault.Error` (either spelling): its `code`, `Message` with its
+    /// `Detail`, and its `element`.
+    fn source_error(&self, answer: &Answer<'_>) -> SourceError {
+        let v = answer.json();
+        let first = v
+            .get("Fault")
+            .or_else(|| v.get("fault"))
+            .and_then(|f| f.get("Error").or_else(|| f.get("error")))
+            .and_then(|e| e.get(0));
+        let Some(e) = first else {
+            return SourceError::generic(answer.status, &v);
+        };
+        let get = |a: &str, b: &str| text_of(e.get(a).or_else(|| e.get(b)));
+        let message = match (get("Message", "message"), get("Detail", "detail")) {
+            (Some(m), Some(d)) => Some(format!("{m}: {d}")),
+            (m, d) => m.or(d),
+        };
+        SourceError {
+            status: answer.status,
+            code: get("code", "Code"),
+            message,
+            field: get("element", "Element"),
+        }
     }
 }
 

@@ -13,6 +13,8 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
+use super::error::text_of;
+use super::SourceError;
 use super::{
     copy_present, encode, failure, join, one, put, put_str, requirement, s, split_name, string,
     text, Answer, Connector, ConnectorError, ConnectorKind, Obj, Operation, ProviderVerdict,
@@ -234,6 +236,35 @@ impl Connector for Shopify {
             return super::DELETED;
         }
         failure(answer, &error_text(&v).unwrap_or_default())
+    }
+
+    /// `errors` as Shopify writes it: a map of field to messages (the first field is the
+    /// field, its messages the message), or a message alone. Shopify names no error code.
+    fn source_error(&self, answer: &Answer<'_>) -> SourceError {
+        let v = answer.json();
+        let (field, message) = match v.get("errors") {
+            Some(Value::Object(fields)) => match fields.iter().next() {
+                Some((f, msgs)) => {
+                    let text = match msgs {
+                        Value::Array(a) => a
+                            .iter()
+                            .filter_map(|m| text_of(Some(m)))
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                        other => text_of(Some(other)).unwrap_or_default(),
+                    };
+                    (Some(f.clone()), (!text.is_empty()).then_some(text))
+                }
+                None => (None, None),
+            },
+            other => (None, text_of(other)),
+        };
+        SourceError {
+            status: answer.status,
+            code: None,
+            message,
+            field,
+        }
     }
 }
 

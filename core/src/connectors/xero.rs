@@ -17,6 +17,8 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
+use super::error::text_of;
+use super::SourceError;
 use super::{
     amount, bearer_headers, copy_all, copy_present, decimal, encode, failure, has_setting, i,
     is_uuid, join, list, max_chars, obj, one, put, put_str, require_line_accounts, s,
@@ -438,6 +440,41 @@ impl Connector for Xero {
             None => String::new(),
         };
         failure(answer, &text)
+    }
+
+    /// `Type` (or `ErrorNumber`) as the code, the first validation message (of the element or
+    /// of its line items, then `LineItems/{i}` as the field) or else `Message`/`Detail`.
+    fn source_error(&self, answer: &Answer<'_>) -> SourceError {
+        let v = answer.json();
+        let mut message = None;
+        let mut field = None;
+        for e in super::list(&v, "Elements") {
+            if let Some(m) = super::list(e, "ValidationErrors").first() {
+                message = text_of(m.get("Message"));
+            }
+            for (i, li) in super::list(e, "LineItems").iter().enumerate() {
+                if message.is_some() {
+                    break;
+                }
+                if let Some(m) = super::list(li, "ValidationErrors").first() {
+                    message = text_of(m.get("Message"));
+                    field = Some(format!("LineItems/{i}"));
+                }
+            }
+            if message.is_some() {
+                break;
+            }
+        }
+        SourceError {
+            status: answer.status,
+            code: text_of(v.get("Type")).or_else(|| text_of(v.get("ErrorNumber"))),
+            message: message.or_else(|| {
+                ["Message", "Detail", "Title"]
+                    .iter()
+                    .find_map(|k| text_of(v.get(*k)))
+            }),
+            field,
+        }
     }
 }
 

@@ -276,6 +276,25 @@ pub enum DataOp<'a> {
         /// The sync id (`X-Sync-ID`).
         id: &'a str,
     },
+    /// A page of the account's syncs, newest first, that pass every filter given.
+    ListSyncs {
+        /// The filters (all must hold).
+        filter: SyncFilter,
+        /// Which page (of the syncs that pass the filters).
+        page: Page,
+    },
+    /// Put every `failed` target of a sync (or of those of its targets `{"apps": [...]}`
+    /// names) back to `pending` with a fresh retry budget; each push keeps its task id, so
+    /// its `Idempotency-Key` is the first attempt's.
+    RetrySync {
+        /// The sync id.
+        id: &'a str,
+        /// None, or `{"apps": ["quickbooks", ...]}`.
+        body: Body<'a>,
+        /// A repeat with the same key and body gets the first answer again (at most 255
+        /// visible ASCII characters).
+        idempotency_key: Option<&'a str>,
+    },
     /// Create an object (a bank transaction body may also be an array to preload many).
     Create {
         /// The object type; not [`ObjectType::Payment`] (see [`DataOp::Pay`]).
@@ -318,6 +337,36 @@ pub enum DataOp<'a> {
     },
 }
 
+/// The filters of `GET /api/syncs`; `None` filters nothing.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SyncFilter {
+    /// The sync's `trackingId`, exactly.
+    pub tracking_id: Option<String>,
+    /// The sync's status.
+    pub status: Option<crate::records::SyncStatus>,
+    /// The type of an object the sync pushes.
+    pub object_type: Option<ObjectType>,
+    /// The id of an object the sync pushes.
+    pub object_id: Option<String>,
+    /// The app key of one of its targets (compared ignoring case).
+    pub app: Option<String>,
+    /// Made at or after this time (Unix ms).
+    pub since_ms: Option<i64>,
+    /// Made at or before this time (Unix ms).
+    pub until_ms: Option<i64>,
+}
+
+impl SyncFilter {
+    /// Whether a filter needs the sync's row (not only its creation time).
+    pub(crate) fn reads_rows(&self) -> bool {
+        self.tracking_id.is_some()
+            || self.status.is_some()
+            || self.object_type.is_some()
+            || self.object_id.is_some()
+            || self.app.is_some()
+    }
+}
+
 impl DataOp<'_> {
     /// Whether the call changes data (needs `api.write` and write mode).
     pub fn is_write(&self) -> bool {
@@ -327,6 +376,7 @@ impl DataOp<'_> {
                 | DataOp::Update { .. }
                 | DataOp::Pay { .. }
                 | DataOp::Delete { .. }
+                | DataOp::RetrySync { .. }
         )
     }
 
@@ -352,6 +402,8 @@ impl DataOp<'_> {
             DataOp::List { object, .. } => ("GET", ["/api/", object.collection(), "", ""]),
             DataOp::Get { object, id } => ("GET", ["/api/", object.collection(), "/", id]),
             DataOp::GetSync { id } => ("GET", ["/api/syncs/", id, "", ""]),
+            DataOp::ListSyncs { .. } => ("GET", ["/api/syncs", "", "", ""]),
+            DataOp::RetrySync { id, .. } => ("POST", ["/api/syncs/", id, "/retry", ""]),
         }
     }
 }

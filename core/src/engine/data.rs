@@ -3,10 +3,11 @@
 //! taken, then written (`writes.rs`) and, with push, planned (`plan.rs`).
 
 use super::auth::{authorize, Principal};
-use super::command::{DataOp, Reply, SyncStarted, UpdateMode, WriteOptions};
+use super::command::{Body, DataOp, Problem, Reply, SyncStarted, UpdateMode, WriteOptions};
 use super::idempotency;
 use super::plan::{connections_and_filter, plan_sync};
 use super::reads;
+use super::retry::retry_sync;
 use super::state::Engine;
 use super::stored;
 use super::vocab::{fail, Ctx, H};
@@ -59,6 +60,38 @@ fn check_options(options: &WriteOptions<'_>) -> H<()> {
     Ok(())
 }
 
+/// A sync retry, answered again from its idempotency record when its key was used before.
+fn retry(
+    engine: &mut Engine,
+    ctx: &mut Ctx<'_>,
+    account: &AccountRec,
+    op: &DataOp<'_>,
+    id: &str,
+    body: Body<'_>,
+    key: Option<&str>,
+) -> H<Reply> {
+    let Some(k) = key else {
+        return retry_sync(ctx, account, id, body);
+    };
+    if !is_visible_ascii(k, MAX_IDEMPOTENCY_KEY) {
+        return bad_idempotency_key();
+    }
+    let text = match body {
+        Body::None => "null",
+        b => b.text()?,
+    };
+    let doc =
+        Json::parse(text).map_err(|e| Problem::new(ProblemKind::MalformedJson, e.to_string()))?;
+    let (method, target) = op.canonical_request_line();
+    let fp = idempotency::fingerprint(method, &target, &doc);
+    if let Some(replay) = idempotency::check(engine, ctx, account, k, &fp)? {
+        return Ok(replay);
+    }
+    let reply = retry_sync(ctx, account, id, body)?;
+    idempotency::store(ctx, account, k, &fp, &reply);
+    Ok(reply)
+}
+
 /// Carry out a data API call of an authenticated caller.
 pub(crate) fn execute(
     engine: &mut Engine,
@@ -74,6 +107,11 @@ pub(crate) fn execute(
         | DataOp::Pay { body, options, .. } => (Some(*body), options),
         // A delete reads no body; its idempotency fingerprint is the request line.
         DataOp::Delete { options, .. } => (None, options),
+        DataOp::RetrySync {
+            id,
+            body,
+            idempotency_key,
+        } => return retry(engine, ctx, account, &op, id, *body, *idempotency_key),
         _ => return reads::execute(ctx, account, &op, engine.config.sync_retention_ms),
     };
     check_options(options)?;

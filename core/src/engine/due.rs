@@ -98,7 +98,8 @@ pub(crate) fn due_task(
         TaskState::Pending { .. } => {}
         TaskState::InProgress { .. } => {
             // The lease ran out without a result: the host died or lost the item.
-            if task.attempts >= push_attempts_allowed(engine) {
+            if task.attempts.saturating_sub(task.budget_start) >= push_attempts_allowed(engine) {
+                task.error = None;
                 task.last_error = Some("no result was reported before the lease expired".into());
                 task.state = TaskState::Failed;
                 finish_task(engine, now, tx, task)?;
@@ -110,6 +111,7 @@ pub(crate) fn due_task(
     let Some(conn) =
         tx.get_json::<ConnectionRec>(&keys::connection(&task.account_id, &task.connection_id))?
     else {
+        task.error = None;
         task.last_error = Some("the connection was deleted".into());
         task.state = TaskState::Failed;
         finish_task(engine, now, tx, task)?;
@@ -166,6 +168,7 @@ pub(crate) fn due_task(
         conn.push_url.as_deref()
     };
     let Some(body) = stored::pushed_body(tx, &task)? else {
+        task.error = None;
         task.last_error = Some(format!(
             "version {} of the object is no longer stored",
             task.version
@@ -212,6 +215,7 @@ pub(crate) fn due_task(
     let request = match connector.request(&input) {
         Ok(r) => r,
         Err(why) => {
+            task.error = None;
             task.last_error = Some(why.to_string());
             task.state = TaskState::Failed;
             finish_task(engine, now, tx, task)?;

@@ -63,7 +63,17 @@ pub(crate) fn emit_sync_complete(
         sync.label,
         sync.status.as_str().replace('_', " ")
     );
-    let full = sync_json(sync);
+    let mut full = sync_json(sync);
+    // The webhook keeps the targets of section 5 (status, attempts, lastError, ...): the
+    // structured `error` of section 7 belongs to the sync view only, so that a delivery made
+    // before it existed and one made after read alike.
+    if let Some(Value::Array(targets)) = full.get_mut("targets") {
+        for t in targets {
+            if let Some(o) = t.as_object_mut() {
+                o.remove("error");
+            }
+        }
+    }
     let data = json!({
         "syncId": sync.id,
         "trackingId": sync.tracking_id,

@@ -10,7 +10,7 @@ use super::admin::{load_account, load_connection, load_webhook};
 use super::auth::{self, authorize};
 use super::command::{
     AdminOp, Body, Command, Credentials, DataOp, IfMatch, Page, Problem, Reply, RequestLine,
-    WriteOptions, MAX_PAGE, MAX_PAGE_SIZE,
+    SyncFilter, WriteOptions, MAX_PAGE, MAX_PAGE_SIZE,
 };
 use super::data::{
     self, bad_idempotency_key, bad_tracking_id, MAX_IDEMPOTENCY_KEY, MAX_TRACKING_ID,
@@ -24,8 +24,10 @@ use crate::http::{
     ApiRequest, ApiResponse, ProblemKind,
 };
 use crate::records::DeliveryStatus;
+use crate::records::SyncStatus;
 use crate::store::{Batch, KvRead};
 use crate::util::crypto::{parse_basic_auth, parse_bearer};
+use crate::util::time::parse_rfc3339;
 
 /// Longest path with query the engine accepts.
 pub const MAX_PATH_BYTES: usize = 8192;
@@ -250,6 +252,72 @@ fn delivery_filters(query: &[(String, String)]) -> H<(Option<DeliveryStatus>, Op
     Ok((status, sync_id))
 }
 
+/// The filters and page of `GET /api/syncs`: `page`, `pageSize` and the filters, each at
+/// most once; any other name, a repeat or a bad value is `400 invalid-query` naming the
+/// parameter.
+fn sync_query(query: &[(String, String)]) -> H<(SyncFilter, Page)> {
+    let page = paging(query)?;
+    let mut f = SyncFilter::default();
+    let mut since = None;
+    for (i, (k, v)) in query.iter().enumerate() {
+        let bad = |why: &str| Problem::new(ProblemKind::InvalidQuery, format!("{k}: {why}"));
+        if query[..i].iter().any(|(p, _)| p == k) {
+            return Err(bad("given more than once").into());
+        }
+        if v.is_empty() {
+            return Err(bad("must not be empty").into());
+        }
+        let time = || match parse_rfc3339(v) {
+            Some((ms, rest)) => Ok((ms, rest)),
+            None => Err(bad("must be an RFC 3339 timestamp (2026-11-28T23:37:30Z)")),
+        };
+        match k.as_str() {
+            "page" | "pageSize" => {}
+            "trackingId" if is_visible_ascii(v, MAX_TRACKING_ID) => {
+                f.tracking_id = Some(v.clone())
+            }
+            "trackingId" => return Err(bad("must be 1 to 128 visible ASCII characters").into()),
+            "status" => match SyncStatus::parse(v) {
+                Some(st) => f.status = Some(st),
+                None => {
+                    return Err(bad("must be pending, in_progress, succeeded, partially_failed, failed or no_targets").into())
+                }
+            },
+            "objectType" => match ObjectType::parse(v) {
+                Some(t) => f.object_type = Some(t),
+                None => {
+                    return Err(bad("must be customer, vendor, account, invoice, payment, expense or bankTransaction").into())
+                }
+            },
+            "objectId" if v.len() <= 128 => f.object_id = Some(v.clone()),
+            "app" if v.len() <= 64 => f.app = Some(v.to_ascii_lowercase()),
+            "objectId" | "app" => return Err(bad("is too long").into()),
+            "since" => {
+                let (ms, rest) = time()?;
+                // The first millisecond at or after the instant.
+                since = Some((v, ms));
+                f.since_ms = Some(ms.saturating_add(i64::from(rest)));
+            }
+            "until" => f.until_ms = Some(time()?.0),
+            _ => {
+                return fail(
+                    ProblemKind::InvalidQuery,
+                    format!("{k}: unknown parameter; GET /api/syncs takes page, pageSize, trackingId, status, objectType, objectId, app, since and until"),
+                )
+            }
+        }
+    }
+    if let (Some((text, s)), Some(u)) = (since, f.until_ms) {
+        if s > u {
+            return fail(
+                ProblemKind::InvalidQuery,
+                format!("since: {text} is after until"),
+            );
+        }
+    }
+    Ok((f, page))
+}
+
 /// The admin call a request is. An account (and webhook) named in the path is looked up
 /// before a wrong method is refused, as the contract orders it.
 fn admin_op<'a>(
@@ -389,7 +457,8 @@ fn data_op<'a>(
 ) -> H<DataOp<'a>> {
     let m = req.method.as_str();
     let allowed: &'static [&'static str] = match rest {
-        ["syncs", _] => &["GET"],
+        ["syncs"] | ["syncs", _] => &["GET"],
+        ["syncs", _, "retry"] => &["POST"],
         ["payments"] | ["payments", _] => &["GET"],
         ["invoices", _, "payments"] => &["POST"],
         [coll] if ObjectType::from_collection(coll).is_some() => &["GET", "POST"],
@@ -418,6 +487,10 @@ fn data_op<'a>(
     if read {
         return Ok(match *rest {
             ["syncs", id] => DataOp::GetSync { id },
+            ["syncs"] => {
+                let (filter, page) = sync_query(query)?;
+                DataOp::ListSyncs { filter, page }
+            }
             [coll] => DataOp::List {
                 object: object(coll),
                 page: paging(query)?,
@@ -427,6 +500,17 @@ fn data_op<'a>(
                 id,
             },
             _ => return fail(ProblemKind::NotFound, "no such route"),
+        });
+    }
+    if let ["syncs", id, "retry"] = *rest {
+        let idempotency_key = match req.header_value("Idempotency-Key") {
+            Some(k) if !is_visible_ascii(k, MAX_IDEMPOTENCY_KEY) => return bad_idempotency_key(),
+            k => k,
+        };
+        return Ok(DataOp::RetrySync {
+            id,
+            body: body_of(req),
+            idempotency_key,
         });
     }
     let mut options = write_options(req)?;

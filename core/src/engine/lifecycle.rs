@@ -12,7 +12,7 @@ use super::items::{
 use super::state::Engine;
 use super::stored;
 use super::tx::Tx;
-use crate::records::rows::derive_target;
+use crate::records::rows::derive_target_error;
 use crate::records::*;
 use crate::util::time::rfc3339_millis;
 use crate::CoreError;
@@ -110,6 +110,7 @@ pub(crate) fn fail_waiting(
             continue;
         }
         t.last_error = Some(why.to_string());
+        t.error = None;
         t.state = TaskState::Failed;
         finish_task(engine, now, tx, t)?;
     }
@@ -144,6 +145,7 @@ pub(crate) fn finish_task(
             succ.waiting_on.retain(|w| w != &task.id);
             if failed && succ.requires.contains(&task.id) {
                 succ.state = TaskState::Failed;
+                succ.error = None;
                 succ.last_error = Some(format!(
                     "not sent: the push of {} {} that it depends on failed",
                     task.object.object_type.as_str(),
@@ -193,13 +195,14 @@ pub(crate) fn update_target(
             }
         })
         .collect();
-    let (status, attempts, last_error) = derive_target(&mine);
+    let (status, attempts, last_error, error) = derive_target_error(&mine);
     let target = &mut sync.targets[ti];
     let was_final = target.status.is_final();
     let conn_id = target.connection_id.clone();
     target.status = status;
     target.attempts = attempts;
     target.last_error = last_error;
+    target.error = error;
     target.remote_id = stored::get_remote(
         tx,
         &sync.account_id,

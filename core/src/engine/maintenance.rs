@@ -195,6 +195,7 @@ fn prune_sync(cut: i64, tx: &mut Tx<'_>, key: &str, value: &str) -> Result<Prune
             return Ok(Pruned::Kept);
         }
         tx.delete(key.to_string());
+        tx.delete(keys::account_sync(&sync.account_id, id));
         for t in &tasks {
             tx.delete(keys::task(&t.id));
         }

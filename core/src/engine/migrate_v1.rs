@@ -5,6 +5,7 @@ use super::migrate::{layout_row, MigrationStep};
 use super::stored;
 use super::tx::Tx;
 use crate::cdm::ObjectType;
+use crate::connectors::{ConnectorKind, SourceError};
 use crate::records::rows::{self, SyncRow};
 use crate::records::v1::{self, TaskRecV1};
 use crate::records::*;
@@ -184,7 +185,9 @@ fn syncs(tx: &mut Tx<'_>, store: &dyn KvRead, limit: usize) -> Result<bool, Core
                 tracking_id: old.tracking_id,
                 state: old.state,
                 attempts: old.attempts,
+                error: recovered_error(old.last_error.as_deref(), old.connector),
                 last_error: old.last_error,
+                budget_start: 0,
                 waiting_on: old.waiting_on,
                 requires: old.requires,
                 successors,
@@ -195,9 +198,40 @@ fn syncs(tx: &mut Tx<'_>, store: &dyn KvRead, limit: usize) -> Result<bool, Core
                 delete: false,
             });
         }
+        tx.put(
+            keys::account_sync(&sync.account_id, &sync.id),
+            json_string(&sync.id),
+        );
         tx.put_json(keys::sync(&sync.id), &SyncRow::encode(&sync, &tasks));
     }
     Ok(rows.len() < limit)
+}
+
+/// The structured error of a layout-1 task, recovered from its `lastError` (layout 1 kept
+/// only the text): a source's answer was written `HTTP {status}` or `HTTP {status}: {text}`,
+/// where the generic connector's text is the start of the answer's body, which is read as
+/// today's answer would be; a provider connector's text is its own summary, so only the
+/// status is known. Any other text (not sent, transport errors) has no structured form.
+fn recovered_error(text: Option<&str>, connector: ConnectorKind) -> Option<SourceError> {
+    let rest = text?.strip_prefix("HTTP ")?;
+    let (code, body) = rest.split_once(": ").unwrap_or((rest, ""));
+    if code.len() != 3 {
+        return None;
+    }
+    let status: u16 = code.parse().ok()?;
+    Some(if connector.is_generic() {
+        SourceError::generic(
+            status,
+            &serde_json::from_str(body).unwrap_or(serde_json::Value::Null),
+        )
+    } else {
+        SourceError {
+            status,
+            code: None,
+            message: None,
+            field: None,
+        }
+    })
 }
 
 fn chains(tx: &mut Tx<'_>, store: &dyn KvRead, limit: usize) -> Result<bool, CoreError> {
@@ -276,4 +310,57 @@ fn orphans(tx: &mut Tx<'_>, store: &dyn KvRead, limit: usize) -> Result<bool, Co
         tx.delete(key.clone());
     }
     Ok(rows.len() < limit)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn structured_errors_are_recovered_from_layout1_texts() {
+        let generic = ConnectorKind::Generic;
+        assert_eq!(
+            recovered_error(
+                Some(r#"HTTP 422: {"code":"E1","message":"bad","field":"name"}"#),
+                generic
+            ),
+            Some(SourceError {
+                status: 422,
+                code: Some("E1".into()),
+                message: Some("bad".into()),
+                field: Some("name".into()),
+            })
+        );
+        let status_only = |status| SourceError {
+            status,
+            code: None,
+            message: None,
+            field: None,
+        };
+        assert_eq!(
+            recovered_error(Some("HTTP 503: maintenance"), generic),
+            Some(status_only(503))
+        );
+        assert_eq!(
+            recovered_error(Some("HTTP 500"), generic),
+            Some(status_only(500))
+        );
+        // A provider connector's text is its own summary: only the status is known.
+        assert_eq!(
+            recovered_error(
+                Some("HTTP 400: Duplicate Name Exists Error (code 6240)"),
+                ConnectorKind::Quickbooks
+            ),
+            Some(status_only(400))
+        );
+        for none in [
+            None,
+            Some("not sent: the object has no customerId"),
+            Some("connection refused"),
+            Some("HTTP 4000: x"),
+            Some("HTTP abc: x"),
+        ] {
+            assert_eq!(recovered_error(none, generic), None, "{none:?}");
+        }
+    }
 }

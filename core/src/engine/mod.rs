@@ -35,6 +35,7 @@ mod migrate_v1;
 mod plan;
 mod reads;
 mod report;
+mod retry;
 mod state;
 mod stored;
 mod tx;
@@ -50,7 +51,8 @@ pub use crate::records::layout::LAYOUT_VERSION;
 pub use auth::{SCOPE_READ, SCOPE_WRITE};
 pub use command::{
     AdminOp, Body, Command, CommandError, Credentials, DataOp, IfMatch, Page, Problem, Reply,
-    RequestLine, SyncStarted, UpdateMode, WriteOptions, DEFAULT_PAGE_SIZE, MAX_PAGE, MAX_PAGE_SIZE,
+    RequestLine, SyncFilter, SyncStarted, UpdateMode, WriteOptions, DEFAULT_PAGE_SIZE, MAX_PAGE,
+    MAX_PAGE_SIZE,
 };
 pub use config::{
     ConfigJson, EngineConfig, DEFAULT_DELIVERY_RETENTION_MS, DEFAULT_IDEMPOTENCY_RETENTION_MS,

@@ -161,6 +161,7 @@ pub(crate) fn plan_sync(
                 attempts: 0,
                 remote_id: None,
                 last_error: Some(reason),
+                error: None,
                 updated_at: ctx.now_str.clone(),
                 tasks: Vec::new(),
             });
@@ -235,6 +236,8 @@ pub(crate) fn plan_sync(
                 state,
                 attempts: 0,
                 last_error: None,
+                error: None,
+                budget_start: 0,
                 waiting_on,
                 requires,
                 successors: Vec::new(),
@@ -259,6 +262,7 @@ pub(crate) fn plan_sync(
             attempts: 0,
             remote_id: None,
             last_error: None,
+            error: None,
             updated_at: ctx.now_str.clone(),
             tasks: task_ids,
         });

@@ -2,7 +2,7 @@
 
 use serde_json::Value;
 
-use super::command::{DataOp, Reply};
+use super::command::{DataOp, Page, Reply, SyncFilter};
 use super::state::id_time_ms;
 use super::stored;
 use super::views::sync_json;
@@ -10,6 +10,7 @@ use super::vocab::{fail, Ctx, H};
 use crate::cdm::ObjectType;
 use crate::http::ProblemKind;
 use crate::records::*;
+use crate::util::time::parse_rfc3339_millis;
 
 /// Carry out a read (the caller may read).
 pub(crate) fn execute(
@@ -35,6 +36,7 @@ pub(crate) fn execute(
                 _ => fail(ProblemKind::NotFound, "no such sync"),
             },
         },
+        DataOp::ListSyncs { ref filter, page } => list_syncs(ctx, account, filter, page),
         DataOp::List { object, page } => {
             let rows = ctx.tx.scan(
                 &keys::objects(&account.id, object),
@@ -62,6 +64,131 @@ pub(crate) fn execute(
         }
         _ => fail(ProblemKind::NotFound, "no such route"),
     }
+}
+
+/// How many index entries of an account's syncs one filtered `GET /api/syncs` examines at
+/// most (and so how many sync rows it reads at most).
+pub(crate) const MAX_SYNC_SCAN: usize = 10_000;
+
+/// Index entries read per scan of the sync index.
+const SYNC_SCAN_CHUNK: usize = 200;
+
+/// A page of the account's syncs, newest first (in id order: ids are time-ordered and never
+/// go back), through the index `sx/{account}/...`. Without filters the page is read
+/// straight from the index. With filters the index is walked newest first from `until`
+/// ([`seek_until`]), each sync read and tested, and the walk ends at the first id made before
+/// `since` (an id's time is never before its sync's `createdAt`, so nothing after it can
+/// match); at most [`MAX_SYNC_SCAN`]
+/// entries are examined, after which a page that is still not full is `400` asking for a
+/// narrower range.
+fn list_syncs(ctx: &Ctx<'_>, account: &AccountRec, f: &SyncFilter, page: Page) -> H<Reply> {
+    let prefix = keys::account_syncs(&account.id);
+    let filtered = f.reads_rows() || f.since_ms.is_some() || f.until_ms.is_some();
+    let (mut skip, mut out) = (page.offset(), Vec::new());
+    let start = match f.until_ms {
+        Some(until) => seek_until(ctx, &prefix, until)?,
+        None => 0,
+    };
+    let mut examined = 0usize;
+    'scan: loop {
+        let (offset, limit) = if filtered {
+            (start + examined, SYNC_SCAN_CHUNK)
+        } else {
+            (skip, page.size)
+        };
+        let chunk = ctx.tx.scan(&prefix, offset, limit)?;
+        let full = chunk.len() == limit;
+        for (_, v) in chunk {
+            if out.len() == page.size {
+                break 'scan;
+            }
+            if filtered && examined == MAX_SYNC_SCAN {
+                return fail(
+                    ProblemKind::InvalidQuery,
+                    format!("the filters are tested on at most {MAX_SYNC_SCAN} syncs per request and that was not enough for this page; narrow the range with since and until"),
+                );
+            }
+            examined += 1;
+            let id: String = serde_json::from_str(&v).unwrap_or_default();
+            // An id's time is never before its sync's creation (ids are made monotonic), and
+            // the index is in id order: past `since` nothing older can match.
+            if id_time_ms(&id).is_some_and(|ms| f.since_ms.is_some_and(|s| ms < s)) {
+                break 'scan;
+            }
+            let Some(sync) = stored::get_sync(&ctx.tx, &id)? else {
+                continue;
+            };
+            if !sync_matches(&sync, f) {
+                continue;
+            }
+            if filtered && skip > 0 {
+                skip -= 1;
+                continue;
+            }
+            out.push(sync_json(&sync));
+        }
+        if !filtered || !full {
+            break;
+        }
+    }
+    Ok(Reply::json(200, &Value::Array(out)))
+}
+
+/// The offset in the index of the first sync whose id was made at or before `until`: ids are
+/// in time order, so an exponential then binary search over offsets finds it in about
+/// 2 log2(n) one-entry reads. (An id's time is its sync's `createdAt` unless the host's clock
+/// went back, when ids keep the last time: such a sync may be passed over by `until`.)
+fn seek_until(ctx: &Ctx<'_>, prefix: &str, until: i64) -> H<usize> {
+    let newer = |offset: usize| -> H<bool> {
+        Ok(ctx
+            .tx
+            .scan(prefix, offset, 1)?
+            .first()
+            .is_some_and(|(_, v)| {
+                let id: String = serde_json::from_str(v).unwrap_or_default();
+                id_time_ms(&id).is_some_and(|ms| ms > until)
+            }))
+    };
+    let (mut lo, mut step) = (0usize, 1usize);
+    let mut hi = loop {
+        let probe = lo.saturating_add(step - 1);
+        if !newer(probe)? {
+            break probe;
+        }
+        lo = probe + 1;
+        step = step.saturating_mul(2);
+    };
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        if newer(mid)? {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    Ok(lo)
+}
+
+/// Whether a sync passes every filter.
+fn sync_matches(s: &SyncRec, f: &SyncFilter) -> bool {
+    let created = parse_rfc3339_millis(&s.created_at);
+    let objects = || s.objects.iter().chain(std::iter::once(&s.object));
+    f.tracking_id
+        .as_ref()
+        .is_none_or(|t| s.tracking_id.as_ref() == Some(t))
+        && f.status.is_none_or(|st| s.status == st)
+        && f.object_type
+            .is_none_or(|t| objects().any(|o| o.object_type == t))
+        && f.object_id
+            .as_ref()
+            .is_none_or(|id| objects().any(|o| &o.id == id))
+        && f.app
+            .as_ref()
+            .is_none_or(|a| s.targets.iter().any(|t| t.app.eq_ignore_ascii_case(a)))
+        && f.since_ms
+            .is_none_or(|since| created.is_some_and(|c| c >= since))
+        && f.until_ms
+            .is_none_or(|until| created.is_some_and(|c| c <= until))
 }
 
 /// A stored object as JSON (`404` when there is none).

@@ -113,6 +113,24 @@ fn report_task(
         outcome,
         now,
     );
+    // A failure the source answered has a structured form; a transport error has none.
+    task.error = match outcome {
+        Outcome::Response {
+            status,
+            headers,
+            body,
+        } if !matches!(verdict, ProviderVerdict::Success { .. }) => {
+            Some(task.connector.connector().source_error(&Answer {
+                object_type: task.object.object_type,
+                operation,
+                status: *status,
+                headers,
+                body,
+                now_ms: now,
+            }))
+        }
+        _ => None,
+    };
     match verdict {
         ProviderVerdict::Success { .. } if operation == Operation::Delete => {
             // The source no longer has it: forget its id there.
@@ -152,7 +170,11 @@ fn report_task(
             retry_after_ms: after,
         } => {
             task.last_error = Some(error);
-            let retry_index = task.attempts.saturating_sub(1) as usize;
+            // The schedule counts the attempts of the current budget (see `retry_sync`).
+            let retry_index = task
+                .attempts
+                .saturating_sub(task.budget_start)
+                .saturating_sub(1) as usize;
             if retry_index < engine.config.push_retry.len() {
                 let unit = engine.unit();
                 let delay = jittered(engine.config.push_retry.delay_for_retry(retry_index), unit)
@@ -213,6 +235,7 @@ fn reauthorize(
             tx.get_json::<ConnectionRec>(&keys::connection(&task.account_id, &task.connection_id))?
         else {
             task.last_error = Some("the connection was deleted".into());
+            task.error = None;
             task.state = TaskState::Failed;
             return finish_task(engine, now, tx, task);
         };

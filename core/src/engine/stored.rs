@@ -74,6 +74,10 @@ pub(crate) fn get_task_ref(tx: &Tx<'_>, reference: &str) -> Result<Option<TaskRe
 /// Store a new sync with its tasks, made at `created_ms` (what its `created_at` says).
 pub(crate) fn put_new(tx: &mut Tx<'_>, sync: SyncRec, tasks: Vec<TaskRec>, created_ms: i64) {
     let key = keys::sync(&sync.id);
+    tx.put(
+        keys::account_sync(&sync.account_id, &sync.id),
+        json_string(&sync.id),
+    );
     tx.put_json_sized(
         key,
         &SyncRow::encode_owned(sync, tasks, Some(created_ms)),

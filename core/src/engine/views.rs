@@ -53,7 +53,7 @@ pub(crate) fn sync_json(s: &SyncRec) -> Value {
         "targets": s.targets.iter().map(|t| json!({
             "app": t.app, "type": t.app_type, "connectionId": t.connection_id,
             "status": t.status, "attempts": t.attempts, "remoteId": t.remote_id,
-            "lastError": t.last_error, "updatedAt": t.updated_at,
+            "lastError": t.last_error, "error": t.error, "updatedAt": t.updated_at,
         })).collect::<Vec<_>>(),
     })
 }

@@ -144,11 +144,25 @@ pub fn delivery(id: &str) -> String {
 /// time-ordered id with every bit inverted, so that an ascending scan lists the newest
 /// first (the value is the delivery id).
 pub fn webhook_delivery(account: &str, webhook: &str, id: &str) -> String {
+    concat(&["hookdlv/", account, "/", webhook, "/", &inverted(id)])
+}
+/// A time-ordered id (a UUID) with every bit inverted, as 32 hex digits, so that an ascending
+/// scan lists the newest first; any other id as `~{id}` (after every inverted one).
+fn inverted(id: &str) -> String {
     let hex: String = id.chars().filter(|c| *c != '-').collect();
     match u128::from_str_radix(&hex, 16) {
-        Ok(n) if hex.len() == 32 => format!("hookdlv/{account}/{webhook}/{:032x}", !n),
-        _ => concat(&["hookdlv/", account, "/", webhook, "/~", id]),
+        Ok(n) if hex.len() == 32 => format!("{:032x}", !n),
+        _ => concat(&["~", id]),
     }
+}
+/// Index entry of a sync under its account (the value is the sync id). The last segment is
+/// the sync's time-ordered id inverted, so an ascending scan lists the newest first.
+pub fn account_sync(account: &str, id: &str) -> String {
+    concat(&["sx/", account, "/", &inverted(id)])
+}
+/// Prefix of the sync index of an account.
+pub fn account_syncs(account: &str) -> String {
+    concat(&["sx/", account, "/"])
 }
 /// Prefix of the deliveries of a subscription.
 pub fn webhook_deliveries(account: &str, webhook: &str) -> String {

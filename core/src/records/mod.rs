@@ -21,6 +21,7 @@
 //! | `uniq/{account}/{rule}/{value}` | id of the object holding a unique value |
 //! | `ref/{account}/{type}/{id}/{referrer type}/{referrer id}` | reverse reference index: the referrer names the object (customer, vendor or account) in the field at the JSON Pointer stored as the value (the first such field); written with the referrer, so a delete finds a referrer with one bounded scan |
 //! | `s/{sync}` | [`rows::SyncRow`]: a sync with its targets and their push tasks ([`SyncRec`], [`TaskRec`]); a task names the object version it pushes |
+//! | `sx/{account}/{inverted sync id}` | index of an account's syncs, newest first (`GET /api/syncs`); the value is the sync id |
 //! | `t/{task}` | the sync of a push task that was handed out (work ids name only the task) |
 //! | `c/{account}/{type}/{id}` | the syncs with unfinished push tasks of that object (JSON list, oldest first): the push chain |
 //! | `r/{account}/{type}/{id}` | the object's ids at its connections: `{connection: remote id}`, a [`RemoteRec`] where the source also gave a version |
@@ -41,9 +42,9 @@
 //!
 //! Retention (`Engine::prune`): idempotency records and finished deliveries by their indexes;
 //! a sync whose targets all finished (and whose deliveries are not owed) once the time its id
-//! carries is older than `syncRetentionMs`, with its `t/` pointers and its deliveries. Objects,
-//! their current version, uniqueness entries, reference entries and remote ids are never pruned
-//! (a delete removes them, as above); a kept version
+//! carries is older than `syncRetentionMs`, with its `t/` pointers, its `sx/` index entry and
+//! its deliveries. Objects, their current version, uniqueness entries, reference entries and
+//! remote ids are never pruned (a delete removes them, as above); a kept version
 //! goes when no unfinished task sends it, a chain entry when no task of it is unfinished.
 //! `GET /api/syncs/{id}` of a missing sync whose id carries a time past the window answers
 //! `404` with a detail saying it expired (the id is the watermark: no row is kept for it).
@@ -250,6 +251,10 @@ impl SyncStatus {
             SyncStatus::NoTargets => "no_targets",
         }
     }
+    /// The status with this JSON name.
+    pub fn parse(s: &str) -> Option<SyncStatus> {
+        value::sync_status(s).ok()
+    }
     /// The aggregate of target statuses.
     pub fn aggregate(targets: &[TargetStatus]) -> SyncStatus {
         if targets.is_empty() {
@@ -306,6 +311,10 @@ pub struct TargetRec {
     /// The last error of any of its tasks.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
+    /// The structured form of `last_error` when a source's answer gave it (always what the
+    /// tasks say; never stored at the target).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<crate::connectors::SourceError>,
     /// RFC 3339.
     pub updated_at: String,
     /// Its tasks, in push order.
@@ -409,6 +418,11 @@ pub struct TaskRec {
     pub attempts: u32,
     /// Last error.
     pub last_error: Option<String>,
+    /// The structured form of `last_error`, when it came from a source's answer.
+    pub error: Option<crate::connectors::SourceError>,
+    /// The attempts made before the current retry budget began (a manual retry of the sync
+    /// starts a new one): the retry schedule counts `attempts - budget_start`.
+    pub budget_start: u32,
     /// Tasks that must finish first.
     pub waiting_on: Vec<String>,
     /// Tasks that must have *succeeded* first (a subset of `waiting_on`).
@@ -835,6 +849,7 @@ mod tests {
             attempts: 0,
             remote_id: None,
             last_error: None,
+            error: None,
             updated_at: "2026-01-01T00:00:00.000Z".into(),
             tasks: vec!["t".into()],
         };

@@ -29,7 +29,7 @@ use super::value::{pair, references, sync_status, target_status, task_state, Fie
 
 use super::{ObjectRef, SyncRec, SyncStatus, TargetRec, TargetStatus, TaskRec, TaskState};
 use crate::cdm::ObjectType;
-use crate::connectors::ConnectorKind;
+use crate::connectors::{ConnectorKind, SourceError};
 use crate::util::time::{parse_rfc3339_millis, rfc3339_millis};
 
 /// A time as stored: Unix ms when the text is exactly what [`rfc3339_millis`] writes for it,
@@ -193,6 +193,12 @@ pub struct TaskRow {
     /// Last error.
     #[serde(rename = "e", skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
+    /// The structured last error (absent in rows written before it existed).
+    #[serde(rename = "er", skip_serializing_if = "Option::is_none")]
+    pub error: Option<SourceError>,
+    /// Attempts made before the current retry budget.
+    #[serde(rename = "b", skip_serializing_if = "is_zero")]
+    pub budget_start: u32,
     /// Tasks that must finish first.
     #[serde(rename = "w", skip_serializing_if = "Vec::is_empty")]
     pub waiting_on: Vec<String>,
@@ -268,6 +274,11 @@ impl TaskRow {
             state: f.get("st").map(task_state).transpose()?,
             attempts: f.opt_u32("n")?.unwrap_or(0),
             last_error: f.opt_string("e")?,
+            error: match f.get("er") {
+                None => None,
+                Some(e) => Some(SourceError::deserialize(e).map_err(|e| format!("er: {e}"))?),
+            },
+            budget_start: f.opt_u32("b")?.unwrap_or(0),
             waiting_on: f.strings("w")?,
             requires: f.strings("q")?,
             successors: f.strings("x")?,
@@ -335,14 +346,28 @@ pub fn version_of(text: &str) -> Option<u64> {
         .map(|v| v.version)
 }
 
-/// What a target's tasks say about it: the rule `update_target` applies.
+/// What a target's tasks say about it: status, attempts, last error and its structured
+/// form (the rule `update_target` applies). A target whose tasks are all pending and made no
+/// attempt in their current retry budget is `pending`.
 pub fn derive_target(tasks: &[&TaskRec]) -> (TargetStatus, u32, Option<String>) {
+    let (status, attempts, last_error, _) = derive_target_error(tasks);
+    (status, attempts, last_error)
+}
+
+/// [`derive_target`] with the structured error of the task whose `last_error` it took.
+pub fn derive_target_error(
+    tasks: &[&TaskRec],
+) -> (TargetStatus, u32, Option<String>, Option<SourceError>) {
     let mut attempts = 0u32;
     let mut last_error = None;
+    let mut error = None;
+    let mut fresh = true;
     for t in tasks {
         attempts = attempts.saturating_add(t.attempts);
+        fresh &= t.attempts <= t.budget_start;
         if t.last_error.is_some() {
             last_error = t.last_error.clone();
+            error = t.error.clone();
         }
     }
     let statuses: Vec<TargetStatus> = tasks.iter().map(|t| t.state.status()).collect();
@@ -352,17 +377,16 @@ pub fn derive_target(tasks: &[&TaskRec]) -> (TargetStatus, u32, Option<String>) 
         } else {
             TargetStatus::Failed
         }
-    } else if attempts == 0 && statuses.iter().all(|s| *s == TargetStatus::Pending) {
+    } else if fresh && statuses.iter().all(|s| *s == TargetStatus::Pending) {
         TargetStatus::Pending
     } else {
         TargetStatus::InProgress
     };
-    let last_error = if status == TargetStatus::Succeeded {
-        None
+    if status == TargetStatus::Succeeded {
+        (status, attempts, None, None)
     } else {
-        last_error
-    };
-    (status, attempts, last_error)
+        (status, attempts, last_error, error)
+    }
 }
 
 /// The sync-level values the targets imply: the status and `updatedAt`.
@@ -472,6 +496,8 @@ impl SyncRow {
                     state: (Some(&task.state) != default_state.as_ref()).then_some(task.state),
                     attempts: task.attempts,
                     last_error: task.last_error,
+                    error: task.error,
+                    budget_start: task.budget_start,
                     waiting_on: task.waiting_on,
                     requires: task.requires,
                     successors,
@@ -554,6 +580,8 @@ impl SyncRow {
                     state,
                     attempts: r.attempts,
                     last_error: r.last_error.clone(),
+                    error: r.error.clone(),
+                    budget_start: r.budget_start,
                     waiting_on: r.waiting_on.clone(),
                     requires: r.requires.clone(),
                     successors: r
@@ -575,7 +603,7 @@ impl SyncRow {
                 });
             }
             let mine: Vec<&TaskRec> = tasks[first..].iter().collect();
-            let (status, attempts, last_error) = derive_target(&mine);
+            let (status, attempts, last_error, error) = derive_target_error(&mine);
             targets.push(TargetRec {
                 connection_id: t.connection_id.clone(),
                 app: t.app.clone(),
@@ -587,6 +615,7 @@ impl SyncRow {
                     Some(e) => e.clone(),
                     None => last_error,
                 },
+                error,
                 updated_at: t
                     .updated
                     .as_ref()
@@ -641,6 +670,8 @@ mod tests {
             state,
             attempts: 0,
             last_error: None,
+            error: None,
+            budget_start: 0,
             waiting_on: vec![],
             requires: vec![],
             successors: vec![],
@@ -683,6 +714,7 @@ mod tests {
             attempts: 0,
             remote_id: None,
             last_error: None,
+            error: None,
             updated_at: rfc3339_millis(T0),
             tasks: tasks.iter().map(|t| t.to_string()).collect(),
         }

@@ -141,6 +141,7 @@ pub fn parse_sync(text: &str) -> Result<SyncRec, String> {
                 attempts: g.opt_u32("attempts")?.unwrap_or(0),
                 remote_id: g.opt_string("remoteId")?,
                 last_error: g.opt_string("lastError")?,
+                error: None,
                 updated_at: g.string("updatedAt")?,
                 tasks: g.strings("tasks")?,
             });

@@ -79,6 +79,90 @@ pub fn parse_rfc3339_millis(s: &str) -> Option<i64> {
     i64::try_from(nanos / 1_000_000).ok()
 }
 
+/// Parses any RFC 3339 timestamp (`2026-11-28T23:37:30Z`, `2026-11-28t23:37:30.5+02:00`,
+/// any number of fractional digits, `Z` or a `±HH:MM` offset) into Unix milliseconds and
+/// whether digits below the millisecond were non-zero (the exact instant lies after the
+/// millisecond answered). Anything else, or a calendar date or time that does not exist, is
+/// `None`.
+pub fn parse_rfc3339(s: &str) -> Option<(i64, bool)> {
+    let b = s.as_bytes();
+    let digits = |from: usize, to: usize| -> Option<u32> {
+        let part = b.get(from..to)?;
+        part.iter().try_fold(0u32, |n, c| {
+            c.is_ascii_digit().then(|| n * 10 + u32::from(c - b'0'))
+        })
+    };
+    if b.len() < 20
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || !matches!(b[10], b'T' | b't')
+        || b[13] != b':'
+        || b[16] != b':'
+    {
+        return None;
+    }
+    let mut i = 19;
+    let (mut ms, mut rest) = (0u32, false);
+    if b[i] == b'.' {
+        let start = i + 1;
+        i = start;
+        while i < b.len() && b[i].is_ascii_digit() {
+            let d = u32::from(b[i] - b'0');
+            match i - start {
+                0..=2 => ms = ms * 10 + d,
+                _ => rest |= d != 0,
+            }
+            i += 1;
+        }
+        if i == start {
+            return None;
+        }
+        for _ in (i - start)..3 {
+            ms *= 10;
+        }
+    }
+    let offset_min: i64 = match &b[i..] {
+        [b'Z' | b'z'] => 0,
+        [sign @ (b'+' | b'-'), _, _, b':', _, _] => {
+            let (h, m) = (digits(i + 1, i + 3)?, digits(i + 4, i + 6)?);
+            if h > 23 || m > 59 {
+                return None;
+            }
+            let v = i64::from(h * 60 + m);
+            if *sign == b'-' {
+                -v
+            } else {
+                v
+            }
+        }
+        _ => return None,
+    };
+    let month = time::Month::try_from(u8::try_from(digits(5, 7)?).ok()?).ok()?;
+    let date = time::Date::from_calendar_date(
+        i32::try_from(digits(0, 4)?).ok()?,
+        month,
+        u8::try_from(digits(8, 10)?).ok()?,
+    )
+    .ok()?;
+    // A leap second (`:60`) is read as the last millisecond of its minute.
+    let sec = digits(17, 19)?;
+    let at = time::Time::from_hms_milli(
+        u8::try_from(digits(11, 13)?).ok()?,
+        u8::try_from(digits(14, 16)?).ok()?,
+        u8::try_from(sec.min(59)).ok()?,
+        u16::try_from(if sec == 60 { 999 } else { ms }).ok()?,
+    )
+    .ok()?;
+    if sec > 60 {
+        return None;
+    }
+    let local = time::PrimitiveDateTime::new(date, at)
+        .assume_utc()
+        .unix_timestamp_nanos()
+        / 1_000_000;
+    Some((i64::try_from(local).ok()? - offset_min * 60_000, rest))
+}
+
 /// Parses an HTTP-date (`Sun, 06 Nov 1994 08:49:37 GMT`) into Unix milliseconds, as found in
 /// `Retry-After`.
 ///
@@ -94,6 +178,40 @@ pub fn parse_http_date(s: &str) -> Option<i64> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn rfc3339_with_offsets_and_fractions() {
+        let base = parse_rfc3339_millis("2026-11-28T23:37:30.000Z").unwrap();
+        assert_eq!(parse_rfc3339("2026-11-28T23:37:30Z"), Some((base, false)));
+        assert_eq!(parse_rfc3339("2026-11-28t23:37:30z"), Some((base, false)));
+        assert_eq!(
+            parse_rfc3339("2026-11-29T01:37:30.5+02:00"),
+            Some((base + 500, false))
+        );
+        assert_eq!(
+            parse_rfc3339("2026-11-28T22:37:30.1234-01:00"),
+            Some((base + 123, true))
+        );
+        assert_eq!(
+            parse_rfc3339("2026-11-28T23:37:30.1230000Z"),
+            Some((base + 123, false))
+        );
+        for bad in [
+            "",
+            "2026-11-28",
+            "2026-11-28T23:37:30",
+            "2026-11-28T23:37:30.Z",
+            "2026-02-30T00:00:00Z",
+            "2026-11-28T24:00:00Z",
+            "2026-11-28T23:37:30+2:00",
+            "2026-11-28T23:37:30+24:00",
+            "2026-11-28 23:37:30Z",
+            "yesterday at noon",
+            "2026-11-28T23:37:61Z",
+        ] {
+            assert_eq!(parse_rfc3339(bad), None, "{bad}");
+        }
+    }
     use super::*;
     use time::macros::format_description;
 
