@@ -263,6 +263,15 @@ pub enum DataOp<'a> {
         /// Push, sources, tracking id, idempotency, `If-Match`.
         options: WriteOptions<'a>,
     },
+    /// What an object type is made of and what each of the account's connections requires
+    /// of it and carries (`GET /api/meta/{objectType}`).
+    Meta {
+        /// The object type.
+        object: ObjectType,
+        /// Only the connections whose app or type is in this list (comma-separated, as
+        /// `X-Sync-Sources`; `?sources=`).
+        sources: Option<&'a str>,
+    },
     /// Record a payment of an invoice.
     Pay {
         /// The invoice id.
@@ -302,6 +311,7 @@ impl DataOp<'_> {
             DataOp::List { object, .. } => ("GET", ["/api/", object.collection(), "", ""]),
             DataOp::Get { object, id } => ("GET", ["/api/", object.collection(), "/", id]),
             DataOp::GetSync { id } => ("GET", ["/api/syncs/", id, "", ""]),
+            DataOp::Meta { object, .. } => ("GET", ["/api/meta/", object.as_str(), "", ""]),
         }
     }
 }

@@ -65,6 +65,9 @@ pub(crate) fn execute(
         DataOp::Create { body, options, .. }
         | DataOp::Update { body, options, .. }
         | DataOp::Pay { body, options, .. } => (*body, options),
+        DataOp::Meta { object, sources } => {
+            return reads::meta(engine, ctx, account, *object, *sources)
+        }
         _ => return reads::execute(ctx, account, &op, engine.config.sync_retention_ms),
     };
     check_options(options)?;
