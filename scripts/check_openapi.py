@@ -65,6 +65,8 @@ CONTRACT = [
     ("/api/bank-transactions", "get", "200"),
     ("/api/bank-transactions/{id}", "get", "200"),
     ("/api/syncs/{syncId}", "get", "200"),
+    # section 7: what each target requires
+    ("/api/meta/{objectType}", "get", "200"),
 ]
 WEBHOOKS = ["api_push_update", "api_push_complete", "push"]
 METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
