@@ -410,6 +410,7 @@ impl Connector for Xero {
     ) -> &'static [&'static str] {
         match object_type {
             ObjectType::Invoice => &["/amountPaid", "/balance", "/lines/*/amount", "/total"],
+            ObjectType::Payment => &["/currency"],
             ObjectType::Expense => &["/total"],
             ObjectType::BankTransaction => &["/externalId"],
             _ => &[],

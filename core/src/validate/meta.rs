@@ -404,6 +404,36 @@ mod tests {
         out
     }
 
+    /// What the connectors require and ignore names fields of these tables (a requirement is
+    /// one the CDM does not already make), and the settings they need are theirs.
+    #[test]
+    fn connector_tables_name_cdm_fields() {
+        let contacts: std::collections::BTreeMap<String, String> =
+            [("customerObject".to_string(), "contacts".to_string())].into();
+        for c in crate::connectors::registry() {
+            for settings in [Default::default(), contacts.clone()] {
+                for t in ObjectType::ALL {
+                    let specs = fields(t);
+                    let spec = |p: &str| specs.iter().find(|f| f.pointer == p).copied();
+                    let needs = c.needs(t, &settings);
+                    for (p, why) in needs.fields {
+                        let f = spec(p).unwrap_or_else(|| panic!("{c:?} {t:?} needs {p}"));
+                        assert!(!f.required && !why.is_empty(), "{c:?} {t:?} {p}");
+                    }
+                    for p in c.ignores(t, &settings) {
+                        assert!(spec(p).is_some(), "{c:?} {t:?} ignores {p}");
+                    }
+                    for name in needs.settings {
+                        assert!(c.settings().iter().any(|s| s.name == *name), "{name}");
+                    }
+                    if !c.objects().contains(&t) {
+                        assert_eq!(needs, crate::connectors::Needs::default());
+                    }
+                }
+            }
+        }
+    }
+
     #[test]
     fn fields_serialize_as_the_contract_names_them() {
         let v = serde_json::to_value(fields(ObjectType::Account)).unwrap();
