@@ -76,7 +76,7 @@ PROBLEM_SLUGS = {
     "validation-failed", "idempotency-key-reused", "idempotency-in-flight", "conflict",
     "precondition-failed", "payload-too-large", "unsupported-media-type", "malformed-json",
     "invalid-header", "invalid-query", "internal", "storage-unavailable", "uri-too-long",
-    "header-fields-too-large",
+    "header-fields-too-large", "malformed-request",
 }
 
 

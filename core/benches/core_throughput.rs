@@ -19,11 +19,7 @@ const NOW: i64 = 1_790_000_000_000;
 /// income account; answers the request to plan.
 fn setup() -> (Engine, MemoryStore, ApiRequest, String) {
     let mut store = MemoryStore::new();
-    let mut engine = Engine::new(
-        EngineConfig::default()
-            .with_admin_token("bench")
-            .with_seed([3; 32]),
-    );
+    let mut engine = Engine::new(EngineConfig::new([3; 32]).with_admin_token("bench"));
     let mut admin = |engine: &mut Engine, m: &str, p: &str, b: Value| {
         let r = ApiRequest::new(m, p)
             .header("Authorization", "Bearer bench")

@@ -47,7 +47,7 @@
 //! use writesync_core::{ApiRequest, Engine, EngineConfig, KvRead, MemoryStore, Outcome, Storage};
 //!
 //! let mut store = MemoryStore::new();
-//! let mut engine = Engine::new(EngineConfig::default().with_admin_token("s3cret").with_seed([1; 32]));
+//! let mut engine = Engine::new(EngineConfig::new([1; 32]).with_admin_token("s3cret"));
 //! let now = 1_790_000_000_000;
 //! let admin = |method: &str, path: &str, body: serde_json::Value| {
 //!     ApiRequest::new(method, path).header("Authorization", "Bearer s3cret").json(&body)

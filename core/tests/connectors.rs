@@ -779,7 +779,7 @@ fn fast() -> EngineConfig {
     use writesync_core::util::schedule::RetrySchedule;
     EngineConfig {
         push_retry: RetrySchedule::from_millis(vec![1000, 4000]).unwrap(),
-        ..EngineConfig::default()
+        ..EngineConfig::zero_seed_for_tests()
     }
 }
 

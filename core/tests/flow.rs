@@ -180,3 +180,99 @@ fn deliveries_are_listed_newest_first_in_pages() {
         400
     );
 }
+
+fn store_entries(w: &World) -> Vec<(String, String)> {
+    w.store
+        .entries()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
+#[test]
+fn a_dry_run_leaves_the_store_and_the_id_generator_as_they_were() {
+    let push = [("X-Sync-Data", "push"), ("Idempotency-Key", "dry-1")];
+    // Two identical worlds; only `dry` sees dry runs before the same real writes.
+    let mut worlds: Vec<(World, Tenant)> = (0..2)
+        .map(|_| {
+            let mut w = World::new();
+            let t = w.tenant("acme.example.com", true);
+            w.connect(&t, "crm", "crm");
+            (w, t)
+        })
+        .collect();
+    // Every request draws its request id; the other world sends the same requests refused
+    // at their query (`dryRun=no`), so that only the dry runs' own draws could differ.
+    for (n, (w, t)) in worlds.iter_mut().enumerate() {
+        let q = if n == 0 { "true" } else { "no" };
+        let before = store_entries(w);
+        let r = w.api_h(
+            t,
+            "POST",
+            &format!("/api/customers?dryRun={q}"),
+            Some(customer()),
+            &push,
+        );
+        let bad = w.api(
+            t,
+            "POST",
+            &format!("/api/customers?dryRun={q}"),
+            Some(json!({"name": ""})),
+        );
+        assert_eq!(store_entries(w), before, "a dry run stored something");
+        if n == 1 {
+            assert_eq!(r.status, 400, "{}", r.body);
+            assert!(r.body.contains("dryRun"), "{}", r.body);
+            continue;
+        }
+        assert_eq!(r.status, 200, "{}", r.body);
+        let b = r.body_json();
+        assert_eq!(b["valid"], true);
+        assert_eq!(b["targets"], json!(["crm"]));
+        assert_eq!(b["object"]["name"], customer()["name"]);
+        for gone in ["id", "version", "createdAt", "updatedAt"] {
+            assert!(b["object"].get(gone).is_none(), "{gone} in {b}");
+        }
+        assert!(!r.headers.contains_key("X-Sync-ID"));
+        // Refusals are those of the real write.
+        let real_bad = w.api(t, "POST", "/api/customers", Some(json!({"name": ""})));
+        assert_eq!(bad.status, 422);
+        assert_eq!(bad.body_json()["errors"], real_bad.body_json()["errors"]);
+    }
+    let (w, t) = &mut worlds[1];
+    w.api(t, "POST", "/api/customers", Some(json!({"name": ""})));
+    // The real write after the dry runs: not an idempotent replay, and the same ids as in the
+    // world that saw no dry run.
+    let mut answers = Vec::new();
+    for (w, t) in worlds.iter_mut() {
+        let r = w.api_h(t, "POST", "/api/customers", Some(customer()), &push);
+        assert_eq!(r.status, 201, "{}", r.body);
+        answers.push((r.body, r.headers.get("X-Sync-ID").cloned()));
+    }
+    assert_eq!(answers[0], answers[1]);
+    // An update's dry run answers the object as merged, without storing it.
+    let (w, t) = &mut worlds[0];
+    let id = serde_json::from_str::<Value>(&answers[0].0).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let before = store_entries(w);
+    let path = format!("/api/customers/{id}?dryRun=true");
+    let r = w.api(
+        t,
+        "PATCH",
+        &path,
+        Some(json!({"email": "new@acme.example.com"})),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body_json()["object"]["email"], "new@acme.example.com");
+    assert_eq!(r.body_json()["targets"], json!([]));
+    assert_eq!(store_entries(w), before);
+    let stale = w.api_h(
+        t,
+        "PATCH",
+        &path,
+        Some(json!({"email": "x@y.example"})),
+        &[("If-Match", "9")],
+    );
+    assert_eq!(stale.status, 412, "{}", stale.body);
+}

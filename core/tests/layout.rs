@@ -339,7 +339,8 @@ fn the_layout_is_stored_and_a_newer_one_is_refused() {
         b.put("meta/layout", text);
         let mut store = w.store.clone();
         store.apply_batch(&b);
-        let mut engine = writesync_core::Engine::new(writesync_core::EngineConfig::default());
+        let mut engine =
+            writesync_core::Engine::new(writesync_core::EngineConfig::zero_seed_for_tests());
         let e = engine.migrate(10, &store).unwrap_err();
         assert_eq!(e.code(), "layout");
         assert!(e.to_string().contains(says), "{e}");
@@ -417,7 +418,7 @@ fn a_layout1_store_is_migrated_only_by_a_build_with_the_feature_layout1() {
             .entries()
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
-        let mut engine = Engine::new(EngineConfig::default());
+        let mut engine = Engine::new(EngineConfig::zero_seed_for_tests());
         let got = engine.migrate_with(10, &mut store);
         #[cfg(feature = "layout1")]
         {

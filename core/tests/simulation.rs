@@ -105,7 +105,7 @@ fn fast() -> EngineConfig {
     EngineConfig {
         push_retry: RetrySchedule::from_millis(vec![1000, 4000, 16000]).unwrap(),
         webhook_retry: RetrySchedule::from_millis(vec![2000, 10000]).unwrap(),
-        ..EngineConfig::default()
+        ..EngineConfig::zero_seed_for_tests()
     }
 }
 

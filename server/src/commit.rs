@@ -558,9 +558,7 @@ mod tests {
     const ADMIN: &str = "group-commit-admin";
 
     fn config(seed: u8) -> EngineConfig {
-        EngineConfig::default()
-            .with_admin_token(ADMIN)
-            .with_seed([seed; 32])
+        EngineConfig::new([seed; 32]).with_admin_token(ADMIN)
     }
 
     fn open(path: &std::path::Path, busy: Duration) -> SqliteStore {

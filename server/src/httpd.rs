@@ -2,11 +2,13 @@
 //! blocking handler.
 //!
 //! The limits are checked before the handler sees anything: the number and size of header
-//! fields and the length of the request target (answered by [`Handler::reject`]), the
+//! fields, the size of the header section and the length of the request target (answered by
+//! [`Handler::reject`]), the
 //! declared `Content-Length` against the body limit (`413` without reading a byte of the
 //! body), and the body actually read (a chunked body is read with the same bound). hyper adds
 //! its own outer limits (a head larger than [`MAX_HEAD_BYTES`] or with more than
-//! [`HARD_MAX_HEADERS`] fields is `431`; a malformed `Content-Length` is `400`), a timeout for
+//! [`HARD_MAX_HEADERS`] fields is `431`; a malformed `Content-Length` is `400`; both get a
+//! problem JSON body from [`ProblemBodies`], since hyper writes none), a timeout for
 //! reading the head, and closes a connection whose body was not read instead of draining it.
 //!
 //! Why not tiny_http 0.12: when a handler answers without reading the body (the `413`
@@ -73,6 +75,10 @@ pub struct HttpLimits {
     pub max_headers: usize,
     /// Largest header field (name, `: `, value).
     pub max_header_bytes: usize,
+    /// Largest header section: every field counted as name, `: `, value and the line end.
+    /// Keep it under [`MAX_HEAD_BYTES`], so that the handler's problem answer (with the
+    /// tracking id) is the one given.
+    pub max_head_bytes: usize,
     /// Longest request target (path and query).
     pub max_target_bytes: usize,
     /// Time allowed to send a request head, counted from the moment the server waits for it:
@@ -95,6 +101,7 @@ impl Default for HttpLimits {
             max_body_bytes: 1024 * 1024,
             max_headers: 100,
             max_header_bytes: 8 * 1024,
+            max_head_bytes: 64 * 1024,
             max_target_bytes: 8 * 1024,
             header_timeout: DEFAULT_HEADER_TIMEOUT,
             body_timeout: Duration::from_secs(60),
@@ -158,6 +165,11 @@ pub enum Rejection {
     HeaderTooLarge {
         /// Its name.
         name: String,
+    },
+    /// The header section as a whole is too large (`431`).
+    HeadTooLarge {
+        /// Its size (fields counted as name, `: `, value and line end).
+        bytes: usize,
     },
     /// A header value is not visible ASCII text (`400`).
     BadHeaderValue {
@@ -479,7 +491,7 @@ async fn accept_loop(
             .max_buf_size(MAX_HEAD_BYTES)
             .max_headers(HARD_MAX_HEADERS)
             .keep_alive(true);
-        let conn = builder.serve_connection(TokioIo::new(stream), service);
+        let conn = builder.serve_connection(TokioIo::new(ProblemBodies::new(stream)), service);
         let conn = graceful.watch(conn);
         tokio::spawn(async move {
             if let Err(e) = conn.await {
@@ -593,6 +605,15 @@ async fn serve_one(
     if target.len() > limits.max_target_bytes {
         return Ok(to_hyper(reject(Rejection::TargetTooLong).await));
     }
+    let head_bytes: usize = parts
+        .headers
+        .iter()
+        .map(|(n, v)| n.as_str().len() + 4 + v.len())
+        .sum();
+    if head_bytes > limits.max_head_bytes {
+        let r = reject(Rejection::HeadTooLarge { bytes: head_bytes }).await;
+        return Ok(to_hyper(r));
+    }
     let mut headers = Vec::with_capacity(parts.headers.len());
     for (name, value) in &parts.headers {
         if name.as_str().len() + 2 + value.len() > limits.max_header_bytes {
@@ -692,6 +713,135 @@ fn to_hyper(r: HttpResponse) -> Response<Full<Bytes>> {
         }
     }
     resp
+}
+
+/// The connection's stream, with one change on the way out: hyper answers a request head it
+/// cannot take (over [`MAX_HEAD_BYTES`], more than [`HARD_MAX_HEADERS`] fields, not HTTP/1.1)
+/// itself, before any handler runs, with a status line and an empty body. This puts a problem
+/// JSON body in place of that answer, as every other refusal has (contract, issue 15). hyper's
+/// own answers are told from the handler's by what hyper writes: status `400` or `431`, and no
+/// `content-type` (every handler answer with those statuses is problem JSON, so has one).
+/// Nothing of the request is known there, so the answer carries no tracking id; heads up to
+/// [`HttpLimits::max_head_bytes`] are refused by the handler, with it.
+struct ProblemBodies<S> {
+    inner: S,
+    /// The replacement being written and how much of it is written.
+    replacing: Option<(Vec<u8>, usize)>,
+}
+
+impl<S> ProblemBodies<S> {
+    fn new(inner: S) -> Self {
+        ProblemBodies {
+            inner,
+            replacing: None,
+        }
+    }
+}
+
+/// The problem answer that replaces hyper's bare answer `head`, when it is one.
+fn problem_for_bare_answer(head: &[u8]) -> Option<Vec<u8>> {
+    let (status, slug, title, detail) = if head.starts_with(b"HTTP/1.1 431 ") {
+        (
+            431,
+            "header-fields-too-large",
+            "Request header fields too large",
+            format!(
+                "the request head is larger than {MAX_HEAD_BYTES} bytes or has more than \
+                 {HARD_MAX_HEADERS} header fields"
+            ),
+        )
+    } else if head.starts_with(b"HTTP/1.1 400 ") {
+        (
+            400,
+            "malformed-request",
+            "Malformed request",
+            "the request line or a header field is not valid HTTP/1.1".to_string(),
+        )
+    } else {
+        return None;
+    };
+    let end = head.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let lines = &head[..end];
+    let lower = lines.to_ascii_lowercase();
+    if lower.windows(15).any(|w| w == b"\r\ncontent-type:") {
+        return None;
+    }
+    // Keep hyper's status line and its `date`; the body and its length are ours.
+    let status_line = lines.split(|&b| b == b'\n').next()?;
+    let date = lower
+        .split(|&b| b == b'\n')
+        .position(|l| l.starts_with(b"date:"))
+        .and_then(|i| lines.split(|&b| b == b'\n').nth(i));
+    let body = serde_json::json!({"type": format!("/problems/{slug}"), "title": title,
+                                  "status": status, "detail": detail})
+    .to_string();
+    let mut out = Vec::with_capacity(256 + body.len());
+    out.extend_from_slice(status_line);
+    out.extend_from_slice(b"\ncontent-type: application/problem+json\r\nconnection: close\r\n");
+    if let Some(d) = date {
+        out.extend_from_slice(d);
+        out.push(b'\n');
+    }
+    out.extend_from_slice(format!("content-length: {}\r\n\r\n", body.len()).as_bytes());
+    out.extend_from_slice(body.as_bytes());
+    Some(out)
+}
+
+impl<S: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for ProblemBodies<S> {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.get_mut().inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for ProblemBodies<S> {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        use std::task::Poll;
+        let this = self.get_mut();
+        if this.replacing.is_none() {
+            match problem_for_bare_answer(buf) {
+                Some(answer) => this.replacing = Some((answer, 0)),
+                None => return std::pin::Pin::new(&mut this.inner).poll_write(cx, buf),
+            }
+        }
+        // Write the replacement whole; hyper's bytes count as written once it is.
+        while let Some((answer, done)) = &mut this.replacing {
+            if *done == answer.len() {
+                this.replacing = None;
+                return Poll::Ready(Ok(buf.len()));
+            }
+            match std::pin::Pin::new(&mut this.inner).poll_write(cx, &answer[*done..]) {
+                Poll::Ready(Ok(0)) => {
+                    return Poll::Ready(Err(std::io::ErrorKind::WriteZero.into()))
+                }
+                Poll::Ready(Ok(n)) => *done += n,
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
 }
 
 #[cfg(test)]

@@ -106,7 +106,6 @@ pub struct ServeConfig {
 
 impl Default for ServeConfig {
     fn default() -> Self {
-        let engine = EngineConfig::default();
         ServeConfig {
             db: PathBuf::from(DEFAULT_DB),
             listen: DEFAULT_LISTEN.to_string(),
@@ -114,10 +113,10 @@ impl Default for ServeConfig {
             push_retry: None,
             webhook_retry: None,
             allow_target_cidrs: Vec::new(),
-            max_body_bytes: engine.max_body_bytes,
-            lease_ms: engine.lease_ms,
-            idempotency_retention_ms: engine.idempotency_retention_ms,
-            sync_retention_ms: engine.sync_retention_ms,
+            max_body_bytes: writesync_core::DEFAULT_MAX_BODY_BYTES,
+            lease_ms: writesync_core::DEFAULT_LEASE_MS,
+            idempotency_retention_ms: writesync_core::DEFAULT_IDEMPOTENCY_RETENTION_MS,
+            sync_retention_ms: writesync_core::DEFAULT_SYNC_RETENTION_MS,
             outbound_timeout: crate::transport::DEFAULT_OVERALL_TIMEOUT,
             connect_timeout: crate::transport::DEFAULT_CONNECT_TIMEOUT,
             senders: DEFAULT_SENDERS,
@@ -221,10 +220,9 @@ pub fn start(cfg: &ServeConfig) -> Result<RunningServer, ServeError> {
     let policy = TargetPolicy {
         allowed: cfg.allow_target_cidrs.clone(),
     };
-    let defaults = EngineConfig::default();
+    // Fresh at every start: ids and secrets must never repeat across restarts.
+    let defaults = EngineConfig::new(random_bytes::<32>().map_err(ServeError::Random)?);
     let mut config = EngineConfig {
-        // Fresh at every start: ids and secrets must never repeat across restarts.
-        seed: random_bytes::<32>().map_err(ServeError::Random)?,
         push_retry: cfg.push_retry.clone().unwrap_or(defaults.push_retry),
         webhook_retry: cfg.webhook_retry.clone().unwrap_or(defaults.webhook_retry),
         lease_ms: cfg.lease_ms.max(1),
@@ -623,6 +621,15 @@ impl Handler for ApiHandler {
                 &format!(
                     "the {name} header field is larger than {} bytes",
                     self.limits.max_header_bytes
+                ),
+            ),
+            Rejection::HeadTooLarge { bytes } => host_problem(
+                431,
+                "header-fields-too-large",
+                "Request header fields too large",
+                &format!(
+                    "the header section has {bytes} bytes; at most {} are accepted",
+                    self.limits.max_head_bytes
                 ),
             ),
             Rejection::BadHeaderValue { name } => problem(

@@ -559,3 +559,117 @@ fn the_tracking_id_comes_back_on_every_answer() {
         "{answer}"
     );
 }
+
+/// Contract section 7, dry run: every check, nothing stored, no sync, through `writesync serve`.
+#[test]
+fn a_dry_run_checks_everything_and_stores_nothing() {
+    let (_d, _srv, c) = setup(&["--allow-target-cidr", "127.0.0.0/8"]);
+    let t = c.tenant("dry.example.com");
+    c.connect(&t, "quickbooks", "accounting", "http://127.0.0.1:9/push");
+    let push = [("X-Sync-Data", "push"), ("X-Tracking-ID", "dry-1")];
+    let r = c.api(
+        &t,
+        "POST",
+        "/api/customers?dryRun=true",
+        &push,
+        Some(customer("A")),
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    let b = r.json();
+    assert_eq!(b["valid"], true);
+    assert_eq!(b["targets"], json!(["quickbooks"]));
+    assert_eq!(b["object"]["name"], "A");
+    assert!(b["object"].get("id").is_none(), "{b}");
+    assert_eq!(r.header("X-Sync-ID"), None);
+    assert_eq!(r.header("X-Tracking-ID"), Some("dry-1"));
+    let r = c.api(
+        &t,
+        "POST",
+        "/api/customers?dryRun=true",
+        &push,
+        Some(json!({})),
+    );
+    assert_eq!(r.status, 422, "{}", r.text);
+    assert_eq!(r.json()["errors"][0]["pointer"], "/name");
+    let r = c.api(
+        &t,
+        "POST",
+        "/api/customers?dryRun=TRUE",
+        &[],
+        Some(customer("A")),
+    );
+    assert_eq!(r.status, 400, "{}", r.text);
+    assert_eq!(r.json()["type"], "/problems/invalid-query");
+    assert_eq!(r.header("Content-Type"), Some("application/problem+json"));
+    let listed = c.api(&t, "GET", "/api/customers", &[], None);
+    assert_eq!(listed.json(), json!([]));
+    let real = c.api(
+        &t,
+        "POST",
+        "/api/customers?dryRun=false",
+        &[],
+        Some(customer("A")),
+    );
+    assert_eq!(real.status, 201, "{}", real.text);
+}
+
+/// Contract section 7 / issue 15: a header section beyond hyper's own bounds (a head over
+/// 128 KiB, more than 200 fields) or one hyper cannot parse is answered with problem JSON too,
+/// not a bare status line, and the server keeps serving.
+#[test]
+fn heads_beyond_the_parser_bounds_get_problem_json() {
+    let (_d, srv, c) = setup(&[]);
+    let check = |answer: &str, status: u16| {
+        assert_eq!(raw_status(answer), status, "{answer}");
+        let lower = answer.to_ascii_lowercase();
+        assert!(
+            lower.contains("content-type: application/problem+json"),
+            "{answer}"
+        );
+        let body = &answer[answer.find("\r\n\r\n").unwrap() + 4..];
+        let p: Value = serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {answer}"));
+        assert_eq!(p["status"], status, "{p}");
+        assert!(p["type"].as_str().unwrap().starts_with("/problems/"), "{p}");
+        assert!(!p["detail"].as_str().unwrap().is_empty(), "{p}");
+    };
+    // 10 fields of 7 KiB each (70 KiB): over the server's own bound on the header section,
+    // so the handler answers, with the tracking id.
+    let mut mid = String::from("GET /healthz HTTP/1.1\r\nHost: x\r\nX-Tracking-ID: big-1\r\n");
+    for i in 0..10 {
+        mid.push_str(&format!("X-Mid-{i}: {}\r\n", "a".repeat(7 * 1024)));
+    }
+    mid.push_str("Connection: close\r\n\r\n");
+    let answer = raw(&srv.addr, mid.as_bytes(), Duration::from_secs(5));
+    check(&answer, 431);
+    assert!(
+        answer.to_ascii_lowercase().contains("x-tracking-id: big-1"),
+        "{answer}"
+    );
+    // 40 fields of 7 KiB each: every one under the per-field bound, 280 KiB in all.
+    let mut big = String::from("GET /healthz HTTP/1.1\r\nHost: x\r\n");
+    for i in 0..40 {
+        big.push_str(&format!("X-Big-{i}: {}\r\n", "a".repeat(7 * 1024)));
+    }
+    big.push_str("\r\n");
+    check(&raw(&srv.addr, big.as_bytes(), Duration::from_secs(5)), 431);
+    // 300 small fields.
+    let mut many = String::from("GET /healthz HTTP/1.1\r\nHost: x\r\n");
+    for i in 0..300 {
+        many.push_str(&format!("X-F-{i}: 1\r\n"));
+    }
+    many.push_str("\r\n");
+    check(
+        &raw(&srv.addr, many.as_bytes(), Duration::from_secs(5)),
+        431,
+    );
+    // Not HTTP at all.
+    check(
+        &raw(
+            &srv.addr,
+            b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Bad\x01: 1\r\n\r\n",
+            Duration::from_secs(5),
+        ),
+        400,
+    );
+    assert_eq!(c.call("GET", "/healthz", &[], None).status, 200);
+}

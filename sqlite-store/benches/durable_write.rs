@@ -112,9 +112,7 @@ fn write_request(t: &Tenant, number: u64) -> ApiRequest {
 }
 
 fn config() -> EngineConfig {
-    EngineConfig::default()
-        .with_admin_token(ADMIN)
-        .with_seed([42; 32])
+    EngineConfig::new([42; 32]).with_admin_token(ADMIN)
 }
 
 /// The operations one engine write commits, from a write planned against a MemoryStore.

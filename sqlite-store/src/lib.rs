@@ -38,9 +38,8 @@
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let path = std::env::temp_dir().join(format!("writesync-doc-{}.db", std::process::id()));
 //! SqliteStore::remove_files(&path)?;
-//! let config = EngineConfig::default()
-//!     .with_admin_token("admin-token")
-//!     .with_seed([7; 32]); // production: fresh OS randomness
+//! // A fixed seed replays byte for byte; production uses `os_seeded_config()` instead.
+//! let config = EngineConfig::new([7; 32]).with_admin_token("admin-token");
 //! let mut app = NativeEngine::open(&path, config)?;
 //! let now = 1_790_000_000_000; // the host's clock, Unix ms
 //!
@@ -107,7 +106,7 @@ pub use native::{
 };
 pub use store::{SqliteStore, StoreOptions, Synchronous, UnitOfWork, DEFAULT_BUSY_TIMEOUT};
 
-use writesync_core::CoreError;
+use writesync_core::{CoreError, EngineConfig};
 
 /// Errors of the store and of the native engine's store-backed calls.
 ///
@@ -161,4 +160,17 @@ pub enum StoreError {
     /// The engine failed (its storage reads or commits failed, or it found a corrupt row).
     #[error("engine: {0}")]
     Engine(#[from] CoreError),
+    /// The operating system gave no randomness for the engine's seed.
+    #[error("no OS randomness for the seed: {0}")]
+    Random(String),
+}
+
+/// The documented engine defaults ([`EngineConfig::new`]) with a seed of fresh OS
+/// randomness: what a production host passes to [`NativeEngine::open`], so that ids and
+/// API-key secrets cannot be predicted. (A fixed seed replays byte for byte, for tests; the
+/// all-zero one is only reachable as [`EngineConfig::zero_seed_for_tests`].)
+pub fn os_seeded_config() -> Result<EngineConfig, StoreError> {
+    let mut seed = [0u8; 32];
+    getrandom::fill(&mut seed).map_err(|e| StoreError::Random(e.to_string()))?;
+    Ok(EngineConfig::new(seed))
 }

@@ -107,6 +107,7 @@ impl WriteOptions {
             idempotency_key: self.idempotency_key.as_deref(),
             idempotency_scope: None,
             if_match: self.if_match.map(IfMatch::Version),
+            dry_run: false,
         }
     }
 }
@@ -329,8 +330,8 @@ impl NativeEngine {
     /// [`StoreOptions`], and an engine with `config`; the engine's data layout in it is
     /// migrated too ([`migrate_layout`]).
     ///
-    /// `config.seed` drives every id and secret the engine draws: pass fresh OS randomness
-    /// in production (the default all-zero seed is for tests).
+    /// `config.seed` drives every id and secret the engine draws: in production pass
+    /// [`crate::os_seeded_config`] (fresh OS randomness).
     pub fn open(path: impl AsRef<Path>, config: EngineConfig) -> Result<Self, StoreError> {
         NativeEngine::open_with(path, config, &StoreOptions::default())
     }
@@ -507,7 +508,7 @@ impl NativeEngine {
     /// # use writesync_sqlite::{Credentials, NativeEngine, WriteOptions};
     /// # let dir = std::env::temp_dir().join(format!("ws-doc-{}", std::process::id()));
     /// # std::fs::create_dir_all(&dir).unwrap();
-    /// let config = EngineConfig::default().with_admin_token("s3cret").with_seed([7; 32]);
+    /// let config = EngineConfig::new([7; 32]).with_admin_token("s3cret");
     /// let mut engine = NativeEngine::open(dir.join("write.db"), config).unwrap();
     /// # let now = 1_790_000_000_000;
     /// # let admin = |m: &str, p: &str, b: serde_json::Value| ApiRequest::new(m, p)

@@ -37,9 +37,7 @@ fn admin(app: &mut NativeEngine, method: &str, path: &str, body: Option<Value>) 
 
 fn world(write_enabled: bool) -> World {
     let db = TempDb::new("native");
-    let config = EngineConfig::default()
-        .with_admin_token(ADMIN)
-        .with_seed([3; 32]);
+    let config = EngineConfig::new([3; 32]).with_admin_token(ADMIN);
     let mut app = NativeEngine::open(db.path(), config).unwrap();
     let a = admin(
         &mut app,
@@ -475,11 +473,7 @@ fn retention_removes_finished_deliveries_and_never_unfinished_ones() {
 #[test]
 fn data_survives_reopening_the_native_engine() {
     let db = TempDb::new("native-reopen");
-    let config = || {
-        EngineConfig::default()
-            .with_admin_token(ADMIN)
-            .with_seed([5; 32])
-    };
+    let config = || EngineConfig::new([5; 32]).with_admin_token(ADMIN);
     let id = {
         let mut app = NativeEngine::open(db.path(), config()).unwrap();
         let a = admin(
@@ -507,16 +501,14 @@ fn the_native_engine_refuses_a_newer_database() {
     let c = rusqlite::Connection::open(db.path()).unwrap();
     c.pragma_update(None, "user_version", 99).unwrap();
     drop(c);
-    let err = NativeEngine::open(db.path(), EngineConfig::default()).unwrap_err();
+    let err = NativeEngine::open(db.path(), EngineConfig::zero_seed_for_tests()).unwrap_err();
     assert!(matches!(err, StoreError::TooNew { found: 99, .. }), "{err}");
 }
 
 #[test]
 fn a_locked_database_answers_503_with_a_request_id_and_reads_go_on() {
     let db = TempDb::new("native-locked");
-    let config = EngineConfig::default()
-        .with_admin_token(ADMIN)
-        .with_seed([8; 32]);
+    let config = EngineConfig::new([8; 32]).with_admin_token(ADMIN);
     let opts = StoreOptions::default().with_busy_timeout(std::time::Duration::from_millis(20));
     let mut app = NativeEngine::open_with(db.path(), config, &opts).unwrap();
     let a = admin(
@@ -576,9 +568,7 @@ fn a_locked_database_answers_503_with_a_request_id_and_reads_go_on() {
 fn two_engines_on_one_file_never_both_pass_a_uniqueness_check() {
     let db = TempDb::new("native-race");
     let mut w = {
-        let config = EngineConfig::default()
-            .with_admin_token(ADMIN)
-            .with_seed([1; 32]);
+        let config = EngineConfig::new([1; 32]).with_admin_token(ADMIN);
         NativeEngine::open(db.path(), config).unwrap()
     };
     let a = admin(
@@ -615,7 +605,7 @@ fn two_engines_on_one_file_never_both_pass_a_uniqueness_check() {
                 let (path, creds, customer) =
                     (db.path().to_path_buf(), creds.clone(), customer.clone());
                 scope.spawn(move || {
-                    let config = EngineConfig::default().with_seed([seed; 32]);
+                    let config = EngineConfig::new([seed; 32]);
                     let mut app = NativeEngine::open(&path, config).unwrap();
                     let mut ok = 0;
                     for n in 0..NUMBERS {
@@ -645,4 +635,39 @@ fn two_engines_on_one_file_never_both_pass_a_uniqueness_check() {
         .scan(&format!("obj/{account}/invoice/"), 0, usize::MAX)
         .unwrap();
     assert_eq!(invoices.len(), NUMBERS);
+}
+
+/// The API-key secret a fresh engine with `config` gives its first key.
+fn first_key_secret(config: EngineConfig, db: &TempDb) -> String {
+    let mut app = NativeEngine::open(db.path(), config.with_admin_token(ADMIN)).unwrap();
+    let a = admin(
+        &mut app,
+        "POST",
+        "/admin/accounts",
+        Some(json!({"domain": "acme.example.com"})),
+    );
+    let account = a.body_json()["id"].as_str().unwrap().to_string();
+    let k = admin(
+        &mut app,
+        "POST",
+        &format!("/admin/accounts/{account}/api-keys"),
+        Some(json!({"scopes": ["api.read"]})),
+    );
+    assert_eq!(k.status, 201, "{}", k.body);
+    k.body_json()["secret"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn os_seeded_engines_give_unpredictable_api_key_secrets() {
+    let secret = |config: EngineConfig, name: &str| first_key_secret(config, &TempDb::new(name));
+    // A fixed seed replays: the same secret twice (what makes it unfit for production).
+    let zero_a = secret(EngineConfig::zero_seed_for_tests(), "seed-zero-a");
+    let zero_b = secret(EngineConfig::zero_seed_for_tests(), "seed-zero-b");
+    assert_eq!(zero_a, zero_b);
+    // OS randomness: two engines on empty stores never share a secret, nor with the zero seed.
+    let os_a = secret(writesync_sqlite::os_seeded_config().unwrap(), "seed-os-a");
+    let os_b = secret(writesync_sqlite::os_seeded_config().unwrap(), "seed-os-b");
+    assert_ne!(os_a, os_b);
+    assert_ne!(os_a, zero_a);
+    assert_ne!(os_b, zero_a);
 }

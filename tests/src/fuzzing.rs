@@ -33,11 +33,7 @@ pub struct Fixture {
 impl Fixture {
     /// Build the fixture (deterministic).
     pub fn new() -> Fixture {
-        let mut engine = Engine::new(
-            EngineConfig::default()
-                .with_admin_token(ADMIN)
-                .with_seed([9; 32]),
-        );
+        let mut engine = Engine::new(EngineConfig::new([9; 32]).with_admin_token(ADMIN));
         let mut store = MemoryStore::new();
         let admin = |e: &mut Engine, s: &mut MemoryStore, m: &str, p: &str, b: Value| {
             let r = ApiRequest::new(m, p)
@@ -112,11 +108,7 @@ impl Fixture {
             (f.store, f.auth, f.account, f.customer)
         });
         Fixture {
-            engine: Engine::new(
-                EngineConfig::default()
-                    .with_admin_token(ADMIN)
-                    .with_seed([10; 32]),
-            ),
+            engine: Engine::new(EngineConfig::new([10; 32]).with_admin_token(ADMIN)),
             store: store.clone(),
             auth: auth.clone(),
             account: account.clone(),

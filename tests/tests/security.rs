@@ -75,9 +75,7 @@ fn temp_db(name: &str) -> std::path::PathBuf {
 
 fn world(name: &str) -> (World, std::path::PathBuf) {
     let path = temp_db(name);
-    let config = EngineConfig::default()
-        .with_admin_token(ADMIN)
-        .with_seed([5; 32]);
+    let config = EngineConfig::new([5; 32]).with_admin_token(ADMIN);
     (
         World {
             e: NativeEngine::open(&path, config).unwrap(),

@@ -1271,6 +1271,176 @@ fn meta() -> Vector {
     s.finish()
 }
 
+fn dry_run() -> Vector {
+    let mut s = Sc::new(
+        "dry_run",
+        "?dryRun=true: every check of the real write, nothing stored, no sync, no push; 200 {valid, object, targets} or the real write's refusal; Idempotency-Key ignored; dryRun values other than true/false are 400.",
+    );
+    let t = s.tenant("acme.example.com");
+    s.connect(&t, "quickbooks", "accounting");
+    s.connect(&t, "hubspot", "crm");
+    let push = [("X-Sync-Data", "push"), ("X-Tracking-ID", "dry-77")];
+    let r = s.api(
+        &t,
+        "POST",
+        "/api/customers?dryRun=true",
+        Some(customer_body()),
+        &push,
+    );
+    ok(200, &r);
+    assert_eq!(r.body_json()["targets"], json!(["quickbooks", "hubspot"]));
+    let only = [("X-Sync-Data", "push"), ("X-Sync-Sources", "crm")];
+    let r = s.api(
+        &t,
+        "POST",
+        "/api/customers?dryRun=true",
+        Some(customer_body()),
+        &only,
+    );
+    assert_eq!(r.body_json()["targets"], json!(["hubspot"]));
+    let unknown = [("X-Sync-Data", "push"), ("X-Sync-Sources", "shopify")];
+    let r = s.api(
+        &t,
+        "POST",
+        "/api/customers?dryRun=true",
+        Some(customer_body()),
+        &unknown,
+    );
+    ok(200, &r);
+    assert_eq!(r.body_json()["targets"], json!([]));
+    ok(
+        400,
+        &s.api(
+            &t,
+            "POST",
+            "/api/customers?dryRun=1",
+            Some(customer_body()),
+            &[],
+        ),
+    );
+    ok(
+        422,
+        &s.api(
+            &t,
+            "POST",
+            "/api/customers?dryRun=true",
+            Some(json!({"name": ""})),
+            &[],
+        ),
+    );
+    let listed = s.api(&t, "GET", "/api/customers", None, &[]);
+    assert_eq!(listed.body_json(), json!([]));
+    assert!(s.due().is_empty());
+    // Idempotency-Key is ignored: the real write with the same key is a first write.
+    let key = [("Idempotency-Key", "dry-key")];
+    ok(
+        200,
+        &s.api(
+            &t,
+            "POST",
+            "/api/customers?dryRun=true",
+            Some(customer_body()),
+            &key,
+        ),
+    );
+    let c = s.api(
+        &t,
+        "POST",
+        "/api/customers?dryRun=false",
+        Some(customer_body()),
+        &key,
+    );
+    ok(201, &c);
+    assert!(!c.headers.contains_key("Idempotency-Replayed"));
+    let cid = id_of(&c);
+    // An invoice with its computed totals; a wrong total and an unknown customer as the real
+    // write refuses them.
+    let inv = s.api(
+        &t,
+        "POST",
+        "/api/invoices?dryRun=true",
+        Some(invoice_body(&cid, "INV-1")),
+        &push,
+    );
+    ok(200, &inv);
+    assert!(inv.body_json()["object"]["total"].is_number());
+    let mut wrong = invoice_body(&cid, "INV-1");
+    wrong["total"] = json!(1);
+    ok(
+        422,
+        &s.api(&t, "POST", "/api/invoices?dryRun=true", Some(wrong), &[]),
+    );
+    ok(
+        422,
+        &s.api(
+            &t,
+            "POST",
+            "/api/invoices?dryRun=true",
+            Some(invoice_body("nope", "INV-1")),
+            &[],
+        ),
+    );
+    let iid = id_of(&s.api(
+        &t,
+        "POST",
+        "/api/invoices",
+        Some(invoice_body(&cid, "INV-1")),
+        &[],
+    ));
+    // A payment, an update with If-Match, a preload.
+    let pay = format!("/api/invoices/{iid}/payments?dryRun=true");
+    ok(
+        200,
+        &s.api(
+            &t,
+            "POST",
+            &pay,
+            Some(json!({"amount": 100, "date": "2026-11-05"})),
+            &push,
+        ),
+    );
+    let patch = format!("/api/customers/{cid}?dryRun=true");
+    let p = s.api(
+        &t,
+        "PATCH",
+        &patch,
+        Some(json!({"email": "billing@acme.example.com"})),
+        &[("If-Match", "1")],
+    );
+    ok(200, &p);
+    ok(
+        412,
+        &s.api(
+            &t,
+            "PATCH",
+            &patch,
+            Some(json!({"email": "x@acme.example.com"})),
+            &[("If-Match", "2")],
+        ),
+    );
+    let txs = json!([{"bankAccount": "GB33BUKB20201555555555", "date": "2026-11-01", "amount": -100,
+                      "currency": "GBP", "description": "Card", "externalId": "bt-1"}]);
+    let pre = s.api(
+        &t,
+        "POST",
+        "/api/bank-transactions?dryRun=true",
+        Some(txs),
+        &[],
+    );
+    ok(200, &pre);
+    assert_eq!(pre.body_json()["object"].as_array().map(Vec::len), Some(1));
+    let got = s.api(&t, "GET", &format!("/api/customers/{cid}"), None, &[]);
+    assert_eq!(got.body_json()["version"], 1);
+    ok(200, &s.api(&t, "GET", "/api/payments", None, &[]));
+    assert_eq!(
+        s.api(&t, "GET", "/api/bank-transactions", None, &[])
+            .body_json(),
+        json!([])
+    );
+    assert!(s.due().is_empty());
+    s.finish()
+}
+
 fn scenarios() -> Vec<Vector> {
     vec![
         admin_and_auth(),
@@ -1286,6 +1456,7 @@ fn scenarios() -> Vec<Vector> {
         ordered_updates_behind_backoff(),
         partial_failure(),
         meta(),
+        dry_run(),
     ]
 }
 

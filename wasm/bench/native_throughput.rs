@@ -65,9 +65,7 @@ fn main() {
     let n: usize = args.next().and_then(|s| s.parse().ok()).unwrap_or(5000);
     let warmup: usize = args.next().and_then(|s| s.parse().ok()).unwrap_or(500);
 
-    let config = EngineConfig::default()
-        .with_admin_token(ADMIN)
-        .with_seed([9; 32]);
+    let config = EngineConfig::new([9; 32]).with_admin_token(ADMIN);
     let mut engine = Engine::new(config);
     let mut store = MemoryStore::new();
     let e = &mut engine;

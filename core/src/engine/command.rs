@@ -359,6 +359,11 @@ pub struct WriteOptions<'a> {
     pub idempotency_scope: Option<RequestLine<'a>>,
     /// Only update the object while it is at this version (`412` otherwise).
     pub if_match: Option<IfMatch>,
+    /// Run every check of the write (and, with `push`, resolve its targets and their
+    /// requirements) but store nothing: `?dryRun=true`. The answer is `200` with
+    /// `{valid, object, targets}`, or the refusal the real write would give;
+    /// `idempotency_key` is ignored.
+    pub dry_run: bool,
 }
 
 /// The method and target (path and query) of an HTTP request.

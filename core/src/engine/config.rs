@@ -20,7 +20,14 @@ pub const DEFAULT_SYNC_RETENTION_MS: u64 = 30 * 24 * 3600 * 1000;
 /// Default lease of a handed-out push or delivery: 2 minutes.
 pub const DEFAULT_LEASE_MS: u64 = 120_000;
 
-/// How an engine behaves. Every field has a documented default ([`EngineConfig::default`]).
+/// How an engine behaves. Every field but the seed has a documented default
+/// ([`EngineConfig::new`]). There is deliberately no `Default`: an engine's ids and API-key
+/// secrets come from its seed, so a host must choose one (fresh OS randomness in production).
+///
+/// ```compile_fail
+/// // No all-zero seed by accident: the only way to it is the named test constructor.
+/// let config = writesync_core::EngineConfig::default();
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct EngineConfig {
     /// SHA-256 (lowercase hex) of the admin token. When `None`, the engine reads the hash
@@ -50,11 +57,14 @@ pub struct EngineConfig {
     pub target_policy: TargetPolicy,
 }
 
-impl Default for EngineConfig {
-    fn default() -> Self {
+impl EngineConfig {
+    /// The documented defaults with this seed. Production hosts pass fresh OS randomness
+    /// (`writesync_sqlite::os_seeded_config`, the server, the wasm and C bindings do);
+    /// recorded scenarios pass a fixed seed to replay byte for byte.
+    pub fn new(seed: [u8; 32]) -> Self {
         EngineConfig {
             admin_token_sha256: None,
-            seed: [0u8; 32],
+            seed,
             push_retry: default_push_schedule(),
             webhook_retry: default_webhook_schedule(),
             lease_ms: DEFAULT_LEASE_MS,
@@ -66,9 +76,13 @@ impl Default for EngineConfig {
             target_policy: TargetPolicy::default(),
         }
     }
-}
 
-impl EngineConfig {
+    /// The defaults with an all-zero seed, so every id and API-key secret is predictable.
+    /// Only for tests, benchmarks and examples; never for an engine that serves anyone.
+    pub fn zero_seed_for_tests() -> Self {
+        EngineConfig::new([0u8; 32])
+    }
+
     /// Set the admin token (only its hash is kept).
     pub fn with_admin_token(mut self, token: &str) -> Self {
         self.admin_token_sha256 = Some(sha256_hex(token.as_bytes()));
@@ -140,10 +154,7 @@ impl ConfigJson {
 
     /// Build the configuration; `default_seed` is used when no seed is given.
     pub fn into_config(self, default_seed: [u8; 32]) -> Result<EngineConfig, CoreError> {
-        let mut c = EngineConfig {
-            seed: default_seed,
-            ..EngineConfig::default()
-        };
+        let mut c = EngineConfig::new(default_seed);
         if self.admin_token.is_some() && self.admin_token_sha256.is_some() {
             return Err(CoreError::InvalidInput(
                 "config: give adminToken or adminTokenSha256, not both".into(),

@@ -10,8 +10,14 @@ use super::reads;
 use super::state::Engine;
 use super::vocab::{fail, Ctx, H};
 use super::writes::{create, create_payment, update};
+use std::sync::Arc;
+
+use serde_json::{json, Value};
+
 use crate::cdm::ObjectType;
 use crate::http::{is_visible_ascii, ProblemKind};
+use crate::json::Json;
+use crate::records::{AccountRec, ConnectionRec};
 use crate::routing::SourceFilter;
 
 /// Longest `X-Tracking-ID`.
@@ -78,6 +84,27 @@ pub(crate) fn execute(
     } else {
         (Vec::new(), SourceFilter::All)
     };
+    if options.dry_run {
+        // Every check of the real write runs, against the same reads; what it would store is
+        // dropped, and the generator and id clock are put back, so that the next real write
+        // draws exactly the ids it would have drawn without the dry run.
+        let checkpoint = ctx.tx.checkpoint();
+        let tried = engine.tentatively(|engine| {
+            let r = write(
+                engine,
+                ctx,
+                account,
+                &op,
+                &doc,
+                options,
+                &connections,
+                &filter,
+            );
+            (r, false)
+        });
+        ctx.tx.restore(checkpoint);
+        return dry_run_answer(&tried?);
+    }
     let idem = match options.idempotency_key {
         Some(k) => {
             let fp = match options.idempotency_scope {
@@ -94,8 +121,61 @@ pub(crate) fn execute(
         }
         None => None,
     };
-    let written = match &op {
-        DataOp::Pay { invoice, .. } => create_payment(engine, ctx, account, invoice, &doc)?,
+    let reply = write(
+        engine,
+        ctx,
+        account,
+        &op,
+        &doc,
+        options,
+        &connections,
+        &filter,
+    )?;
+    if let Some((k, fp)) = idem {
+        idempotency::store(ctx, account, k, &fp, &reply);
+    }
+    Ok(reply)
+}
+
+/// The answer of a dry run: `200 {valid, object, targets}`, the object (or each object of a
+/// preload) as it would be stored, without what only storing gives it.
+fn dry_run_answer(reply: &Reply) -> H<Reply> {
+    let mut object: Value = match reply.body.as_deref().map(serde_json::from_str) {
+        Some(Ok(v)) => v,
+        _ => Value::Null,
+    };
+    fn strip(v: &mut Value) {
+        if let Value::Object(m) = v {
+            for k in ["id", "version", "createdAt", "updatedAt"] {
+                m.remove(k);
+            }
+        }
+    }
+    match &mut object {
+        Value::Array(items) => items.iter_mut().for_each(strip),
+        one => strip(one),
+    }
+    let targets = reply.sync.as_ref().map_or(&[][..], |s| &s.targets[..]);
+    Ok(Reply::json(
+        200,
+        &json!({"valid": true, "object": object, "targets": targets}),
+    ))
+}
+
+/// The write itself and, with push, its sync: everything but the idempotency record.
+#[allow(clippy::too_many_arguments)]
+fn write(
+    engine: &mut Engine,
+    ctx: &mut Ctx<'_>,
+    account: &AccountRec,
+    op: &DataOp<'_>,
+    doc: &Json<'_>,
+    options: &WriteOptions<'_>,
+    connections: &[Arc<ConnectionRec>],
+    filter: &SourceFilter,
+) -> H<Reply> {
+    let written = match op {
+        DataOp::Pay { invoice, .. } => create_payment(engine, ctx, account, invoice, doc)?,
         DataOp::Create { object, .. } => {
             if matches!(object, ObjectType::Payment) {
                 return fail(
@@ -103,7 +183,7 @@ pub(crate) fn execute(
                     "a payment is created by paying an invoice",
                 );
             }
-            create(engine, ctx, account, *object, &doc)?
+            create(engine, ctx, account, *object, doc)?
         }
         DataOp::Update {
             object,
@@ -139,13 +219,10 @@ pub(crate) fn execute(
             account,
             options.tracking_id,
             written.push,
-            &connections,
-            &filter,
+            connections,
+            filter,
         )?;
         reply.sync = Some(SyncStarted { id, targets });
-    }
-    if let Some((k, fp)) = idem {
-        idempotency::store(ctx, account, k, &fp, &reply);
     }
     Ok(reply)
 }

@@ -370,6 +370,7 @@ fn data_op<'a>(
         });
     }
     let mut options = write_options(req)?;
+    options.dry_run = dry_run(query)?;
     // The fingerprint of an idempotent write covers the request line as it was sent.
     options.idempotency_scope = Some(RequestLine {
         method: m,
@@ -455,7 +456,29 @@ fn write_options(req: &ApiRequest) -> H<WriteOptions<'_>> {
         idempotency_key,
         idempotency_scope: None,
         if_match,
+        dry_run: false,
     })
+}
+
+/// `dryRun` of a write's query: absent or `false` is a real write, `true` a dry run; any
+/// other value is `400`. (Other query parameters of a write are ignored, as before.)
+fn dry_run(query: &[(String, String)]) -> H<bool> {
+    let mut dry = false;
+    for (k, v) in query {
+        if k == "dryRun" {
+            dry = match v.as_str() {
+                "true" => true,
+                "false" => false,
+                _ => {
+                    return fail(
+                        ProblemKind::InvalidQuery,
+                        "dryRun accepts only true or false",
+                    )
+                }
+            };
+        }
+    }
+    Ok(dry)
 }
 
 fn parse_if_match(v: &str) -> Option<IfMatch> {

@@ -26,7 +26,7 @@ pub struct Tenant {
 
 impl World {
     pub fn new() -> World {
-        World::with_config(EngineConfig::default())
+        World::with_config(EngineConfig::zero_seed_for_tests())
     }
     pub fn with_config(config: EngineConfig) -> World {
         let config = config.with_admin_token(ADMIN).with_seed([7; 32]);
