@@ -402,7 +402,7 @@ pub trait Connector: Sync + Send + std::fmt::Debug {
         Vec::new()
     }
     /// What it requires of `object_type` beyond the CDM ([`check`](Connector::check) reports
-    /// these through [`check_needs`]).
+    /// these as `required` errors).
     fn needs(&self, _object_type: ObjectType, _settings: &BTreeMap<String, String>) -> Needs {
         Needs::default()
     }
