@@ -1,15 +1,17 @@
 //! Connectors: how a push speaks to one kind of source application.
 //!
 //! A connection chooses a connector (`connector` at registration; default `generic`). A
-//! connector is three pure functions and a little metadata:
+//! connector is three pure functions and a little metadata (the object types it pushes, the
+//! settings it takes, and per type what it [`needs`](Connector::needs) beyond the CDM and what
+//! it [`ignores`](Connector::ignores), which `GET /api/meta/{objectType}` answers):
 //!
 //! - [`Connector::check`]: the fields the provider needs that a CDM object lacks, as
 //!   validation errors (run at write time, per target, so a write fails early instead of a
 //!   push failing later);
 //! - [`Connector::request`]: a CDM object, its operation (create, update or delete), its
-//!   remote id (and version) at the connection and the remote ids of the objects it refers to → the provider's HTTP request,
-//!   or a [`ConnectorError`] saying why it cannot be sent (its text becomes the target's
-//!   `lastError`);
+//!   remote id (and version) at the connection and the remote ids of the objects it refers
+//!   to → the provider's HTTP request, or a [`ConnectorError`] saying why it cannot be sent
+//!   (its text becomes the target's `lastError`);
 //! - [`Connector::interpret`]: the provider's answer → success with its remote id (and
 //!   version, e.g. QuickBooks' `SyncToken`), a retryable failure (with the provider's
 //!   `Retry-After`), a permanent failure with the provider's own error text, or
