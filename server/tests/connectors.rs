@@ -634,6 +634,48 @@ fn fakes_take_deletes_and_bank_entries_the_providers_way(
         ),
     );
     assert!(r.text.contains("archived"), "{}", r.text);
+    // An archived account is no longer coded to.
+    let r = call(
+        xero,
+        "PUT",
+        "/api.xro/2.0/Accounts",
+        &xh,
+        Some(json!({"Code": "777", "Name": "Old costs", "Type": "EXPENSE"})),
+    );
+    let aid = r.json()["Accounts"][0]["AccountID"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = call(
+        xero,
+        "POST",
+        &format!("/api.xro/2.0/Accounts/{aid}"),
+        &xh,
+        Some(json!({"Accounts": [{"AccountID": aid, "Status": "ARCHIVED"}]})),
+    );
+    assert_eq!(r.json()["Accounts"][0]["Status"], "ARCHIVED", "{}", r.text);
+    let r = call(
+        xero,
+        "PUT",
+        "/api.xro/2.0/Contacts",
+        &xh,
+        Some(json!({"Contacts": [{"Name": "New client"}]})),
+    );
+    let live = r.json()["Contacts"][0]["ContactID"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = call(
+        xero,
+        "PUT",
+        "/api.xro/2.0/Invoices",
+        &xh,
+        Some(
+            json!({"Invoices": [{"Type": "ACCREC", "Status": "AUTHORISED", "Contact": {"ContactID": live},
+                                  "LineItems": [{"Description": "x", "Quantity": 1, "UnitAmount": 1, "AccountCode": "777"}]}]}),
+        ),
+    );
+    assert!(r.text.contains("'777' is not a valid code"), "{}", r.text);
     // A bank transaction names a contact Xero holds.
     let r = call(
         xero,

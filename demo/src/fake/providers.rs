@@ -94,8 +94,8 @@ pub enum Provider {
     /// `AUTHORISED`, a known `AccountCode`; payments a known `Invoice.InvoiceID` and bank
     /// `Account.Code`; bank transactions `RECEIVE`/`SPEND`, a `Contact`, a known bank
     /// `BankAccount` and coded `LineItems`; `ContactStatus` ACTIVE or ARCHIVED on an existing
-    /// contact only (an archived contact cannot be invoiced). Errors are `ValidationException`
-    /// documents.
+    /// contact only (an archived contact cannot be invoiced, an archived account not coded
+    /// to). Errors are `ValidationException` documents.
     Xero {
         /// The tenant id expected in `xero-tenant-id`.
         tenant: String,
@@ -1268,10 +1268,14 @@ fn xero_invalid(messages: Vec<String>) -> Reply {
     )
 }
 
+/// Whether an account with this code exists and is not archived (lines cannot be coded to
+/// an archived account).
 fn xero_account_code_exists(st: &State, code: &str) -> bool {
-    st.entities
-        .iter()
-        .any(|((k, _), e)| k == "Accounts" && s(&e.body, "Code") == Some(code))
+    st.entities.iter().any(|((k, _), e)| {
+        k == "Accounts"
+            && s(&e.body, "Code") == Some(code)
+            && s(&e.body, "Status") != Some("ARCHIVED")
+    })
 }
 
 fn xero_validate(st: &State, coll: &str, item: &Value, existing: Option<&str>) -> Vec<String> {
