@@ -37,6 +37,10 @@ CONTRACT = [
     ("/admin/accounts/{accountId}/webhooks/{webhookId}/deliveries", "get", "200"),
     ("/admin/accounts/{accountId}/webhooks/{webhookId}/deliveries/{deliveryId}/retry",
      "post", "202"),
+    # section 7: managing webhooks
+    ("/admin/accounts/{accountId}/webhooks/{webhookId}", "patch", "200"),
+    ("/admin/accounts/{accountId}/webhooks/{webhookId}/rotate-secret", "post", "200"),
+    ("/admin/accounts/{accountId}/webhooks/{webhookId}/test", "post", "202"),
     # data API
     ("/api/customers", "post", "201"),
     ("/api/customers", "get", "200"),
@@ -50,6 +54,10 @@ CONTRACT = [
     ("/api/accounts", "get", "200"),
     ("/api/accounts/{id}", "get", "200"),
     ("/api/accounts/{id}", "patch", "200"),
+    # section 7: deleting
+    ("/api/customers/{id}", "delete", "204"),
+    ("/api/vendors/{id}", "delete", "204"),
+    ("/api/accounts/{id}", "delete", "204"),
     ("/api/invoices", "post", "201"),
     ("/api/invoices", "get", "200"),
     ("/api/invoices/{id}", "get", "200"),
@@ -68,7 +76,7 @@ CONTRACT = [
     # section 7: what each target requires
     ("/api/meta/{objectType}", "get", "200"),
 ]
-WEBHOOKS = ["api_push_update", "api_push_complete", "push"]
+WEBHOOKS = ["api_push_update", "api_push_complete", "push", "webhook_test"]
 METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
 
 PROBLEM_SLUGS = {
@@ -187,6 +195,8 @@ def main():
                     need |= {"400", "403", "409", "413", "415", "422"}
                 if m in {"put", "patch"}:
                     need |= {"404", "412"}
+                if m == "delete":
+                    need |= {"400", "403", "404", "409", "412"}
                 if "{" in p:
                     need |= {"404"}
             elif p.startswith("/admin/"):

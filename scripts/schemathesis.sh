@@ -117,7 +117,9 @@ SINK="http://127.0.0.1:$(cat "$WORK/sink.port")"
 BASE="http://$ADDR"
 echo "schemathesis: server at $BASE, sink at $SINK, seed $SEED, max examples $MAX_EXAMPLES"
 
-# Setup: accounts, key, one object of each type; writes the schemathesis config.
+# Setup: accounts, key, one object of each type; writes the schemathesis config. The customer,
+# vendor and account are each referred to (by the invoice, its line, the expense), so the
+# DELETE operations on their paths answer 409 and the objects stay for the other operations.
 "$VENV/bin/python" - "$BASE" "$SINK" "$ADMIN_TOKEN" "$WORK/schemathesis.toml" <<'EOF'
 import base64, json, sys, urllib.request
 base, sink, admin, out = sys.argv[1:5]
@@ -147,7 +149,8 @@ vend = api("POST", "/api/vendors", {"name": "Fuzz Vendor"})
 acct = api("POST", "/api/accounts", {"code": "4000", "name": "Sales", "type": "income"})
 inv = api("POST", "/api/invoices", {"number": "FUZZ-1", "customerId": cust["id"],
           "issueDate": "2026-01-01", "dueDate": "2026-01-31", "currency": "EUR",
-          "lines": [{"description": "x", "quantity": 1, "unitAmount": 100000000}]})
+          "lines": [{"description": "x", "quantity": 1, "unitAmount": 100000000,
+                     "accountId": acct["id"]}]})
 exp = api("POST", "/api/expenses", {"vendorId": vend["id"], "date": "2026-01-02",
           "currency": "EUR", "lines": [{"description": "x", "amount": 100}]})
 bank = api("POST", "/api/bank-transactions", {"bankAccount": "main", "date": "2026-01-03",

@@ -490,8 +490,8 @@ fn too_many_requests_with_retry_after() {
     assert_eq!(s["status"], "in_progress", "{s}");
     assert_eq!(hs.count(), 1);
     // The webhook fires only when the sync is final; hubspot keeps it open. A second sync to
-    // quickbooks only completes and its delivery meets the 429s: retried (on the webhook
-    // schedule), then delivered.
+    // quickbooks only completes and its delivery meets the 429s: retried no earlier than each
+    // Retry-After (contract section 7; the webhook schedule here is 0.05 s), then delivered.
     let r = c.api(
         &t,
         "POST",
@@ -504,8 +504,13 @@ fn too_many_requests_with_retry_after() {
     let d = settled_deliveries(&c, &t, &hook, 1);
     assert_eq!(d[0]["status"], "delivered", "{}", d[0]);
     assert_eq!(d[0]["attempts"], 3, "{}", d[0]);
-    let statuses: Vec<u16> = hooks.received().iter().map(|r| r.answered).collect();
+    let got = hooks.received();
+    let statuses: Vec<u16> = got.iter().map(|r| r.answered).collect();
     assert_eq!(statuses, [429, 429, 200]);
+    for w in got.windows(2) {
+        let gap = w[1].at_ms - w[0].at_ms;
+        assert!(gap >= 1000, "a webhook Retry-After: 1 waited only {gap} ms");
+    }
 }
 
 /// An RFC 9110 IMF-fixdate for a time.

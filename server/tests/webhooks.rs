@@ -232,3 +232,160 @@ fn a_failed_delivery_retried_by_hand_gets_a_fresh_budget() {
     assert_eq!(again["lastStatusCode"], 502);
     assert_eq!(down.count(), 8);
 }
+
+/// The signature a receiver expects for `r` under `secret` (`whsec_...`).
+fn signature_with(r: &Received, secret: &str) -> String {
+    let key = base64::engine::general_purpose::STANDARD
+        .decode(secret.trim_start_matches("whsec_"))
+        .unwrap();
+    let mut mac = Hmac::<Sha256>::new_from_slice(&key).unwrap();
+    let (id, ts) = (
+        r.header("webhook-id").unwrap(),
+        r.header("webhook-timestamp").unwrap(),
+    );
+    mac.update(format!("{id}.{ts}.{}", r.body).as_bytes());
+    format!(
+        "v1,{}",
+        base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+    )
+}
+
+#[test]
+fn managing_webhooks_over_http() {
+    let first = FakeServer::webhook_receiver("first").unwrap();
+    let second = FakeServer::webhook_receiver("second").unwrap();
+    let down = FakeServer::webhook_receiver("down").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let srv = Server::start(
+        &dir.path().join("t.db"),
+        &[&FAST[..], &ALLOW_LOOPBACK[..]].concat(),
+    );
+    let c = Client::new(&srv);
+    let t = c.tenant("acme.example.com");
+    let old_secret = format!("whsec_{SECRET_B64}");
+    let hid = c.webhook(
+        &t,
+        json!({"url": first.url("/in"), "events": ["api_push_complete"],
+               "signingSecret": old_secret}),
+    );
+    let hooks = format!("/admin/accounts/{}/webhooks", t.id);
+    let hook = format!("{hooks}/{hid}");
+
+    // List: the view, never a secret.
+    let l = c.admin("GET", &hooks, None);
+    assert_eq!(l.status, 200, "{}", l.text);
+    assert_eq!(l.json()[0]["id"], hid.as_str());
+    assert_eq!(l.json()[0]["enabled"], true);
+    assert!(!l.text.contains("whsec_"));
+
+    // PATCH: bad input is 422 with pointers and changes nothing; then a real change.
+    let bad = c.admin(
+        "PATCH",
+        &hook,
+        Some(json!({"url": "nope", "events": ["x"], "enabled": 1, "colour": "red"})),
+    );
+    assert_eq!(bad.status, 422, "{}", bad.text);
+    let pointers: Vec<String> = bad.json()["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["pointer"].as_str().unwrap().to_string())
+        .collect();
+    for p in ["/url", "/events/0", "/enabled", "/colour"] {
+        assert!(pointers.iter().any(|x| x == p), "{p} in {pointers:?}");
+    }
+    let ok = c.admin(
+        "PATCH",
+        &hook,
+        Some(json!({"url": second.url("/in"), "username": "u", "password": "p"})),
+    );
+    assert_eq!(ok.status, 200, "{}", ok.text);
+    assert_eq!(ok.json()["basicAuth"], true);
+
+    // Rotate, then ping: both secrets sign; the first answer asks for a 1 s pause.
+    let rot = c.admin("POST", &format!("{hook}/rotate-secret"), None);
+    assert_eq!(rot.status, 200, "{}", rot.text);
+    let new_secret = rot.json()["signingSecret"].as_str().unwrap().to_string();
+    assert_ne!(new_secret, old_secret);
+    second.queue(vec![Reply::status(503).with_header("Retry-After", "1")]);
+    let ping = c.admin("POST", &format!("{hook}/test"), None);
+    assert_eq!(ping.status, 202, "{}", ping.text);
+    let did = ping.json()["deliveryId"].as_str().unwrap().to_string();
+    assert!(second.wait_until(DEADLINE, |r| r.len() == 2));
+    let got = second.received();
+    assert_eq!(got[0].answered, 503);
+    assert!(
+        got[1].at_ms - got[0].at_ms >= 1000,
+        "retried after {} ms despite Retry-After: 1",
+        got[1].at_ms - got[0].at_ms
+    );
+    for r in &got {
+        let sigs: Vec<&str> = r.header("webhook-signature").unwrap().split(' ').collect();
+        assert_eq!(
+            sigs,
+            [
+                signature_with(r, &new_secret),
+                signature_with(r, &old_secret)
+            ]
+        );
+        assert_eq!(r.header("authorization"), Some(basic("u", "p").as_str()));
+        assert!(r.header("x-sync-id").is_none());
+        assert_eq!(r.json()["event"], "webhook_test");
+        assert_eq!(r.json()["data"]["webhookId"], hid.as_str());
+    }
+    assert_eq!(first.count(), 0);
+
+    // Filters.
+    let delivered = poll(DEADLINE, || {
+        let r = c.admin("GET", &format!("{hook}/deliveries?status=delivered"), None);
+        (r.json().as_array().map_or(0, Vec::len) == 1).then_some(r)
+    });
+    assert_eq!(delivered.json()[0]["id"], did.as_str());
+    assert_eq!(delivered.json()[0]["syncId"], Value::Null);
+    let none = c.admin("GET", &format!("{hook}/deliveries?syncId=nope"), None);
+    assert_eq!(none.json(), json!([]));
+    let unknown = c.admin("GET", &format!("{hook}/deliveries?colour=red"), None);
+    assert_eq!(unknown.status, 400);
+    assert!(unknown.json()["detail"]
+        .as_str()
+        .unwrap()
+        .contains("colour"));
+
+    // Ten failed deliveries in a row disable the subscription; PATCH enables it again.
+    let off = c.webhook(
+        &t,
+        json!({"url": down.url("/in"), "events": ["api_push_complete"]}),
+    );
+    let off_path = format!("{hooks}/{off}");
+    down.set_always(Some(Reply::status(500)));
+    for _ in 0..10 {
+        assert_eq!(
+            c.admin("POST", &format!("{off_path}/test"), None).status,
+            202
+        );
+    }
+    let disabled = poll(DEADLINE, || {
+        let h = c.admin("GET", &off_path, None).json();
+        (h["enabled"] == false).then_some(h)
+    });
+    assert!(disabled["disabledReason"]
+        .as_str()
+        .unwrap()
+        .contains("10 consecutive failed deliveries"));
+    assert_eq!(down.count(), 40);
+    let refused = c.admin("POST", &format!("{off_path}/test"), None);
+    assert_eq!(refused.status, 409, "{}", refused.text);
+    down.set_always(None);
+    let on = c.admin("PATCH", &off_path, Some(json!({"enabled": true})));
+    assert_eq!(on.status, 200, "{}", on.text);
+    assert_eq!(on.json()["disabledReason"], Value::Null);
+    assert_eq!(
+        c.admin("POST", &format!("{off_path}/test"), None).status,
+        202
+    );
+    assert!(down.wait_until(DEADLINE, |r| r.len() == 41 && r[40].answered == 200));
+    assert_eq!(
+        c.admin("POST", &format!("{hooks}/nope/test"), None).status,
+        404
+    );
+}

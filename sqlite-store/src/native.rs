@@ -115,9 +115,9 @@ impl WriteOptions {
 /// A write that succeeded.
 #[derive(Debug, Clone, PartialEq)]
 pub struct WriteResult {
-    /// `201` for a create or payment, `200` for an update.
+    /// `201` for a create or payment, `200` for an update, `204` for a delete.
     pub status: u16,
-    /// The stored object (an array for a bank-transaction preload).
+    /// The stored object (an array for a bank-transaction preload; `null` for a delete).
     pub object: Value,
     /// The sync of a pushing write (`X-Sync-ID`).
     pub sync_id: Option<String>,
@@ -482,8 +482,13 @@ impl NativeEngine {
         };
         let (result, request_id) = self.execute(command, now_ms);
         let reply = result.map_err(|e| WriteError::from_command(e, &request_id))?;
-        let object = serde_json::from_str(reply.body.as_deref().unwrap_or(""))
-            .map_err(|e| WriteError::unreadable(reply.status, &request_id, "written object", &e))?;
+        // A delete answers `204` without a body: its object is `null`.
+        let object = match reply.body.as_deref() {
+            None => Value::Null,
+            Some(text) => serde_json::from_str(text).map_err(|e| {
+                WriteError::unreadable(reply.status, &request_id, "written object", &e)
+            })?,
+        };
         let (sync_id, targets) = match reply.sync {
             Some(s) => (Some(s.id), s.targets),
             None => (None, Vec::new()),
@@ -560,6 +565,26 @@ impl NativeEngine {
             object,
             id,
             body: Body::Json(&text),
+            options: options.as_core(sources.as_deref()),
+        };
+        self.data(creds, op, now_ms)
+    }
+
+    /// Delete a customer, vendor or account (`DELETE /api/{collection}/{id}`): status `204`
+    /// and `object` `null`; `409` while another object refers to it. With `options.push` the
+    /// deletion goes to the connections that hold a remote id for it.
+    pub fn delete(
+        &mut self,
+        creds: &Credentials,
+        object: ObjectType,
+        id: &str,
+        options: &WriteOptions,
+        now_ms: i64,
+    ) -> Result<WriteResult, WriteError> {
+        let sources = options.sources.as_ref().map(|s| s.join(","));
+        let op = DataOp::Delete {
+            object,
+            id,
             options: options.as_core(sources.as_deref()),
         };
         self.data(creds, op, now_ms)

@@ -637,6 +637,77 @@ fn two_engines_on_one_file_never_both_pass_a_uniqueness_check() {
     assert_eq!(invoices.len(), NUMBERS);
 }
 
+#[test]
+fn delete_answers_204_refuses_a_referred_customer_and_frees_the_object() {
+    let mut w = world(true);
+    let c = w.customer(&WriteOptions::default(), T0);
+    let id = c.object["id"].as_str().unwrap().to_string();
+    let other = w.customer(&WriteOptions::default(), T0);
+    let other_id = other.object["id"].as_str().unwrap().to_string();
+    let invoice = json!({"number": "INV-1", "customerId": other_id, "issueDate": "2026-11-01",
+        "dueDate": "2026-11-30", "currency": "EUR",
+        "lines": [{"description": "Consulting", "quantity": 2, "unitAmount": 15000}]});
+    w.app
+        .write(
+            &w.creds,
+            ObjectType::Invoice,
+            &invoice,
+            &WriteOptions::default(),
+            T0,
+        )
+        .unwrap();
+    let refused = w
+        .app
+        .delete(
+            &w.creds,
+            ObjectType::Customer,
+            &other_id,
+            &WriteOptions::default(),
+            T0,
+        )
+        .unwrap_err();
+    assert_eq!(refused.status, 409);
+    assert!(refused.detail.contains("invoice"), "{}", refused.detail);
+    let stale = w
+        .app
+        .delete(
+            &w.creds,
+            ObjectType::Customer,
+            &id,
+            &WriteOptions {
+                if_match: Some(2),
+                ..Default::default()
+            },
+            T0,
+        )
+        .unwrap_err();
+    assert_eq!(stale.status, 412);
+    let done = w
+        .app
+        .delete(
+            &w.creds,
+            ObjectType::Customer,
+            &id,
+            &WriteOptions::default(),
+            T0,
+        )
+        .unwrap();
+    assert_eq!(done.status, 204);
+    assert_eq!(done.object, Value::Null);
+    assert_eq!(done.sync_id, None);
+    let again = w
+        .app
+        .delete(
+            &w.creds,
+            ObjectType::Customer,
+            &id,
+            &WriteOptions::default(),
+            T0,
+        )
+        .unwrap_err();
+    assert_eq!(again.status, 404);
+}
+
 /// The API-key secret a fresh engine with `config` gives its first key.
 fn first_key_secret(config: EngineConfig, db: &TempDb) -> String {
     let mut app = NativeEngine::open(db.path(), config.with_admin_token(ADMIN)).unwrap();

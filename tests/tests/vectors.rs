@@ -1007,6 +1007,126 @@ fn webhook_retries_and_manual_retry() -> Vector {
     s.finish()
 }
 
+fn webhook_management() -> Vector {
+    let mut s = Sc::new(
+        "webhook_management",
+        "Managing webhooks (section 7): list, PATCH (bad input, then a change), rotate-secret (two signatures for 24 h), a test ping retried after its Retry-After, deliveries filters, auto-disable after 10 failed deliveries and re-enabling.",
+    );
+    let t = s.tenant("acme.example.com");
+    let wid = s.webhook(&t, json!(["api_push_complete"]));
+    let hooks_path = format!("/admin/accounts/{}/webhooks", t.id);
+    let hook = format!("{hooks_path}/{wid}");
+    let list = s.admin("GET", &hooks_path, None);
+    ok(200, &list);
+    assert_eq!(list.body_json()[0]["enabled"], true);
+    let bad = s.admin(
+        "PATCH",
+        &hook,
+        Some(
+            json!({"url": "ftp://hooks.example.com/in", "events": ["api_push_nothing"],
+                    "enabled": "yes", "signingSecret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}),
+        ),
+    );
+    ok(422, &bad);
+    assert_eq!(bad.body_json()["errors"].as_array().unwrap().len(), 4);
+    let patched = s.admin(
+        "PATCH",
+        &hook,
+        Some(json!({"events": ["*"], "username": "hook2", "password": "second-password"})),
+    );
+    ok(200, &patched);
+    assert_eq!(patched.body_json()["events"], json!(["*"]));
+    let rotated = s.admin("POST", &format!("{hook}/rotate-secret"), None);
+    ok(200, &rotated);
+    assert!(rotated.body_json()["signingSecret"]
+        .as_str()
+        .unwrap()
+        .starts_with("whsec_"));
+    ok(
+        404,
+        &s.admin("POST", &format!("{hooks_path}/nope/test"), None),
+    );
+
+    // The test ping: signed with the new and the old secret, retried after its Retry-After.
+    let ping = s.admin("POST", &format!("{hook}/test"), None);
+    ok(202, &ping);
+    let items = s.due();
+    assert_eq!(items.len(), 1);
+    assert_eq!(body(&items[0])["event"], "webhook_test");
+    let sigs = items[0].request.headers["webhook-signature"].clone();
+    assert_eq!(sigs.split(' ').count(), 2, "{sigs}");
+    let id = items[0].id.clone();
+    s.report(&id, 503, &[("Retry-After", "120")], "busy");
+    assert_eq!(s.r.deadline(), Some(s.now + 120_000));
+    s.advance_to_deadline();
+    let items = s.due();
+    let id = items[0].id.clone();
+    s.report(&id, 200, &[], "");
+
+    // A sync's delivery, then the filters.
+    let c = s.api(
+        &t,
+        "POST",
+        "/api/customers",
+        Some(customer_body()),
+        &[("X-Sync-Data", "push"), ("X-Tracking-ID", "trk-7")],
+    );
+    ok(201, &c);
+    let sync = c.headers["X-Sync-ID"].clone();
+    let sync_item = s.due();
+    assert_eq!(sync_item.len(), 1);
+    let deliveries = format!("{hook}/deliveries");
+    let pending = s.admin("GET", &format!("{deliveries}?status=pending"), None);
+    ok(200, &pending);
+    assert_eq!(pending.body_json()[0]["trackingId"], "trk-7");
+    let of_sync = s.admin("GET", &format!("{deliveries}?syncId={sync}"), None);
+    assert_eq!(of_sync.body_json().as_array().unwrap().len(), 1);
+    let delivered = s.admin("GET", &format!("{deliveries}?status=delivered"), None);
+    assert_eq!(delivered.body_json()[0]["event"], "webhook_test");
+    assert_eq!(delivered.body_json()[0]["syncId"], Value::Null);
+    ok(
+        400,
+        &s.admin("GET", &format!("{deliveries}?status=done"), None),
+    );
+    ok(
+        400,
+        &s.admin("GET", &format!("{deliveries}?sort=new"), None),
+    );
+
+    // Ten deliveries that end failed disable the subscription (the sync's one is among them).
+    for _ in 0..9 {
+        ok(202, &s.admin("POST", &format!("{hook}/test"), None));
+    }
+    let mut items = sync_item;
+    for round in 1..=4 {
+        items.extend(s.due());
+        assert_eq!(items.len(), 10, "round {round}");
+        for i in items.drain(..) {
+            s.report(&i.id, 500, &[], "down");
+        }
+        if round < 4 {
+            // Past every jittered retry delay of the schedule (2 s, then 10 s).
+            s.now += 60_000;
+        }
+    }
+    let off = s.admin("GET", &hook, None);
+    assert_eq!(off.body_json()["enabled"], false);
+    assert!(off.body_json()["disabledReason"].is_string());
+    ok(409, &s.admin("POST", &format!("{hook}/test"), None));
+    let failed = s.admin(
+        "GET",
+        &format!("{deliveries}?status=failed&pageSize=2&page=1"),
+        None,
+    );
+    assert_eq!(failed.body_json().as_array().unwrap().len(), 2);
+    let on = s.admin("PATCH", &hook, Some(json!({"enabled": true})));
+    ok(200, &on);
+    assert_eq!(on.body_json()["disabledReason"], Value::Null);
+    ok(202, &s.admin("POST", &format!("{hook}/test"), None));
+    assert_eq!(s.due().len(), 1);
+    s.finish()
+}
+
 fn ordered_updates_behind_backoff() -> Vector {
     let mut s = Sc::new(
         "ordered_updates_behind_backoff",
@@ -1271,6 +1391,100 @@ fn meta() -> Vector {
     s.finish()
 }
 
+fn delete_pushed() -> Vector {
+    let mut s = Sc::new(
+        "delete_pushed",
+        "DELETE of customers and accounts: 409 naming the referring invoice, 204 and 404 afterwards, a released account code, and a pushed delete sent only to the connection that holds a remote id (generic envelope with operation delete, the last stored version and the remote id).",
+    );
+    let t = s.tenant("acme.example.com");
+    s.connect(&t, "quickbooks", "accounting");
+    s.connect(&t, "shopify", "commerce");
+    let push = [("X-Sync-Data", "push")];
+    let c = s.api(&t, "POST", "/api/customers", Some(customer_body()), &push);
+    ok(201, &c);
+    let cid = id_of(&c);
+    assert_eq!(c.headers["X-Sync-Targets"], "quickbooks,shopify");
+    let items = s.due();
+    for i in pushes(&items) {
+        if i.request.url.contains("quickbooks") {
+            s.report(&i.id, 201, &[], r#"{"id":"QB-42"}"#);
+        } else {
+            s.report(&i.id, 422, &[], r#"{"error":"missing field"}"#);
+        }
+    }
+    // An invoice refers to the customer: 409 names it.
+    let other = id_of(&s.api(
+        &t,
+        "POST",
+        "/api/customers",
+        Some(json!({"name": "Other"})),
+        &[],
+    ));
+    let inv = s.api(
+        &t,
+        "POST",
+        "/api/invoices",
+        Some(invoice_body(&other, "INV-7")),
+        &[],
+    );
+    ok(201, &inv);
+    let r = s.api(&t, "DELETE", &format!("/api/customers/{other}"), None, &[]);
+    ok(409, &r);
+    assert!(r.body.contains(&format!("invoice {}", id_of(&inv))));
+    // The pushed delete of the first customer.
+    let path = format!("/api/customers/{cid}");
+    ok(412, &s.api(&t, "DELETE", &path, None, &[("If-Match", "2")]));
+    let d = s.api(
+        &t,
+        "DELETE",
+        &path,
+        None,
+        &[
+            ("X-Sync-Data", "push"),
+            ("X-Tracking-ID", "erase-1"),
+            ("If-Match", "1"),
+        ],
+    );
+    ok(204, &d);
+    assert_eq!(d.headers["X-Sync-Targets"], "quickbooks");
+    let sync = d.headers["X-Sync-ID"].clone();
+    ok(404, &s.api(&t, "GET", &path, None, &[]));
+    ok(404, &s.api(&t, "DELETE", &path, None, &[]));
+    let list = s.api(&t, "GET", "/api/customers", None, &[]);
+    assert_eq!(list.body_json().as_array().unwrap().len(), 1);
+    let items = s.due();
+    let p = pushes(&items);
+    assert_eq!(p.len(), 1);
+    assert_eq!(body(p[0])["operation"], "delete");
+    assert_eq!(body(p[0])["remoteId"], "QB-42");
+    let pid = p[0].id.clone();
+    s.at(200);
+    s.report(&pid, 200, &[], "");
+    let st = s.api(&t, "GET", &format!("/api/syncs/{sync}"), None, &[]);
+    assert_eq!(st.body_json()["status"], "succeeded");
+    assert_eq!(st.body_json()["operation"], "delete");
+    // An account's code is free again once it is deleted.
+    let acct = json!({"code": "4000", "name": "Sales", "type": "income"});
+    let a = s.api(&t, "POST", "/api/accounts", Some(acct.clone()), &[]);
+    ok(201, &a);
+    ok(
+        422,
+        &s.api(&t, "POST", "/api/accounts", Some(acct.clone()), &[]),
+    );
+    ok(
+        204,
+        &s.api(
+            &t,
+            "DELETE",
+            &format!("/api/accounts/{}", id_of(&a)),
+            None,
+            &[],
+        ),
+    );
+    ok(201, &s.api(&t, "POST", "/api/accounts", Some(acct), &[]));
+    s.finish()
+}
+
 fn dry_run() -> Vector {
     let mut s = Sc::new(
         "dry_run",
@@ -1453,9 +1667,11 @@ fn scenarios() -> Vec<Vector> {
         payments_and_totals(),
         bank_preload_and_accounts(),
         webhook_retries_and_manual_retry(),
+        webhook_management(),
         ordered_updates_behind_backoff(),
         partial_failure(),
         meta(),
+        delete_pushed(),
         dry_run(),
     ]
 }

@@ -6,15 +6,17 @@ use serde_json::{json, Value};
 use super::auth::{SCOPE_READ, SCOPE_WRITE};
 use super::command::{AdminOp, Body, Page, Reply};
 use super::connections::create_connection;
-use super::events::manual_retry;
+use super::events::{manual_retry, queue_test};
 use super::fields::{reject_unknown, require_object, url_field};
 use super::state::Engine;
 use super::views::{account_json, connection_json, delivery_json, webhook_json};
 use super::vocab::{fail, field_error, invalid, Ctx, H};
-use crate::cdm::codes;
+use crate::cdm::{codes, FieldError};
 use crate::http::ProblemKind;
 use crate::records::*;
-use crate::util::crypto::{sha256_hex, valid_signing_secret};
+use crate::util::crypto::{
+    base64_standard, sha256_hex, valid_signing_secret, SIGNING_SECRET_PREFIX,
+};
 
 /// Carry out an admin call (the admin token was checked).
 pub(crate) fn execute(engine: &mut Engine, ctx: &mut Ctx<'_>, op: AdminOp<'_>) -> H<Reply> {
@@ -97,6 +99,49 @@ pub(crate) fn execute(engine: &mut Engine, ctx: &mut Ctx<'_>, op: AdminOp<'_>) -
             let hook = load_webhook(ctx, &account, webhook)?;
             Ok(Reply::json(200, &webhook_json(&hook)))
         }
+        AdminOp::UpdateWebhook {
+            account,
+            webhook,
+            body,
+        } => {
+            let account = load_account(ctx, account)?;
+            let hook = load_webhook(ctx, &account, webhook)?;
+            patch_webhook(engine, body, ctx, &account, hook)
+        }
+        AdminOp::RotateWebhookSecret {
+            account,
+            webhook,
+            body,
+        } => {
+            let account = load_account(ctx, account)?;
+            let mut hook = load_webhook(ctx, &account, webhook)?;
+            body.optional_value()?;
+            let secret = format!(
+                "{SIGNING_SECRET_PREFIX}{}",
+                base64_standard(&engine.random_bytes::<24>())
+            );
+            // A rotation during an overlap starts a new one from the current secret: the
+            // older one is dropped.
+            hook.previous_secret = hook.signing_secret.take().map(|old| RetiredSecret {
+                secret: old,
+                until_ms: ctx.now.saturating_add(SECRET_OVERLAP_MS),
+            });
+            hook.signing_secret = Some(secret.clone());
+            ctx.tx.put_json(keys::webhook(&account.id, &hook.id), &hook);
+            Ok(Reply::json(200, &json!({ "signingSecret": secret })))
+        }
+        AdminOp::TestWebhook {
+            account,
+            webhook,
+            body,
+        } => {
+            let account = load_account(ctx, account)?;
+            let hook = load_webhook(ctx, &account, webhook)?;
+            body.optional_value()?;
+            refuse_disabled(&hook)?;
+            let d = queue_test(engine, ctx, &account, &hook);
+            Ok(Reply::json(202, &json!({ "deliveryId": d.id })))
+        }
         AdminOp::DeleteWebhook { account, webhook } => {
             let account = load_account(ctx, account)?;
             load_webhook(ctx, &account, webhook)?;
@@ -107,10 +152,17 @@ pub(crate) fn execute(engine: &mut Engine, ctx: &mut Ctx<'_>, op: AdminOp<'_>) -
             account,
             webhook,
             page,
+            status,
+            sync_id,
         } => {
             let account = load_account(ctx, account)?;
             load_webhook(ctx, &account, webhook)?;
-            list_deliveries(ctx, &account, webhook, page)
+            let keep = |d: &DeliveryRec| {
+                status.is_none_or(|s| d.state.status() == s)
+                    && sync_id.is_none_or(|s| d.sync_id.as_deref() == Some(s))
+            };
+            let filtered = status.is_some() || sync_id.is_some();
+            list_deliveries(ctx, &account, webhook, page, filtered.then_some(&keep))
         }
         AdminOp::RetryDelivery {
             account,
@@ -119,8 +171,9 @@ pub(crate) fn execute(engine: &mut Engine, ctx: &mut Ctx<'_>, op: AdminOp<'_>) -
             body,
         } => {
             let account = load_account(ctx, account)?;
-            load_webhook(ctx, &account, webhook)?;
+            let hook = load_webhook(ctx, &account, webhook)?;
             body.optional_value()?;
+            refuse_disabled(&hook)?;
             let d = match ctx.tx.get_json::<DeliveryRec>(&keys::delivery(delivery))? {
                 Some(d) if d.account_id == account.id && d.webhook_id == webhook => d,
                 _ => return fail(ProblemKind::NotFound, "no such delivery"),
@@ -132,30 +185,50 @@ pub(crate) fn execute(engine: &mut Engine, ctx: &mut Ctx<'_>, op: AdminOp<'_>) -
 }
 
 /// A webhook's deliveries, newest first (the index is ordered that way): the whole list, or
-/// one page.
+/// one page; with a filter, the page is taken from the deliveries it keeps.
 fn list_deliveries(
     ctx: &Ctx<'_>,
     account: &AccountRec,
     webhook: &str,
     page: Option<Page>,
+    filter: Option<&dyn Fn(&DeliveryRec) -> bool>,
 ) -> H<Reply> {
     let (offset, size) = match page {
         Some(p) => (p.offset(), p.size),
         None => (0, usize::MAX),
     };
-    let index = ctx.tx.scan(
-        &keys::webhook_deliveries(&account.id, webhook),
-        offset,
-        size,
-    )?;
-    let mut out = Vec::with_capacity(index.len());
+    let prefix = keys::webhook_deliveries(&account.id, webhook);
+    let index = match filter {
+        Some(_) => ctx.tx.scan(&prefix, 0, usize::MAX)?,
+        None => ctx.tx.scan(&prefix, offset, size)?,
+    };
+    let mut out = Vec::new();
     for (_, v) in &index {
         let did: String = serde_json::from_str(v).unwrap_or_default();
         if let Some(d) = ctx.tx.get_json::<DeliveryRec>(&keys::delivery(&did))? {
-            out.push(delivery_json(&d));
+            if filter.is_none_or(|f| f(&d)) {
+                out.push(delivery_json(&d));
+            }
         }
     }
+    if filter.is_some() {
+        out = out.into_iter().skip(offset).take(size).collect();
+    }
     Ok(Reply::json(200, &Value::Array(out)))
+}
+
+/// How long a rotated-out signing secret keeps signing beside the new one.
+pub(crate) const SECRET_OVERLAP_MS: i64 = 24 * 60 * 60 * 1000;
+
+/// A disabled subscription is sent nothing until a `PATCH` enables it again.
+fn refuse_disabled(hook: &WebhookRec) -> H<()> {
+    match &hook.disabled_reason {
+        Some(why) => fail(
+            ProblemKind::Conflict,
+            format!("the webhook is disabled ({why}); PATCH it with enabled: true first"),
+        ),
+        None => Ok(()),
+    }
 }
 
 /// An account by id (`404` when there is none).
@@ -415,6 +488,43 @@ fn create_webhook(
         &mut errors,
     );
     let url = url_field(obj, "url", engine, &mut errors);
+    let events = events_field(obj, &mut errors);
+    let mut text = |name: &str| text_field(obj, name, &mut errors);
+    let username = text("username");
+    let password = text("password");
+    let signing_secret = text("signingSecret");
+    check_basic_auth(&username, &password, &mut errors);
+    if let Some(s) = &signing_secret {
+        if !valid_signing_secret(s) {
+            errors.push(field_error(
+                "/signingSecret",
+                codes::INVALID_FORMAT,
+                "signingSecret is whsec_ followed by the base64 of the key",
+            ));
+        }
+    }
+    if !errors.is_empty() {
+        return invalid(errors);
+    }
+    let id = engine.new_id(ctx.now);
+    let rec = WebhookRec {
+        id: id.clone(),
+        url,
+        events,
+        username,
+        password,
+        signing_secret,
+        created_at: ctx.now_str.clone(),
+        previous_secret: None,
+        disabled_reason: None,
+        consecutive_failures: 0,
+    };
+    ctx.tx.put_json(keys::webhook(&account.id, &id), &rec);
+    Ok(Reply::json(201, &webhook_json(&rec)))
+}
+
+/// `events`: a non-empty array of event names or `*` (duplicates dropped).
+fn events_field(obj: &serde_json::Map<String, Value>, errors: &mut Vec<FieldError>) -> Vec<String> {
     let mut events = Vec::new();
     match obj.get("events") {
         Some(Value::Array(list)) if !list.is_empty() => {
@@ -449,33 +559,46 @@ fn create_webhook(
             "events must be an array",
         )),
     }
-    let mut text = |name: &str, max: usize| -> Option<String> {
-        match obj.get(name) {
-            None | Some(Value::Null) => None,
-            Some(Value::String(s)) if s.len() <= max && !s.chars().any(char::is_control) => {
-                Some(s.clone())
-            }
-            Some(Value::String(_)) => {
-                errors.push(field_error(
-                    &format!("/{name}"),
-                    codes::INVALID_FORMAT,
-                    format!("{name} is at most {max} bytes without control characters"),
-                ));
-                None
-            }
-            Some(_) => {
-                errors.push(field_error(
-                    &format!("/{name}"),
-                    codes::INVALID_TYPE,
-                    format!("{name} must be a string"),
-                ));
-                None
-            }
+    events
+}
+
+/// An optional string of at most 256 bytes without control characters.
+fn text_field(
+    obj: &serde_json::Map<String, Value>,
+    name: &str,
+    errors: &mut Vec<FieldError>,
+) -> Option<String> {
+    const MAX: usize = 256;
+    match obj.get(name) {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) if s.len() <= MAX && !s.chars().any(char::is_control) => {
+            Some(s.clone())
         }
-    };
-    let username = text("username", 256);
-    let password = text("password", 256);
-    let signing_secret = text("signingSecret", 256);
+        Some(Value::String(_)) => {
+            errors.push(field_error(
+                &format!("/{name}"),
+                codes::INVALID_FORMAT,
+                format!("{name} is at most {MAX} bytes without control characters"),
+            ));
+            None
+        }
+        Some(_) => {
+            errors.push(field_error(
+                &format!("/{name}"),
+                codes::INVALID_TYPE,
+                format!("{name} must be a string"),
+            ));
+            None
+        }
+    }
+}
+
+/// The Basic auth pair a subscription ends up with.
+fn check_basic_auth(
+    username: &Option<String>,
+    password: &Option<String>,
+    errors: &mut Vec<FieldError>,
+) {
     if username.as_deref().is_some_and(|u| u.contains(':')) {
         errors.push(field_error(
             "/username",
@@ -490,30 +613,63 @@ fn create_webhook(
             "a password needs a username",
         ));
     }
-    if let Some(s) = &signing_secret {
-        if !valid_signing_secret(s) {
-            errors.push(field_error(
-                "/signingSecret",
-                codes::INVALID_FORMAT,
-                "signingSecret is whsec_ followed by the base64 of the key",
-            ));
+}
+
+/// `PATCH` of a subscription: only the members sent change, each checked as on creation;
+/// `null` removes `username` (and with it the password) or `password`. Nothing is stored
+/// unless every member is valid.
+fn patch_webhook(
+    engine: &Engine,
+    body: Body<'_>,
+    ctx: &mut Ctx<'_>,
+    account: &AccountRec,
+    mut hook: WebhookRec,
+) -> H<Reply> {
+    let body = body.value()?;
+    let obj = require_object(&body)?;
+    let mut errors = Vec::new();
+    reject_unknown(
+        &body,
+        &["url", "events", "username", "password", "enabled"],
+        &mut errors,
+    );
+    if obj.contains_key("url") {
+        hook.url = url_field(obj, "url", engine, &mut errors);
+    }
+    if obj.contains_key("events") {
+        hook.events = events_field(obj, &mut errors);
+    }
+    if obj.contains_key("username") {
+        hook.username = text_field(obj, "username", &mut errors);
+        if hook.username.is_none() && !obj.contains_key("password") {
+            hook.password = None;
         }
+    }
+    if obj.contains_key("password") {
+        hook.password = text_field(obj, "password", &mut errors);
+    }
+    check_basic_auth(&hook.username, &hook.password, &mut errors);
+    match obj.get("enabled") {
+        None => {}
+        Some(Value::Bool(true)) => {
+            hook.disabled_reason = None;
+            hook.consecutive_failures = 0;
+        }
+        Some(Value::Bool(false)) => {
+            let why = hook.disabled_reason.take();
+            hook.disabled_reason = why.or_else(|| Some("disabled through the admin API".into()));
+        }
+        Some(_) => errors.push(field_error(
+            "/enabled",
+            codes::INVALID_TYPE,
+            "enabled must be a boolean",
+        )),
     }
     if !errors.is_empty() {
         return invalid(errors);
     }
-    let id = engine.new_id(ctx.now);
-    let rec = WebhookRec {
-        id: id.clone(),
-        url,
-        events,
-        username,
-        password,
-        signing_secret,
-        created_at: ctx.now_str.clone(),
-    };
-    ctx.tx.put_json(keys::webhook(&account.id, &id), &rec);
-    Ok(Reply::json(201, &webhook_json(&rec)))
+    ctx.tx.put_json(keys::webhook(&account.id, &hook.id), &hook);
+    Ok(Reply::json(200, &webhook_json(&hook)))
 }
 
 #[cfg(test)]

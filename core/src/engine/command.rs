@@ -190,6 +190,36 @@ pub enum AdminOp<'a> {
         /// Webhook id.
         webhook: &'a str,
     },
+    /// Change a webhook subscription: any of `{url, events, username, password, enabled}`,
+    /// each checked as on creation; `enabled: true` also clears `disabledReason` and the run
+    /// of failed deliveries.
+    UpdateWebhook {
+        /// Account id.
+        account: &'a str,
+        /// Webhook id.
+        webhook: &'a str,
+        /// The body.
+        body: Body<'a>,
+    },
+    /// Replace the signing secret with a new random one; the old one keeps signing beside it
+    /// for 24 hours.
+    RotateWebhookSecret {
+        /// Account id.
+        account: &'a str,
+        /// Webhook id.
+        webhook: &'a str,
+        /// The body: none, or any JSON (it is not read further).
+        body: Body<'a>,
+    },
+    /// Queue one `webhook_test` delivery to an enabled subscription.
+    TestWebhook {
+        /// Account id.
+        account: &'a str,
+        /// Webhook id.
+        webhook: &'a str,
+        /// The body: none, or any JSON (it is not read further).
+        body: Body<'a>,
+    },
     /// Remove a webhook subscription.
     DeleteWebhook {
         /// Account id.
@@ -205,6 +235,10 @@ pub enum AdminOp<'a> {
         webhook: &'a str,
         /// One page, or `None` for the whole list.
         page: Option<Page>,
+        /// Only deliveries with this status.
+        status: Option<crate::records::DeliveryStatus>,
+        /// Only deliveries of this sync.
+        sync_id: Option<&'a str>,
     },
     /// Attempt a delivery again with a fresh retry budget.
     RetryDelivery {
@@ -272,6 +306,16 @@ pub enum DataOp<'a> {
         /// `X-Sync-Sources`; `?sources=`).
         sources: Option<&'a str>,
     },
+    /// Delete a customer, vendor or account (`204`; `409` while another object refers to
+    /// it). With push, the deletion goes to the connections that hold a remote id for it.
+    Delete {
+        /// The object type: customer, vendor or account.
+        object: ObjectType,
+        /// Its id.
+        id: &'a str,
+        /// Push, sources, tracking id, idempotency, `If-Match`.
+        options: WriteOptions<'a>,
+    },
     /// Record a payment of an invoice.
     Pay {
         /// The invoice id.
@@ -288,7 +332,10 @@ impl DataOp<'_> {
     pub fn is_write(&self) -> bool {
         matches!(
             self,
-            DataOp::Create { .. } | DataOp::Update { .. } | DataOp::Pay { .. }
+            DataOp::Create { .. }
+                | DataOp::Update { .. }
+                | DataOp::Pay { .. }
+                | DataOp::Delete { .. }
         )
     }
 
@@ -308,6 +355,9 @@ impl DataOp<'_> {
                 (method, ["/api/", object.collection(), "/", id])
             }
             DataOp::Pay { invoice, .. } => ("POST", ["/api/invoices/", invoice, "/payments", ""]),
+            DataOp::Delete { object, id, .. } => {
+                ("DELETE", ["/api/", object.collection(), "/", id])
+            }
             DataOp::List { object, .. } => ("GET", ["/api/", object.collection(), "", ""]),
             DataOp::Get { object, id } => ("GET", ["/api/", object.collection(), "/", id]),
             DataOp::GetSync { id } => ("GET", ["/api/syncs/", id, "", ""]),

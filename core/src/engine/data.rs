@@ -8,8 +8,9 @@ use super::idempotency;
 use super::plan::{connections_and_filter, plan_sync};
 use super::reads;
 use super::state::Engine;
+use super::stored;
 use super::vocab::{fail, Ctx, H};
-use super::writes::{create, create_payment, update};
+use super::writes::{self, create, create_payment, update};
 use std::sync::Arc;
 
 use serde_json::{json, Value};
@@ -70,14 +71,19 @@ pub(crate) fn execute(
     let (body, options) = match &op {
         DataOp::Create { body, options, .. }
         | DataOp::Update { body, options, .. }
-        | DataOp::Pay { body, options, .. } => (*body, options),
+        | DataOp::Pay { body, options, .. } => (Some(*body), options),
+        // A delete reads no body; its idempotency fingerprint is the request line.
+        DataOp::Delete { options, .. } => (None, options),
         DataOp::Meta { object, sources } => {
             return reads::meta(engine, ctx, account, *object, *sources)
         }
         _ => return reads::execute(ctx, account, &op, engine.config.sync_retention_ms),
     };
     check_options(options)?;
-    let doc = body.document()?;
+    let doc = match body {
+        Some(b) => b.document()?,
+        None => Json::Null,
+    };
     // Connections are read only when the write pushes or names sources to check.
     let (connections, filter) = if options.push || options.sources.is_some() {
         connections_and_filter(engine, ctx, account, options.sources)?
@@ -185,6 +191,22 @@ fn write(
             }
             create(engine, ctx, account, *object, doc)?
         }
+        DataOp::Delete {
+            object,
+            id,
+            options,
+        } => {
+            return delete(
+                engine,
+                ctx,
+                account,
+                *object,
+                id,
+                options,
+                connections,
+                filter,
+            )
+        }
         DataOp::Update {
             object,
             id,
@@ -224,5 +246,45 @@ fn write(
         )?;
         reply.sync = Some(SyncStarted { id, targets });
     }
+    Ok(reply)
+}
+
+/// `DELETE /api/{customers,vendors,accounts}/{id}`: the object goes at once; with push, its
+/// deletion goes to the connections that hold a remote id for it (the others are no targets).
+#[allow(clippy::too_many_arguments)]
+fn delete(
+    engine: &mut Engine,
+    ctx: &mut Ctx<'_>,
+    account: &AccountRec,
+    t: ObjectType,
+    id: &str,
+    options: &WriteOptions<'_>,
+    connections: &[Arc<ConnectionRec>],
+    filter: &SourceFilter,
+) -> H<Reply> {
+    let (written, text, version) = writes::delete(ctx, account, t, id, options.if_match)?;
+    let mut reply = Reply::empty(204);
+    if options.push {
+        let holders = stored::remote_connections(&ctx.tx, &account.id, t, id)?;
+        let targets: Vec<Arc<ConnectionRec>> = connections
+            .iter()
+            .filter(|c| holders.contains(&c.id))
+            .cloned()
+            .collect();
+        let (sync, apps) = plan_sync(
+            engine,
+            ctx,
+            account,
+            options.tracking_id,
+            written.push,
+            &targets,
+            filter,
+        )?;
+        reply.sync = Some(SyncStarted {
+            id: sync,
+            targets: apps,
+        });
+    }
+    stored::after_delete(&mut ctx.tx, &account.id, t, id, version, text)?;
     Ok(reply)
 }

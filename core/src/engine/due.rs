@@ -183,14 +183,22 @@ pub(crate) fn due_task(
             })
         }
     };
+    let operation = task.operation(remote.is_some());
+    if operation == Operation::Delete
+        && remote.as_ref().and_then(|r| r.remote_id.as_ref()).is_none()
+    {
+        task.last_error = Some(format!(
+            "not sent: {} holds no id for this object",
+            conn.app
+        ));
+        task.state = TaskState::Failed;
+        finish_task(engine, now, tx, task)?;
+        return Ok(None);
+    }
     let input = PushInput {
         object_type: task.object.object_type,
         object: &body,
-        operation: if remote.is_some() {
-            Operation::Update
-        } else {
-            Operation::Create
-        },
+        operation,
         remote_id: remote.as_ref().and_then(|r| r.remote_id.as_deref()),
         remote_version: remote.as_ref().and_then(|r| r.version.as_deref()),
         references: &references,
@@ -268,18 +276,20 @@ pub(crate) fn due_delivery(
     };
     if leased && d.budget_used >= WEBHOOK_ATTEMPTS {
         d.last_error = Some("no result was reported before the lease expired".into());
-        finish_delivery(now, tx, d, DeliveryState::Failed);
+        finish_delivery(now, tx, d, DeliveryState::Failed)?;
         return Ok(None);
     }
     let Some(hook) = tx.get_json::<WebhookRec>(&keys::webhook(&d.account_id, &d.webhook_id))?
     else {
         d.last_error = Some("the webhook subscription was deleted".into());
-        finish_delivery(now, tx, d, DeliveryState::Failed);
+        finish_delivery(now, tx, d, DeliveryState::Failed)?;
         return Ok(None);
     };
     let mut headers = BTreeMap::new();
     headers.insert("Content-Type".to_string(), "application/json".to_string());
-    headers.insert("X-Sync-ID".to_string(), d.sync_id.clone());
+    if let Some(s) = &d.sync_id {
+        headers.insert("X-Sync-ID".to_string(), s.clone());
+    }
     if let Some(t) = &d.tracking_id {
         headers.insert("X-Tracking-ID".to_string(), t.clone());
     }
@@ -291,7 +301,15 @@ pub(crate) fn due_delivery(
     }
     if let Some(secret) = &hook.signing_secret {
         let ts = now.div_euclid(1000);
-        match webhook_signature(secret, &d.id, ts, &d.body) {
+        // During a rotation's overlap the old secret signs too (Standard Webhooks sends
+        // space-separated signatures; a receiver accepts any one it can verify).
+        let old = hook.previous_secret.as_ref().filter(|p| now < p.until_ms);
+        let sign = |s: &str| webhook_signature(s, &d.id, ts, &d.body);
+        let signed = match old {
+            Some(p) => sign(secret).and_then(|a| Ok(format!("{a} {}", sign(&p.secret)?))),
+            None => sign(secret),
+        };
+        match signed {
             Ok(sig) => {
                 headers.insert("webhook-id".to_string(), d.id.clone());
                 headers.insert("webhook-timestamp".to_string(), ts.to_string());
@@ -299,7 +317,7 @@ pub(crate) fn due_delivery(
             }
             Err(e) => {
                 d.last_error = Some(format!("cannot sign: {e}"));
-                finish_delivery(now, tx, d, DeliveryState::Failed);
+                finish_delivery(now, tx, d, DeliveryState::Failed)?;
                 return Ok(None);
             }
         }

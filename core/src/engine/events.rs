@@ -94,7 +94,7 @@ fn emit(
                 .flatten()
                 .is_some()
         })
-        .filter(|h| h.events.iter().any(|e| e == "*" || e == event))
+        .filter(|h| h.disabled_reason.is_none() && h.events.iter().any(|e| e == "*" || e == event))
         .collect();
     if hooks.is_empty() {
         return Ok(());
@@ -107,36 +107,97 @@ fn emit(
         "data": data,
     })
     .to_string();
-    let now_str = rfc3339_millis(now);
     for h in hooks {
-        let id = engine.new_id(now);
-        let d = DeliveryRec {
-            id: id.clone(),
-            account_id: sync.account_id.clone(),
-            webhook_id: h.id.clone(),
-            event: event.to_string(),
-            state: DeliveryState::Pending { due_ms: now },
-            attempts: 0,
-            budget_used: 0,
-            last_status_code: None,
-            last_error: None,
-            sync_id: sync.id.clone(),
-            tracking_id: sync.tracking_id.clone(),
-            body: body.clone(),
-            created_at: now_str.clone(),
-            updated_at: now_str.clone(),
-        };
-        tx.put_json(keys::delivery(&id), &d);
-        tx.put(
-            keys::webhook_delivery(&sync.account_id, &h.id, &id),
-            json_string(&id),
+        let d = queue(
+            engine,
+            now,
+            tx,
+            &sync.account_id,
+            &h.id,
+            event,
+            body.clone(),
         );
-        tx.put(keys::due_delivery(now, &id), "\"\"");
+        let d = DeliveryRec {
+            sync_id: Some(sync.id.clone()),
+            tracking_id: sync.tracking_id.clone(),
+            ..d
+        };
+        tx.put_json(keys::delivery(&d.id), &d);
         // Kept with the sync, so that it is pruned with it.
-        sync.deliveries.push(id);
+        sync.deliveries.push(d.id);
     }
     Ok(())
 }
+
+/// A new delivery due now, in the subscription's index and the wake-up index (the caller
+/// stores the record).
+fn queue(
+    engine: &mut Engine,
+    now: i64,
+    tx: &mut Tx<'_>,
+    account: &str,
+    webhook: &str,
+    event: &str,
+    body: String,
+) -> DeliveryRec {
+    let id = engine.new_id(now);
+    let now_str = rfc3339_millis(now);
+    tx.put(
+        keys::webhook_delivery(account, webhook, &id),
+        json_string(&id),
+    );
+    tx.put(keys::due_delivery(now, &id), "\"\"");
+    DeliveryRec {
+        id,
+        account_id: account.to_string(),
+        webhook_id: webhook.to_string(),
+        event: event.to_string(),
+        state: DeliveryState::Pending { due_ms: now },
+        attempts: 0,
+        budget_used: 0,
+        last_status_code: None,
+        last_error: None,
+        sync_id: None,
+        tracking_id: None,
+        body,
+        created_at: now_str.clone(),
+        updated_at: now_str,
+    }
+}
+
+/// The admin API's test ping: one `webhook_test` delivery (`data: {webhookId}`), whatever
+/// the subscription's `events`, delivered and retried like any other. Pruned by the
+/// finished-delivery retention, as it belongs to no sync.
+pub(crate) fn queue_test(
+    engine: &mut Engine,
+    ctx: &mut Ctx<'_>,
+    account: &AccountRec,
+    hook: &WebhookRec,
+) -> DeliveryRec {
+    let body = json!({
+        "event": TEST_EVENT,
+        // No write caused it.
+        "requestId": null,
+        "domain": account.domain,
+        "message": format!("test delivery to webhook {}", hook.id),
+        "data": {"webhookId": hook.id},
+    })
+    .to_string();
+    let d = queue(
+        engine,
+        ctx.now,
+        &mut ctx.tx,
+        &account.id,
+        &hook.id,
+        TEST_EVENT,
+        body,
+    );
+    ctx.tx.put_json(keys::delivery(&d.id), &d);
+    d
+}
+
+/// The event of a test ping; not one a subscription can name in `events`.
+pub(crate) const TEST_EVENT: &str = "webhook_test";
 
 /// The admin API's retry: a failed delivery is attempted again now with a fresh budget.
 pub(crate) fn manual_retry(ctx: &mut Ctx<'_>, mut d: DeliveryRec) -> H<DeliveryRec> {

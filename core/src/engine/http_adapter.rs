@@ -23,6 +23,7 @@ use crate::http::{
     first_segment, is_json_content_type, is_visible_ascii, problem_with_errors, split_path,
     ApiRequest, ApiResponse, ProblemKind,
 };
+use crate::records::DeliveryStatus;
 use crate::store::{Batch, KvRead};
 use crate::util::crypto::{parse_basic_auth, parse_bearer};
 
@@ -209,13 +210,53 @@ fn paging(query: &[(String, String)]) -> H<Page> {
     Ok(page)
 }
 
+/// The filters of a deliveries list (`status`, `syncId`); any parameter but these and the
+/// paging ones is refused, naming it.
+fn delivery_filters(query: &[(String, String)]) -> H<(Option<DeliveryStatus>, Option<&str>)> {
+    let (mut status, mut sync_id) = (None, None);
+    for (k, v) in query {
+        match k.as_str() {
+            "page" | "pageSize" => {}
+            "status" => {
+                status = Some(match v.as_str() {
+                    "pending" => DeliveryStatus::Pending,
+                    "delivered" => DeliveryStatus::Delivered,
+                    "failed" => DeliveryStatus::Failed,
+                    _ => {
+                        return fail(
+                            ProblemKind::InvalidQuery,
+                            "status must be pending, delivered or failed",
+                        )
+                    }
+                })
+            }
+            "syncId" if !v.is_empty() && v.len() <= 64 => sync_id = Some(v.as_str()),
+            "syncId" => {
+                return fail(
+                    ProblemKind::InvalidQuery,
+                    "syncId must be a sync id (1 to 64 characters)",
+                )
+            }
+            other => {
+                return fail(
+                    ProblemKind::InvalidQuery,
+                    format!(
+                        "{other} is not a parameter of this list (page, pageSize, status, syncId)"
+                    ),
+                )
+            }
+        }
+    }
+    Ok((status, sync_id))
+}
+
 /// The admin call a request is. An account (and webhook) named in the path is looked up
 /// before a wrong method is refused, as the contract orders it.
 fn admin_op<'a>(
     ctx: &Ctx<'_>,
     req: &'a ApiRequest,
     rest: &[&'a str],
-    query: &[(String, String)],
+    query: &'a [(String, String)],
 ) -> H<AdminOp<'a>> {
     let m = req.method.as_str();
     let body = body_of(req);
@@ -277,16 +318,38 @@ fn admin_op<'a>(
         },
         ["accounts", account, "webhooks", webhook] => match m {
             "GET" => AdminOp::GetWebhook { account, webhook },
+            "PATCH" => AdminOp::UpdateWebhook {
+                account,
+                webhook,
+                body,
+            },
             "DELETE" => AdminOp::DeleteWebhook { account, webhook },
-            _ => return refuse(account, &["GET", "DELETE"], Some(webhook)),
+            _ => return refuse(account, &["GET", "PATCH", "DELETE"], Some(webhook)),
+        },
+        ["accounts", account, "webhooks", webhook, "rotate-secret"] => match m {
+            "POST" => AdminOp::RotateWebhookSecret {
+                account,
+                webhook,
+                body,
+            },
+            _ => return refuse(account, &["POST"], Some(webhook)),
+        },
+        ["accounts", account, "webhooks", webhook, "test"] => match m {
+            "POST" => AdminOp::TestWebhook {
+                account,
+                webhook,
+                body,
+            },
+            _ => return refuse(account, &["POST"], Some(webhook)),
         },
         ["accounts", account, "webhooks", webhook, "deliveries"] => match m {
             "GET" => {
                 // The contract answers the whole list; `page`/`pageSize` page it like the
                 // data API when given.
                 let paged = query.iter().any(|(k, _)| k == "page" || k == "pageSize");
-                let page = match paging(query) {
-                    Ok(p) => paged.then_some(p),
+                let filters = paging(query).and_then(|p| Ok((p, delivery_filters(query)?)));
+                let (page, (status, sync_id)) = match filters {
+                    Ok((p, f)) => (paged.then_some(p), f),
                     Err(e) => {
                         let a = load_account(ctx, account)?;
                         load_webhook(ctx, &a, webhook)?;
@@ -297,6 +360,8 @@ fn admin_op<'a>(
                     account,
                     webhook,
                     page,
+                    status,
+                    sync_id,
                 }
             }
             _ => return refuse(account, &["GET"], Some(webhook)),
@@ -331,7 +396,7 @@ fn data_op<'a>(
         [coll] if ObjectType::from_collection(coll).is_some() => &["GET", "POST"],
         [coll, _] => match ObjectType::from_collection(coll) {
             Some(ObjectType::Customer | ObjectType::Vendor | ObjectType::Account) => {
-                &["GET", "PATCH"]
+                &["GET", "PATCH", "DELETE"]
             }
             Some(ObjectType::Invoice | ObjectType::Expense) => &["GET", "PUT"],
             Some(_) => &["GET"],
@@ -386,6 +451,11 @@ fn data_op<'a>(
         [coll] => DataOp::Create {
             object: object(coll),
             body,
+            options,
+        },
+        [coll, id] if m == "DELETE" => DataOp::Delete {
+            object: object(coll),
+            id,
             options,
         },
         [coll, id] => DataOp::Update {

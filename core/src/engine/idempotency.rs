@@ -95,7 +95,11 @@ pub(crate) fn check(
 
 /// The stored first answer as a reply.
 fn replay(rec: IdemRec) -> Reply {
-    let mut reply = Reply::text(rec.status, rec.body);
+    let mut reply = if rec.status == 204 {
+        Reply::empty(204)
+    } else {
+        Reply::text(rec.status, rec.body)
+    };
     let mut sync_id = None;
     let mut targets = Vec::new();
     for (k, v) in rec.headers {

@@ -221,9 +221,40 @@ pub(crate) fn update_target(
     stored::put_sync(tx, &sync)
 }
 
-pub(crate) fn finish_delivery(now: i64, tx: &mut Tx<'_>, mut d: DeliveryRec, end: DeliveryState) {
+/// Deliveries in a row that end `failed` before their subscription is disabled.
+pub(crate) const AUTO_DISABLE_AFTER: u32 = 10;
+
+/// A delivery's end, and what it does to its subscription's run of failures: a delivered one
+/// resets it, the [`AUTO_DISABLE_AFTER`]th failed one in a row disables the subscription.
+pub(crate) fn finish_delivery(
+    now: i64,
+    tx: &mut Tx<'_>,
+    mut d: DeliveryRec,
+    end: DeliveryState,
+) -> Result<(), CoreError> {
     d.state = end;
     d.updated_at = rfc3339_millis(now);
     tx.put(keys::delivery_expiry(now, &d.id), "\"\"");
     tx.put_json(keys::delivery(&d.id), &d);
+    let hk = keys::webhook(&d.account_id, &d.webhook_id);
+    let Some(mut hook) = tx.get_json::<WebhookRec>(&hk)? else {
+        return Ok(());
+    };
+    let before = (hook.consecutive_failures, hook.disabled_reason.is_some());
+    if end == DeliveryState::Delivered {
+        hook.consecutive_failures = 0;
+    } else {
+        hook.consecutive_failures = hook.consecutive_failures.saturating_add(1);
+        if hook.consecutive_failures >= AUTO_DISABLE_AFTER && hook.disabled_reason.is_none() {
+            hook.disabled_reason = Some(format!(
+                "disabled after {AUTO_DISABLE_AFTER} consecutive failed deliveries (the last, {}: {})",
+                d.id,
+                d.last_error.as_deref().unwrap_or("unknown error")
+            ));
+        }
+    }
+    if before != (hook.consecutive_failures, hook.disabled_reason.is_some()) {
+        tx.put_json(hk, &hook);
+    }
+    Ok(())
 }

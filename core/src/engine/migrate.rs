@@ -18,6 +18,10 @@
 //! | `remotes` | `remote/{connection}/{type}/{id}` joins the object's `r/` row (a connection that no longer exists has no account and its ids are dropped) |
 //! | `deliveries` | each delivery is listed in its sync's row (so that it is pruned with it) |
 //! | `orphans` | task rows that no sync listed are removed |
+//! | `references` | up to `limit` objects `obj/...` (in key order, from the recorded offset) get their entries in the reverse reference index `ref/...` (an invoice's customer and line accounts, an expense's vendor and line accounts) |
+//!
+//! A store without a marker that holds objects (layout 1 where nothing was ever pushed) gets
+//! its reverse reference index in the one step that marks it.
 
 use super::tx::Tx;
 #[cfg(not(feature = "layout1"))]
@@ -64,6 +68,11 @@ pub(crate) fn step(limit: usize, store: &dyn KvRead) -> Result<MigrationStep, Co
             // data is marked, so that a later engine knows what it holds.
             if store.first_key("")?.is_some() {
                 tx.put(keys::LAYOUT, layout_row());
+                // Objects written without the reverse reference index (layout 1 with no push
+                // ever made) get it now, in this one step.
+                if store.first_key(keys::OBJECTS)?.is_some() {
+                    super::stored::index_references(&mut tx, store, 0, usize::MAX)?;
+                }
             }
             return Ok(MigrationStep {
                 batch: tx.into_batch(),

@@ -61,6 +61,11 @@ pub(super) fn step(
         "remotes" => remotes(&mut tx, store, limit)?,
         "deliveries" => deliveries(&mut tx, store, limit, &mut progress.offset)?,
         "orphans" => orphans(&mut tx, store, limit)?,
+        "references" => {
+            let n = stored::index_references(&mut tx, store, progress.offset, limit)?;
+            progress.offset += n;
+            n < limit
+        }
         other => {
             return Err(CoreError::CorruptRow {
                 key: keys::MIGRATION.into(),
@@ -76,6 +81,7 @@ pub(super) fn step(
             "chains" => "remotes",
             "remotes" => "deliveries",
             "deliveries" => "orphans",
+            "orphans" => "references",
             _ => "",
         }
         .into();
@@ -186,6 +192,7 @@ fn syncs(tx: &mut Tx<'_>, store: &dyn KvRead, limit: usize) -> Result<bool, Core
                 connector: old.connector,
                 reauthorized: old.reauthorized,
                 token_serial: old.token_serial,
+                delete: false,
             });
         }
         tx.put_json(keys::sync(&sync.id), &SyncRow::encode(&sync, &tasks));
@@ -252,7 +259,8 @@ fn deliveries(
     *offset += rows.len();
     for (key, value) in &rows {
         let d: DeliveryRec = serde_json::from_str(value).map_err(|e| corrupt(key, e))?;
-        if let Some(mut sync) = stored::get_sync(tx, &d.sync_id)? {
+        let Some(sid) = &d.sync_id else { continue };
+        if let Some(mut sync) = stored::get_sync(tx, sid)? {
             if !sync.deliveries.contains(&d.id) {
                 sync.deliveries.push(d.id.clone());
                 stored::put_sync(tx, &sync)?;

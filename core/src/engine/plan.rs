@@ -140,7 +140,12 @@ pub(crate) fn plan_sync(
         .filter_map(|r| connections.iter().find(|c| c.id == r.id))
         .map(|c| &**c)
         .collect();
-    let skipped = connector_checks(&plan, &selected, filter)?;
+    // A deletion sends the object as it was last stored: no requirements to check.
+    let skipped = if plan.operation == "delete" {
+        vec![None; selected.len()]
+    } else {
+        connector_checks(&plan, &selected, filter)?
+    };
     let sync_id = engine.new_id(ctx.now);
     let mut targets = Vec::with_capacity(selected.len());
     let mut failed_at_plan = Vec::new();
@@ -237,6 +242,7 @@ pub(crate) fn plan_sync(
                 connector: conn.connector,
                 reauthorized: false,
                 token_serial: None,
+                delete: plan.operation == "delete",
             };
             if task.waiting_on.is_empty() {
                 stored::put_due(&mut ctx.tx, ctx.now, &task);

@@ -105,11 +105,7 @@ fn report_task(
         task.object.object_type,
         &task.object.id,
     )?;
-    let operation = if previous.is_some() {
-        Operation::Update
-    } else {
-        Operation::Create
-    };
+    let operation = task.operation(previous.is_some());
     let verdict = classify_push(
         task.connector,
         operation,
@@ -118,6 +114,19 @@ fn report_task(
         now,
     );
     match verdict {
+        ProviderVerdict::Success { .. } if operation == Operation::Delete => {
+            // The source no longer has it: forget its id there.
+            stored::drop_remote(
+                tx,
+                &task.account_id,
+                &task.connection_id,
+                task.object.object_type,
+                &task.object.id,
+            )?;
+            task.state = TaskState::Succeeded;
+            task.last_error = None;
+            finish_task(engine, now, tx, task)
+        }
         ProviderVerdict::Success { remote_id, version } => {
             let (previous_id, previous_version) = match previous {
                 Some(r) => (r.remote_id, r.version),
@@ -369,12 +378,17 @@ fn report_delivery(
         )));
     }
     tx.delete(keys::due_delivery(lease, &d.id));
+    // `Retry-After` (capped at 24 hours by its parser) stretches the schedule's delay, as
+    // for pushes.
+    let after = outcome
+        .header("Retry-After")
+        .and_then(|v| parse_retry_after(v, now));
     let permanent = match outcome {
         Outcome::Response { status, body, .. } => {
             d.last_status_code = Some(*status);
             if *status == 200 {
                 d.last_error = None;
-                finish_delivery(now, tx, d, DeliveryState::Delivered);
+                finish_delivery(now, tx, d, DeliveryState::Delivered)?;
                 return Ok(());
             }
             d.last_error = Some(format!(
@@ -390,15 +404,15 @@ fn report_delivery(
         }
     };
     if permanent || d.budget_used >= WEBHOOK_ATTEMPTS {
-        finish_delivery(now, tx, d, DeliveryState::Failed);
-        return Ok(());
+        return finish_delivery(now, tx, d, DeliveryState::Failed);
     }
     let retry_index = d.budget_used.saturating_sub(1) as usize;
     let unit = engine.unit();
     let delay = jittered(
         engine.config.webhook_retry.delay_for_retry(retry_index),
         unit,
-    );
+    )
+    .max(after.unwrap_or(0));
     let due = now.saturating_add(i64::try_from(delay).unwrap_or(i64::MAX / 2));
     d.state = DeliveryState::Pending { due_ms: due };
     d.updated_at = rfc3339_millis(now);

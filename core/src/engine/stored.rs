@@ -8,6 +8,7 @@ use super::tx::Tx;
 use crate::cdm::ObjectType;
 use crate::records::rows::{successor_parts, version_of, SyncRow};
 use crate::records::*;
+use crate::store::KvRead;
 use crate::CoreError;
 
 /// The stored row under `key`.
@@ -200,6 +201,10 @@ pub(crate) fn chain_release(
         .collect();
     if kept.is_empty() {
         tx.delete(key);
+        // A deleted object's remote ids go with its last unfinished push.
+        if !tx.contains(&keys::object(account, t, id))? {
+            tx.delete(keys::remote(account, t, id));
+        }
     } else if kept != list {
         tx.put_json(key, &kept);
     }
@@ -329,4 +334,172 @@ pub(crate) fn put_remote(
     map.insert(connection.to_string(), entry);
     tx.put(key, Value::Object(map).to_string());
     Ok(())
+}
+
+/// After an object was deleted (and its delete push planned): keep its last version while an
+/// unfinished push sends it, or drop its remote ids when no push of it is unfinished.
+pub(crate) fn after_delete(
+    tx: &mut Tx<'_>,
+    account: &str,
+    t: ObjectType,
+    id: &str,
+    version: u64,
+    text: String,
+) -> Result<(), CoreError> {
+    let list = chain_list(tx, &keys::chain(account, t, id))?;
+    if list.is_empty() {
+        tx.delete(keys::remote(account, t, id));
+    } else if chain_tasks(tx, &list, t, id)?
+        .iter()
+        .any(|x| x.version == version)
+    {
+        tx.put(keys::kept_version(account, t, id, version), text);
+    }
+    Ok(())
+}
+
+/// Forget the id an object has at a connection (its delete push succeeded).
+pub(crate) fn drop_remote(
+    tx: &mut Tx<'_>,
+    account: &str,
+    connection: &str,
+    t: ObjectType,
+    id: &str,
+) -> Result<(), CoreError> {
+    let key = keys::remote(account, t, id);
+    let mut map = remotes(tx, &key)?;
+    if map.remove(connection).is_some() {
+        if map.is_empty() {
+            tx.delete(key);
+        } else {
+            tx.put(key, Value::Object(map).to_string());
+        }
+    }
+    Ok(())
+}
+
+/// The connections where an object has a remote id.
+pub(crate) fn remote_connections(
+    tx: &Tx<'_>,
+    account: &str,
+    t: ObjectType,
+    id: &str,
+) -> Result<Vec<String>, CoreError> {
+    let map = remotes(tx, &keys::remote(account, t, id))?;
+    Ok(map
+        .into_iter()
+        .filter(|(_, v)| match v {
+            Value::String(_) => true,
+            Value::Object(o) => o.get("remoteId").is_some_and(Value::is_string),
+            _ => false,
+        })
+        .map(|(k, _)| k)
+        .collect())
+}
+
+/// The objects (customers, vendors, accounts) a stored object refers to, each once, with the
+/// JSON Pointer of the first field that names it. Only invoices and expenses refer to them.
+/// (Read through `Value`, which the engine decodes everywhere, to add no decoder to the wasm
+/// module.)
+pub(crate) fn references_of(t: ObjectType, text: &str) -> Vec<(ObjectType, String, String)> {
+    let mut out: Vec<(ObjectType, String, String)> = Vec::new();
+    if !matches!(t, ObjectType::Invoice | ObjectType::Expense) {
+        return out;
+    }
+    let Ok(v) = serde_json::from_str::<Value>(text) else {
+        return out;
+    };
+    let mut add = |rt: ObjectType, id: Option<&Value>, pointer: String| {
+        if let Some(rid) = id.and_then(Value::as_str) {
+            if !out.iter().any(|(ot, oid, _)| *ot == rt && oid == rid) {
+                out.push((rt, rid.to_string(), pointer));
+            }
+        }
+    };
+    add(
+        ObjectType::Customer,
+        v.get("customerId"),
+        "/customerId".into(),
+    );
+    add(ObjectType::Vendor, v.get("vendorId"), "/vendorId".into());
+    if let Some(lines) = v.get("lines").and_then(Value::as_array) {
+        for (i, l) in lines.iter().enumerate() {
+            add(
+                ObjectType::Account,
+                l.get("accountId"),
+                format!("/lines/{i}/accountId"),
+            );
+        }
+    }
+    out
+}
+
+/// Bring the reverse reference index of object `(t, id)` from its stored text `old` to `new`
+/// (`None`: absent).
+pub(crate) fn set_references(
+    tx: &mut Tx<'_>,
+    account: &str,
+    t: ObjectType,
+    id: &str,
+    old: Option<&str>,
+    new: Option<&str>,
+) {
+    let old = old.map(|o| references_of(t, o)).unwrap_or_default();
+    let new = new.map(|n| references_of(t, n)).unwrap_or_default();
+    for (rt, rid, _) in &old {
+        if !new.iter().any(|(nt, nid, _)| nt == rt && nid == rid) {
+            tx.delete(keys::referrer(account, *rt, rid, t, id));
+        }
+    }
+    for n @ (rt, rid, p) in &new {
+        if !old.contains(n) {
+            tx.put(keys::referrer(account, *rt, rid, t, id), json_string(p));
+        }
+    }
+}
+
+/// One object that refers to `(t, id)`: `(type, id, pointer)`.
+pub(crate) fn first_referrer(
+    tx: &Tx<'_>,
+    account: &str,
+    t: ObjectType,
+    id: &str,
+) -> Result<Option<(ObjectType, String, String)>, CoreError> {
+    let prefix = keys::referrers(account, t, id);
+    let Some((k, v)) = tx.scan(&prefix, 0, 1)?.into_iter().next() else {
+        return Ok(None);
+    };
+    let parsed = k[prefix.len()..]
+        .split_once('/')
+        .and_then(|(ty, rid)| Some((ObjectType::parse(ty)?, rid.to_string())));
+    match parsed {
+        Some((rt, rid)) => {
+            let pointer = serde_json::from_str::<String>(&v).unwrap_or_default();
+            Ok(Some((rt, rid, pointer)))
+        }
+        None => Err(CoreError::CorruptRow {
+            key: k,
+            reason: "not a reference entry".into(),
+        }),
+    }
+}
+
+/// Index the references of up to `limit` stored objects from `offset` (in key order); answers
+/// how many objects were read. Indexing an object twice writes the same entries.
+pub(crate) fn index_references(
+    tx: &mut Tx<'_>,
+    store: &dyn KvRead,
+    offset: usize,
+    limit: usize,
+) -> Result<usize, CoreError> {
+    let rows = store.scan(keys::OBJECTS, offset, limit)?;
+    for (k, text) in &rows {
+        let mut parts = k[keys::OBJECTS.len()..].splitn(3, '/');
+        if let (Some(a), Some(ty), Some(id)) = (parts.next(), parts.next(), parts.next()) {
+            if let Some(t) = ObjectType::parse(ty) {
+                set_references(tx, a, t, id, None, Some(text));
+            }
+        }
+    }
+    Ok(rows.len())
 }

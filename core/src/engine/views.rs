@@ -28,13 +28,14 @@ pub(crate) fn connection_json(c: &ConnectionRec) -> Value {
 
 pub(crate) fn webhook_json(w: &WebhookRec) -> Value {
     json!({"id": w.id, "url": w.url, "events": w.events, "createdAt": w.created_at,
-           "basicAuth": w.username.is_some(), "signed": w.signing_secret.is_some()})
+           "basicAuth": w.username.is_some(), "signed": w.signing_secret.is_some(),
+           "enabled": w.disabled_reason.is_none(), "disabledReason": w.disabled_reason})
 }
 
 pub(crate) fn delivery_json(d: &DeliveryRec) -> Value {
     json!({"id": d.id, "event": d.event, "status": d.state.status(), "attempts": d.attempts,
            "lastStatusCode": d.last_status_code, "lastError": d.last_error,
-           "syncId": d.sync_id, "createdAt": d.created_at, "updatedAt": d.updated_at})
+           "syncId": d.sync_id, "trackingId": d.tracking_id, "createdAt": d.created_at, "updatedAt": d.updated_at})
 }
 
 /// The JSON answer of `GET /api/syncs/{id}`.

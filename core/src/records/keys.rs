@@ -71,6 +71,8 @@ pub fn webhooks(account: &str) -> String {
 pub fn object(account: &str, t: ObjectType, id: &str) -> String {
     concat(&["obj/", account, "/", t.as_str(), "/", id])
 }
+/// Prefix of every stored object.
+pub const OBJECTS: &str = "obj/";
 /// Prefix of an account's objects of one type.
 pub fn objects(account: &str, t: ObjectType) -> String {
     concat(&["obj/", account, "/", t.as_str(), "/"])
@@ -78,6 +80,26 @@ pub fn objects(account: &str, t: ObjectType) -> String {
 /// A unique value.
 pub fn unique(account: &str, rule: &str, value: &str) -> String {
     concat(&["uniq/", account, "/", rule, "/", value])
+}
+/// Prefix of the objects that refer to one object (reverse reference index).
+pub fn referrers(account: &str, t: ObjectType, id: &str) -> String {
+    concat(&["ref/", account, "/", t.as_str(), "/", id, "/"])
+}
+/// Reverse reference entry: object `(rt, rid)` refers to `(t, id)` (the value is the JSON
+/// Pointer of the first field that does).
+pub fn referrer(account: &str, t: ObjectType, id: &str, rt: ObjectType, rid: &str) -> String {
+    concat(&[
+        "ref/",
+        account,
+        "/",
+        t.as_str(),
+        "/",
+        id,
+        "/",
+        rt.as_str(),
+        "/",
+        rid,
+    ])
 }
 /// Prefix of the syncs (their ids are time-ordered, so a scan lists the oldest first).
 pub const SYNCS: &str = "s/";

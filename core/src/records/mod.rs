@@ -19,6 +19,7 @@
 //! | `obj/{account}/{type}/{id}` | the stored CDM object (its current version) |
 //! | `v/{account}/{type}/{id}/{version:020}` | an older version of the object, kept while an unfinished push task sends it |
 //! | `uniq/{account}/{rule}/{value}` | id of the object holding a unique value |
+//! | `ref/{account}/{type}/{id}/{referrer type}/{referrer id}` | reverse reference index: the referrer names the object (customer, vendor or account) in the field at the JSON Pointer stored as the value (the first such field); written with the referrer, so a delete finds a referrer with one bounded scan |
 //! | `s/{sync}` | [`rows::SyncRow`]: a sync with its targets and their push tasks ([`SyncRec`], [`TaskRec`]); a task names the object version it pushes |
 //! | `t/{task}` | the sync of a push task that was handed out (work ids name only the task) |
 //! | `c/{account}/{type}/{id}` | the syncs with unfinished push tasks of that object (JSON list, oldest first): the push chain |
@@ -32,10 +33,17 @@
 //! | `idemexp/{ms:016}/{account}/{key}` | retention index of idempotency records |
 //! | `dlvexp/{ms:016}/{delivery}` | retention index of finished deliveries |
 //!
+//! A deleted object (`DELETE /api/{customers,vendors,accounts}/{id}`) leaves `obj/` and its
+//! uniqueness entries at once; its last version stays under `v/` while a push (its delete
+//! push, or an earlier unfinished one) still sends it, and its `r/` row and push chain go when
+//! its last unfinished push finished. A delete push's sync has `op: "delete"`: every task of
+//! it builds a delete request.
+//!
 //! Retention (`Engine::prune`): idempotency records and finished deliveries by their indexes;
 //! a sync whose targets all finished (and whose deliveries are not owed) once the time its id
 //! carries is older than `syncRetentionMs`, with its `t/` pointers and its deliveries. Objects,
-//! their current version, uniqueness entries and remote ids are never pruned; a kept version
+//! their current version, uniqueness entries, reference entries and remote ids are never pruned
+//! (a delete removes them, as above); a kept version
 //! goes when no unfinished task sends it, a chain entry when no task of it is unfinished.
 //! `GET /api/syncs/{id}` of a missing sync whose id carries a time past the window answers
 //! `404` with a detail saying it expired (the id is the watermark: no row is kept for it).
@@ -152,6 +160,30 @@ pub struct WebhookRec {
     pub signing_secret: Option<String>,
     /// RFC 3339.
     pub created_at: String,
+    /// The secret a rotation replaced, still signing beside the new one until its deadline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_secret: Option<RetiredSecret>,
+    /// Why the subscription is disabled; `None` while it is enabled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disabled_reason: Option<String>,
+    /// Deliveries in a row that ended `failed` (a delivered one resets it).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub consecutive_failures: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+/// A signing secret replaced by a rotation: deliveries carry its signature too until
+/// `until_ms`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RetiredSecret {
+    /// The old `whsec_...` secret.
+    pub secret: String,
+    /// End of the overlap (Unix ms).
+    pub until_ms: i64,
 }
 
 /// Status of one target (connection) of a sync, and of one push task.
@@ -295,7 +327,7 @@ pub struct SyncRec {
     /// `X-Tracking-ID` of the write.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tracking_id: Option<String>,
-    /// `create` or `update`.
+    /// `create`, `update` or `delete`.
     pub operation: String,
     /// The written object (the first one of a bulk write).
     pub object: ObjectRef,
@@ -392,6 +424,23 @@ pub struct TaskRec {
     pub reauthorized: bool,
     /// The serial of the access token the attempt in progress carries.
     pub token_serial: Option<u64>,
+    /// It pushes a deletion (not stored per task: its sync's `operation` is `delete`).
+    pub delete: bool,
+}
+
+impl TaskRec {
+    /// What it sends: a deletion when its sync deletes, else an update where the connection
+    /// already knows the object (`known`), else a create.
+    pub fn operation(&self, known: bool) -> crate::connectors::Operation {
+        use crate::connectors::Operation;
+        if self.delete {
+            Operation::Delete
+        } else if known {
+            Operation::Update
+        } else {
+            Operation::Create
+        }
+    }
 }
 
 /// The id of an object at a source.
@@ -525,8 +574,8 @@ pub struct DeliveryRec {
     pub last_status_code: Option<u16>,
     /// Last error.
     pub last_error: Option<String>,
-    /// Sync it reports on.
-    pub sync_id: String,
+    /// Sync it reports on (`None` for a `webhook_test` delivery).
+    pub sync_id: Option<String>,
     /// Tracking id of the write.
     pub tracking_id: Option<String>,
     /// The JSON body, fixed at creation.
@@ -552,7 +601,8 @@ struct DeliveryWire {
     due_ms: Option<i64>,
     last_status_code: Option<u16>,
     last_error: Option<String>,
-    sync_id: String,
+    #[serde(default)]
+    sync_id: Option<String>,
     tracking_id: Option<String>,
     body: String,
     created_at: String,
@@ -680,6 +730,33 @@ mod tests {
         // is attempted instead of dropped from the wake-up index.
         let d: DeliveryRec = serde_json::from_str(&neither).unwrap();
         assert_eq!(d.state, DeliveryState::Pending { due_ms: 0 });
+    }
+
+    #[test]
+    fn webhooks_stored_before_management_load_and_write_back_unchanged() {
+        let old = r#"{"id":"w1","url":"https://h.example.com/in","events":["*"],"username":"u","password":"p","signingSecret":"whsec_dGVzdA==","createdAt":"t0"}"#;
+        let w: WebhookRec = serde_json::from_str(old).unwrap();
+        assert_eq!(w.disabled_reason, None);
+        assert_eq!(w.consecutive_failures, 0);
+        assert_eq!(w.previous_secret, None);
+        assert_eq!(serde_json::to_string(&w).unwrap(), old);
+        let managed = WebhookRec {
+            previous_secret: Some(RetiredSecret {
+                secret: "whsec_b2xk".into(),
+                until_ms: 9,
+            }),
+            disabled_reason: Some("why".into()),
+            consecutive_failures: 10,
+            ..w
+        };
+        let text = serde_json::to_string(&managed).unwrap();
+        assert!(text.ends_with(r#""previousSecret":{"secret":"whsec_b2xk","untilMs":9},"disabledReason":"why","consecutiveFailures":10}"#), "{text}");
+        assert_eq!(serde_json::from_str::<WebhookRec>(&text).unwrap(), managed);
+        // A test ping's delivery belongs to no sync.
+        let ping = r#"{"id":"d1","accountId":"a1","webhookId":"w1","event":"webhook_test","status":"failed","attempts":4,"budgetUsed":4,"leaseUntilMs":null,"dueMs":null,"lastStatusCode":500,"lastError":null,"syncId":null,"trackingId":null,"body":"{}","createdAt":"t0","updatedAt":"t1"}"#;
+        let d: DeliveryRec = serde_json::from_str(ping).unwrap();
+        assert_eq!(d.sync_id, None);
+        assert_eq!(serde_json::to_string(&d).unwrap(), ping);
     }
 
     #[test]

@@ -108,7 +108,8 @@ pub struct SyncRow {
     /// `X-Tracking-ID` of the write.
     #[serde(rename = "tr", skip_serializing_if = "Option::is_none")]
     pub tracking_id: Option<String>,
-    /// `create` (left out) or `update`.
+    /// `create` (left out), `update` or `delete` (every task of a `delete` sync pushes a
+    /// deletion).
     #[serde(skip_serializing_if = "is_create")]
     pub op: String,
     /// The written object.
@@ -570,6 +571,7 @@ impl SyncRow {
                     connector: r.connector,
                     reauthorized: r.reauthorized,
                     token_serial: r.token_serial,
+                    delete: self.op == "delete",
                 });
             }
             let mine: Vec<&TaskRec> = tasks[first..].iter().collect();
@@ -646,6 +648,7 @@ mod tests {
             connector: ConnectorKind::default(),
             reauthorized: false,
             token_serial: None,
+            delete: false,
         }
     }
 

@@ -149,6 +149,11 @@ pub fn valid_signing_secret(secret: &str) -> bool {
     decode_signing_secret(secret).is_ok()
 }
 
+/// Standard base64 with padding (the form of the key part of a `whsec_` secret).
+pub fn base64_standard(bytes: &[u8]) -> String {
+    STANDARD.encode(bytes)
+}
+
 /// The Standard Webhooks `webhook-signature` value for one delivery attempt.
 ///
 /// `secret` is `whsec_` + base64 of the key bytes (the prefix may be left out);
