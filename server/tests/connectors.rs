@@ -1277,3 +1277,91 @@ fn a_broker_that_has_no_token_fails_the_pushes_with_its_reason() {
     );
     assert_eq!(s["status"], "succeeded", "{s}");
 }
+
+/// A pushed DELETE through `writesync serve`: each provider does what it supports (QuickBooks
+/// deactivates, Xero archives, HubSpot and Shopify delete, the last two with a bodiless
+/// `DELETE`), and every target succeeds.
+#[test]
+fn deletes_reach_each_provider_the_way_it_supports() {
+    let r = rig();
+    let all = Some("quickbooks,xero,hubspot,shopify");
+    let (c, s) = push(
+        &r,
+        "POST",
+        "/api/customers",
+        all,
+        json!({"name": "Acme Ltd", "email": "ap@acme.example.com", "phone": "+44 20 7946 0000"}),
+    );
+    assert_eq!(s["status"], "succeeded", "{s}");
+    let remote = |app: &str| target(&s, app)["remoteId"].as_str().unwrap().to_string();
+    let (qb_id, xero_id, hs_id, shop_id) = (
+        remote("quickbooks"),
+        remote("xero"),
+        remote("hubspot"),
+        remote("shopify"),
+    );
+    let (a, s) = push(
+        &r,
+        "POST",
+        "/api/accounts",
+        Some("quickbooks,xero"),
+        json!({"code": "6100", "name": "Postage", "type": "expense"}),
+    );
+    assert_eq!(s["status"], "succeeded", "{s}");
+    let (qb_acct, xero_acct) = (
+        target(&s, "quickbooks")["remoteId"]
+            .as_str()
+            .unwrap()
+            .to_string(),
+        target(&s, "xero")["remoteId"].as_str().unwrap().to_string(),
+    );
+    let delete = |path: String| {
+        let resp =
+            r.c.api(&r.t, "DELETE", &path, &[("X-Sync-Data", "push")], None);
+        assert_eq!(resp.status, 204, "{path}: {}", resp.text);
+        r.c.wait_sync(&r.t, resp.header("X-Sync-ID").unwrap())
+    };
+    let s = delete(format!(
+        "/api/customers/{}",
+        c.json()["id"].as_str().unwrap()
+    ));
+    assert_eq!(s["status"], "succeeded", "{s}");
+    assert_eq!(s["targets"].as_array().unwrap().len(), 4, "{s}");
+    assert_eq!(
+        r.qb.entity("Customer", &qb_id).unwrap().body["Active"],
+        false
+    );
+    assert_eq!(
+        r.xero.entity("Contacts", &xero_id).unwrap().body["ContactStatus"],
+        "ARCHIVED"
+    );
+    assert!(r.hs.entity("companies", &hs_id).is_none());
+    assert!(r.shop.entity("customers", &shop_id).is_none());
+    for (fake, path) in [
+        (&r.hs, format!("/crm/v3/objects/companies/{hs_id}")),
+        (
+            &r.shop,
+            format!("/admin/api/2025-07/customers/{shop_id}.json"),
+        ),
+    ] {
+        let sent = last(fake);
+        assert_eq!(
+            (sent.method.as_str(), sent.path.as_str()),
+            ("DELETE", path.as_str())
+        );
+        assert!(sent.body.is_empty() && sent.header("content-type").is_none());
+    }
+    let s = delete(format!(
+        "/api/accounts/{}",
+        a.json()["id"].as_str().unwrap()
+    ));
+    assert_eq!(s["status"], "succeeded", "{s}");
+    assert_eq!(
+        r.qb.entity("Account", &qb_acct).unwrap().body["Active"],
+        false
+    );
+    assert_eq!(
+        r.xero.entity("Accounts", &xero_acct).unwrap().body["Status"],
+        "ARCHIVED"
+    );
+}
