@@ -76,6 +76,8 @@ CONTRACT = [
     # section 7: finding and repairing syncs
     ("/api/syncs", "get", "200"),
     ("/api/syncs/{syncId}/retry", "post", "202"),
+    # section 7: what each target requires
+    ("/api/meta/{objectType}", "get", "200"),
 ]
 WEBHOOKS = ["api_push_update", "api_push_complete", "push", "webhook_test"]
 METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}

@@ -130,10 +130,11 @@ export interface ApiResponse {
 
 /** An HTTP request the host must perform. */
 export interface OutboundRequest {
+  /** `POST`, or a provider API's `PUT`, `PATCH` or `DELETE`. */
   method: string;
   url: string;
   headers: Record<string, string>;
-  /** JSON text. */
+  /** JSON text; empty for a provider's `DELETE`, which is sent without a body. */
   body: string;
 }
 

@@ -223,6 +223,15 @@ fn cases() -> Vec<Case> {
     };
     let mut void_invoice = cdm(Invoice);
     void_invoice["status"] = json!("void");
+    let mut deposit = cdm(BankTransaction);
+    deposit["amount"] = json!(125000);
+    deposit["description"] = json!("Customer payment by transfer");
+    let qb_bank = vec![
+        ("realmId", QB_REALM),
+        ("bankAccountId", "35"),
+        ("bankLineAccountId", "79"),
+    ];
+    let xero_expense = vec![("tenantId", XERO_TENANT), ("expenseBankAccountCode", "090")];
     vec![
         qb("quickbooks_customer_create", Customer, Create, None, "Customer",
            vec![(400, vec![], QB_FAULT.to_string()), (401, vec![], QB_AUTH.to_string()),
@@ -244,6 +253,12 @@ fn cases() -> Vec<Case> {
         xero("xero_invoice_create", Invoice, Create, None, "Invoices", "InvoiceID"),
         xero("xero_payment_create", Payment, Create, None, "Payments", "PaymentID"),
         xero("xero_bankTransaction_create", BankTransaction, Create, None, "BankTransactions", "BankTransactionID"),
+        Case { name: "quickbooks_bankTransaction_create", settings: qb_bank.clone(),
+               ..qb("", BankTransaction, Create, None, "Purchase", vec![(400, vec![], QB_FAULT.to_string())]) },
+        Case { name: "quickbooks_bankTransaction_create_deposit", settings: qb_bank, object: deposit,
+               ..qb("", BankTransaction, Create, None, "Deposit", vec![]) },
+        Case { settings: xero_expense,
+               ..xero("xero_expense_create", Expense, Create, None, "BankTransactions", "BankTransactionID") },
         Case { name: "quickbooks_customer_delete", answers: vec![
                 (200, vec![], json!({"Customer": {"Id": "58", "SyncToken": "4", "Active": false, "DisplayName": "Acme Ltd"},
                                      "time": "2026-11-01T01:00:00.000-07:00"}).to_string()),
@@ -599,9 +614,45 @@ fn golden_requests_say_what_the_providers_document() {
             }
         }
     }
+    let g = |name: &str| render(cases().iter().find(|c| c.name == name).unwrap());
+    // Bank transactions at QuickBooks: a Purchase out of the bank account of the setting, or a
+    // Deposit into it; Xero receives an expense as a SPEND bank transaction.
+    let purchase = g("quickbooks_bankTransaction_create");
+    assert!(purchase["request"]["url"]
+        .as_str()
+        .unwrap()
+        .contains("/purchase?"));
+    assert_eq!(purchase["request"]["body"]["AccountRef"]["value"], "35");
+    assert_eq!(
+        purchase["request"]["body"]["Line"][0]["Amount"],
+        json!(45.99)
+    );
+    assert_eq!(
+        purchase["request"]["body"]["Line"][0]["AccountBasedExpenseLineDetail"]["AccountRef"]
+            ["value"],
+        "79"
+    );
+    assert_eq!(purchase["answers"][0]["verdict"]["remoteId"], "58");
+    let dep = g("quickbooks_bankTransaction_create_deposit");
+    assert!(dep["request"]["url"]
+        .as_str()
+        .unwrap()
+        .contains("/deposit?"));
+    assert_eq!(dep["request"]["body"]["DepositToAccountRef"]["value"], "35");
+    assert_eq!(dep["request"]["body"]["Line"][0]["Amount"], json!(1250.0));
+    assert_eq!(dep["answers"][0]["verdict"]["remoteId"], "58");
+    let spend = g("xero_expense_create");
+    let tx = &spend["request"]["body"]["BankTransactions"][0];
+    assert_eq!(tx["Type"], "SPEND");
+    assert_eq!(tx["BankAccount"], json!({"Code": "090"}));
+    assert_eq!(
+        tx["Contact"]["ContactID"],
+        "9a1f3d4e-0b7c-4e5f-8a6b-1c2d3e4f5a6b"
+    );
+    assert_eq!(tx["LineItems"][0]["AccountCode"], "6000");
+    assert_eq!(tx["LineItems"][0]["UnitAmount"], json!(45.99));
     // Deletes: QuickBooks deactivates, Xero archives, HubSpot and Shopify delete; a source
     // that no longer has the object (404, QuickBooks' 610) is done.
-    let g = |name: &str| render(cases().iter().find(|c| c.name == name).unwrap());
     let qdel = g("quickbooks_customer_delete");
     assert_eq!(
         qdel["request"]["body"],
@@ -859,7 +910,15 @@ fn registration_of_provider_connections() {
     assert!(c.get("pushUrl").is_none());
     assert_eq!(
         c["objects"],
-        json!(["customer", "vendor", "invoice", "payment", "expense", "account"])
+        json!([
+            "customer",
+            "vendor",
+            "invoice",
+            "payment",
+            "expense",
+            "account",
+            "bankTransaction"
+        ])
     );
     let got = w.admin(
         "GET",

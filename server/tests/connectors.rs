@@ -50,6 +50,11 @@ fn seed(p: &FakeProvider, case: &str) {
                 json!({"Id": "35", "Name": "Checking", "AccountType": "Bank"}),
             );
             p.seed(
+                "Account",
+                "79",
+                json!({"Id": "79", "Name": "Uncategorized", "AccountType": "Other Current Asset"}),
+            );
+            p.seed(
                 "Invoice",
                 "130",
                 json!({"Id": "130", "DocNumber": "INV-1001"}),
@@ -60,6 +65,11 @@ fn seed(p: &FakeProvider, case: &str) {
                 "Contacts",
                 "565acaa9-e7f3-4fbf-80c3-16b081ddae10",
                 json!({"Name": "Seeded contact"}),
+            );
+            p.seed(
+                "Contacts",
+                "9a1f3d4e-0b7c-4e5f-8a6b-1c2d3e4f5a6b",
+                json!({"Name": "Seeded supplier"}),
             );
             if case != "xero_account_create" {
                 p.seed(
@@ -458,6 +468,267 @@ fn fake_providers_refuse_what_their_apis_refuse() {
         json!({"customer": {"last_name": "A"}}),
     );
     assert_eq!(r.status, 401);
+    fakes_take_deletes_and_bank_entries_the_providers_way(&agent, &qb, &xero, &hs, &shop);
+}
+
+/// The shapes of deletes, deposits and purchases the fakes refuse, as the providers do.
+fn fakes_take_deletes_and_bank_entries_the_providers_way(
+    agent: &ureq::Agent,
+    qb: &FakeProvider,
+    xero: &FakeProvider,
+    hs: &FakeProvider,
+    shop: &FakeProvider,
+) {
+    let call = |f: &FakeProvider, m: &str, p: &str, h: &[(&str, &str)], b: Option<Value>| {
+        let body = b.map(|b| b.to_string());
+        try_call(agent, &f.base_url(), m, p, h, body.as_deref()).unwrap()
+    };
+    let auth = [
+        ("Authorization", "Bearer t1"),
+        ("Accept", "application/json"),
+    ];
+    let qb_path =
+        |e: &str, rid: &str| format!("/v3/company/{REALM}/{e}?requestid={rid}&minorversion=75");
+    qb.seed(
+        "Account",
+        "35",
+        json!({"Id": "35", "Name": "Checking", "AccountType": "Bank"}),
+    );
+    qb.seed(
+        "Account",
+        "84",
+        json!({"Id": "84", "Name": "Supplies", "AccountType": "Expense"}),
+    );
+    let deposit = |to: &str, amount: f64| {
+        json!({"DepositToAccountRef": {"value": to}, "TxnDate": "2026-11-21",
+               "Line": [{"DetailType": "DepositLineDetail", "Amount": amount,
+                         "DepositLineDetail": {"AccountRef": {"value": "84"}}}]})
+    };
+    // A deposit goes into a Bank account, with amounts of 0 or more; then it is accepted.
+    let r = call(
+        qb,
+        "POST",
+        &qb_path("deposit", "d1"),
+        &auth,
+        Some(deposit("84", 5.0)),
+    );
+    assert_eq!(
+        r.json()["Fault"]["Error"][0]["element"],
+        "DepositToAccountRef",
+        "{}",
+        r.text
+    );
+    let r = call(
+        qb,
+        "POST",
+        &qb_path("deposit", "d2"),
+        &auth,
+        Some(deposit("35", -5.0)),
+    );
+    assert_eq!(
+        r.json()["Fault"]["Error"][0]["element"],
+        "Line",
+        "{}",
+        r.text
+    );
+    let r = call(
+        qb,
+        "POST",
+        &qb_path("deposit", "d3"),
+        &auth,
+        Some(deposit("35", 5.0)),
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert!(r.json()["Deposit"]["Id"].is_string());
+    // Deactivation applies to names lists; a deactivated customer can no longer be invoiced.
+    let r = call(
+        qb,
+        "POST",
+        &qb_path("customer", "c1"),
+        &auth,
+        Some(json!({"DisplayName": "Gone Ltd"})),
+    );
+    let id = r.json()["Customer"]["Id"].as_str().unwrap().to_string();
+    let off = json!({"Id": id, "SyncToken": "0", "sparse": true, "Active": false});
+    let r = call(qb, "POST", &qb_path("customer", "c2"), &auth, Some(off));
+    assert_eq!(r.json()["Customer"]["Active"], false, "{}", r.text);
+    qb.seed("Invoice", "130", json!({"Id": "130", "DocNumber": "INV-1"}));
+    let void_by_active = json!({"Id": "130", "SyncToken": "0", "sparse": true, "Active": false});
+    let r = call(
+        qb,
+        "POST",
+        &qb_path("invoice", "c3"),
+        &auth,
+        Some(void_by_active),
+    );
+    assert_eq!(
+        r.json()["Fault"]["Error"][0]["element"],
+        "Active",
+        "{}",
+        r.text
+    );
+    let r = call(
+        qb,
+        "POST",
+        &qb_path("invoice", "c4"),
+        &auth,
+        Some(
+            json!({"CustomerRef": {"value": id}, "Line": [{"DetailType": "SalesItemLineDetail", "Amount": 1.0, "SalesItemLineDetail": {}}]}),
+        ),
+    );
+    assert_eq!(r.json()["Fault"]["Error"][0]["code"], "610");
+    // Xero: ContactStatus only on an existing contact; an archived contact is not invoiced.
+    let xh = [
+        ("Authorization", "Bearer t1"),
+        ("Accept", "application/json"),
+        ("xero-tenant-id", TENANT),
+    ];
+    let r = call(
+        xero,
+        "PUT",
+        "/api.xro/2.0/Contacts",
+        &xh,
+        Some(json!({"Contacts": [{"Name": "Archived at birth", "ContactStatus": "ARCHIVED"}]})),
+    );
+    assert_eq!(r.json()["Type"], "ValidationException");
+    let r = call(
+        xero,
+        "PUT",
+        "/api.xro/2.0/Contacts",
+        &xh,
+        Some(json!({"Contacts": [{"Name": "Old client"}]})),
+    );
+    let cid = r.json()["Contacts"][0]["ContactID"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = call(
+        xero,
+        "POST",
+        &format!("/api.xro/2.0/Contacts/{cid}"),
+        &xh,
+        Some(json!({"Contacts": [{"ContactID": cid, "ContactStatus": "GONE"}]})),
+    );
+    assert_eq!(r.json()["Type"], "ValidationException");
+    let r = call(
+        xero,
+        "POST",
+        &format!("/api.xro/2.0/Contacts/{cid}"),
+        &xh,
+        Some(json!({"Contacts": [{"ContactID": cid, "ContactStatus": "ARCHIVED"}]})),
+    );
+    assert_eq!(
+        r.json()["Contacts"][0]["ContactStatus"],
+        "ARCHIVED",
+        "{}",
+        r.text
+    );
+    let r = call(
+        xero,
+        "PUT",
+        "/api.xro/2.0/Invoices",
+        &xh,
+        Some(
+            json!({"Invoices": [{"Type": "ACCREC", "Contact": {"ContactID": cid},
+                                  "LineItems": [{"Description": "x", "Quantity": 1, "UnitAmount": 1}]}]}),
+        ),
+    );
+    assert!(r.text.contains("archived"), "{}", r.text);
+    // An archived account is no longer coded to.
+    let r = call(
+        xero,
+        "PUT",
+        "/api.xro/2.0/Accounts",
+        &xh,
+        Some(json!({"Code": "777", "Name": "Old costs", "Type": "EXPENSE"})),
+    );
+    let aid = r.json()["Accounts"][0]["AccountID"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = call(
+        xero,
+        "POST",
+        &format!("/api.xro/2.0/Accounts/{aid}"),
+        &xh,
+        Some(json!({"Accounts": [{"AccountID": aid, "Status": "ARCHIVED"}]})),
+    );
+    assert_eq!(r.json()["Accounts"][0]["Status"], "ARCHIVED", "{}", r.text);
+    let r = call(
+        xero,
+        "PUT",
+        "/api.xro/2.0/Contacts",
+        &xh,
+        Some(json!({"Contacts": [{"Name": "New client"}]})),
+    );
+    let live = r.json()["Contacts"][0]["ContactID"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = call(
+        xero,
+        "PUT",
+        "/api.xro/2.0/Invoices",
+        &xh,
+        Some(
+            json!({"Invoices": [{"Type": "ACCREC", "Status": "AUTHORISED", "Contact": {"ContactID": live},
+                                  "LineItems": [{"Description": "x", "Quantity": 1, "UnitAmount": 1, "AccountCode": "777"}]}]}),
+        ),
+    );
+    assert!(r.text.contains("'777' is not a valid code"), "{}", r.text);
+    // A bank transaction names a contact Xero holds.
+    let r = call(
+        xero,
+        "PUT",
+        "/api.xro/2.0/BankTransactions",
+        &xh,
+        Some(
+            json!({"BankTransactions": [{"Type": "SPEND", "Contact": {"ContactID": "00000000-0000-4000-8000-00000000dead"},
+                                          "LineItems": []}]}),
+        ),
+    );
+    assert!(r.text.contains("does not exist"), "{}", r.text);
+    // HubSpot: a DELETE has no body, and an unknown id is 404.
+    hs.seed("companies", "512", json!({"id": "512", "properties": {}}));
+    let r = call(
+        hs,
+        "DELETE",
+        "/crm/v3/objects/companies/512",
+        &auth,
+        Some(json!({"x": 1})),
+    );
+    assert_eq!(r.status, 400);
+    let r = call(hs, "DELETE", "/crm/v3/objects/companies/512", &auth, None);
+    assert_eq!(r.status, 204);
+    let r = call(hs, "DELETE", "/crm/v3/objects/companies/512", &auth, None);
+    assert_eq!(r.status, 404);
+    // Shopify likewise.
+    let sh = [("X-Shopify-Access-Token", "t1")];
+    shop.seed("customers", "7", json!({"id": 7}));
+    let r = call(
+        shop,
+        "DELETE",
+        "/admin/api/2025-07/customers/7.json",
+        &sh,
+        Some(json!({})),
+    );
+    assert_eq!(r.status, 406);
+    let r = call(
+        shop,
+        "DELETE",
+        "/admin/api/2025-07/customers/7.json",
+        &sh,
+        None,
+    );
+    assert_eq!((r.status, r.text.as_str()), (200, "{}"));
+    let r = call(
+        shop,
+        "DELETE",
+        "/admin/api/2025-07/customers/7.json",
+        &sh,
+        None,
+    );
+    assert_eq!(r.status, 404);
 }
 
 struct Rig {
@@ -1005,4 +1276,92 @@ fn a_broker_that_has_no_token_fails_the_pushes_with_its_reason() {
         json!({"name": "Beta"}),
     );
     assert_eq!(s["status"], "succeeded", "{s}");
+}
+
+/// A pushed DELETE through `writesync serve`: each provider does what it supports (QuickBooks
+/// deactivates, Xero archives, HubSpot and Shopify delete, the last two with a bodiless
+/// `DELETE`), and every target succeeds.
+#[test]
+fn deletes_reach_each_provider_the_way_it_supports() {
+    let r = rig();
+    let all = Some("quickbooks,xero,hubspot,shopify");
+    let (c, s) = push(
+        &r,
+        "POST",
+        "/api/customers",
+        all,
+        json!({"name": "Acme Ltd", "email": "ap@acme.example.com", "phone": "+44 20 7946 0000"}),
+    );
+    assert_eq!(s["status"], "succeeded", "{s}");
+    let remote = |app: &str| target(&s, app)["remoteId"].as_str().unwrap().to_string();
+    let (qb_id, xero_id, hs_id, shop_id) = (
+        remote("quickbooks"),
+        remote("xero"),
+        remote("hubspot"),
+        remote("shopify"),
+    );
+    let (a, s) = push(
+        &r,
+        "POST",
+        "/api/accounts",
+        Some("quickbooks,xero"),
+        json!({"code": "6100", "name": "Postage", "type": "expense"}),
+    );
+    assert_eq!(s["status"], "succeeded", "{s}");
+    let (qb_acct, xero_acct) = (
+        target(&s, "quickbooks")["remoteId"]
+            .as_str()
+            .unwrap()
+            .to_string(),
+        target(&s, "xero")["remoteId"].as_str().unwrap().to_string(),
+    );
+    let delete = |path: String| {
+        let resp =
+            r.c.api(&r.t, "DELETE", &path, &[("X-Sync-Data", "push")], None);
+        assert_eq!(resp.status, 204, "{path}: {}", resp.text);
+        r.c.wait_sync(&r.t, resp.header("X-Sync-ID").unwrap())
+    };
+    let s = delete(format!(
+        "/api/customers/{}",
+        c.json()["id"].as_str().unwrap()
+    ));
+    assert_eq!(s["status"], "succeeded", "{s}");
+    assert_eq!(s["targets"].as_array().unwrap().len(), 4, "{s}");
+    assert_eq!(
+        r.qb.entity("Customer", &qb_id).unwrap().body["Active"],
+        false
+    );
+    assert_eq!(
+        r.xero.entity("Contacts", &xero_id).unwrap().body["ContactStatus"],
+        "ARCHIVED"
+    );
+    assert!(r.hs.entity("companies", &hs_id).is_none());
+    assert!(r.shop.entity("customers", &shop_id).is_none());
+    for (fake, path) in [
+        (&r.hs, format!("/crm/v3/objects/companies/{hs_id}")),
+        (
+            &r.shop,
+            format!("/admin/api/2025-07/customers/{shop_id}.json"),
+        ),
+    ] {
+        let sent = last(fake);
+        assert_eq!(
+            (sent.method.as_str(), sent.path.as_str()),
+            ("DELETE", path.as_str())
+        );
+        assert!(sent.body.is_empty() && sent.header("content-type").is_none());
+    }
+    let s = delete(format!(
+        "/api/accounts/{}",
+        a.json()["id"].as_str().unwrap()
+    ));
+    assert_eq!(s["status"], "succeeded", "{s}");
+    assert_eq!(
+        r.qb.entity("Account", &qb_acct).unwrap().body["Active"],
+        false
+    );
+    assert_eq!(
+        r.xero.entity("Accounts", &xero_acct).unwrap().body["Status"],
+        "ARCHIVED"
+    );
 }

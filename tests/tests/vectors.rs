@@ -1239,6 +1239,158 @@ fn partial_failure() -> Vector {
     s.finish()
 }
 
+fn meta() -> Vector {
+    let mut s = Sc::new(
+        "meta",
+        "GET /api/meta/{objectType}: the CDM fields of a type and, per connection, whether it receives the type, what its connector requires (the same rules that make a write naming it 422) and does not carry; ?sources= narrows the connections as X-Sync-Sources does; unknown types 404, bad sources and unknown parameters 400.",
+    );
+    let t = s.tenant("acme.example.com");
+    s.connect(&t, "sage", "accounting");
+    let conn = |s: &mut Sc, body: Value| {
+        let r = s.admin(
+            "POST",
+            &format!("/admin/accounts/{}/connections", t.id),
+            Some(body),
+        );
+        ok(201, &r);
+    };
+    conn(
+        &mut s,
+        json!({"app": "quickbooks", "type": "accounting", "connector": "quickbooks",
+               "baseUrl": "https://qbo.example.com", "settings": {"realmId": "123145", "paymentAccountId": "35"}}),
+    );
+    conn(
+        &mut s,
+        json!({"app": "xero", "type": "accounting", "connector": "xero", "baseUrl": "https://api.xero.example.com",
+               "settings": {"tenantId": "5b7c7a3e-1f1a-4a55-9d3c-2a1f0e6b8c01"}}),
+    );
+    conn(
+        &mut s,
+        json!({"app": "hubspot", "type": "crm", "connector": "hubspot", "baseUrl": "https://api.hubapi.example.com",
+               "settings": {"customerObject": "contacts"}}),
+    );
+    let by_app = |m: &Value| -> std::collections::BTreeMap<String, Value> {
+        m["connections"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| (c["app"].as_str().unwrap().to_string(), c.clone()))
+            .collect()
+    };
+    let customer = s.api(&t, "GET", "/api/meta/customer", None, &[]);
+    ok(200, &customer);
+    let m = customer.body_json();
+    assert_eq!(m["objectType"], "customer");
+    assert_eq!(
+        m["fields"][0],
+        json!({"pointer": "/name", "type": "string", "required": true, "maxLength": 1000})
+    );
+    let c = by_app(&m);
+    assert_eq!(c.len(), 4);
+    assert_eq!(c["hubspot"]["requires"], json!(["/email"]));
+    assert_eq!(c["hubspot"]["ignores"], json!(["/billingAddress/line2"]));
+    assert_eq!(c["sage"]["connector"], "generic");
+    assert_eq!(c["quickbooks"]["receives"], true);
+    let expense = s.api(&t, "GET", "/api/meta/expense", None, &[]);
+    ok(200, &expense);
+    let c = by_app(&expense.body_json());
+    assert_eq!(c["quickbooks"]["requires"], json!(["/lines/*/accountId"]));
+    assert_eq!(c["quickbooks"]["missingSettings"], json!([]));
+    assert_eq!(
+        c["xero"]["missingSettings"],
+        json!(["expenseBankAccountCode"])
+    );
+    assert_eq!(c["hubspot"]["receives"], false);
+    // The same rules make a write that names xero 422: each required field, and the setting.
+    let v = s.api(
+        &t,
+        "POST",
+        "/api/vendors",
+        Some(json!({"name": "Paper Co"})),
+        &[],
+    );
+    let expense_body = json!({"vendorId": id_of(&v), "date": "2026-11-03", "currency": "EUR",
+                              "lines": [{"description": "Paper", "amount": 4599}]});
+    let refused = s.api(
+        &t,
+        "POST",
+        "/api/expenses",
+        Some(expense_body),
+        &[("X-Sync-Data", "push"), ("X-Sync-Sources", "xero")],
+    );
+    ok(422, &refused);
+    let pointers: Vec<Value> = refused.body_json()["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["pointer"].clone())
+        .collect();
+    assert_eq!(pointers, [json!("/lines/0/accountId"), json!("")]);
+    let bank = s.api(
+        &t,
+        "GET",
+        "/api/meta/bankTransaction?sources=accounting",
+        None,
+        &[],
+    );
+    ok(200, &bank);
+    let c = by_app(&bank.body_json());
+    assert_eq!(
+        c.keys().cloned().collect::<Vec<_>>(),
+        ["quickbooks", "sage", "xero"]
+    );
+    assert_eq!(
+        c["quickbooks"]["missingSettings"],
+        json!(["bankAccountId", "bankLineAccountId"])
+    );
+    assert_eq!(
+        c["quickbooks"]["ignores"],
+        json!(["/bankAccount", "/externalId"])
+    );
+    let narrowed = s.api(
+        &t,
+        "GET",
+        "/api/meta/invoice?sources=%20HubSpot%20",
+        None,
+        &[],
+    );
+    ok(200, &narrowed);
+    assert_eq!(by_app(&narrowed.body_json())["hubspot"]["receives"], false);
+    ok(404, &s.api(&t, "GET", "/api/meta/widget", None, &[]));
+    ok(404, &s.api(&t, "GET", "/api/meta/customers", None, &[]));
+    ok(
+        400,
+        &s.api(&t, "GET", "/api/meta/customer?sources=nosuchapp", None, &[]),
+    );
+    ok(
+        400,
+        &s.api(&t, "GET", "/api/meta/customer?sources=", None, &[]),
+    );
+    ok(
+        400,
+        &s.api(&t, "GET", "/api/meta/customer?source=crm", None, &[]),
+    );
+    ok(
+        405,
+        &s.api(&t, "POST", "/api/meta/customer", Some(json!({})), &[]),
+    );
+    // Reading needs only api.read.
+    let k = s.admin(
+        "POST",
+        &format!("/admin/accounts/{}/api-keys", t.id),
+        Some(json!({"scopes": ["api.read"]})),
+    );
+    let kb = k.body_json();
+    let reader = Tenant {
+        id: t.id.clone(),
+        auth: basic_auth_header(kb["key"].as_str().unwrap(), kb["secret"].as_str().unwrap()),
+    };
+    ok(200, &s.api(&reader, "GET", "/api/meta/payment", None, &[]));
+    let anonymous = s.send(ApiRequest::new("GET", "/api/meta/payment"));
+    ok(401, &anonymous);
+    s.finish()
+}
+
 fn delete_pushed() -> Vector {
     let mut s = Sc::new(
         "delete_pushed",
@@ -1636,6 +1788,7 @@ fn scenarios() -> Vec<Vector> {
         webhook_management(),
         ordered_updates_behind_backoff(),
         partial_failure(),
+        meta(),
         delete_pushed(),
         dry_run(),
         syncs_search_and_retry(),

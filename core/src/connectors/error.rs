@@ -320,7 +320,7 @@ mod tests {
             ),
             (
                 refusal(Quickbooks, BankTransaction, customer, None, &[], &qb),
-                "not sent: the quickbooks connector does not push bankTransaction",
+                "not sent: the connection needs the bankAccountId and bankLineAccountId settings",
             ),
             (
                 refusal(Quickbooks, Customer, customer, None, &[], &[]),
@@ -355,7 +355,7 @@ mod tests {
             ),
             (
                 refusal(Xero, Expense, expense, None, &[], &xero),
-                "not sent: the xero connector does not push expense",
+                "not sent: the connection has no expenseBankAccountCode setting",
             ),
             (
                 refusal(Xero, Customer, customer, None, &[], &[]),

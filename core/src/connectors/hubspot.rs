@@ -17,8 +17,8 @@ use serde_json::Value;
 use super::error::text_of;
 use super::SourceError;
 use super::{
-    bearer_headers, encode, failure, join, one, requirement, s, split_name, text, Answer,
-    Connector, ConnectorError, ConnectorKind, Obj, Operation, ProviderVerdict, PushInput,
+    bearer_headers, check_needs, encode, failure, join, one, s, split_name, text, Answer,
+    Connector, ConnectorError, ConnectorKind, Needs, Obj, Operation, ProviderVerdict, PushInput,
     SettingSpec,
 };
 use crate::cdm::{codes, FieldError, ObjectType};
@@ -112,15 +112,35 @@ impl Connector for HubSpot {
         o: &Value,
         settings: &BTreeMap<String, String>,
     ) -> Vec<FieldError> {
-        if object_type == ObjectType::Customer && contacts(settings) && s(o, "email").is_none() {
-            return vec![requirement(
-                APP,
-                "/email",
-                codes::REQUIRED,
-                "email to push a customer as a contact (HubSpot identifies contacts by e-mail)",
-            )];
+        let mut errors = Vec::new();
+        let needs = self.needs(object_type, settings);
+        check_needs(APP, object_type, needs, o, settings, &mut errors);
+        errors
+    }
+
+    fn needs(&self, object_type: ObjectType, settings: &BTreeMap<String, String>) -> Needs {
+        if object_type == ObjectType::Customer && contacts(settings) {
+            return Needs {
+                fields: &[(
+                    "/email",
+                    "HubSpot identifies contacts by e-mail: a customer pushed as a contact needs one",
+                )],
+                settings: &[],
+            };
         }
-        Vec::new()
+        Needs::default()
+    }
+
+    fn ignores(
+        &self,
+        object_type: ObjectType,
+        settings: &BTreeMap<String, String>,
+    ) -> &'static [&'static str] {
+        match (object_type, contacts(settings)) {
+            (ObjectType::Customer, true) => &["/billingAddress/line2"],
+            (ObjectType::Customer, false) => &["/contactName", "/email"],
+            _ => &[],
+        }
     }
 
     fn request(&self, input: &PushInput<'_>) -> Result<OutboundRequest, ConnectorError> {

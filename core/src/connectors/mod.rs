@@ -1,15 +1,17 @@
 //! Connectors: how a push speaks to one kind of source application.
 //!
 //! A connection chooses a connector (`connector` at registration; default `generic`). A
-//! connector is three pure functions and a little metadata:
+//! connector is three pure functions and a little metadata (the object types it pushes, the
+//! settings it takes, and per type what it [`needs`](Connector::needs) beyond the CDM and what
+//! it [`ignores`](Connector::ignores), which `GET /api/meta/{objectType}` answers):
 //!
 //! - [`Connector::check`]: the fields the provider needs that a CDM object lacks, as
 //!   validation errors (run at write time, per target, so a write fails early instead of a
 //!   push failing later);
 //! - [`Connector::request`]: a CDM object, its operation (create, update or delete), its
-//!   remote id (and version) at the connection and the remote ids of the objects it refers to → the provider's HTTP request,
-//!   or a [`ConnectorError`] saying why it cannot be sent (its text becomes the target's
-//!   `lastError`);
+//!   remote id (and version) at the connection and the remote ids of the objects it refers
+//!   to → the provider's HTTP request, or a [`ConnectorError`] saying why it cannot be sent
+//!   (its text becomes the target's `lastError`);
 //! - [`Connector::interpret`]: the provider's answer → success with its remote id (and
 //!   version, e.g. QuickBooks' `SyncToken`), a retryable failure (with the provider's
 //!   `Retry-After`), a permanent failure with the provider's own error text, or
@@ -22,8 +24,8 @@
 //! | key | speaks to | objects | token |
 //! |---|---|---|---|
 //! | `generic` | `POST {pushUrl}` with the writesync envelope | every type | no |
-//! | `quickbooks` | QuickBooks Online Accounting API v3 | customer, vendor, account, invoice, payment, expense (Purchase) | yes |
-//! | `xero` | Xero Accounting API 2.0 | customer, vendor (Contacts), account, invoice (ACCREC), payment, bankTransaction | yes |
+//! | `quickbooks` | QuickBooks Online Accounting API v3 | customer, vendor, account, invoice, payment, expense (Purchase), bankTransaction (Deposit or Purchase) | yes |
+//! | `xero` | Xero Accounting API 2.0 | customer, vendor (Contacts), account, invoice (ACCREC), payment, bankTransaction, expense (SPEND BankTransaction) | yes |
 //! | `hubspot` | HubSpot CRM v3 | customer (company or contact) | yes |
 //! | `shopify` | Shopify Admin REST | customer | yes |
 //!
@@ -371,6 +373,18 @@ pub struct SettingSpec {
     pub description: &'static str,
 }
 
+/// What a connector requires of one object type beyond the CDM's own rules: the table that
+/// both [`Connector::check`] (a write naming the target is `422`) and `GET /api/meta/{type}`
+/// (`requires`) read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Needs {
+    /// The fields it requires, as JSON Pointers into the object (`*` stands for every element
+    /// of a list), each with the provider's reason.
+    pub fields: &'static [(&'static str, &'static str)],
+    /// The connection settings it needs (a missing one is `422` at `""`).
+    pub settings: &'static [&'static str],
+}
+
 /// How a push speaks to one kind of source application. Every method is pure.
 pub trait Connector: Sync + Send + std::fmt::Debug {
     /// Which connector this is.
@@ -389,9 +403,24 @@ pub trait Connector: Sync + Send + std::fmt::Debug {
     fn check_settings(&self, _settings: &BTreeMap<String, String>) -> Vec<FieldError> {
         Vec::new()
     }
+    /// What it requires of `object_type` beyond the CDM ([`check`](Connector::check) reports
+    /// these as `required` errors).
+    fn needs(&self, _object_type: ObjectType, _settings: &BTreeMap<String, String>) -> Needs {
+        Needs::default()
+    }
+    /// The CDM fields (pointers, `*` for every element of a list) of `object_type` that it
+    /// does not carry to the source.
+    fn ignores(
+        &self,
+        _object_type: ObjectType,
+        _settings: &BTreeMap<String, String>,
+    ) -> &'static [&'static str] {
+        &[]
+    }
     /// The fields the provider needs that `object` lacks (or has in a form the provider
     /// refuses), as validation errors whose pointers are relative to the object and whose
-    /// messages start with the connector key. `settings` are the connection's.
+    /// messages start with the connector key: [`needs`](Connector::needs), and the provider's
+    /// own limits (lengths, formats). `settings` are the connection's.
     fn check(
         &self,
         object_type: ObjectType,
@@ -608,25 +637,63 @@ pub(crate) fn has_setting(settings: &BTreeMap<String, String>, name: &str) -> bo
     settings.get(name).is_some_and(|v| !v.trim().is_empty())
 }
 
-/// Require `accountId` on every line.
-pub(crate) fn require_line_accounts(
+/// The pointers, under `at`, where the path `segments` (`*`: every element) has no value
+/// (absent, `null` or a blank string). Nothing below an absent parent is reported.
+fn missing(v: &Value, segments: &[&str], at: &str, out: &mut Vec<String>) {
+    match segments {
+        [] => {}
+        ["*", rest @ ..] => {
+            for (n, e) in v.as_array().into_iter().flatten().enumerate() {
+                missing(e, rest, &format!("{at}/{n}"), out);
+            }
+        }
+        [key, rest @ ..] => {
+            let here = format!("{at}/{key}");
+            match v.get(*key) {
+                None | Some(Value::Null) if rest.is_empty() => out.push(here),
+                Some(Value::String(t)) if rest.is_empty() && t.trim().is_empty() => out.push(here),
+                Some(c) => missing(c, rest, &here, out),
+                None => {}
+            }
+        }
+    }
+}
+
+/// The requirement errors of `needs` on `object`: each required field it lacks
+/// (`accountId on every line (...)`), then each setting the connection lacks.
+pub(crate) fn check_needs(
     app: ConnectorKind,
+    object_type: ObjectType,
+    needs: Needs,
     object: &Value,
-    what: &str,
-) -> Vec<FieldError> {
-    list(object, "lines")
-        .iter()
-        .enumerate()
-        .filter(|(_, l)| s(l, "accountId").is_none())
-        .map(|(n, _)| {
-            requirement(
+    settings: &BTreeMap<String, String>,
+    errors: &mut Vec<FieldError>,
+) {
+    for (pointer, why) in needs.fields {
+        let segments: Vec<&str> = pointer.split('/').skip(1).collect();
+        let mut at = Vec::new();
+        missing(object, &segments, "", &mut at);
+        let field = segments.last().copied().unwrap_or_default();
+        let every = match segments.iter().position(|x| *x == "*") {
+            // `lines` → `on every line`.
+            Some(n) if n > 0 => format!(" on every {}", segments[n - 1].trim_end_matches('s')),
+            _ => String::new(),
+        };
+        for p in at {
+            errors.push(requirement(
                 app,
-                &format!("/lines/{n}/accountId"),
+                &p,
                 codes::REQUIRED,
-                format!("accountId on every line ({what})"),
-            )
-        })
-        .collect()
+                format!("{field}{every} ({why})"),
+            ));
+        }
+    }
+    for name in needs.settings {
+        if !has_setting(settings, name) {
+            let what = object_type.collection().replace('-', " ");
+            errors.push(setting_required(app, name, &what));
+        }
+    }
 }
 
 /// A string field's length limit in characters.
@@ -770,6 +837,40 @@ mod tests {
                 "{text}: {got} vs {expected}"
             );
         }
+    }
+
+    #[test]
+    fn needs_are_checked_from_their_table() {
+        let o = serde_json::json!({"lines": [{"accountId": "a"}, {"description": "x"}, {"accountId": " "}],
+                                   "email": null});
+        let needs = Needs {
+            fields: &[
+                ("/lines/*/accountId", "why"),
+                ("/email", "e-mail"),
+                ("/vendor/name", "absent parent"),
+            ],
+            settings: &["s1", "s2"],
+        };
+        let mut settings = BTreeMap::new();
+        settings.insert("s2".to_string(), "x".to_string());
+        let mut errors = Vec::new();
+        let (app, t) = (ConnectorKind::Xero, ObjectType::BankTransaction);
+        check_needs(app, t, needs, &o, &settings, &mut errors);
+        let pointers: Vec<&str> = errors.iter().map(|e| e.pointer.as_str()).collect();
+        assert_eq!(
+            pointers,
+            ["/lines/1/accountId", "/lines/2/accountId", "/email", ""]
+        );
+        assert!(errors.iter().all(|e| e.code == codes::REQUIRED));
+        assert_eq!(
+            errors[0].message,
+            "xero requires accountId on every line (why)"
+        );
+        assert_eq!(errors[2].message, "xero requires email (e-mail)");
+        assert_eq!(
+            errors[3].message,
+            "xero requires the connection setting s1 to push bank transactions"
+        );
     }
 
     #[test]

@@ -8,7 +8,9 @@
 //! QuickBooks returned last; voiding an invoice is `?operation=void` with `Id` and `SyncToken`.
 //! QuickBooks keeps names lists: a deleted customer, vendor or account is deactivated, a
 //! sparse update `{"Id", "SyncToken", "sparse": true, "Active": false}`; an `Object Not Found`
-//! fault (code 610) or a `404` to it counts as done.
+//! fault (code 610) or a `404` to it counts as done. A bank transaction is a `deposit` into
+//! the bank account of the `bankAccountId` setting (`amount` ≥ 0) or a `purchase` out of it
+//! (`amount` < 0), one line coded to the `bankLineAccountId` setting.
 //! Answers are `{"<Entity>": {"Id", "SyncToken", ...}, "time"}`; errors are
 //! `{"Fault": {"Error": [{"Message", "Detail", "code", "element"}], "type"}}` (an answer `200`
 //! may carry a `Fault` too).
@@ -20,10 +22,10 @@ use serde_json::Value;
 use super::error::text_of;
 use super::SourceError;
 use super::{
-    amount, bearer_headers, copy_all, copy_present, decimal, encode, failure, has_setting, i, join,
-    list, max_chars, obj, one, put, put_str, require_line_accounts, requirement, s,
-    setting_required, split_name, string, text, truncate, Answer, Connector, ConnectorError,
-    ConnectorKind, Obj, Operation, ProviderVerdict, PushInput, SettingSpec,
+    amount, bearer_headers, check_needs, copy_all, copy_present, decimal, encode, failure, i, join,
+    list, max_chars, obj, one, put, put_str, requirement, s, split_name, string, text, truncate,
+    Answer, Connector, ConnectorError, ConnectorKind, Needs, Obj, Operation, ProviderVerdict,
+    PushInput, SettingSpec,
 };
 use crate::cdm::{codes, FieldError, ObjectType};
 use crate::OutboundRequest;
@@ -35,16 +37,17 @@ pub(crate) const MAX_REQUEST_ID: usize = 50;
 
 const APP: ConnectorKind = ConnectorKind::Quickbooks;
 
-const OBJECTS: [ObjectType; 6] = [
+const OBJECTS: [ObjectType; 7] = [
     ObjectType::Customer,
     ObjectType::Vendor,
     ObjectType::Account,
     ObjectType::Invoice,
     ObjectType::Payment,
     ObjectType::Expense,
+    ObjectType::BankTransaction,
 ];
 
-const SETTINGS: [SettingSpec; 5] = [
+const SETTINGS: [SettingSpec; 7] = [
     SettingSpec {
         name: "realmId",
         required: true,
@@ -70,23 +73,47 @@ const SETTINGS: [SettingSpec; 5] = [
         required: false,
         description: "QuickBooks item id set as ItemRef on invoice lines (default: none, QuickBooks applies its default item)",
     },
+    SettingSpec {
+        name: "bankAccountId",
+        required: false,
+        description: "QuickBooks id of the bank account bank transactions are booked to (Deposit.DepositToAccountRef, Purchase.AccountRef); needed to push bank transactions",
+    },
+    SettingSpec {
+        name: "bankLineAccountId",
+        required: false,
+        description: "QuickBooks id of the account the line of a pushed bank transaction is coded to (DepositLineDetail / AccountBasedExpenseLineDetail AccountRef); needed to push bank transactions",
+    },
 ];
+
+/// What QuickBooks requires beyond the CDM, per object type.
+const EXPENSE_NEEDS: Needs = Needs {
+    fields: &[(
+        "/lines/*/accountId",
+        "AccountBasedExpenseLineDetail.AccountRef",
+    )],
+    settings: &["paymentAccountId"],
+};
+const BANK_NEEDS: Needs = Needs {
+    fields: &[],
+    settings: &["bankAccountId", "bankLineAccountId"],
+};
 
 /// The QuickBooks Online connector (see the module docs).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct QuickBooks;
 
-/// The API path segment and the answer's key of an object type's entity.
-fn entity(t: ObjectType) -> Option<(&'static str, &'static str)> {
-    Some(match t {
+/// The API path segment and the answer's key of an object type's entity; a bank transaction
+/// is a Deposit, or a Purchase when money leaves the account (`spend`).
+fn entity(t: ObjectType, spend: bool) -> (&'static str, &'static str) {
+    match t {
         ObjectType::Customer => ("customer", "Customer"),
         ObjectType::Vendor => ("vendor", "Vendor"),
         ObjectType::Account => ("account", "Account"),
         ObjectType::Invoice => ("invoice", "Invoice"),
         ObjectType::Payment => ("payment", "Payment"),
-        ObjectType::Expense => ("purchase", "Purchase"),
-        ObjectType::BankTransaction => return None,
-    })
+        ObjectType::BankTransaction if !spend => ("deposit", "Deposit"),
+        ObjectType::Expense | ObjectType::BankTransaction => ("purchase", "Purchase"),
+    }
 }
 
 fn account_type(t: &str) -> &'static str {
@@ -266,11 +293,38 @@ fn body(input: &PushInput<'_>, o: &Value) -> Result<Obj, ConnectorError> {
             m
         }
         ObjectType::BankTransaction => {
-            // Not reached: `request` refuses the types `entity` has no name for first.
-            return Err(ConnectorError::UnsupportedObject {
-                connector: APP,
-                object_type: input.object_type,
-            });
+            let (Some(bank), Some(coded_to)) = (
+                input.setting("bankAccountId"),
+                input.setting("bankLineAccountId"),
+            ) else {
+                return Err(ConnectorError::MissingSettings {
+                    first: "bankAccountId",
+                    second: "bankLineAccountId",
+                });
+            };
+            let total = i(o, "amount").unwrap_or(0);
+            let mut m = Obj::new();
+            let (bank_key, detail) = if total < 0 {
+                put_str(&mut m, "PaymentType", "Cash");
+                ("AccountRef", "AccountBasedExpenseLineDetail")
+            } else {
+                ("DepositToAccountRef", "DepositLineDetail")
+            };
+            put(&mut m, bank_key, reference(bank.into()));
+            copy_all(&mut m, o, &[("TxnDate", "date")]);
+            put(&mut m, "CurrencyRef", reference(currency.into()));
+            copy_present(&mut m, o, &[("PrivateNote", "reference")]);
+            let line = obj(&mut [
+                ("DetailType", string(detail)),
+                ("Amount", decimal(total.saturating_abs(), currency)),
+                (
+                    "Description",
+                    string(s(o, "description").unwrap_or_default()),
+                ),
+                (detail, one("AccountRef", reference(coded_to.into()))),
+            ]);
+            put(&mut m, "Line", Value::Array(vec![line]));
+            m
         }
     };
     if input.operation == Operation::Update {
@@ -413,28 +467,43 @@ impl Connector for QuickBooks {
             ObjectType::Payment => {
                 errors.extend(max_chars(APP, o, "reference", 21, "PaymentRefNum"));
             }
-            ObjectType::Expense => {
-                errors.extend(require_line_accounts(
-                    APP,
-                    o,
-                    "AccountBasedExpenseLineDetail.AccountRef",
-                ));
-                if !has_setting(settings, "paymentAccountId") {
-                    errors.push(setting_required(APP, "paymentAccountId", "expenses"));
-                }
-            }
-            ObjectType::BankTransaction => {}
+            ObjectType::Expense | ObjectType::BankTransaction => {}
         }
+        check_needs(
+            APP,
+            object_type,
+            self.needs(object_type, settings),
+            o,
+            settings,
+            &mut errors,
+        );
         errors
     }
 
+    fn needs(&self, object_type: ObjectType, _settings: &BTreeMap<String, String>) -> Needs {
+        match object_type {
+            ObjectType::Expense => EXPENSE_NEEDS,
+            ObjectType::BankTransaction => BANK_NEEDS,
+            _ => Needs::default(),
+        }
+    }
+
+    fn ignores(
+        &self,
+        object_type: ObjectType,
+        _settings: &BTreeMap<String, String>,
+    ) -> &'static [&'static str] {
+        match object_type {
+            ObjectType::Invoice => &["/lines/*/accountId", "/amountPaid", "/balance", "/total"],
+            ObjectType::Expense => &["/total"],
+            ObjectType::BankTransaction => &["/bankAccount", "/externalId"],
+            _ => &[],
+        }
+    }
+
     fn request(&self, input: &PushInput<'_>) -> Result<OutboundRequest, ConnectorError> {
-        let Some((path, _)) = entity(input.object_type) else {
-            return Err(ConnectorError::UnsupportedObject {
-                connector: APP,
-                object_type: input.object_type,
-            });
-        };
+        let o = input.object_value();
+        let (path, _) = entity(input.object_type, i(&o, "amount").is_some_and(|a| a < 0));
         let Some(realm) = input.setting("realmId") else {
             return Err(ConnectorError::MissingSetting { setting: "realmId" });
         };
@@ -442,7 +511,6 @@ impl Connector for QuickBooks {
             .setting("minorVersion")
             .unwrap_or(DEFAULT_MINOR_VERSION);
         let request_id = truncate(input.idempotency_key, MAX_REQUEST_ID);
-        let o = input.object_value();
         let void = input.object_type == ObjectType::Invoice
             && input.operation == Operation::Update
             && s(&o, "status") == Some("void");
@@ -496,8 +564,10 @@ impl Connector for QuickBooks {
                     error: format!("HTTP {}: {}", answer.status, truncate(&f, 300)),
                 };
             }
-            let key = entity(answer.object_type).map(|(_, k)| k).unwrap_or("");
-            let e = v.get(key);
+            let key = entity(answer.object_type, false).1;
+            // A bank transaction is answered as a Deposit or a Purchase.
+            let bank = answer.object_type == ObjectType::BankTransaction;
+            let e = v.get(key).or(if bank { v.get("Purchase") } else { None });
             return ProviderVerdict::Success {
                 remote_id: id_text(e.and_then(|e| e.get("Id"))),
                 version: id_text(e.and_then(|e| e.get("SyncToken"))),

@@ -7,7 +7,9 @@
 //! (`{"Contacts": [...]}`), except the creation of an account, which is the bare account.
 //! Xero archives what other systems delete: a deleted customer or vendor is
 //! `POST .../Contacts/{id}` with `ContactStatus: ARCHIVED`, a deleted account
-//! `POST .../Accounts/{id}` with `Status: ARCHIVED`; a `404` to it counts as done.
+//! `POST .../Accounts/{id}` with `Status: ARCHIVED`; a `404` to it counts as done. An expense
+//! is a `SPEND` BankTransaction from the bank account of the `expenseBankAccountCode` setting
+//! to the vendor's contact.
 //! Answers list the entities with their ids (`ContactID`, `AccountID`, `InvoiceID`,
 //! `PaymentID`, `BankTransactionID`); validation errors are `400`
 //! `{"ErrorNumber", "Type": "ValidationException", "Message", "Elements": [{"ValidationErrors": [{"Message"}]}]}`;
@@ -20,10 +22,10 @@ use serde_json::Value;
 use super::error::text_of;
 use super::SourceError;
 use super::{
-    amount, bearer_headers, copy_all, copy_present, decimal, encode, failure, has_setting, i,
-    is_uuid, join, list, max_chars, obj, one, put, put_str, require_line_accounts, s,
-    setting_required, split_name, string, text, truncate, Answer, Connector, ConnectorError,
-    ConnectorKind, Obj, Operation, ProviderVerdict, PushInput, SettingSpec,
+    amount, bearer_headers, check_needs, copy_all, copy_present, decimal, encode, failure, i,
+    is_uuid, join, list, max_chars, obj, one, put, put_str, s, split_name, string, text, truncate,
+    Answer, Connector, ConnectorError, ConnectorKind, Needs, Obj, Operation, ProviderVerdict,
+    PushInput, SettingSpec,
 };
 use crate::cdm::{codes, FieldError, ObjectType};
 use crate::OutboundRequest;
@@ -33,16 +35,17 @@ pub(crate) const MAX_IDEMPOTENCY_KEY: usize = 128;
 
 const APP: ConnectorKind = ConnectorKind::Xero;
 
-const OBJECTS: [ObjectType; 6] = [
+const OBJECTS: [ObjectType; 7] = [
     ObjectType::Customer,
     ObjectType::Vendor,
     ObjectType::Account,
     ObjectType::Invoice,
     ObjectType::Payment,
     ObjectType::BankTransaction,
+    ObjectType::Expense,
 ];
 
-const SETTINGS: [SettingSpec; 4] = [
+const SETTINGS: [SettingSpec; 5] = [
     SettingSpec {
         name: "tenantId",
         required: true,
@@ -63,22 +66,56 @@ const SETTINGS: [SettingSpec; 4] = [
         required: false,
         description: "contact name of pushed bank transactions (Contact.Name); needed to push bank transactions",
     },
+    SettingSpec {
+        name: "expenseBankAccountCode",
+        required: false,
+        description: "code of the Xero bank account expenses are paid from (a SPEND BankTransaction's BankAccount.Code); needed to push expenses",
+    },
 ];
+
+/// The lines of an AUTHORISED invoice and of a bank transaction need an `AccountCode`.
+const INVOICE_LINE_ACCOUNTS: (&str, &str) = (
+    "/lines/*/accountId",
+    "an AUTHORISED invoice's LineItems need an AccountCode",
+);
+const SPEND_LINE_ACCOUNTS: (&str, &str) = (
+    "/lines/*/accountId",
+    "a SPEND bank transaction's LineItems need an AccountCode",
+);
 
 /// The Xero connector (see the module docs).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Xero;
 
-/// The collection and the id field of an object type.
-fn collection(t: ObjectType) -> Option<(&'static str, &'static str)> {
-    Some(match t {
+/// The collection and the id field of an object type (an expense is a SPEND bank
+/// transaction).
+fn collection(t: ObjectType) -> (&'static str, &'static str) {
+    match t {
         ObjectType::Customer | ObjectType::Vendor => ("Contacts", "ContactID"),
         ObjectType::Account => ("Accounts", "AccountID"),
         ObjectType::Invoice => ("Invoices", "InvoiceID"),
         ObjectType::Payment => ("Payments", "PaymentID"),
-        ObjectType::BankTransaction => ("BankTransactions", "BankTransactionID"),
-        ObjectType::Expense => return None,
-    })
+        ObjectType::BankTransaction | ObjectType::Expense => {
+            ("BankTransactions", "BankTransactionID")
+        }
+    }
+}
+
+/// `AccountCode` of line `n`: the `code` of the CDM account its `accountId` names (none
+/// when the line names no account).
+fn line_account(input: &PushInput<'_>, n: usize, line: &mut Obj) -> Result<(), ConnectorError> {
+    if let Some(r) = input.reference(&format!("lines/{n}/accountId")) {
+        match r.object.as_ref().and_then(|a| s(a, "code")) {
+            Some(c) => put_str(line, "AccountCode", c),
+            None => {
+                return Err(ConnectorError::LineAccountNotStored {
+                    id: r.id.clone(),
+                    line: n,
+                })
+            }
+        }
+    }
+    Ok(())
 }
 
 fn account_type(t: &str) -> &'static str {
@@ -170,18 +207,7 @@ fn entity(input: &PushInput<'_>, o: &Value) -> Result<Obj, ConnectorError> {
                 let qty = l.get("quantity").cloned().unwrap_or(Value::from(1));
                 put(&mut line, "Quantity", qty);
                 put(&mut line, "UnitAmount", amount(l, "unitAmount", currency));
-                let field = format!("lines/{n}/accountId");
-                if let Some(r) = input.reference(&field) {
-                    match r.object.as_ref().and_then(|a| s(a, "code")) {
-                        Some(c) => put_str(&mut line, "AccountCode", c),
-                        None => {
-                            return Err(ConnectorError::LineAccountNotStored {
-                                id: r.id.clone(),
-                                line: n,
-                            })
-                        }
-                    }
-                }
+                line_account(input, n, &mut line)?;
                 if let Some(t) = i(l, "taxAmount") {
                     put(&mut line, "TaxAmount", decimal(t, currency));
                 }
@@ -239,11 +265,32 @@ fn entity(input: &PushInput<'_>, o: &Value) -> Result<Obj, ConnectorError> {
             m
         }
         ObjectType::Expense => {
-            // Not reached: `request` refuses the types `collection` has no name for first.
-            return Err(ConnectorError::UnsupportedObject {
-                connector: APP,
-                object_type: input.object_type,
-            });
+            // A SPEND bank transaction from the bank account of the setting, to the vendor.
+            let Some(bank) = input.setting("expenseBankAccountCode") else {
+                return Err(ConnectorError::MissingSetting {
+                    setting: "expenseBankAccountCode",
+                });
+            };
+            let mut m = Obj::new();
+            put_str(&mut m, "Type", "SPEND");
+            let vendor = input.remote_of("vendorId", APP)?;
+            put(&mut m, "Contact", one("ContactID", Value::String(vendor)));
+            put(&mut m, "BankAccount", one("Code", string(bank)));
+            copy_all(&mut m, o, &[("Date", "date")]);
+            put_str(&mut m, "CurrencyCode", currency);
+            copy_present(&mut m, o, &[("Reference", "memo")]);
+            put_str(&mut m, "LineAmountTypes", "NoTax");
+            let mut lines = Vec::new();
+            for (n, l) in list(o, "lines").iter().enumerate() {
+                let mut line = Obj::new();
+                copy_all(&mut line, l, &[("Description", "description")]);
+                put(&mut line, "Quantity", Value::from(1));
+                put(&mut line, "UnitAmount", amount(l, "amount", currency));
+                line_account(input, n, &mut line)?;
+                lines.push(Value::Object(line));
+            }
+            put(&mut m, "LineItems", Value::Array(lines));
+            m
         }
     };
     Ok(m)
@@ -322,36 +369,58 @@ impl Connector for Xero {
             }
             ObjectType::Invoice => {
                 errors.extend(max_chars(APP, o, "number", 255, "InvoiceNumber"));
-                errors.extend(require_line_accounts(
-                    APP,
-                    o,
-                    "an AUTHORISED invoice's LineItems need an AccountCode",
-                ));
             }
-            ObjectType::Payment => {
-                if !has_setting(settings, "paymentAccountCode") {
-                    errors.push(setting_required(APP, "paymentAccountCode", "payments"));
-                }
-            }
-            ObjectType::BankTransaction => {
-                for name in ["bankLineAccountCode", "bankContactName"] {
-                    if !has_setting(settings, name) {
-                        errors.push(setting_required(APP, name, "bank transactions"));
-                    }
-                }
-            }
-            ObjectType::Expense => {}
+            _ => {}
         }
+        check_needs(
+            APP,
+            object_type,
+            self.needs(object_type, settings),
+            o,
+            settings,
+            &mut errors,
+        );
         errors
     }
 
+    fn needs(&self, object_type: ObjectType, _settings: &BTreeMap<String, String>) -> Needs {
+        match object_type {
+            ObjectType::Invoice => Needs {
+                fields: &[INVOICE_LINE_ACCOUNTS],
+                settings: &[],
+            },
+            ObjectType::Payment => Needs {
+                fields: &[],
+                settings: &["paymentAccountCode"],
+            },
+            ObjectType::BankTransaction => Needs {
+                fields: &[],
+                settings: &["bankLineAccountCode", "bankContactName"],
+            },
+            ObjectType::Expense => Needs {
+                fields: &[SPEND_LINE_ACCOUNTS],
+                settings: &["expenseBankAccountCode"],
+            },
+            _ => Needs::default(),
+        }
+    }
+
+    fn ignores(
+        &self,
+        object_type: ObjectType,
+        _settings: &BTreeMap<String, String>,
+    ) -> &'static [&'static str] {
+        match object_type {
+            ObjectType::Invoice => &["/amountPaid", "/balance", "/lines/*/amount", "/total"],
+            ObjectType::Payment => &["/currency"],
+            ObjectType::Expense => &["/total"],
+            ObjectType::BankTransaction => &["/externalId"],
+            _ => &[],
+        }
+    }
+
     fn request(&self, input: &PushInput<'_>) -> Result<OutboundRequest, ConnectorError> {
-        let Some((coll, _)) = collection(input.object_type) else {
-            return Err(ConnectorError::UnsupportedObject {
-                connector: APP,
-                object_type: input.object_type,
-            });
-        };
+        let (coll, id_field) = collection(input.object_type);
         let Some(tenant) = input.setting("tenantId") else {
             return Err(ConnectorError::MissingSetting {
                 setting: "tenantId",
@@ -370,7 +439,6 @@ impl Connector for Xero {
                 } else {
                     entity(input, &o)?
                 };
-                let (_, id_field) = collection(input.object_type).unwrap_or(("", ""));
                 put_str(&mut e, id_field, id);
                 (
                     "POST",
@@ -381,7 +449,6 @@ impl Connector for Xero {
             (Operation::Update, None) => return Err(ConnectorError::NoRemoteId { connector: APP }),
             (Operation::Delete, _) => {
                 let id = super::delete_target(input, APP, &super::DELETABLE)?;
-                let (_, id_field) = collection(input.object_type).unwrap_or(("", ""));
                 let status = if coll == "Contacts" {
                     "ContactStatus"
                 } else {
@@ -421,7 +488,7 @@ impl Connector for Xero {
     fn interpret(&self, answer: &Answer<'_>) -> ProviderVerdict {
         let v = answer.json();
         if matches!(answer.status, 200 | 201) {
-            let (coll, id_field) = collection(answer.object_type).unwrap_or(("", ""));
+            let (coll, id_field) = collection(answer.object_type);
             let first = v.get(coll).and_then(|c| c.get(0));
             return ProviderVerdict::Success {
                 remote_id: first.and_then(|e| s(e, id_field)).map(str::to_string),

@@ -316,6 +316,15 @@ pub enum DataOp<'a> {
         /// Push, sources, tracking id, idempotency, `If-Match`.
         options: WriteOptions<'a>,
     },
+    /// What an object type is made of and what each of the account's connections requires
+    /// of it and carries (`GET /api/meta/{objectType}`).
+    Meta {
+        /// The object type.
+        object: ObjectType,
+        /// Only the connections whose app or type is in this list (comma-separated, as
+        /// `X-Sync-Sources`; `?sources=`).
+        sources: Option<&'a str>,
+    },
     /// Delete a customer, vendor or account (`204`; `409` while another object refers to
     /// it). With push, the deletion goes to the connections that hold a remote id for it.
     Delete {
@@ -404,6 +413,7 @@ impl DataOp<'_> {
             DataOp::GetSync { id } => ("GET", ["/api/syncs/", id, "", ""]),
             DataOp::ListSyncs { .. } => ("GET", ["/api/syncs", "", "", ""]),
             DataOp::RetrySync { id, .. } => ("POST", ["/api/syncs/", id, "/retry", ""]),
+            DataOp::Meta { object, .. } => ("GET", ["/api/meta/", object.as_str(), "", ""]),
         }
     }
 }

@@ -112,6 +112,9 @@ pub(crate) fn execute(
             body,
             idempotency_key,
         } => return retry(engine, ctx, account, &op, id, *body, *idempotency_key),
+        DataOp::Meta { object, sources } => {
+            return reads::meta(engine, ctx, account, *object, *sources)
+        }
         _ => return reads::execute(ctx, account, &op, engine.config.sync_retention_ms),
     };
     check_options(options)?;

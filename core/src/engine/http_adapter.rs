@@ -453,12 +453,13 @@ fn data_op<'a>(
     principal: &auth::Principal,
     req: &'a ApiRequest,
     rest: &[&'a str],
-    query: &[(String, String)],
+    query: &'a [(String, String)],
 ) -> H<DataOp<'a>> {
     let m = req.method.as_str();
     let allowed: &'static [&'static str] = match rest {
         ["syncs"] | ["syncs", _] => &["GET"],
         ["syncs", _, "retry"] => &["POST"],
+        ["meta", t] if ObjectType::parse(t).is_some() => &["GET"],
         ["payments"] | ["payments", _] => &["GET"],
         ["invoices", _, "payments"] => &["POST"],
         [coll] if ObjectType::from_collection(coll).is_some() => &["GET", "POST"],
@@ -491,6 +492,10 @@ fn data_op<'a>(
                 let (filter, page) = sync_query(query)?;
                 DataOp::ListSyncs { filter, page }
             }
+            ["meta", t] => DataOp::Meta {
+                object: ObjectType::parse(t).unwrap_or(ObjectType::Customer),
+                sources: meta_sources(query)?,
+            },
             [coll] => DataOp::List {
                 object: object(coll),
                 page: paging(query)?,
@@ -545,6 +550,22 @@ fn data_op<'a>(
         },
         _ => return fail(ProblemKind::NotFound, "no such route"),
     })
+}
+
+/// `?sources=` of `GET /api/meta/{type}`, the only parameter it takes (`400` for others and
+/// for a repeated one).
+fn meta_sources(query: &[(String, String)]) -> H<Option<&str>> {
+    let mut sources = None;
+    for (k, v) in query {
+        if k != "sources" || sources.is_some() {
+            return fail(
+                ProblemKind::InvalidQuery,
+                format!("unknown or repeated query parameter {k:?}: this path takes sources"),
+            );
+        }
+        sources = Some(v.as_str());
+    }
+    Ok(sources)
 }
 
 /// The options of a write from its headers, checked in the contract's order.

@@ -41,13 +41,13 @@ pub enum WorkKind {
 /// An outbound HTTP request the host must perform.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OutboundRequest {
-    /// Method (always `POST` today).
+    /// Method: `POST`, or a provider API's `PUT`, `PATCH` or `DELETE`.
     pub method: String,
     /// Absolute URL.
     pub url: String,
     /// Headers to send.
     pub headers: BTreeMap<String, String>,
-    /// JSON body.
+    /// JSON body (empty for a provider's bodiless `DELETE`).
     pub body: String,
 }
 

@@ -1,16 +1,114 @@
-//! The data API's reads: stored objects, lists of them, syncs.
+//! The data API's reads: stored objects, lists of them, syncs, and what an object type is
+//! made of and what each connection requires of it (`GET /api/meta/{objectType}`).
 
+use serde::Serialize;
 use serde_json::Value;
 
 use super::command::{DataOp, Page, Reply, SyncFilter};
-use super::state::id_time_ms;
+use super::plan::connections_and_filter;
+use super::state::{id_time_ms, Engine};
 use super::stored;
 use super::views::sync_json;
 use super::vocab::{fail, Ctx, H};
 use crate::cdm::ObjectType;
+use crate::connectors::{has_setting, ConnectorKind, Needs};
 use crate::http::ProblemKind;
 use crate::records::*;
+use crate::routing::{parse_sync_sources, SourceFilter};
 use crate::util::time::parse_rfc3339_millis;
+use crate::validate::meta::{fields, FieldSpec};
+
+/// The answer of `GET /api/meta/{objectType}` (`MetaAnswer` in the OpenAPI document).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct MetaAnswer<'a> {
+    object_type: ObjectType,
+    fields: Vec<FieldSpec>,
+    connections: Vec<MetaConnection<'a>>,
+}
+
+/// One connection in a [`MetaAnswer`].
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct MetaConnection<'a> {
+    id: &'a str,
+    app: &'a str,
+    #[serde(rename = "type")]
+    app_type: &'a str,
+    connector: ConnectorKind,
+    /// Whether the connection receives the type.
+    receives: bool,
+    /// The fields its connector requires beyond the CDM (the table its write-time check reads).
+    requires: Vec<&'static str>,
+    /// The CDM fields its connector does not carry.
+    ignores: &'static [&'static str],
+    /// The settings its connector needs for the type that the connection lacks: a write
+    /// naming it is `422` at `""` until they are set.
+    missing_settings: Vec<&'static str>,
+}
+
+/// `GET /api/meta/{objectType}`: the type's fields, and for each of the account's connections
+/// (narrowed by `sources` as `X-Sync-Sources` narrows targets; a bad list is `400`) whether it
+/// receives the type, what its connector requires and what it does not carry.
+pub(crate) fn meta(
+    engine: &mut Engine,
+    ctx: &Ctx<'_>,
+    account: &AccountRec,
+    object: ObjectType,
+    sources: Option<&str>,
+) -> H<Reply> {
+    let (connections, _) = connections_and_filter(engine, ctx, account, None)?;
+    let filter = match sources {
+        None => SourceFilter::All,
+        Some(list) => {
+            let apps: Vec<&str> = connections.iter().map(|c| c.app.as_str()).collect();
+            match parse_sync_sources(list, &apps) {
+                Ok(f) => f,
+                Err(e) => return fail(ProblemKind::InvalidQuery, format!("sources: {e}")),
+            }
+        }
+    };
+    let connections = connections
+        .iter()
+        .filter(|c| filter.allows(&c.app, &c.app_type))
+        .map(|c| {
+            let connector = c.connector.connector();
+            let receives = c.objects.contains(&object);
+            let (needs, ignores) = if receives {
+                (
+                    connector.needs(object, &c.settings),
+                    connector.ignores(object, &c.settings),
+                )
+            } else {
+                (Needs::default(), &[][..])
+            };
+            MetaConnection {
+                id: &c.id,
+                app: &c.app,
+                app_type: &c.app_type,
+                connector: c.connector,
+                receives,
+                requires: needs.fields.iter().map(|(p, _)| *p).collect(),
+                ignores,
+                missing_settings: needs
+                    .settings
+                    .iter()
+                    .copied()
+                    .filter(|s| !has_setting(&c.settings, s))
+                    .collect(),
+            }
+        })
+        .collect();
+    let answer = MetaAnswer {
+        object_type: object,
+        fields: fields(object),
+        connections,
+    };
+    Ok(Reply::text(
+        200,
+        serde_json::to_string(&answer).unwrap_or_default(),
+    ))
+}
 
 /// Carry out a read (the caller may read).
 pub(crate) fn execute(

@@ -31,6 +31,7 @@
 //! | file | what |
 //! |---|---|
 //! | `mod.rs` | this public surface, re-exported from the files below |
+//! | `meta.rs` | the fields of each object type for `GET /api/meta/{type}`, tested against the validators |
 //! | `party.rs`, `account.rs`, `invoice.rs`, `payment.rs`, `expense.rs`, `bank.rs` | one object validator each (an expense nests a vendor of `party.rs`) |
 //! | `patch.rs` | JSON Pointer tokens, merge patch, server-field stripping |
 //! | `test_support.rs` | (tests only) fixtures shared by the unit tests of the files above |
@@ -43,6 +44,7 @@ mod decimal;
 mod expense;
 mod fields;
 mod invoice;
+pub mod meta;
 mod party;
 mod patch;
 mod payment;

@@ -72,12 +72,14 @@ impl TokenBook {
 /// Which provider a [`FakeProvider`] plays, and what it checks.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Provider {
-    /// QuickBooks Online: `POST /v3/company/{realmId}/{customer|vendor|account|invoice|payment|purchase}`
+    /// QuickBooks Online: `POST /v3/company/{realmId}/{customer|vendor|account|invoice|payment|purchase|deposit}`
     /// with `requestid` (at most 50 characters, answers replayed) and `minorversion`,
     /// `Accept: application/json`, a bearer token; sparse updates with the current
     /// `SyncToken` (else `Stale Object Error` 5010), `?operation=void` for invoices; the
     /// references (`CustomerRef`, `VendorRef`/`EntityRef`, `AccountRef`, `LinkedTxn`) must
-    /// name existing entities (else `Object Not Found` 610); display names are unique across
+    /// name existing entities (else `Object Not Found` 610), a Deposit's `DepositToAccountRef`
+    /// a Bank account, amounts of Purchase and Deposit lines are not negative; display names
+    /// are unique across
     /// customers and vendors (6240); `Active` (deactivation) only on customers, vendors and
     /// accounts, and a deactivated entity cannot be referenced. Errors are `Fault` documents.
     QuickBooks {
@@ -92,8 +94,8 @@ pub enum Provider {
     /// `AUTHORISED`, a known `AccountCode`; payments a known `Invoice.InvoiceID` and bank
     /// `Account.Code`; bank transactions `RECEIVE`/`SPEND`, a `Contact`, a known bank
     /// `BankAccount` and coded `LineItems`; `ContactStatus` ACTIVE or ARCHIVED on an existing
-    /// contact only (an archived contact cannot be invoiced). Errors are `ValidationException`
-    /// documents.
+    /// contact only (an archived contact cannot be invoiced, an archived account not coded
+    /// to). Errors are `ValidationException` documents.
     Xero {
         /// The tenant id expected in `xero-tenant-id`.
         tenant: String,
@@ -202,13 +204,14 @@ fn timestamp() -> String {
 // QuickBooks
 // ----------------------------------------------------------------------------------------
 
-const QB_ENTITIES: [(&str, &str); 6] = [
+const QB_ENTITIES: [(&str, &str); 7] = [
     ("customer", "Customer"),
     ("vendor", "Vendor"),
     ("account", "Account"),
     ("invoice", "Invoice"),
     ("payment", "Payment"),
     ("purchase", "Purchase"),
+    ("deposit", "Deposit"),
 ];
 
 const QB_ACCOUNT_TYPES: [&str; 15] = [
@@ -673,10 +676,10 @@ impl Shared {
                 }
                 for l in &lines {
                     if s(l, "DetailType") != Some("AccountBasedExpenseLineDetail")
-                        || !l["Amount"].is_number()
+                        || !l["Amount"].as_f64().is_some_and(|a| a >= 0.0)
                     {
                         return Err(qb_invalid(
-                            "every Line needs DetailType AccountBasedExpenseLineDetail and Amount"
+                            "every Line needs DetailType AccountBasedExpenseLineDetail and an Amount of 0 or more"
                                 .into(),
                             "Line",
                         ));
@@ -686,6 +689,40 @@ impl Shared {
                         "Account",
                         l["AccountBasedExpenseLineDetail"].get("AccountRef"),
                     )?;
+                }
+            }
+            "Deposit" => {
+                if !sparse || b.get("DepositToAccountRef").is_some() {
+                    let bank = Self::qb_exists(st, "Account", b.get("DepositToAccountRef"))?;
+                    let is_bank = st
+                        .entities
+                        .get(&("Account".to_string(), bank.clone()))
+                        .is_some_and(|e| s(&e.body, "AccountType") == Some("Bank"));
+                    if !is_bank {
+                        return Err(qb_invalid(
+                            format!("DepositToAccountRef {bank} is not a Bank account"),
+                            "DepositToAccountRef",
+                        ));
+                    }
+                }
+                let lines = b["Line"].as_array().cloned().unwrap_or_default();
+                if lines.is_empty() && !sparse {
+                    return Err(qb_invalid(
+                        "Required parameter Line is missing in the request".into(),
+                        "Line",
+                    ));
+                }
+                for l in &lines {
+                    if s(l, "DetailType") != Some("DepositLineDetail")
+                        || !l["Amount"].as_f64().is_some_and(|a| a >= 0.0)
+                    {
+                        return Err(qb_invalid(
+                            "every Line needs DetailType DepositLineDetail and an Amount of 0 or more"
+                                .into(),
+                            "Line",
+                        ));
+                    }
+                    Self::qb_exists(st, "Account", l["DepositLineDetail"].get("AccountRef"))?;
                 }
             }
             _ => {}
@@ -1231,10 +1268,14 @@ fn xero_invalid(messages: Vec<String>) -> Reply {
     )
 }
 
+/// Whether an account with this code exists and is not archived (lines cannot be coded to
+/// an archived account).
 fn xero_account_code_exists(st: &State, code: &str) -> bool {
-    st.entities
-        .iter()
-        .any(|((k, _), e)| k == "Accounts" && s(&e.body, "Code") == Some(code))
+    st.entities.iter().any(|((k, _), e)| {
+        k == "Accounts"
+            && s(&e.body, "Code") == Some(code)
+            && s(&e.body, "Status") != Some("ARCHIVED")
+    })
 }
 
 fn xero_validate(st: &State, coll: &str, item: &Value, existing: Option<&str>) -> Vec<String> {
@@ -1376,11 +1417,19 @@ fn xero_validate(st: &State, coll: &str, item: &Value, existing: Option<&str>) -
                 errors.push("The Type of the bank transaction must be RECEIVE or SPEND.".into());
             }
             let contact = item.get("Contact");
-            if contact
-                .and_then(|c| s(c, "ContactID").or_else(|| s(c, "Name")))
-                .is_none()
-            {
-                errors.push("A Contact must be specified for this type of transaction.".into());
+            match contact.and_then(|c| s(c, "ContactID")) {
+                Some(cid)
+                    if !st
+                        .entities
+                        .contains_key(&("Contacts".to_string(), cid.to_string())) =>
+                {
+                    errors.push(format!("Contact {cid} does not exist."))
+                }
+                Some(_) => {}
+                None if contact.and_then(|c| s(c, "Name")).is_none() => {
+                    errors.push("A Contact must be specified for this type of transaction.".into())
+                }
+                None => {}
             }
             let bank = item.get("BankAccount");
             let bank_ok = match bank {

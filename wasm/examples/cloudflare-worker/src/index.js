@@ -62,7 +62,9 @@ async function perform(request) {
     const res = await fetch(request.url, {
       method: request.method,
       headers: request.headers,
-      body: request.body,
+      // A provider's DELETE has an empty body: send none (a string body would add a
+      // Content-Type).
+      body: request.body === "" ? undefined : request.body,
       redirect: "manual",
       signal: AbortSignal.timeout(OUTBOUND_TIMEOUT_MS),
     });
