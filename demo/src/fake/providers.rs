@@ -153,6 +153,9 @@ struct State {
     /// Idempotency key -> the first answer.
     replay: BTreeMap<String, Reply>,
     script: VecDeque<Scripted>,
+    /// While set, every authenticated request is refused as the provider refuses a write
+    /// its business rules forbid: (field, message).
+    refusal: Option<(String, String)>,
 }
 
 #[derive(Debug)]
@@ -1223,6 +1226,31 @@ impl Shared {
         }
     }
 
+    /// A write refused by the provider's business rules (not retryable), in its format,
+    /// naming `field`.
+    fn refused(&self, field: &str, message: &str) -> Reply {
+        match &self.provider {
+            Provider::QuickBooks { .. } => qb_fault(
+                400,
+                "ValidationFault",
+                &[(
+                    "A business validation error has occurred while processing your request",
+                    format!("Business Validation Error: {message}"),
+                    "6000",
+                    field,
+                )],
+            ),
+            Provider::Xero { .. } => xero_invalid(vec![format!("{field}: {message}")]),
+            Provider::HubSpot => reply(
+                400,
+                json!({"status": "error", "message": message, "category": "VALIDATION_ERROR",
+                       "correlationId": "00000000-0000-4000-8000-00000000fa4e",
+                       "errors": [{"message": message, "context": {"propertyName": [field]}}]}),
+            ),
+            Provider::Shopify => reply(422, json!({"errors": {field: [message]}})),
+        }
+    }
+
     fn answer(&self, req: &HttpRequest) -> Reply {
         let mut st = lock(&self.state);
         if let Some(s) = st.script.pop_front() {
@@ -1239,6 +1267,9 @@ impl Shared {
         }
         if !self.token_of(req).is_some_and(|t| self.tokens.valid(t)) {
             return self.unauthorized();
+        }
+        if let Some((field, message)) = &st.refusal {
+            return self.refused(field, message);
         }
         match &self.provider {
             Provider::QuickBooks { realm } => self.qb(&mut st, req, realm),
@@ -1582,6 +1613,14 @@ impl FakeProvider {
         for _ in 0..n {
             st.script.push_back(Scripted::Status(status));
         }
+    }
+
+    /// Refuse every request from now on as the provider refuses a write its business rules
+    /// forbid (QuickBooks' `ValidationFault` 6000, Xero's `ValidationException`, HubSpot's
+    /// `VALIDATION_ERROR`, Shopify's `422`), naming `field` with `message`; `None` accepts
+    /// again. The refusal is not retryable and is not kept for idempotent replays.
+    pub fn refuse(&self, refusal: Option<(&str, &str)>) {
+        lock(&self.shared.state).refusal = refusal.map(|(f, m)| (f.to_string(), m.to_string()));
     }
 
     /// Every request received so far.
