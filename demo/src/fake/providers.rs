@@ -1752,3 +1752,61 @@ impl Drop for FakeTokenBroker {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use writesync_core::cdm::ObjectType;
+    use writesync_core::connectors::{lookup, Answer, Operation};
+
+    /// Each fake's refusal is its provider's error format: the connector of that provider
+    /// reads the message (and the field where the provider names one) from it.
+    #[test]
+    fn refusals_read_by_their_connectors() {
+        let providers = [
+            (
+                Provider::QuickBooks { realm: "1".into() },
+                Some("TxnDate"),
+                Some("6000"),
+            ),
+            (
+                Provider::Xero { tenant: "t".into() },
+                None,
+                Some("ValidationException"),
+            ),
+            (Provider::HubSpot, Some("TxnDate"), Some("VALIDATION_ERROR")),
+            (Provider::Shopify, Some("TxnDate"), None),
+        ];
+        for (provider, field, code) in providers {
+            let key = provider.key();
+            let shared = Shared {
+                provider,
+                tokens: TokenBook::new(),
+                state: Mutex::new(State::default()),
+                received: Mutex::new(Vec::new()),
+                changed: Condvar::new(),
+            };
+            let (status, headers, body) = shared.refused("TxnDate", "the books are closed");
+            let headers: BTreeMap<String, String> = headers.into_iter().collect();
+            let answer = Answer {
+                object_type: ObjectType::Invoice,
+                operation: Operation::Create,
+                status,
+                headers: &headers,
+                body: &body,
+                now_ms: 0,
+            };
+            let e = lookup(key).unwrap().source_error(&answer);
+            assert!((400..500).contains(&e.status) && e.status != 429, "{key}");
+            assert!(
+                e.message
+                    .as_deref()
+                    .is_some_and(|m| m.contains("the books are closed")),
+                "{key}: {e:?}"
+            );
+            assert_eq!(e.field.as_deref(), field, "{key}");
+            assert_eq!(e.code.as_deref(), code, "{key}");
+        }
+    }
+}
