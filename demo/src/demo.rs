@@ -7,7 +7,10 @@
 //! both, an invoice pushed only to accounting (`X-Sync-Sources`) while QuickBooks throttles,
 //! an expense with a new vendor (refused up front when a line lacks the account QuickBooks
 //! needs), a payment that marks the invoice paid, a bank-transaction preload without push, a
-//! validation error, and an update after QuickBooks expired the access token. Each step
+//! validation error, an update after QuickBooks expired the access token, a dry run (valid and
+//! refused, compared with the real write), a push QuickBooks refuses that is found by its
+//! tracking id and retried once the cause is fixed, and a customer deleted with the deletion
+//! pushed to QuickBooks (deactivated there) next to one whose invoice keeps it. Each step
 //! prints the request, the answer, the sync, what each application received and each webhook
 //! with its attempts, and checks what the contract says should happen. The demo succeeds only
 //! when every check passed.
@@ -322,6 +325,9 @@ impl Demo {
         self.bank_preload()?;
         self.validation_error()?;
         self.token_renewal(&customer)?;
+        self.dry_run()?;
+        self.refused_and_retried(&customer)?;
+        self.delete_pushed(&customer)?;
         Ok(())
     }
 
@@ -992,6 +998,330 @@ impl Demo {
                 && body["sparse"] == true
                 && entity.is_some_and(|e| e.version == 1),
             "a sparse update with the SyncToken QuickBooks gave; the refused attempt did not count",
+        );
+        Ok(())
+    }
+
+    /// How many syncs the account has (the demo makes fewer than one page).
+    fn sync_count(&self) -> Result<usize, String> {
+        let a = self.get("/api/syncs?pageSize=200")?;
+        match a.json().as_array() {
+            Some(list) if a.status == 200 => Ok(list.len()),
+            _ => Err(format!("GET /api/syncs answered {}: {}", a.status, a.text)),
+        }
+    }
+
+    fn dry_run(&mut self) -> Result<(), String> {
+        println!();
+        println!("== 8. A dry run: every check, nothing stored, nothing pushed ==");
+        let before = (
+            self.accounting.count(),
+            self.crm.count(),
+            self.hooks.count(),
+        );
+        let syncs0 = self.sync_count()?;
+        let r = self.api(
+            "POST",
+            "/api/customers?dryRun=true",
+            &[("X-Sync-Data", "push")],
+            Some(json!({"name": "Dry Run Inc", "email": "ap@dry.example.com"})),
+        )?;
+        let b = r.json();
+        let mut targets: Vec<&str> = b["targets"]
+            .as_array()
+            .map(|ts| ts.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        targets.sort_unstable();
+        self.check(
+            r.status == 200
+                && b["valid"] == true
+                && b["object"]["name"] == "Dry Run Inc"
+                && b["object"].get("id").is_none()
+                && targets == ["hubspot", "quickbooks"]
+                && r.header("X-Sync-ID").is_none(),
+            format!(
+                "200 {{valid, object, targets}}: the customer as it would be stored (no id), targets {targets:?}, no X-Sync-ID"
+            ),
+        );
+        let listed = self.get("/api/customers")?.json();
+        let stored = listed
+            .as_array()
+            .is_some_and(|a| a.iter().any(|c| c["name"] == "Dry Run Inc"));
+        let syncs = self.sync_count()?;
+        self.check(
+            !stored && syncs == syncs0,
+            format!("the customer is not in the list and no sync was created ({syncs} syncs before and after)"),
+        );
+        // A refused dry run answers exactly what the real write answers: an invoice with
+        // every kind of mistake, and an expense whose line lacks the account its target
+        // (quickbooks) requires.
+        let bad = [
+            (
+                "/api/invoices",
+                "an invalid invoice",
+                json!({"number": "INV-1001", "customerId": "no-such-customer",
+                       "issueDate": "2026-12-10", "dueDate": "2026-12-01", "currency": "EURO",
+                       "lines": [{"description": "Widget", "quantity": 0, "unitAmount": -5}]}),
+                None,
+            ),
+            (
+                "/api/expenses",
+                "an expense for quickbooks without its line's account",
+                json!({"vendor": {"name": "Dry Vendor"}, "date": "2026-12-01", "currency": "EUR",
+                       "lines": [{"description": "Toner", "amount": 2500}]}),
+                Some("/lines/0/accountId"),
+            ),
+        ];
+        let headers = [("X-Sync-Data", "push"), ("X-Sync-Sources", "quickbooks")];
+        for (path, what, body, only) in bad {
+            let dry = self.api(
+                "POST",
+                &format!("{path}?dryRun=true"),
+                &headers,
+                Some(body.clone()),
+            )?;
+            let real = self.api("POST", path, &headers, Some(body))?;
+            let errors = dry.json()["errors"].clone();
+            let pointers: Vec<&str> = errors
+                .as_array()
+                .map(|es| es.iter().filter_map(|e| e["pointer"].as_str()).collect())
+                .unwrap_or_default();
+            let expected = match only {
+                Some(p) => pointers == [p],
+                None => pointers.len() >= 5,
+            };
+            self.check(
+                dry.status == 422
+                    && real.status == 422
+                    && expected
+                    && errors == real.json()["errors"]
+                    && dry.json()["type"] == real.json()["type"],
+                format!(
+                    "the dry run of {what} answers the real write's 422, pointers {pointers:?}"
+                ),
+            );
+        }
+        let vendors = self.get("/api/vendors")?.json();
+        let expenses = self.get("/api/expenses")?.json();
+        let invoices = self.get("/api/invoices")?.json();
+        self.check(
+            vendors
+                .as_array()
+                .is_some_and(|a| a.iter().all(|v| v["name"] != "Dry Vendor"))
+                && expenses.as_array().map_or(0, Vec::len) == 1
+                && invoices.as_array().map_or(0, Vec::len) == 1,
+            "none of them stored anything (still 1 invoice, 1 expense, no Dry Vendor)",
+        );
+        std::thread::sleep(Duration::from_millis(100));
+        let after = (
+            self.accounting.count(),
+            self.crm.count(),
+            self.hooks.count(),
+        );
+        self.check(
+            after == before,
+            "QuickBooks, HubSpot and the webhook receiver received nothing",
+        );
+        Ok(())
+    }
+
+    fn refused_and_retried(&mut self, customer: &str) -> Result<(), String> {
+        println!();
+        println!("== 9. QuickBooks refuses a push; the sync is found, the cause fixed, the push retried ==");
+        let message = "You can't create or modify a transaction dated before the closing date of the books (2026-11-30)";
+        println!("     (QuickBooks' books are closed until 2026-11-30: it refuses earlier dates)");
+        self.accounting.refuse(Some(("TxnDate", message)));
+        let qb0 = self.accounting.count();
+        let r = self.api(
+            "POST",
+            "/api/invoices",
+            &[
+                ("X-Sync-Data", "push"),
+                ("X-Sync-Sources", "quickbooks"),
+                ("X-Tracking-ID", "demo-closed-books"),
+            ],
+            Some(json!({"number": "INV-1002", "customerId": customer,
+                        "issueDate": "2026-11-28", "dueDate": "2026-12-28", "currency": "EUR",
+                        "lines": [{"description": "Support", "quantity": 1, "unitAmount": 50000}]})),
+        )?;
+        let sync = r.header("X-Sync-ID").unwrap_or_default().to_string();
+        self.check(
+            r.status == 201 && !sync.is_empty(),
+            "201 with X-Sync-ID: the invoice is stored; its push is asynchronous",
+        );
+        let s = self.wait_sync(&sync)?;
+        let first = self.pushes_since(&self.accounting, qb0);
+        let t = target_of(&s, "quickbooks");
+        let e = &t["error"];
+        println!("     target error: {e}");
+        self.check(
+            s["status"] == "failed"
+                && t["status"] == "failed"
+                && t["attempts"] == 1
+                && first.len() == 1
+                && first[0].answered == 400,
+            "QuickBooks answered 400 ValidationFault: not retryable, so the target failed after 1 attempt",
+        );
+        self.check(
+            e["status"] == 400
+                && e["code"] == "6000"
+                && e["field"] == "TxnDate"
+                && e["message"].as_str().is_some_and(|m| {
+                    m.starts_with("A business validation error") && m.contains("closing date")
+                }),
+            "the target's error is structured from QuickBooks' Fault: status 400, code 6000, its message, field TxnDate",
+        );
+        let found = self.api("GET", "/api/syncs?trackingId=demo-closed-books", &[], None)?;
+        let f = found.json();
+        let failed = self.get("/api/syncs?status=failed&app=quickbooks")?.json();
+        self.check(
+            found.status == 200
+                && f.as_array().map_or(0, Vec::len) == 1
+                && f[0]["id"] == sync.as_str()
+                && failed
+                    .as_array()
+                    .is_some_and(|a| a.iter().any(|x| x["id"] == sync.as_str())),
+            "GET /api/syncs?trackingId= finds the sync (and ?status=failed&app=quickbooks lists it)",
+        );
+        println!("     (the accountant reopens November in QuickBooks)");
+        self.accounting.refuse(None);
+        let qb1 = self.accounting.count();
+        let a = self.api(
+            "POST",
+            &format!("/api/syncs/{sync}/retry"),
+            &[],
+            Some(json!({"apps": ["quickbooks"]})),
+        )?;
+        self.check(
+            a.status == 202 && target_of(&a.json(), "quickbooks")["status"] == "pending",
+            "202: the failed target is pending again",
+        );
+        let s = self.wait_sync(&sync)?;
+        let second = self.pushes_since(&self.accounting, qb1);
+        let key = |r: &Received| {
+            r.path
+                .split_once("requestid=")
+                .map(|(_, k)| k.split('&').next().unwrap_or("").to_string())
+                .unwrap_or_default()
+        };
+        let (k1, k2) = (
+            first.first().map(key).unwrap_or_default(),
+            second.first().map(key).unwrap_or_default(),
+        );
+        println!("     requestid of the first attempt {k1}, of the retry {k2}");
+        self.check(
+            s["status"] == "succeeded"
+                && target_of(&s, "quickbooks")["attempts"] == 2
+                && target_of(&s, "quickbooks")["error"].is_null()
+                && second.len() == 1
+                && second[0].answered == 200,
+            "the retried push succeeded (attempts 2) and the error is gone",
+        );
+        self.check(
+            !k1.is_empty() && k1 == k2 && second[0].json() == first[0].json(),
+            "the retry carried the first attempt's idempotency key (QuickBooks' requestid) and the same Invoice",
+        );
+        let held = self
+            .accounting
+            .entities("Invoice")
+            .into_iter()
+            .filter(|(_, e)| e.body["DocNumber"] == "INV-1002")
+            .count();
+        self.check(held == 1, "QuickBooks holds INV-1002 once");
+        Ok(())
+    }
+
+    fn delete_pushed(&mut self, customer: &str) -> Result<(), String> {
+        println!();
+        println!(
+            "== 10. A customer deleted, the deletion pushed to QuickBooks (deactivated there) =="
+        );
+        let qb0 = self.accounting.count();
+        let r = self.api(
+            "POST",
+            "/api/customers",
+            &[("X-Sync-Data", "push"), ("X-Sync-Sources", "quickbooks")],
+            Some(json!({"name": "Short Lived LLC", "email": "ap@short.example.com"})),
+        )?;
+        let id = r.json()["id"].as_str().unwrap_or_default().to_string();
+        let s = self.wait_sync(r.header("X-Sync-ID").unwrap_or_default())?;
+        self.pushes_since(&self.accounting, qb0);
+        let remote = target_of(&s, "quickbooks")["remoteId"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        self.check(
+            r.status == 201 && s["status"] == "succeeded" && !remote.is_empty(),
+            format!("the customer is pushed to QuickBooks only (its id there: {remote})"),
+        );
+        let (qb0, hs0) = (self.accounting.count(), self.crm.count());
+        let d = self.api(
+            "DELETE",
+            &format!("/api/customers/{id}"),
+            &[("X-Sync-Data", "push")],
+            None,
+        )?;
+        let sync = d.header("X-Sync-ID").unwrap_or_default().to_string();
+        self.check(
+            d.status == 204
+                && d.text.is_empty()
+                && !sync.is_empty()
+                && d.header("X-Sync-Targets") == Some("quickbooks"),
+            "204 with X-Sync-ID; the only target is quickbooks, the one connection holding it",
+        );
+        let gone = self.get(&format!("/api/customers/{id}"))?;
+        let listed = self.get("/api/customers")?.json();
+        self.check(
+            gone.status == 404
+                && listed
+                    .as_array()
+                    .is_some_and(|a| a.iter().all(|c| c["id"] != id.as_str())),
+            "the customer is gone from reads (404) and from the list",
+        );
+        let s = self.wait_sync(&sync)?;
+        let qb = self.pushes_since(&self.accounting, qb0);
+        self.pushes_since(&self.crm, hs0);
+        let body = qb.first().map(Received::json).unwrap_or(Value::Null);
+        let entity = self.accounting.entity("Customer", &remote);
+        self.check(
+            s["status"] == "succeeded"
+                && qb.len() == 1
+                && qb[0].path.contains("/customer?")
+                && body
+                    == json!({"Id": remote, "SyncToken": "0", "sparse": true, "Active": false})
+                && entity.is_some_and(|e| e.body["Active"] == false),
+            "QuickBooks received the sparse update {Id, SyncToken, sparse, Active: false}: the customer is inactive there",
+        );
+        self.check(self.crm.count() == hs0, "hubspot received nothing");
+        let (qb0, hs0) = (self.accounting.count(), self.crm.count());
+        let c = self.api(
+            "DELETE",
+            &format!("/api/customers/{customer}"),
+            &[("X-Sync-Data", "push")],
+            None,
+        )?;
+        let invoice = self
+            .get("/api/invoices")?
+            .json()
+            .as_array()
+            .and_then(|a| a.iter().find(|i| i["customerId"] == customer).cloned())
+            .unwrap_or(Value::Null);
+        let inv_id = invoice["id"].as_str().unwrap_or("?");
+        let still = self.get(&format!("/api/customers/{customer}"))?;
+        self.check(
+            c.status == 409
+                && c.json()["type"] == "/problems/conflict"
+                && c.json()["detail"]
+                    .as_str()
+                    .is_some_and(|t| t.contains(&format!("invoice {inv_id}")))
+                && c.header("X-Sync-ID").is_none()
+                && still.status == 200,
+            format!("deleting Acme Ltd, which invoice {inv_id} refers to, is 409 naming it; Acme Ltd stays"),
+        );
+        std::thread::sleep(Duration::from_millis(100));
+        self.check(
+            (self.accounting.count(), self.crm.count()) == (qb0, hs0),
+            "nothing was pushed for the refused delete",
         );
         Ok(())
     }

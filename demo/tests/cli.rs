@@ -42,6 +42,9 @@ fn the_demo_passes() {
         "paid",
         "preload",
         "validation",
+        "dry run",
+        "retried",
+        "deleted",
     ] {
         assert!(out.contains(step), "{step} missing from the demo");
     }

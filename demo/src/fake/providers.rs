@@ -153,6 +153,9 @@ struct State {
     /// Idempotency key -> the first answer.
     replay: BTreeMap<String, Reply>,
     script: VecDeque<Scripted>,
+    /// While set, every authenticated request is refused as the provider refuses a write
+    /// its business rules forbid: (field, message).
+    refusal: Option<(String, String)>,
 }
 
 #[derive(Debug)]
@@ -1223,6 +1226,31 @@ impl Shared {
         }
     }
 
+    /// A write refused by the provider's business rules (not retryable), in its format,
+    /// naming `field`.
+    fn refused(&self, field: &str, message: &str) -> Reply {
+        match &self.provider {
+            Provider::QuickBooks { .. } => qb_fault(
+                400,
+                "ValidationFault",
+                &[(
+                    "A business validation error has occurred while processing your request",
+                    format!("Business Validation Error: {message}"),
+                    "6000",
+                    field,
+                )],
+            ),
+            Provider::Xero { .. } => xero_invalid(vec![format!("{field}: {message}")]),
+            Provider::HubSpot => reply(
+                400,
+                json!({"status": "error", "message": message, "category": "VALIDATION_ERROR",
+                       "correlationId": "00000000-0000-4000-8000-00000000fa4e",
+                       "errors": [{"message": message, "context": {"propertyName": [field]}}]}),
+            ),
+            Provider::Shopify => reply(422, json!({"errors": {field: [message]}})),
+        }
+    }
+
     fn answer(&self, req: &HttpRequest) -> Reply {
         let mut st = lock(&self.state);
         if let Some(s) = st.script.pop_front() {
@@ -1239,6 +1267,9 @@ impl Shared {
         }
         if !self.token_of(req).is_some_and(|t| self.tokens.valid(t)) {
             return self.unauthorized();
+        }
+        if let Some((field, message)) = &st.refusal {
+            return self.refused(field, message);
         }
         match &self.provider {
             Provider::QuickBooks { realm } => self.qb(&mut st, req, realm),
@@ -1584,6 +1615,14 @@ impl FakeProvider {
         }
     }
 
+    /// Refuse every request from now on as the provider refuses a write its business rules
+    /// forbid (QuickBooks' `ValidationFault` 6000, Xero's `ValidationException`, HubSpot's
+    /// `VALIDATION_ERROR`, Shopify's `422`), naming `field` with `message`; `None` accepts
+    /// again. The refusal is not retryable and is not kept for idempotent replays.
+    pub fn refuse(&self, refusal: Option<(&str, &str)>) {
+        lock(&self.shared.state).refusal = refusal.map(|(f, m)| (f.to_string(), m.to_string()));
+    }
+
     /// Every request received so far.
     pub fn received(&self) -> Vec<Received> {
         lock(&self.shared.received).clone()
@@ -1710,6 +1749,64 @@ impl Drop for FakeTokenBroker {
     fn drop(&mut self) {
         if let Some(h) = self.http.take() {
             h.shutdown(Duration::from_secs(2));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use writesync_core::cdm::ObjectType;
+    use writesync_core::connectors::{lookup, Answer, Operation};
+
+    /// Each fake's refusal is its provider's error format: the connector of that provider
+    /// reads the message (and the field where the provider names one) from it.
+    #[test]
+    fn refusals_read_by_their_connectors() {
+        let providers = [
+            (
+                Provider::QuickBooks { realm: "1".into() },
+                Some("TxnDate"),
+                Some("6000"),
+            ),
+            (
+                Provider::Xero { tenant: "t".into() },
+                None,
+                Some("ValidationException"),
+            ),
+            (Provider::HubSpot, Some("TxnDate"), Some("VALIDATION_ERROR")),
+            (Provider::Shopify, Some("TxnDate"), None),
+        ];
+        for (provider, field, code) in providers {
+            let key = provider.key();
+            let shared = Shared {
+                provider,
+                tokens: TokenBook::new(),
+                state: Mutex::new(State::default()),
+                received: Mutex::new(Vec::new()),
+                changed: Condvar::new(),
+            };
+            let (status, headers, body) = shared.refused("TxnDate", "the books are closed");
+            let headers: BTreeMap<String, String> = headers.into_iter().collect();
+            let answer = Answer {
+                object_type: ObjectType::Invoice,
+                operation: Operation::Create,
+                status,
+                headers: &headers,
+                body: &body,
+                now_ms: 0,
+            };
+            let e = lookup(key).unwrap().source_error(&answer);
+            assert!((400..500).contains(&e.status) && e.status != 429, "{key}");
+            assert!(
+                e.message
+                    .as_deref()
+                    .is_some_and(|m| m.contains("the books are closed")),
+                "{key}: {e:?}"
+            );
+            assert_eq!(e.field.as_deref(), field, "{key}");
+            assert_eq!(e.code.as_deref(), code, "{key}");
         }
     }
 }
