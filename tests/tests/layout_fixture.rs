@@ -496,7 +496,7 @@ fn the_layout1_store_answers_its_recorded_reads_after_migration() {
     }
     assert_eq!(
         store.get("meta/layout").unwrap().as_deref(),
-        Some("{\"version\":2}")
+        Some("{\"version\":3}")
     );
     // Migrating again is a no-op.
     let again = engine.migrate(3, &store).unwrap();
@@ -555,7 +555,7 @@ fn migrating_the_layout1_store_gives_exactly_migrated_json() {
     let mut store = MemoryStore::new();
     store.apply_batch(&b);
     let step = engine_for(&config()).unwrap().migrate(10, &store).unwrap();
-    assert!(step.done && step.batch.is_empty() && step.from == 2);
+    assert!(step.done && step.batch.is_empty() && step.from == writesync_core::LAYOUT_VERSION);
     let mut engine = engine_for(&config()).unwrap();
     replay_reads(&mut engine, &mut store, &recorded_reads()).unwrap();
 }
@@ -613,7 +613,7 @@ fn a_layout1_sqlite_file_is_migrated_when_opened_and_answers_the_same() {
     let mut app = NativeEngine::open(&path, config).unwrap();
     assert_eq!(
         app.store().get("meta/layout").unwrap().as_deref(),
-        Some("{\"version\":2}")
+        Some("{\"version\":3}")
     );
     assert!(app.store().first_key("task/").unwrap().is_none());
     for r in recorded["requests"].as_array().unwrap() {

@@ -37,9 +37,9 @@ function fixture(name) {
 // `storage layout: `.
 const LAYOUT1_REFUSED =
   "storage layout: the store holds data layout 1, and this build of writesync cannot migrate " +
-  "it (it reads layout 2 only): open the store once with the native library (writesync-core " +
-  "with its default feature layout1, or writesync-sqlite), the server or the C library, which " +
-  "migrate it to layout 2, then open it here";
+  "it (it migrates layout 2 and reads layout 3 only): open the store once with the native " +
+  "library (writesync-core with its default feature layout1, or writesync-sqlite), the server " +
+  "or the C library, which migrate it to layout 3, then open it here";
 
 function entriesOf(host) {
   return [...host.entries()].map(([k, v]) => [k, v]);
@@ -62,7 +62,7 @@ test("the layout-1 store migrated by the Rust engine answers its recorded reads"
   const engine = await createEngine(host, CONFIG);
   // Opening a store in the current layout writes nothing.
   assert.deepStrictEqual(entriesOf(host), migrated);
-  assert.equal(host.get("meta/layout"), '{"version":2}');
+  assert.equal(host.get("meta/layout"), '{"version":3}');
   for (const prefix of ["sync/", "task/", "chain/", "remote/", "meta/migration"]) {
     assert.equal(host.scan(prefix).length, 0, `${prefix} is left`);
   }

@@ -1,7 +1,12 @@
-//! The stored data layout: which one a store holds, and the migration of layout 1 to
-//! layout 2 in bounded, resumable steps.
+//! The stored data layout: which one a store holds, and the migration of layouts 1 and 2 to
+//! layout 3 in bounded, resumable steps.
 //!
-//! The layout is stored under `meta/layout` (`{"version": 2}`). A store without it holds
+//! Layout 3 is layout 2 with two indexes that contract section 7 reads: the reverse reference
+//! index `ref/` (the `409` of a delete) and the per-account sync index `sx/`
+//! (`GET /api/syncs`). A layout-2 store gets them in the phases `references` and `sync-index`
+//! below (in every build, the wasm package's too); a layout-1 store gets them on its way.
+//!
+//! The layout is stored under `meta/layout` (`{"version": 3}`). A store without it holds
 //! layout 1 when any of layout 1's own prefixes (`sync/`, `task/`, `chain/`, `remote/`) is
 //! present; otherwise it holds nothing layout 1 and 2 spell differently, and migrating it only
 //! writes the version (nothing at all for an empty store). A migration step converts up to `limit` rows of one phase and writes,
@@ -19,9 +24,12 @@
 //! | `deliveries` | each delivery is listed in its sync's row (so that it is pruned with it) |
 //! | `orphans` | task rows that no sync listed are removed |
 //! | `references` | up to `limit` objects `obj/...` (in key order, from the recorded offset) get their entries in the reverse reference index `ref/...` (an invoice's customer and line accounts, an expense's vendor and line accounts) |
+//! | `sync-index` (from layout 2 only) | up to `limit` syncs `s/...` (from the recorded offset) get their entry `sx/{account}/{inverted id}` |
 //!
-//! A store without a marker that holds objects (layout 1 where nothing was ever pushed) gets
-//! its reverse reference index in the one step that marks it.
+//! Layout 1 runs every phase but `sync-index` (its `syncs` phase writes the entries); layout 2
+//! runs `references` and `sync-index`. A store without a marker that holds data (layout 1
+//! where nothing was ever pushed, or a store a layout-2 engine began empty, which it never
+//! marked) gets both indexes in the one step that marks it.
 
 use super::tx::Tx;
 #[cfg(not(feature = "layout1"))]
@@ -42,6 +50,107 @@ pub struct MigrationStep {
     /// The layout the store held when the migration started (`LAYOUT_VERSION` when there was
     /// nothing to do).
     pub from: u32,
+}
+
+/// The progress of a migration, under `meta/migration`: the layout it started from, the
+/// phase under way and the offset reached in it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(super) struct Progress {
+    pub(super) from: u32,
+    pub(super) phase: String,
+    pub(super) offset: usize,
+}
+
+impl Progress {
+    pub(super) fn parse(text: &str) -> Option<Progress> {
+        let v: serde_json::Value = serde_json::from_str(text).ok()?;
+        Some(Progress {
+            from: u32::try_from(v.get("from")?.as_u64()?).ok()?,
+            phase: v.get("phase")?.as_str()?.to_string(),
+            offset: usize::try_from(
+                v.get("offset")
+                    .and_then(serde_json::Value::as_u64)
+                    .unwrap_or(0),
+            )
+            .ok()?,
+        })
+    }
+    pub(super) fn text(&self) -> String {
+        serde_json::json!({"from": self.from, "phase": self.phase, "offset": self.offset})
+            .to_string()
+    }
+}
+
+/// Put the per-account index entries of up to `limit` syncs from `offset` in key order;
+/// answers how many syncs were read.
+fn index_syncs(
+    tx: &mut Tx<'_>,
+    store: &dyn KvRead,
+    offset: usize,
+    limit: usize,
+) -> Result<usize, CoreError> {
+    let rows = store.scan(keys::SYNCS, offset, limit)?;
+    for (k, text) in &rows {
+        let sync = rows::SyncRow::parse(text).map_err(|reason| CoreError::CorruptRow {
+            key: k.clone(),
+            reason,
+        })?;
+        let id = &k[keys::SYNCS.len()..];
+        tx.put(keys::account_sync(&sync.account_id, id), json_string(id));
+    }
+    Ok(rows.len())
+}
+
+/// One bounded step of migrating a layout-2 store (or a migration from it) to layout 3.
+fn step_from_2(
+    mut tx: Tx<'_>,
+    store: &dyn KvRead,
+    limit: usize,
+) -> Result<MigrationStep, CoreError> {
+    let mut progress = match tx.get(keys::MIGRATION)? {
+        Some(text) => Progress::parse(&text)
+            .filter(|p| p.from == 2)
+            .ok_or_else(|| CoreError::CorruptRow {
+                key: keys::MIGRATION.into(),
+                reason: format!("not the progress of a migration from layout 2: {text}"),
+            })?,
+        None => Progress {
+            from: 2,
+            phase: "references".into(),
+            offset: 0,
+        },
+    };
+    let n = match progress.phase.as_str() {
+        "references" => super::stored::index_references(&mut tx, store, progress.offset, limit)?,
+        "sync-index" => index_syncs(&mut tx, store, progress.offset, limit)?,
+        other => {
+            return Err(CoreError::CorruptRow {
+                key: keys::MIGRATION.into(),
+                reason: format!("unknown phase {other:?}"),
+            })
+        }
+    };
+    progress.offset += n;
+    let mut done = false;
+    if n < limit {
+        progress.offset = 0;
+        if progress.phase == "references" {
+            progress.phase = "sync-index".into();
+        } else {
+            done = true;
+        }
+    }
+    if done {
+        tx.delete(keys::MIGRATION);
+        tx.put(keys::LAYOUT, layout_row());
+    } else {
+        tx.put(keys::MIGRATION, progress.text());
+    }
+    Ok(MigrationStep {
+        batch: tx.into_batch(),
+        done,
+        from: 2,
+    })
 }
 
 pub(super) fn layout_row() -> String {
@@ -73,6 +182,9 @@ pub(crate) fn step(limit: usize, store: &dyn KvRead) -> Result<MigrationStep, Co
                 if store.first_key(keys::OBJECTS)?.is_some() {
                     super::stored::index_references(&mut tx, store, 0, usize::MAX)?;
                 }
+                if store.first_key(keys::SYNCS)?.is_some() {
+                    index_syncs(&mut tx, store, 0, usize::MAX)?;
+                }
             }
             return Ok(MigrationStep {
                 batch: tx.into_batch(),
@@ -80,6 +192,7 @@ pub(crate) fn step(limit: usize, store: &dyn KvRead) -> Result<MigrationStep, Co
                 from: LAYOUT_VERSION,
             });
         }
+        Layout::Two => return step_from_2(tx, store, limit),
         Layout::One => {}
     }
     #[cfg(not(feature = "layout1"))]

@@ -1,7 +1,7 @@
-//! The migration of data layout 1 to layout 2 (feature `layout1`): the phases of the table in
+//! The migration of data layout 1 to layout 3 (feature `layout1`): the phases of the table in
 //! `engine/migrate.rs`, and the progress they record under `meta/migration`.
 
-use super::migrate::{layout_row, MigrationStep};
+use super::migrate::{layout_row, MigrationStep, Progress};
 use super::stored;
 use super::tx::Tx;
 use crate::cdm::ObjectType;
@@ -11,33 +11,6 @@ use crate::records::v1::{self, TaskRecV1};
 use crate::records::*;
 use crate::store::KvRead;
 use crate::CoreError;
-
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-struct Progress {
-    from: u32,
-    phase: String,
-    offset: usize,
-}
-
-impl Progress {
-    fn parse(text: &str) -> Option<Progress> {
-        let v: serde_json::Value = serde_json::from_str(text).ok()?;
-        Some(Progress {
-            from: u32::try_from(v.get("from")?.as_u64()?).ok()?,
-            phase: v.get("phase")?.as_str()?.to_string(),
-            offset: usize::try_from(
-                v.get("offset")
-                    .and_then(serde_json::Value::as_u64)
-                    .unwrap_or(0),
-            )
-            .ok()?,
-        })
-    }
-    fn text(&self) -> String {
-        serde_json::json!({"from": self.from, "phase": self.phase, "offset": self.offset})
-            .to_string()
-    }
-}
 
 /// One bounded step of migrating a store that holds layout 1 (or a migration from it).
 pub(super) fn step(

@@ -80,6 +80,9 @@ impl Engine {
             Layout::One => Err(CoreError::Layout(
                 crate::records::layout::LAYOUT1_UNSUPPORTED.into(),
             )),
+            Layout::Two => Err(CoreError::Layout(
+                "the store holds data layout 2: migrate it first (Engine::migrate)".into(),
+            )),
             _ => {
                 self.layout_ok = true;
                 Ok(())

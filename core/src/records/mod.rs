@@ -2,7 +2,7 @@
 //!
 //! Every record is JSON text under a key built by the functions of [`keys`]. Hosts never need
 //! to interpret them; the layout is documented here for debugging and for the store's tests.
-//! This is data layout 2 ([`layout::LAYOUT_VERSION`], stored under `meta/layout`); what
+//! This is data layout 3 ([`layout::LAYOUT_VERSION`], stored under `meta/layout`); what
 //! layout 1 spelled differently is in `v1` (feature `layout1`), and `engine/migrate_v1.rs`
 //! converts it.
 //!

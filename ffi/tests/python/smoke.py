@@ -301,7 +301,7 @@ def test_layout1_fixture(lib, tmp):
     eng.close()
     db = sqlite3.connect(path)
     layout = db.execute("SELECT value FROM kv WHERE key = 'meta/layout'").fetchall()
-    check(layout == [('{"version":2}',)], f"layout marker {layout}")
+    check(layout == [('{"version":3}',)], f"layout marker {layout}")
     left = db.execute("SELECT count(*) FROM kv WHERE key LIKE 'task/%' OR key LIKE 'sync/%'").fetchone()
     check(left == (0,), f"layout-1 rows left: {left}")
     db.close()
