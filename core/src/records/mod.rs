@@ -70,7 +70,7 @@ pub mod v1;
 mod value;
 
 /// The stored hash of the admin token.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AdminRec {
     /// Lowercase hex SHA-256 of the token.
@@ -78,7 +78,7 @@ pub struct AdminRec {
 }
 
 /// An account (tenant).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AccountRec {
     /// Id.
@@ -92,7 +92,7 @@ pub struct AccountRec {
 }
 
 /// An API key.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ApiKeyRec {
     /// The key (username of Basic auth).
@@ -111,7 +111,7 @@ pub struct ApiKeyRec {
 }
 
 /// A connected source application.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ConnectionRec {
     /// Id.
@@ -140,7 +140,7 @@ pub struct ConnectionRec {
 }
 
 /// A webhook subscription.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct WebhookRec {
     /// Id.
@@ -178,7 +178,7 @@ fn is_zero(n: &u32) -> bool {
 
 /// A signing secret replaced by a rotation: deliveries carry its signature too until
 /// `until_ms`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RetiredSecret {
     /// The old `whsec_...` secret.
@@ -471,7 +471,7 @@ pub struct RemoteRec {
 
 /// The access token the host gave for a connection. Short-lived; the engine never sees a
 /// refresh token.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TokenRec {
     /// The bearer token.
@@ -485,7 +485,7 @@ pub struct TokenRec {
 }
 
 /// Where a token request is in its life.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum TokenRequestState {
     /// To be handed to the host at `due_ms`.
@@ -501,7 +501,7 @@ pub enum TokenRequestState {
 }
 
 /// An open request to the host for a connection's access token, and the pushes waiting for it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TokenRequestRec {
     /// The connection.
@@ -567,8 +567,7 @@ impl DeliveryState {
 
 /// One webhook delivery. Stored as `{..., "status", "leaseUntilMs", "dueMs", ...}`: the state
 /// is spelled as the flat fields the layout has always had.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(from = "DeliveryWire")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeliveryRec {
     /// Id; also the `webhook-id` header.
     pub id: String,
@@ -598,29 +597,6 @@ pub struct DeliveryRec {
     pub created_at: String,
     /// RFC 3339.
     pub updated_at: String,
-}
-
-/// The stored form of a [`DeliveryRec`], field for field (its `Serialize` writes the same).
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct DeliveryWire {
-    id: String,
-    account_id: String,
-    webhook_id: String,
-    event: String,
-    status: DeliveryStatus,
-    attempts: u32,
-    budget_used: u32,
-    lease_until_ms: Option<i64>,
-    due_ms: Option<i64>,
-    last_status_code: Option<u16>,
-    last_error: Option<String>,
-    #[serde(default)]
-    sync_id: Option<String>,
-    tracking_id: Option<String>,
-    body: String,
-    created_at: String,
-    updated_at: String,
 }
 
 impl Serialize for DeliveryRec {
@@ -655,41 +631,8 @@ impl Serialize for DeliveryRec {
     }
 }
 
-impl From<DeliveryWire> for DeliveryRec {
-    fn from(w: DeliveryWire) -> Self {
-        let state = match (w.status, w.lease_until_ms) {
-            (DeliveryStatus::Pending, Some(lease_until_ms)) => {
-                DeliveryState::InProgress { lease_until_ms }
-            }
-            // The engine always stores a pending delivery with one of the two; one without
-            // either is taken as due at once, the safe reading (it is attempted, not lost).
-            (DeliveryStatus::Pending, None) => DeliveryState::Pending {
-                due_ms: w.due_ms.unwrap_or(0),
-            },
-            (DeliveryStatus::Delivered, _) => DeliveryState::Delivered,
-            (DeliveryStatus::Failed, _) => DeliveryState::Failed,
-        };
-        DeliveryRec {
-            id: w.id,
-            account_id: w.account_id,
-            webhook_id: w.webhook_id,
-            event: w.event,
-            state,
-            attempts: w.attempts,
-            budget_used: w.budget_used,
-            last_status_code: w.last_status_code,
-            last_error: w.last_error,
-            sync_id: w.sync_id,
-            tracking_id: w.tracking_id,
-            body: w.body,
-            created_at: w.created_at,
-            updated_at: w.updated_at,
-        }
-    }
-}
-
 /// The first answer of an idempotent write.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct IdemRec {
     /// SHA-256 of method, path and canonical body.
@@ -702,6 +645,32 @@ pub struct IdemRec {
     pub body: String,
     /// When it was stored (ms).
     pub created_ms: i64,
+}
+
+/// `Deserialize` through [`value`]'s field readers: the text is parsed once into a `Value`
+/// and read field by field, which keeps the code of each record small (a derived impl is
+/// 1 to 6 KB of wasm per record; README "Size and speed").
+macro_rules! read_via_value {
+    ($($t:ty => $read:path),* $(,)?) => {$(
+        impl<'de> Deserialize<'de> for $t {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let v = serde_json::Value::deserialize(d)?;
+                $read(&v).map_err(serde::de::Error::custom)
+            }
+        }
+    )*};
+}
+
+read_via_value! {
+    AdminRec => value::admin,
+    AccountRec => value::account,
+    ApiKeyRec => value::api_key,
+    ConnectionRec => value::connection,
+    WebhookRec => value::webhook,
+    TokenRec => value::token,
+    TokenRequestRec => value::token_request,
+    DeliveryRec => value::delivery,
+    IdemRec => value::idem,
 }
 
 #[cfg(test)]
