@@ -742,6 +742,93 @@ mod tests {
         assert_eq!(serde_json::to_string(&d).unwrap(), ping);
     }
 
+    /// Each record reads back what it writes, with every optional field set and with none.
+    #[test]
+    fn records_read_back_what_they_write() {
+        fn round<T: Serialize + serde::de::DeserializeOwned + PartialEq + std::fmt::Debug>(r: T) {
+            let text = serde_json::to_string(&r).unwrap();
+            assert_eq!(serde_json::from_str::<T>(&text).unwrap(), r, "{text}");
+        }
+        round(AdminRec {
+            token_sha256: "ab".into(),
+        });
+        round(AccountRec {
+            id: "a".into(),
+            domain: "d".into(),
+            write_enabled: true,
+            created_at: "t".into(),
+        });
+        for name in [None, Some("n".to_string())] {
+            round(ApiKeyRec {
+                key: "k".into(),
+                account_id: "a".into(),
+                secret_sha256: "s".into(),
+                scopes: vec!["read".into(), "write".into()],
+                name,
+                created_at: "t".into(),
+            });
+        }
+        let conn = ConnectionRec {
+            id: "c".into(),
+            app: "quickbooks".into(),
+            app_type: "accounting".into(),
+            push_url: Some("https://x.example.com".into()),
+            objects: vec![ObjectType::Invoice, ObjectType::Customer],
+            created_at: "t".into(),
+            connector: ConnectorKind::Quickbooks,
+            base_url: Some("https://b.example.com".into()),
+            settings: [("realmId".to_string(), "9".to_string())].into(),
+        };
+        round(conn.clone());
+        round(ConnectionRec {
+            push_url: None,
+            objects: vec![],
+            connector: ConnectorKind::Generic,
+            base_url: None,
+            settings: BTreeMap::new(),
+            ..conn
+        });
+        round(TokenRec {
+            access_token: "x".into(),
+            expires_at_ms: Some(-3),
+            serial: 7,
+        });
+        round(TokenRec {
+            access_token: "x".into(),
+            expires_at_ms: None,
+            serial: 0,
+        });
+        for state in [
+            TokenRequestState::Pending { due_ms: 5 },
+            TokenRequestState::InProgress { lease_until_ms: 6 },
+        ] {
+            round(TokenRequestRec {
+                connection_id: "c".into(),
+                account_id: "a".into(),
+                app: "xero".into(),
+                reason: "missing".into(),
+                state,
+                attempts: 2,
+                waiting: vec!["t1".into()],
+            });
+        }
+        round(IdemRec {
+            fingerprint: "f".into(),
+            status: 201,
+            headers: vec![("X-Sync-ID".into(), "s".into())],
+            body: "{}".into(),
+            created_ms: 1,
+        });
+        let bad = |t: &str| serde_json::from_str::<TokenRec>(t).is_err();
+        assert!(bad(r#"{"accessToken":"x"}"#));
+        assert!(bad(r#"{"accessToken":1,"serial":1}"#));
+        assert!(bad("[]"));
+        assert!(serde_json::from_str::<IdemRec>(
+            r#"{"fingerprint":"f","status":70000,"headers":[],"body":"","createdMs":1}"#
+        )
+        .is_err());
+    }
+
     #[test]
     fn sync_status_aggregates_targets() {
         assert_eq!(SyncStatus::aggregate(&[]), SyncStatus::NoTargets);

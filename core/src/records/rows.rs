@@ -276,7 +276,15 @@ impl TaskRow {
             last_error: f.opt_string("e")?,
             error: match f.get("er") {
                 None => None,
-                Some(e) => Some(SourceError::deserialize(e).map_err(|e| format!("er: {e}"))?),
+                Some(e) => {
+                    let e = Fields::of(e, "er")?;
+                    Some(SourceError {
+                        status: e.opt_u16("status")?.ok_or("er: status missing")?,
+                        code: e.opt_string("code")?,
+                        message: e.opt_string("message")?,
+                        field: e.opt_string("field")?,
+                    })
+                }
             },
             budget_start: f.opt_u32("b")?.unwrap_or(0),
             waiting_on: f.strings("w")?,
