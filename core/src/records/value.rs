@@ -246,108 +246,191 @@ impl Fields<'_> {
     }
 }
 
+/// Reads the fields of one record without a `?` per field: the first error is kept and
+/// [`Reader::done`] reports it. (A `?` inside a struct literal makes the compiler write the
+/// cleanup of every field read before it, a ladder per field; one check at the end keeps
+/// each reader small in the wasm module.)
+pub(crate) struct Reader<'a> {
+    pub(crate) f: Fields<'a>,
+    err: std::cell::Cell<Option<String>>,
+}
+
+impl<'a> Reader<'a> {
+    pub(crate) fn of(v: &'a Value, what: &str) -> Result<Reader<'a>, String> {
+        Ok(Reader {
+            f: Fields::of(v, what)?,
+            err: std::cell::Cell::new(None),
+        })
+    }
+    /// The value, or (keeping the first error) a placeholder that [`Reader::done`] drops.
+    pub(crate) fn keep<T: Default>(&self, r: Result<T, String>) -> T {
+        match r {
+            Ok(v) => v,
+            Err(e) => {
+                self.fail(e);
+                T::default()
+            }
+        }
+    }
+    /// Note an error (the first one is kept).
+    #[inline(never)]
+    pub(crate) fn fail(&self, e: String) {
+        let first = self.err.take().unwrap_or(e);
+        self.err.set(Some(first));
+    }
+    #[inline(never)]
+    pub(crate) fn s(&self, k: &str) -> String {
+        self.keep(self.f.string(k))
+    }
+    #[inline(never)]
+    pub(crate) fn os(&self, k: &str) -> Option<String> {
+        self.keep(self.f.opt_string(k))
+    }
+    #[inline(never)]
+    pub(crate) fn list(&self, k: &str) -> Vec<String> {
+        self.keep(self.f.strings(k))
+    }
+    #[inline(never)]
+    pub(crate) fn n(&self, k: &str) -> u32 {
+        self.keep(self.f.u32(k))
+    }
+    #[inline(never)]
+    pub(crate) fn oi(&self, k: &str) -> Option<i64> {
+        self.keep(self.f.opt_i64(k))
+    }
+    #[inline(never)]
+    pub(crate) fn i(&self, k: &str) -> i64 {
+        self.keep(self.f.i64(k))
+    }
+    /// `rec`, or the first error met while reading it.
+    pub(crate) fn done<T>(self, rec: T) -> Result<T, String> {
+        match self.err.into_inner() {
+            None => Ok(rec),
+            Some(e) => Err(e),
+        }
+    }
+}
+
 // The stored records read field by field (their `Deserialize` impls in `records/mod.rs` parse
 // the text once into a `Value` and call these): what serde's derive accepts, they accept.
 
 pub(crate) fn admin(v: &Value) -> Result<AdminRec, String> {
-    let f = Fields::of(v, "admin")?;
-    Ok(AdminRec {
-        token_sha256: f.string("tokenSha256")?,
-    })
+    let r = Reader::of(v, "admin")?;
+    let rec = AdminRec {
+        token_sha256: r.s("tokenSha256"),
+    };
+    r.done(rec)
 }
 
 pub(crate) fn account(v: &Value) -> Result<AccountRec, String> {
-    let f = Fields::of(v, "account")?;
-    Ok(AccountRec {
-        id: f.string("id")?,
-        domain: f.string("domain")?,
-        write_enabled: need(
-            f.get("writeEnabled").and_then(Value::as_bool),
+    let r = Reader::of(v, "account")?;
+    let rec = AccountRec {
+        id: r.s("id"),
+        domain: r.s("domain"),
+        write_enabled: r.keep(need(
+            r.f.get("writeEnabled").and_then(Value::as_bool),
             "writeEnabled",
-        )?,
-        created_at: f.string("createdAt")?,
-    })
+        )),
+        created_at: r.s("createdAt"),
+    };
+    r.done(rec)
 }
 
 pub(crate) fn api_key(v: &Value) -> Result<ApiKeyRec, String> {
-    let f = Fields::of(v, "API key")?;
-    Ok(ApiKeyRec {
-        key: f.string("key")?,
-        account_id: f.string("accountId")?,
-        secret_sha256: f.string("secretSha256")?,
-        scopes: f.strings("scopes")?,
-        name: f.opt_string("name")?,
-        created_at: f.string("createdAt")?,
-    })
+    let r = Reader::of(v, "API key")?;
+    let rec = ApiKeyRec {
+        key: r.s("key"),
+        account_id: r.s("accountId"),
+        secret_sha256: r.s("secretSha256"),
+        scopes: r.list("scopes"),
+        name: r.os("name"),
+        created_at: r.s("createdAt"),
+    };
+    r.done(rec)
 }
 
 pub(crate) fn connection(v: &Value) -> Result<ConnectionRec, String> {
-    let f = Fields::of(v, "connection")?;
+    let r = Reader::of(v, "connection")?;
     let mut objects = Vec::new();
-    if let Some(list) = f.get("objects") {
-        for t in list
-            .as_array()
-            .ok_or_else(|| bad("objects", "not a list"))?
-        {
-            objects.push(object_type(t)?);
+    if let Some(list) = r.f.get("objects") {
+        match list.as_array() {
+            None => r.fail(bad("objects", "not a list")),
+            Some(list) => {
+                for t in list {
+                    match object_type(t) {
+                        Ok(t) => objects.push(t),
+                        Err(e) => r.fail(e),
+                    }
+                }
+            }
         }
     }
     let mut settings = BTreeMap::new();
-    if let Some(map) = f.get("settings") {
-        for (k, s) in map
-            .as_object()
-            .ok_or_else(|| bad("settings", "not an object"))?
-        {
-            let s = s.as_str().ok_or_else(|| bad("settings", "not a string"))?;
-            settings.insert(k.clone(), s.to_string());
+    if let Some(map) = r.f.get("settings") {
+        match map.as_object() {
+            None => r.fail(bad("settings", "not an object")),
+            Some(map) => {
+                for (k, s) in map {
+                    match s.as_str() {
+                        Some(s) => {
+                            settings.insert(k.clone(), s.to_string());
+                        }
+                        None => r.fail(bad("settings", "not a string")),
+                    }
+                }
+            }
         }
     }
-    Ok(ConnectionRec {
-        id: f.string("id")?,
-        app: f.string("app")?,
-        app_type: f.string("type")?,
-        push_url: f.opt_string("pushUrl")?,
+    let rec = ConnectionRec {
+        id: r.s("id"),
+        app: r.s("app"),
+        app_type: r.s("type"),
+        push_url: r.os("pushUrl"),
         objects,
-        created_at: f.string("createdAt")?,
-        connector: f.connector("connector")?,
-        base_url: f.opt_string("baseUrl")?,
+        created_at: r.s("createdAt"),
+        connector: r.keep(r.f.connector("connector")),
+        base_url: r.os("baseUrl"),
         settings,
-    })
+    };
+    r.done(rec)
 }
 
 pub(crate) fn webhook(v: &Value) -> Result<WebhookRec, String> {
-    let f = Fields::of(v, "webhook")?;
-    let previous_secret = match f.get("previousSecret") {
+    let r = Reader::of(v, "webhook")?;
+    let previous_secret = match r.f.get("previousSecret") {
         None => None,
         Some(p) => {
-            let p = Fields::of(p, "previousSecret")?;
-            Some(RetiredSecret {
-                secret: p.string("secret")?,
-                until_ms: p.i64("untilMs")?,
-            })
+            let p = Reader::of(p, "previousSecret")?;
+            let old = RetiredSecret {
+                secret: p.s("secret"),
+                until_ms: p.i("untilMs"),
+            };
+            Some(p.done(old)?)
         }
     };
-    Ok(WebhookRec {
-        id: f.string("id")?,
-        url: f.string("url")?,
-        events: f.strings("events")?,
-        username: f.opt_string("username")?,
-        password: f.opt_string("password")?,
-        signing_secret: f.opt_string("signingSecret")?,
-        created_at: f.string("createdAt")?,
+    let rec = WebhookRec {
+        id: r.s("id"),
+        url: r.s("url"),
+        events: r.list("events"),
+        username: r.os("username"),
+        password: r.os("password"),
+        signing_secret: r.os("signingSecret"),
+        created_at: r.s("createdAt"),
         previous_secret,
-        disabled_reason: f.opt_string("disabledReason")?,
-        consecutive_failures: f.opt_u32("consecutiveFailures")?.unwrap_or(0),
-    })
+        disabled_reason: r.os("disabledReason"),
+        consecutive_failures: r.keep(r.f.opt_u32("consecutiveFailures")).unwrap_or(0),
+    };
+    r.done(rec)
 }
 
 pub(crate) fn token(v: &Value) -> Result<TokenRec, String> {
-    let f = Fields::of(v, "token")?;
-    Ok(TokenRec {
-        access_token: f.string("accessToken")?,
-        expires_at_ms: f.opt_i64("expiresAtMs")?,
-        serial: need(f.opt_u64("serial")?, "serial")?,
-    })
+    let r = Reader::of(v, "token")?;
+    let rec = TokenRec {
+        access_token: r.s("accessToken"),
+        expires_at_ms: r.oi("expiresAtMs"),
+        serial: r.keep(r.f.opt_u64("serial").and_then(|n| need(n, "serial"))),
+    };
+    r.done(rec)
 }
 
 pub(crate) fn token_request(v: &Value) -> Result<TokenRequestRec, String> {
@@ -360,66 +443,76 @@ pub(crate) fn token_request(v: &Value) -> Result<TokenRequestRec, String> {
         }
         _ => return Err(bad("state", "not pending or in_progress")),
     };
-    Ok(TokenRequestRec {
-        connection_id: f.string("connectionId")?,
-        account_id: f.string("accountId")?,
-        app: f.string("app")?,
-        reason: f.string("reason")?,
+    let r = Reader::of(v, "token request")?;
+    let rec = TokenRequestRec {
+        connection_id: r.s("connectionId"),
+        account_id: r.s("accountId"),
+        app: r.s("app"),
+        reason: r.s("reason"),
         state,
-        attempts: f.u32("attempts")?,
-        waiting: f.strings("waiting")?,
-    })
+        attempts: r.n("attempts"),
+        waiting: r.list("waiting"),
+    };
+    r.done(rec)
 }
 
 pub(crate) fn delivery(v: &Value) -> Result<DeliveryRec, String> {
-    let f = Fields::of(v, "delivery")?;
-    let status = f.string("status")?;
-    let state = match (status.as_str(), f.opt_i64("leaseUntilMs")?) {
+    let r = Reader::of(v, "delivery")?;
+    let state = match (r.s("status").as_str(), r.oi("leaseUntilMs")) {
         ("pending", Some(lease_until_ms)) => DeliveryState::InProgress { lease_until_ms },
         // The engine always stores a pending delivery with one of the two; one without
         // either is taken as due at once, the safe reading (it is attempted, not lost).
         ("pending", None) => DeliveryState::Pending {
-            due_ms: f.opt_i64("dueMs")?.unwrap_or(0),
+            due_ms: r.oi("dueMs").unwrap_or(0),
         },
         ("delivered", _) => DeliveryState::Delivered,
         ("failed", _) => DeliveryState::Failed,
-        _ => return Err(bad("status", "unknown delivery status")),
+        _ => {
+            r.fail(bad("status", "unknown delivery status"));
+            DeliveryState::Failed
+        }
     };
-    Ok(DeliveryRec {
-        id: f.string("id")?,
-        account_id: f.string("accountId")?,
-        webhook_id: f.string("webhookId")?,
-        event: f.string("event")?,
+    let rec = DeliveryRec {
+        id: r.s("id"),
+        account_id: r.s("accountId"),
+        webhook_id: r.s("webhookId"),
+        event: r.s("event"),
         state,
-        attempts: f.u32("attempts")?,
-        budget_used: f.u32("budgetUsed")?,
-        last_status_code: f.opt_u16("lastStatusCode")?,
-        last_error: f.opt_string("lastError")?,
-        sync_id: f.opt_string("syncId")?,
-        tracking_id: f.opt_string("trackingId")?,
-        body: f.string("body")?,
-        created_at: f.string("createdAt")?,
-        updated_at: f.string("updatedAt")?,
-    })
+        attempts: r.n("attempts"),
+        budget_used: r.n("budgetUsed"),
+        last_status_code: r.keep(r.f.opt_u16("lastStatusCode")),
+        last_error: r.os("lastError"),
+        sync_id: r.os("syncId"),
+        tracking_id: r.os("trackingId"),
+        body: r.s("body"),
+        created_at: r.s("createdAt"),
+        updated_at: r.s("updatedAt"),
+    };
+    r.done(rec)
 }
 
 pub(crate) fn idem(v: &Value) -> Result<IdemRec, String> {
-    let f = Fields::of(v, "idempotency record")?;
+    let r = Reader::of(v, "idempotency record")?;
     let mut headers = Vec::new();
-    for h in need(f.get("headers"), "headers")?
-        .as_array()
-        .ok_or_else(|| bad("headers", "not a list"))?
-    {
-        match h.as_array().map(Vec::as_slice) {
-            Some([Value::String(k), Value::String(v)]) => headers.push((k.clone(), v.clone())),
-            _ => return Err(bad("headers", "not [name, value]")),
+    match r.f.get("headers").and_then(Value::as_array) {
+        None => r.fail(bad("headers", "not a list")),
+        Some(list) => {
+            for h in list {
+                match h.as_array().map(Vec::as_slice) {
+                    Some([Value::String(k), Value::String(v)]) => {
+                        headers.push((k.clone(), v.clone()))
+                    }
+                    _ => r.fail(bad("headers", "not [name, value]")),
+                }
+            }
         }
     }
-    Ok(IdemRec {
-        fingerprint: f.string("fingerprint")?,
-        status: need(f.opt_u16("status")?, "status")?,
+    let rec = IdemRec {
+        fingerprint: r.s("fingerprint"),
+        status: r.keep(r.f.opt_u16("status").and_then(|n| need(n, "status"))),
         headers,
-        body: f.string("body")?,
-        created_ms: f.i64("createdMs")?,
-    })
+        body: r.s("body"),
+        created_ms: r.i("createdMs"),
+    };
+    r.done(rec)
 }
