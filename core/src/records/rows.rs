@@ -329,24 +329,25 @@ impl SyncRow {
     /// Read a stored row.
     pub fn parse(text: &str) -> Result<SyncRow, String> {
         let v: Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
-        let f = Fields::of(&v, "sync")?;
-        Ok(SyncRow {
-            account_id: f.string("a")?,
-            request_id: f.string("r")?,
-            tracking_id: f.opt_string("tr")?,
-            op: f.opt_string("op")?.unwrap_or_else(|| "create".into()),
-            object: pair(f.get("o").ok_or("o: missing")?)?,
-            objects: match f.get("os") {
-                None => None,
-                Some(_) => Some(list(&f, "os", pair)?),
-            },
-            label: f.string("l")?,
-            created: stored_time(f.get("c").ok_or("c: missing")?)?,
-            status: f.opt_string("s")?.map(|s| sync_status(&s)).transpose()?,
-            updated: f.get("u").map(stored_time).transpose()?,
-            targets: list(&f, "t", TargetRow::from_value)?,
-            deliveries: f.strings("d")?,
-        })
+        let r = Reader::of(&v, "sync")?;
+        let f = &r.f;
+        let object = pair(f.get("o").ok_or("o: missing")?)?;
+        let created = stored_time(f.get("c").ok_or("c: missing")?)?;
+        let row = SyncRow {
+            account_id: r.s("a"),
+            request_id: r.s("r"),
+            tracking_id: r.os("tr"),
+            op: r.os("op").unwrap_or_else(|| "create".into()),
+            object,
+            objects: f.get("os").map(|_| r.keep(list(f, "os", pair))),
+            label: r.s("l"),
+            created,
+            status: r.keep(r.os("s").map(|s| sync_status(&s)).transpose()),
+            updated: r.keep(f.get("u").map(stored_time).transpose()),
+            targets: r.keep(list(f, "t", TargetRow::from_value)),
+            deliveries: r.list("d"),
+        };
+        r.done(row)
     }
 }
 
