@@ -94,7 +94,7 @@ pub enum Outcome {
 /// and tries each variant, several KB of the wasm module (README "Size and speed").
 impl<'de> Deserialize<'de> for Outcome {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        outcome(&serde_json::Value::deserialize(d)?).ok_or_else(|| {
+        outcome(&crate::records::value::value_of(d)?).ok_or_else(|| {
             serde::de::Error::custom("data did not match any variant of untagged enum Outcome")
         })
     }

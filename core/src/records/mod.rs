@@ -67,7 +67,7 @@ pub mod layout;
 pub mod rows;
 #[cfg(feature = "layout1")]
 pub mod v1;
-mod value;
+pub(crate) mod value;
 
 /// The stored hash of the admin token.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -654,7 +654,7 @@ macro_rules! read_via_value {
     ($($t:ty => $read:path),* $(,)?) => {$(
         impl<'de> Deserialize<'de> for $t {
             fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                let v = serde_json::Value::deserialize(d)?;
+                let v = value::value_of(d)?;
                 $read(&v).map_err(serde::de::Error::custom)
             }
         }

@@ -214,6 +214,13 @@ pub(crate) fn sync_status(s: &str) -> Result<SyncStatus, String> {
     .ok_or_else(|| format!("unknown sync status {s:?}"))
 }
 
+/// The input parsed as a `Value`: one out-of-line instance per deserializer for every
+/// hand-written `Deserialize` impl (inlined into one of them it was a second 1.4 KB copy).
+#[inline(never)]
+pub(crate) fn value_of<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Value, D::Error> {
+    serde::Deserialize::deserialize(d)
+}
+
 /// A required field: `Err` when it is absent or `null`.
 fn need<T>(v: Option<T>, k: &str) -> Result<T, String> {
     v.ok_or_else(|| bad(k, "missing"))
