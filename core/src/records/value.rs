@@ -1,8 +1,11 @@
 //! Reading the engine's own rows from parsed JSON (`serde_json::Value`) field by field.
 //!
-//! The sync rows and the rows of layout 1 are read this way rather than with derived
-//! `Deserialize` impls: the code a derive generates for each large record is a measurable
-//! share of the wasm module (held to 250 KB gzipped), and these readers share one parser.
+//! The sync rows, the rows of layout 1 and the stored records (accounts, API keys,
+//! connections, webhooks, tokens, token requests, deliveries, idempotency records; their
+//! `Deserialize` impls in `records/mod.rs` call the readers at the end of this file) are read
+//! this way rather than with derived `Deserialize` impls: the code a derive generates for each
+//! large record is a measurable share of the wasm module (held to 250 KB gzipped), and these
+//! readers share one parser (wasm/README.md "Size and speed").
 
 use std::collections::BTreeMap;
 
