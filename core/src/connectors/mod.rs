@@ -577,16 +577,19 @@ pub(crate) fn delete_target<'a>(
         .ok_or(ConnectorError::NoRemoteId { connector: app })
 }
 
-/// A bodiless `DELETE` (no `Content-Type`).
-pub(crate) fn delete_request(
-    url: String,
-    mut headers: BTreeMap<String, String>,
-) -> OutboundRequest {
-    headers.remove("Content-Type");
+/// A bodiless `DELETE`: `headers` without `Content-Type`. (Copied over rather than removed in
+/// place: a map removal pulls the B-tree's rebalancing code into the wasm module.)
+pub(crate) fn delete_request(url: String, headers: BTreeMap<String, String>) -> OutboundRequest {
+    let mut kept = BTreeMap::new();
+    for (k, v) in headers {
+        if k != "Content-Type" {
+            kept.insert(k, v);
+        }
+    }
     OutboundRequest {
         method: "DELETE".into(),
         url,
-        headers,
+        headers: kept,
         body: String::new(),
     }
 }

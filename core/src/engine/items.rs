@@ -64,7 +64,7 @@ pub struct WorkItem {
 }
 
 /// What happened to a work item.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(untagged)]
 pub enum Outcome {
     /// The peer answered.
@@ -86,6 +86,49 @@ pub enum Outcome {
         #[serde(default)]
         permanent: bool,
     },
+}
+
+/// Read as serde reads an untagged enum: a `Response` when the fields of one are there and
+/// well typed (`status`, optional `headers` and `body`; other members ignored), else an
+/// `Error`, else refused. Written by hand from a `Value`: the derived impl buffers the input
+/// and tries each variant, several KB of the wasm module (README "Size and speed").
+impl<'de> Deserialize<'de> for Outcome {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        outcome(&crate::records::value::value_of(d)?).ok_or_else(|| {
+            serde::de::Error::custom("data did not match any variant of untagged enum Outcome")
+        })
+    }
+}
+
+fn outcome(v: &serde_json::Value) -> Option<Outcome> {
+    let m = v.as_object()?;
+    let response = || {
+        let status = u16::try_from(m.get("status")?.as_u64()?).ok()?;
+        let mut headers = BTreeMap::new();
+        if let Some(h) = m.get("headers") {
+            for (k, v) in h.as_object()? {
+                headers.insert(k.clone(), v.as_str()?.to_string());
+            }
+        }
+        let body = match m.get("body") {
+            None => String::new(),
+            Some(b) => b.as_str()?.to_string(),
+        };
+        Some(Outcome::Response {
+            status,
+            headers,
+            body,
+        })
+    };
+    response().or_else(|| {
+        Some(Outcome::Error {
+            error: m.get("error")?.as_str()?.to_string(),
+            permanent: match m.get("permanent") {
+                None => false,
+                Some(p) => p.as_bool()?,
+            },
+        })
+    })
 }
 
 impl Outcome {
@@ -220,6 +263,59 @@ pub(crate) fn push_attempts_allowed(engine: &Engine) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn outcomes_read_as_the_untagged_enum_did() {
+        let read = |t: &str| serde_json::from_str::<Outcome>(t).ok();
+        let response = |status, headers: &[(&str, &str)], body: &str| Outcome::Response {
+            status,
+            headers: headers
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            body: body.into(),
+        };
+        assert_eq!(read(r#"{"status":201}"#), Some(response(201, &[], "")));
+        assert_eq!(
+            read(r#"{"status":200,"headers":{"A":"b"},"body":"x","other":1}"#),
+            Some(response(200, &[("A", "b")], "x"))
+        );
+        let error = |e: &str, permanent| Outcome::Error {
+            error: e.into(),
+            permanent,
+        };
+        assert_eq!(
+            read(r#"{"error":"timeout"}"#),
+            Some(error("timeout", false))
+        );
+        assert_eq!(
+            read(r#"{"error":"refused","permanent":true}"#),
+            Some(error("refused", true))
+        );
+        // A malformed response part falls back to the error variant, as untagged did.
+        assert_eq!(
+            read(r#"{"status":70000,"error":"x"}"#),
+            Some(error("x", false))
+        );
+        assert_eq!(
+            read(r#"{"status":200,"headers":{"A":1},"error":"x"}"#),
+            Some(error("x", false))
+        );
+        for bad in [
+            r#"{"status":70000}"#,
+            r#"{"status":200.5}"#,
+            r#"{"status":200,"body":null}"#,
+            r#"{"error":"x","permanent":"yes"}"#,
+            r#"{"what":1}"#,
+            "null",
+            "[]",
+        ] {
+            assert_eq!(read(bad), None, "{bad}");
+        }
+        for o in [response(204, &[("Etag", "1")], "{}"), error("e", true)] {
+            assert_eq!(read(&serde_json::to_string(&o).unwrap()), Some(o));
+        }
+    }
 
     #[test]
     fn work_ids_parse() {

@@ -156,6 +156,19 @@ fn store<T: Serialize>(
 ) -> H<Stored> {
     let raw = serde_json::value::to_raw_value(obj)
         .unwrap_or_else(|_| RawValue::from_string("null".into()).unwrap_or_default());
+    store_raw(ctx, account, t, id, raw, version)
+}
+
+/// [`store`] past the one step that depends on the type: one copy for every object type.
+#[inline(never)]
+fn store_raw(
+    ctx: &mut Ctx<'_>,
+    account: &AccountRec,
+    t: ObjectType,
+    id: &str,
+    raw: Box<RawValue>,
+    version: u64,
+) -> H<Stored> {
     let text = raw.get().to_string();
     // The version it replaces stays stored while an unfinished push still sends it.
     stored::keep_if_pushed(&mut ctx.tx, &account.id, t, id)?;

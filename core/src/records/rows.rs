@@ -25,7 +25,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::value::{pair, references, sync_status, target_status, task_state, Fields};
+use super::value::{pair, references, sync_status, target_status, task_state, Fields, Reader};
 
 use super::{ObjectRef, SyncRec, SyncStatus, TargetRec, TargetStatus, TaskRec, TaskState};
 use crate::cdm::ObjectType;
@@ -265,46 +265,63 @@ fn list<T>(
 impl TaskRow {
     #[inline(never)]
     fn from_value(v: &Value) -> Result<TaskRow, String> {
-        let f = Fields::of(v, "task")?;
-        Ok(TaskRow {
-            id: f.string("i")?,
-            object: f.get("o").map(pair).transpose()?,
-            version: f.opt_u64("v")?.unwrap_or(1),
-            tracking_id: present_string(&f, "tr")?,
-            state: f.get("st").map(task_state).transpose()?,
-            attempts: f.opt_u32("n")?.unwrap_or(0),
-            last_error: f.opt_string("e")?,
-            error: match f.get("er") {
-                None => None,
-                Some(e) => Some(SourceError::deserialize(e).map_err(|e| format!("er: {e}"))?),
-            },
-            budget_start: f.opt_u32("b")?.unwrap_or(0),
-            waiting_on: f.strings("w")?,
-            requires: f.strings("q")?,
-            successors: f.strings("x")?,
-            references: f.get("f").map(references).transpose()?,
-            connector: f.connector("cn")?,
-            reauthorized: f.flag("ra")?,
-            token_serial: f.opt_u64("ts")?,
-        })
+        let r = Reader::of(v, "task")?;
+        let f = &r.f;
+        let error = match f.get("er") {
+            None => None,
+            Some(e) => {
+                let e = Reader::of(e, "er")?;
+                let se = SourceError {
+                    status: e.keep(e.f.opt_u16("status")).unwrap_or(0),
+                    code: e.os("code"),
+                    message: e.os("message"),
+                    field: e.os("field"),
+                };
+                if e.f.get("status").is_none() {
+                    e.fail("er: status missing".into());
+                }
+                Some(e.done(se)?)
+            }
+        };
+        let row = TaskRow {
+            id: r.s("i"),
+            object: r.keep(f.get("o").map(pair).transpose()),
+            version: r.keep(f.opt_u64("v")).unwrap_or(1),
+            tracking_id: r.keep(present_string(f, "tr")),
+            state: r.keep(f.get("st").map(task_state).transpose()),
+            attempts: r.keep(f.opt_u32("n")).unwrap_or(0),
+            last_error: r.os("e"),
+            error,
+            budget_start: r.keep(f.opt_u32("b")).unwrap_or(0),
+            waiting_on: r.list("w"),
+            requires: r.list("q"),
+            successors: r.list("x"),
+            references: r.keep(f.get("f").map(references).transpose()),
+            connector: r.keep(f.connector("cn")),
+            reauthorized: r.keep(f.flag("ra")),
+            token_serial: r.keep(f.opt_u64("ts")),
+        };
+        r.done(row)
     }
 }
 
 impl TargetRow {
     #[inline(never)]
     fn from_value(v: &Value) -> Result<TargetRow, String> {
-        let f = Fields::of(v, "target")?;
-        Ok(TargetRow {
-            connection_id: f.string("c")?,
-            app: f.string("app")?,
-            app_type: f.string("y")?,
-            status: f.opt_string("s")?.map(|s| target_status(&s)).transpose()?,
-            attempts: f.opt_u32("n")?,
-            last_error: present_string(&f, "e")?,
-            remote_id: f.opt_string("rid")?,
-            updated: f.get("u").map(stored_time).transpose()?,
-            tasks: list(&f, "k", TaskRow::from_value)?,
-        })
+        let r = Reader::of(v, "target")?;
+        let f = &r.f;
+        let row = TargetRow {
+            connection_id: r.s("c"),
+            app: r.s("app"),
+            app_type: r.s("y"),
+            status: r.keep(r.os("s").map(|s| target_status(&s)).transpose()),
+            attempts: r.keep(f.opt_u32("n")),
+            last_error: r.keep(present_string(f, "e")),
+            remote_id: r.os("rid"),
+            updated: r.keep(f.get("u").map(stored_time).transpose()),
+            tasks: r.keep(list(f, "k", TaskRow::from_value)),
+        };
+        r.done(row)
     }
 }
 
@@ -312,24 +329,25 @@ impl SyncRow {
     /// Read a stored row.
     pub fn parse(text: &str) -> Result<SyncRow, String> {
         let v: Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
-        let f = Fields::of(&v, "sync")?;
-        Ok(SyncRow {
-            account_id: f.string("a")?,
-            request_id: f.string("r")?,
-            tracking_id: f.opt_string("tr")?,
-            op: f.opt_string("op")?.unwrap_or_else(|| "create".into()),
-            object: pair(f.get("o").ok_or("o: missing")?)?,
-            objects: match f.get("os") {
-                None => None,
-                Some(_) => Some(list(&f, "os", pair)?),
-            },
-            label: f.string("l")?,
-            created: stored_time(f.get("c").ok_or("c: missing")?)?,
-            status: f.opt_string("s")?.map(|s| sync_status(&s)).transpose()?,
-            updated: f.get("u").map(stored_time).transpose()?,
-            targets: list(&f, "t", TargetRow::from_value)?,
-            deliveries: f.strings("d")?,
-        })
+        let r = Reader::of(&v, "sync")?;
+        let f = &r.f;
+        let object = pair(f.get("o").ok_or("o: missing")?)?;
+        let created = stored_time(f.get("c").ok_or("c: missing")?)?;
+        let row = SyncRow {
+            account_id: r.s("a"),
+            request_id: r.s("r"),
+            tracking_id: r.os("tr"),
+            op: r.os("op").unwrap_or_else(|| "create".into()),
+            object,
+            objects: f.get("os").map(|_| r.keep(list(f, "os", pair))),
+            label: r.s("l"),
+            created,
+            status: r.keep(r.os("s").map(|s| sync_status(&s)).transpose()),
+            updated: r.keep(f.get("u").map(stored_time).transpose()),
+            targets: r.keep(list(f, "t", TargetRow::from_value)),
+            deliveries: r.list("d"),
+        };
+        r.done(row)
     }
 }
 

@@ -43,40 +43,13 @@ pub fn rfc3339_millis(now_ms: i64) -> String {
 /// Parses the timestamps [`rfc3339_millis`] writes (`2026-11-28T23:37:30.123Z`, four-digit
 /// year, three fractional digits, `Z`) back into Unix milliseconds; anything else is `None`.
 pub fn parse_rfc3339_millis(s: &str) -> Option<i64> {
+    // Exactly that shape (and no leap second, which `parse_rfc3339` reads as :59.999); the
+    // date and time are read by `parse_rfc3339`, one parser for both in the wasm module.
     let b = s.as_bytes();
-    if b.len() != 24
-        || b[4] != b'-'
-        || b[7] != b'-'
-        || b[10] != b'T'
-        || b[13] != b':'
-        || b[16] != b':'
-        || b[19] != b'.'
-        || b[23] != b'Z'
-    {
+    if b.len() != 24 || b[10] != b'T' || b[19] != b'.' || b[23] != b'Z' || &b[17..19] == b"60" {
         return None;
     }
-    let num = |from: usize, to: usize| -> Option<u32> {
-        let part = s.get(from..to)?;
-        if part.bytes().all(|c| c.is_ascii_digit()) {
-            part.parse().ok()
-        } else {
-            None
-        }
-    };
-    let year = i32::try_from(num(0, 4)?).ok()?;
-    let month = time::Month::try_from(u8::try_from(num(5, 7)?).ok()?).ok()?;
-    let date = time::Date::from_calendar_date(year, month, u8::try_from(num(8, 10)?).ok()?).ok()?;
-    let at = time::Time::from_hms_milli(
-        u8::try_from(num(11, 13)?).ok()?,
-        u8::try_from(num(14, 16)?).ok()?,
-        u8::try_from(num(17, 19)?).ok()?,
-        u16::try_from(num(20, 23)?).ok()?,
-    )
-    .ok()?;
-    let nanos = time::PrimitiveDateTime::new(date, at)
-        .assume_utc()
-        .unix_timestamp_nanos();
-    i64::try_from(nanos / 1_000_000).ok()
+    parse_rfc3339(s).map(|(ms, _)| ms)
 }
 
 /// Parses any RFC 3339 timestamp (`2026-11-28T23:37:30Z`, `2026-11-28t23:37:30.5+02:00`,
@@ -373,8 +346,20 @@ mod tests {
             "2026-13-28T23:37:30.123Z",
             "2026-11-28 23:37:30.123Z",
             "+026-11-28T23:37:30.123Z",
+            "2026-11-28t23:37:30.123Z",
+            "2026-11-28T23:37:30.123z",
+            "2026-11-28T23:37:60.123Z",
+            "2026-11-28T24:00:00.000Z",
+            "2026-02-29T00:00:00.000Z",
+            "2026-11-28T23:37:30.1a3Z",
+            "2026-11-28T23:37:30.12345",
+            "2026-11-28T23:37:30+00:00",
         ] {
             assert_eq!(parse_rfc3339_millis(bad), None, "{bad}");
         }
+        assert_eq!(
+            parse_rfc3339_millis("2024-02-29T12:00:00.007Z"),
+            Some(1_709_208_000_007)
+        );
     }
 }
