@@ -405,51 +405,67 @@ pub(crate) fn remote_connections(
 /// JSON Pointer of the first field that names it. Only invoices and expenses refer to them.
 /// (Read through `Value`, which the engine decodes everywhere, to add no decoder to the wasm
 /// module.)
-pub(crate) fn references_of(t: ObjectType, text: &str) -> Vec<(ObjectType, String, String)> {
-    let mut out: Vec<(ObjectType, String, String)> = Vec::new();
+pub(crate) fn references_of(t: ObjectType, text: &str) -> Refs {
+    let mut out = Refs::new();
     if !matches!(t, ObjectType::Invoice | ObjectType::Expense) {
         return out;
     }
-    let Ok(v) = serde_json::from_str::<Value>(text) else {
+    // The borrowed parse (no owned tree): this reads the stored text of an update's previous
+    // version and, in a migration, every object.
+    let Ok(v) = crate::json::Json::parse(text) else {
         return out;
     };
-    let mut add = |rt: ObjectType, id: Option<&Value>, pointer: String| {
-        if let Some(rid) = id.and_then(Value::as_str) {
-            if !out.iter().any(|(ot, oid, _)| *ot == rt && oid == rid) {
-                out.push((rt, rid.to_string(), pointer));
-            }
-        }
+    let s = |j: Option<&crate::json::Json<'_>>| {
+        j.and_then(crate::json::Json::as_str).map(str::to_string)
     };
-    add(
+    add_ref(
+        &mut out,
         ObjectType::Customer,
-        v.get("customerId"),
-        "/customerId".into(),
+        s(v.get("customerId")),
+        || "/customerId".into(),
     );
-    add(ObjectType::Vendor, v.get("vendorId"), "/vendorId".into());
-    if let Some(lines) = v.get("lines").and_then(Value::as_array) {
+    add_ref(&mut out, ObjectType::Vendor, s(v.get("vendorId")), || {
+        "/vendorId".into()
+    });
+    if let Some(crate::json::Json::Array(lines)) = v.get("lines") {
         for (i, l) in lines.iter().enumerate() {
-            add(
-                ObjectType::Account,
-                l.get("accountId"),
-                format!("/lines/{i}/accountId"),
-            );
+            add_ref(&mut out, ObjectType::Account, s(l.get("accountId")), || {
+                format!("/lines/{i}/accountId")
+            });
         }
     }
     out
 }
 
-/// Bring the reverse reference index of object `(t, id)` from its stored text `old` to `new`
-/// (`None`: absent).
+/// The objects an object refers to: `(type, id, pointer of the referring field)`, each
+/// referred object once (its first field).
+pub(crate) type Refs = Vec<(ObjectType, String, String)>;
+
+/// Add a reference to `out` unless the object is already there.
+pub(crate) fn add_ref(
+    out: &mut Refs,
+    rt: ObjectType,
+    id: Option<String>,
+    pointer: impl FnOnce() -> String,
+) {
+    if let Some(rid) = id {
+        if !out.iter().any(|(ot, oid, _)| *ot == rt && *oid == rid) {
+            out.push((rt, rid, pointer()));
+        }
+    }
+}
+
+/// Bring the reverse reference index of object `(t, id)` from its stored text `old` (`None`:
+/// absent) to the references `new` (of the object as it is written; none for a delete).
 pub(crate) fn set_references(
     tx: &mut Tx<'_>,
     account: &str,
     t: ObjectType,
     id: &str,
     old: Option<&str>,
-    new: Option<&str>,
+    new: Refs,
 ) {
     let old = old.map(|o| references_of(t, o)).unwrap_or_default();
-    let new = new.map(|n| references_of(t, n)).unwrap_or_default();
     for (rt, rid, _) in &old {
         if !new.iter().any(|(nt, nid, _)| nt == rt && nid == rid) {
             tx.delete(keys::referrer(account, *rt, rid, t, id));
@@ -501,7 +517,7 @@ pub(crate) fn index_references(
         let mut parts = k[keys::OBJECTS.len()..].splitn(3, '/');
         if let (Some(a), Some(ty), Some(id)) = (parts.next(), parts.next(), parts.next()) {
             if let Some(t) = ObjectType::parse(ty) {
-                set_references(tx, a, t, id, None, Some(text));
+                set_references(tx, a, t, id, None, references_of(t, text));
             }
         }
     }

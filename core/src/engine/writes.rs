@@ -145,8 +145,49 @@ fn new_meta(engine: &mut Engine, ctx: &Ctx<'_>) -> Meta {
     }
 }
 
+/// The objects a CDM object refers to, for the reverse reference index: read from the typed
+/// object as it is written (no parse of its text on the write path).
+trait Refers {
+    fn refs(&self) -> stored::Refs {
+        stored::Refs::new()
+    }
+}
+impl Refers for Customer {}
+impl Refers for Vendor {}
+impl Refers for Account {}
+impl Refers for Payment {}
+impl Refers for BankTransaction {}
+impl Refers for Invoice {
+    fn refs(&self) -> stored::Refs {
+        let mut out = stored::Refs::new();
+        let customer = Some(self.customer_id.clone());
+        stored::add_ref(&mut out, ObjectType::Customer, customer, || {
+            "/customerId".into()
+        });
+        for (i, l) in self.lines.iter().enumerate() {
+            stored::add_ref(&mut out, ObjectType::Account, l.account_id.clone(), || {
+                format!("/lines/{i}/accountId")
+            });
+        }
+        out
+    }
+}
+impl Refers for Expense {
+    fn refs(&self) -> stored::Refs {
+        let mut out = stored::Refs::new();
+        let vendor = Some(self.vendor_id.clone());
+        stored::add_ref(&mut out, ObjectType::Vendor, vendor, || "/vendorId".into());
+        for (i, l) in self.lines.iter().enumerate() {
+            stored::add_ref(&mut out, ObjectType::Account, l.account_id.clone(), || {
+                format!("/lines/{i}/accountId")
+            });
+        }
+        out
+    }
+}
+
 /// Serialize an object once: the same text is stored, answered and pushed.
-fn store<T: Serialize>(
+fn store<T: Serialize + Refers>(
     ctx: &mut Ctx<'_>,
     account: &AccountRec,
     t: ObjectType,
@@ -156,7 +197,7 @@ fn store<T: Serialize>(
 ) -> H<Stored> {
     let raw = serde_json::value::to_raw_value(obj)
         .unwrap_or_else(|_| RawValue::from_string("null".into()).unwrap_or_default());
-    store_raw(ctx, account, t, id, raw, version)
+    store_raw(ctx, account, t, id, raw, version, obj.refs())
 }
 
 /// [`store`] past the one step that depends on the type: one copy for every object type.
@@ -168,6 +209,7 @@ fn store_raw(
     id: &str,
     raw: Box<RawValue>,
     version: u64,
+    refs: stored::Refs,
 ) -> H<Stored> {
     let text = raw.get().to_string();
     // The version it replaces stays stored while an unfinished push still sends it.
@@ -175,7 +217,7 @@ fn store_raw(
     let key = keys::object(&account.id, t, id);
     if matches!(t, ObjectType::Invoice | ObjectType::Expense) {
         let old = ctx.tx.get(&key)?;
-        stored::set_references(&mut ctx.tx, &account.id, t, id, old.as_deref(), Some(&text));
+        stored::set_references(&mut ctx.tx, &account.id, t, id, old.as_deref(), refs);
     }
     ctx.tx.put(key, text.clone());
     Ok(Stored { text, raw, version })
@@ -803,7 +845,14 @@ pub(crate) fn delete(
             pointer: String::new(),
         }],
     };
-    stored::set_references(&mut ctx.tx, &account.id, t, id, Some(&text), None);
+    stored::set_references(
+        &mut ctx.tx,
+        &account.id,
+        t,
+        id,
+        Some(&text),
+        stored::Refs::new(),
+    );
     ctx.tx.delete(key);
     Ok((
         Written {
@@ -815,4 +864,48 @@ pub(crate) fn delete(
         text,
         version,
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The write path reads references from the typed object, an update's previous version
+    /// and the migrations from stored text: both must give the same entries, or an update
+    /// would leave stale ones behind.
+    #[test]
+    fn typed_references_are_those_read_from_the_stored_text() {
+        let line = |account: Option<&str>| InvoiceLine {
+            account_id: account.map(str::to_string),
+            ..InvoiceLine::default()
+        };
+        let inv = Invoice {
+            customer_id: "c1".into(),
+            lines: vec![
+                line(Some("a1")),
+                line(None),
+                line(Some("a2")),
+                line(Some("a1")),
+            ],
+            ..Invoice::default()
+        };
+        let exp = Expense {
+            vendor_id: "v1".into(),
+            lines: vec![ExpenseLine {
+                account_id: Some("a3".into()),
+                ..ExpenseLine::default()
+            }],
+            ..Expense::default()
+        };
+        assert_eq!(inv.refs().len(), 3);
+        assert_eq!(
+            inv.refs(),
+            stored::references_of(ObjectType::Invoice, &serde_json::to_string(&inv).unwrap())
+        );
+        assert_eq!(
+            exp.refs(),
+            stored::references_of(ObjectType::Expense, &serde_json::to_string(&exp).unwrap())
+        );
+        assert!(Customer::default().refs().is_empty());
+    }
 }
