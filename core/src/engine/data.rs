@@ -4,6 +4,7 @@
 
 use super::auth::{authorize, Principal};
 use super::command::{Body, DataOp, Problem, Reply, SyncStarted, UpdateMode, WriteOptions};
+use super::deletes;
 use super::idempotency;
 use super::plan::{connections_and_filter, plan_sync};
 use super::reads;
@@ -11,7 +12,7 @@ use super::retry::retry_sync;
 use super::state::Engine;
 use super::stored;
 use super::vocab::{fail, Ctx, H};
-use super::writes::{self, create, create_payment, update};
+use super::writes::{create, create_payment, update};
 use std::sync::Arc;
 
 use serde_json::{json, Value};
@@ -300,7 +301,7 @@ fn delete(
     connections: &[Arc<ConnectionRec>],
     filter: &SourceFilter,
 ) -> H<Reply> {
-    let (written, text, version) = writes::delete(ctx, account, t, id, options.if_match)?;
+    let (written, text, version) = deletes::delete(ctx, account, t, id, options.if_match)?;
     let mut reply = Reply::empty(204);
     if options.push {
         let holders = stored::remote_connections(&ctx.tx, &account.id, t, id)?;

@@ -8,7 +8,7 @@
 //! | vocabulary | `command.rs` (the typed commands and answers), `state.rs` (the [`Engine`] value), `config.rs`, `tx.rs`, `cache.rs`, `vocab.rs` (unit of work, refusals), `items.rs` (work items and ids), `stored.rs` (syncs, tasks, chains, remote ids and kept versions as stored) |
 //! | shared rules | `views.rs`, `auth.rs`, `fields.rs`, `idempotency.rs`, `events.rs` |
 //! | state machines | `lifecycle.rs` (tasks, token requests, deliveries) |
-//! | operations | `reads.rs`, `plan.rs`, `writes.rs`, `connections.rs`, `admin.rs`, `due.rs`, `report.rs`, `maintenance.rs`, `migrate.rs` (the data layout's migration) |
+//! | operations | `reads.rs`, `plan.rs`, `writes.rs`, `deletes.rs` (on top of `writes.rs`), `connections.rs`, `admin.rs`, `due.rs`, `report.rs`, `retry.rs`, `maintenance.rs`, `migrate.rs` (the data layout's migration) |
 //! | dispatch | `data.rs` (the data API), `execute.rs` (one command in one unit of work) |
 //! | adapter | `http_adapter.rs` (the HTTP contract over the commands) |
 //! | facade | this file: the public methods of [`Engine`] |
@@ -20,6 +20,7 @@ mod command;
 mod config;
 mod connections;
 mod data;
+mod deletes;
 mod due;
 mod events;
 mod execute;
