@@ -31,55 +31,14 @@
 //! where nothing was ever pushed, or a store a layout-2 engine began empty, which it never
 //! marked) gets both indexes in the one step that marks it.
 
+use super::migration::{layout_row, MigrationStep, Progress};
 use super::tx::Tx;
 #[cfg(not(feature = "layout1"))]
 use crate::records::layout::LAYOUT1_UNSUPPORTED;
 use crate::records::layout::{layout_of, Layout, LAYOUT_VERSION};
 use crate::records::*;
-use crate::store::{Batch, KvRead};
+use crate::store::KvRead;
 use crate::CoreError;
-
-/// One step of [`Engine::migrate`](crate::Engine::migrate).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-#[must_use = "the batch must be committed before the next step"]
-pub struct MigrationStep {
-    /// The rewrites of this step and its progress marker: commit them atomically.
-    pub batch: Batch,
-    /// Whether the store holds [`LAYOUT_VERSION`] once `batch` is committed.
-    pub done: bool,
-    /// The layout the store held when the migration started (`LAYOUT_VERSION` when there was
-    /// nothing to do).
-    pub from: u32,
-}
-
-/// The progress of a migration, under `meta/migration`: the layout it started from, the
-/// phase under way and the offset reached in it.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(super) struct Progress {
-    pub(super) from: u32,
-    pub(super) phase: String,
-    pub(super) offset: usize,
-}
-
-impl Progress {
-    pub(super) fn parse(text: &str) -> Option<Progress> {
-        let v: serde_json::Value = serde_json::from_str(text).ok()?;
-        Some(Progress {
-            from: u32::try_from(v.get("from")?.as_u64()?).ok()?,
-            phase: v.get("phase")?.as_str()?.to_string(),
-            offset: usize::try_from(
-                v.get("offset")
-                    .and_then(serde_json::Value::as_u64)
-                    .unwrap_or(0),
-            )
-            .ok()?,
-        })
-    }
-    pub(super) fn text(&self) -> String {
-        serde_json::json!({"from": self.from, "phase": self.phase, "offset": self.offset})
-            .to_string()
-    }
-}
 
 /// Put the per-account index entries of up to `limit` syncs from `offset` in key order;
 /// answers how many syncs were read.
@@ -151,10 +110,6 @@ fn step_from_2(
         done,
         from: 2,
     })
-}
-
-pub(super) fn layout_row() -> String {
-    format!("{{\"version\":{LAYOUT_VERSION}}}")
 }
 
 /// One bounded step of the migration to [`LAYOUT_VERSION`].

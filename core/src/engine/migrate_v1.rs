@@ -1,7 +1,7 @@
 //! The migration of data layout 1 to layout 3 (feature `layout1`): the phases of the table in
 //! `engine/migrate.rs`, and the progress they record under `meta/migration`.
 
-use super::migrate::{layout_row, MigrationStep, Progress};
+use super::migration::{layout_row, MigrationStep, Progress};
 use super::stored;
 use super::tx::Tx;
 use crate::cdm::ObjectType;

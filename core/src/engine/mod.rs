@@ -8,7 +8,7 @@
 //! | vocabulary | `command.rs` (the typed commands and answers), `state.rs` (the [`Engine`] value), `config.rs`, `tx.rs`, `cache.rs`, `vocab.rs` (unit of work, refusals), `items.rs` (work items and ids), `stored.rs` (syncs, tasks, chains, remote ids and kept versions as stored) |
 //! | shared rules | `views.rs`, `auth.rs`, `fields.rs`, `idempotency.rs`, `events.rs` |
 //! | state machines | `lifecycle.rs` (tasks, token requests, deliveries) |
-//! | operations | `reads.rs`, `plan.rs`, `writes.rs`, `deletes.rs` (on top of `writes.rs`), `connections.rs`, `admin.rs`, `due.rs`, `report.rs`, `retry.rs`, `maintenance.rs`, `migrate.rs` (the data layout's migration) |
+//! | operations | `reads.rs`, `plan.rs`, `writes.rs`, `deletes.rs` (on top of `writes.rs`), `connections.rs`, `admin.rs`, `due.rs`, `report.rs`, `retry.rs`, `maintenance.rs`, `migrate.rs` and `migrate_v1.rs` (the data layout's migrations, over `migration.rs`: what a step answers and records) |
 //! | dispatch | `data.rs` (the data API), `execute.rs` (one command in one unit of work) |
 //! | adapter | `http_adapter.rs` (the HTTP contract over the commands) |
 //! | facade | this file: the public methods of [`Engine`] |
@@ -33,6 +33,7 @@ mod maintenance;
 mod migrate;
 #[cfg(feature = "layout1")]
 mod migrate_v1;
+mod migration;
 mod plan;
 mod reads;
 mod report;
@@ -64,7 +65,7 @@ pub use http_adapter::{Step, MAX_PATH_BYTES};
 pub use items::{
     DueWork, OutboundRequest, Outcome, WorkItem, WorkKind, TOKEN_EXPIRY_MARGIN_MS, TOKEN_URL,
 };
-pub use migrate::MigrationStep;
+pub use migration::MigrationStep;
 pub use state::Engine;
 #[cfg(feature = "openapi")]
 pub use state::OPENAPI_JSON;
