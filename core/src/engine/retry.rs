@@ -42,7 +42,7 @@ fn apps_of(body: Body<'_>, sync: &SyncRec) -> H<Option<Vec<String>>> {
     let mut errors = Vec::new();
     for k in map.keys().filter(|k| *k != "apps") {
         errors.push(field_error(
-            &format!("/{}", k.replace('~', "~0").replace('/', "~1")),
+            &format!("/{}", crate::validate::pointer_token(k)),
             codes::UNKNOWN_FIELD,
             "a retry takes only apps",
         ));

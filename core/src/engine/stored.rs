@@ -402,9 +402,9 @@ pub(crate) fn remote_connections(
 }
 
 /// The objects (customers, vendors, accounts) a stored object refers to, each once, with the
-/// JSON Pointer of the first field that names it. Only invoices and expenses refer to them.
-/// (Read through `Value`, which the engine decodes everywhere, to add no decoder to the wasm
-/// module.)
+/// JSON Pointer of the first field that names it, read from an object's stored text (an
+/// update's previous version, the migrations); the write path reads the same from the typed
+/// object (`writes::Refers`). Only invoices and expenses refer to them.
 pub(crate) fn references_of(t: ObjectType, text: &str) -> Refs {
     let mut out = Refs::new();
     if !matches!(t, ObjectType::Invoice | ObjectType::Expense) {
