@@ -22,6 +22,7 @@ use crate::http::{is_visible_ascii, ProblemKind};
 use crate::json::Json;
 use crate::records::{AccountRec, ConnectionRec};
 use crate::routing::SourceFilter;
+use crate::validate::strip_server_fields;
 
 /// Longest `X-Tracking-ID`.
 pub(crate) const MAX_TRACKING_ID: usize = 128;
@@ -189,16 +190,9 @@ fn dry_run_answer(reply: &Reply) -> H<Reply> {
         Some(Ok(v)) => v,
         _ => Value::Null,
     };
-    fn strip(v: &mut Value) {
-        if let Value::Object(m) = v {
-            for k in ["id", "version", "createdAt", "updatedAt"] {
-                m.remove(k);
-            }
-        }
-    }
     match &mut object {
-        Value::Array(items) => items.iter_mut().for_each(strip),
-        one => strip(one),
+        Value::Array(items) => items.iter_mut().for_each(strip_server_fields),
+        one => strip_server_fields(one),
     }
     let targets = reply.sync.as_ref().map_or(&[][..], |s| &s.targets[..]);
     Ok(Reply::json(
