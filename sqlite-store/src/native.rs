@@ -392,7 +392,7 @@ impl NativeEngine {
         let unit = if reads_only {
             self.store.begin_read()
         } else {
-            self.store.begin_write()
+            self.store.begin_single_write()
         };
         let mut unit = match unit {
             Ok(unit) => unit,
@@ -432,7 +432,7 @@ impl NativeEngine {
         let unit = if reads_only {
             self.store.begin_read()
         } else {
-            self.store.begin_write()
+            self.store.begin_single_write()
         };
         let mut unit = match unit {
             Ok(unit) => unit,

@@ -4,6 +4,7 @@ use std::ffi::OsString;
 use std::path::Path;
 use std::time::Duration;
 
+use rusqlite::config::DbConfig;
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 use writesync_core::{Batch, CoreError, KvRead, Op, Storage};
 
@@ -206,11 +207,35 @@ impl SqliteStore {
     /// Start a unit of work that will write: `BEGIN IMMEDIATE`, so that its reads and its
     /// writes form one serializable step even when other processes use the file (no other
     /// connection can commit between what the engine read and what it writes).
+    ///
+    /// Each batch applied through it is written inside a savepoint, so a batch that fails
+    /// midway leaves nothing of itself and the unit can still commit the others (what the
+    /// server's group commit needs). A savepoint makes SQLite copy every page the batch
+    /// changes into a statement journal first; a unit that applies one batch only should use
+    /// [`SqliteStore::begin_single_write`].
     pub fn begin_write(&mut self) -> Result<UnitOfWork<'_>, StoreError> {
         Ok(UnitOfWork {
             tx: self
                 .conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)?,
+            savepoints: true,
+            failed: None,
+        })
+    }
+
+    /// Start a unit of work that will write one engine step: `BEGIN IMMEDIATE` as
+    /// [`SqliteStore::begin_write`], but its batches are written straight into the
+    /// transaction, without a savepoint. A batch that fails midway spoils the whole unit: every
+    /// later batch is refused and [`UnitOfWork::commit`] rolls everything back and answers the
+    /// failure, so nothing of a failed step is ever committed. This is what
+    /// [`crate::NativeEngine`] uses for each call.
+    pub fn begin_single_write(&mut self) -> Result<UnitOfWork<'_>, StoreError> {
+        Ok(UnitOfWork {
+            tx: self
+                .conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)?,
+            savepoints: false,
+            failed: None,
         })
     }
 
@@ -221,6 +246,8 @@ impl SqliteStore {
             tx: self
                 .conn
                 .transaction_with_behavior(TransactionBehavior::Deferred)?,
+            savepoints: true,
+            failed: None,
         })
     }
 }
@@ -235,11 +262,23 @@ impl SqliteStore {
 #[derive(Debug)]
 pub struct UnitOfWork<'a> {
     tx: Transaction<'a>,
+    /// Whether each batch is applied inside a savepoint of its own.
+    savepoints: bool,
+    /// Without savepoints: what made a batch fail midway (the unit can then only roll back).
+    failed: Option<String>,
 }
 
 impl UnitOfWork<'_> {
-    /// Make everything applied through this unit durable.
+    /// Make everything applied through this unit durable. A unit of
+    /// [`SqliteStore::begin_single_write`] whose batch failed midway is rolled back instead,
+    /// and the failure is answered.
     pub fn commit(self) -> Result<(), StoreError> {
+        if let Some(reason) = self.failed {
+            self.tx.rollback()?;
+            return Err(StoreError::Engine(CoreError::storage(format!(
+                "nothing committed: a batch of this unit failed midway ({reason})"
+            ))));
+        }
         Ok(self.tx.commit()?)
     }
 }
@@ -324,6 +363,12 @@ fn configure(conn: &Connection, options: &StoreOptions) -> Result<(), StoreError
     // migrations run. Schema 2 declares no foreign key; this makes any REFERENCES a later
     // version declares enforced from its first statement, its own migration included.
     conn.pragma_update(None, "foreign_keys", true)?;
+    // The query planner stability guarantee: a cached statement keeps its plan whatever is
+    // bound to it. Without it, SQLite re-prepares a scan each time its bound LIMIT changes
+    // (3.47 and later look at a bound LIMIT's value when planning), which cost about 8% of a
+    // durable write (`benches/durable_write.rs`, under `perf`). Every statement here is a
+    // search of the key's index, the one plan there is.
+    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
     Ok(())
 }
 
@@ -372,11 +417,24 @@ impl KvRead for UnitOfWork<'_> {
 }
 
 impl Storage for UnitOfWork<'_> {
-    /// Inside a savepoint: a batch that fails midway leaves nothing of itself, and the
-    /// unit stays usable (it still decides what to commit).
+    /// With savepoints ([`SqliteStore::begin_write`]): inside a savepoint, so a batch that
+    /// fails midway leaves nothing of itself, and the unit stays usable (it still decides
+    /// what to commit). Without ([`SqliteStore::begin_single_write`]): straight into the
+    /// transaction; a failure midway spoils the unit (see [`UnitOfWork::commit`]).
     fn apply(&mut self, batch: &Batch) -> Result<(), CoreError> {
         if batch.is_empty() {
             return Ok(());
+        }
+        if !self.savepoints {
+            if let Some(reason) = &self.failed {
+                return Err(CoreError::storage(format!(
+                    "an earlier batch of this unit failed midway ({reason})"
+                )));
+            }
+            return write_ops(&self.tx, batch).map_err(|e| {
+                self.failed = Some(e.to_string());
+                storage(e)
+            });
         }
         let sp = self.tx.savepoint().map_err(storage)?;
         write_ops(&sp, batch).map_err(storage)?;

@@ -479,3 +479,42 @@ fn a_unit_of_work_commits_its_batches_together_or_not_at_all() {
     read.commit().unwrap();
     assert_eq!(all(&s).len(), 3);
 }
+
+#[test]
+fn a_single_write_unit_whose_batch_fails_midway_commits_nothing() {
+    let db = TempDb::new("single");
+    let mut s = SqliteStore::open(db.path()).unwrap();
+    let other = rusqlite::Connection::open(db.path()).unwrap();
+    other
+        .execute_batch(
+            "CREATE TRIGGER fail_on_boom BEFORE INSERT ON kv WHEN NEW.key = 'boom'
+             BEGIN SELECT RAISE(ABORT, 'boom refused'); END;",
+        )
+        .unwrap();
+    let mut bad = Batch::new();
+    bad.put("a", "1");
+    bad.put("boom", "2");
+    bad.put("c", "3");
+    let mut unit = s.begin_single_write().unwrap();
+    let e = unit.apply(&bad).unwrap_err();
+    assert!(e.to_string().contains("boom refused"), "{e}");
+    // The unit is spoilt: a later batch is refused, and commit rolls back.
+    let mut later = Batch::new();
+    later.put("d", "4");
+    let e = unit.apply(&later).unwrap_err();
+    assert!(e.to_string().contains("failed midway"), "{e}");
+    let e = unit.commit().unwrap_err();
+    assert!(e.to_string().contains("nothing committed"), "{e}");
+    assert!(all(&s).is_empty(), "{:?}", all(&s));
+
+    // The store stays usable, and a good single-write unit commits.
+    let mut good = Batch::new();
+    good.put("a", "1");
+    good.put("b", "2");
+    let mut unit = s.begin_single_write().unwrap();
+    unit.apply(&good).unwrap();
+    assert_eq!(unit.get("b").unwrap().as_deref(), Some("2"));
+    unit.commit().unwrap();
+    let keys: Vec<String> = all(&s).into_iter().map(|(k, _)| k).collect();
+    assert_eq!(keys, ["a", "b"]);
+}
