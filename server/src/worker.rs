@@ -7,7 +7,7 @@
 //!   the lease ran out and the item was handed out again) is logged by the group commit and
 //!   ignored. Pruning and the next deadline read the writing engine directly.
 //! - **Sending**: [`writesync_host::Performer`] (the one transport and the token broker client
-//!   of every host) on `--senders` threads (default [`DEFAULT_SENDERS`]), at most
+//!   of every host) on `ServeConfig::senders` threads (default [`DEFAULT_SENDERS`]), at most
 //!   `--max-in-flight-per-origin` (default [`DEFAULT_PER_ORIGIN`]) per origin, so a slow or
 //!   hanging target never holds every sender. Each attempt is logged here.
 //! - **Token requests** (`WorkKind::Token`: a provider connection needs an access token) are
