@@ -452,7 +452,7 @@ static void run_due_answers_token_items_through_the_configured_broker(void) {
     char config[512];
     snprintf(config, sizeof config,
              "{\"adminToken\":\"" ADMIN "\",\"seed\":\"tok\",\"allowTargetCidrs\":[\"127.0.0.0/8\"],"
-             "\"tokenUrl\":\"http://127.0.0.1:%d/token\"}",
+             "\"tokenUrl\":\"http://127.0.0.1:%d/token\",\"senders\":2}",
              m.port);
     writesync_engine *e = NULL;
     CHECK_RC(writesync_open(db.path, config, &e), WRITESYNC_OK);
@@ -470,7 +470,7 @@ static void run_due_answers_token_items_through_the_configured_broker(void) {
         char sync_id[64];
         snprintf(sync_id, sizeof sync_id, "%s", sid ? sid : "");
         json_free(w);
-        /* One call: the token request, then the push that waited for it. */
+        /* One call, on two sender threads: the token request, then the push that waited for it. */
         CHECK_RC(writesync_run_due(e, T0), WRITESYNC_OK);
         jval *s = get_sync(e, &t, sync_id, T0 + 1000);
         const char *st = json_get_str(s, "status");
