@@ -21,7 +21,10 @@
 //!
 //! # Concurrency and the per-origin cap
 //!
-//! Items are sent by [`DriverConfig::senders`] threads (one: on the calling thread). At most
+//! Items are sent by [`DriverConfig::senders`] threads (one: on the calling thread). The loop
+//! hands every claimed item over at once and each sender takes the first waiting item whose
+//! origin has room, so senders never wait for the loop's thread (which may be waiting for a
+//! claim to commit); the loop's thread claims, reports and sleeps. At most
 //! [`DriverConfig::per_origin`] items are in flight per origin (scheme, host and port of the
 //! URL the item goes to; token requests go to the broker's), so a slow or hanging target
 //! never occupies every sender: items over the cap wait while the items of other origins are
@@ -247,10 +250,62 @@ pub struct RunStats {
 
 type Done = (WorkItem, Outcome);
 
+/// Items handed to the senders and not yet finished, with the per-origin counts. The sender
+/// threads pick from it themselves, so they never wait for the loop's thread (which may be
+/// waiting for a claim to commit).
 struct PoolQueue {
-    todo: VecDeque<WorkItem>,
+    /// Waiting for a sender, in claim order, with their origin.
+    todo: VecDeque<(String, WorkItem)>,
+    /// Items being sent, per origin.
+    busy: HashMap<String, usize>,
+    /// Items being sent.
+    running: usize,
     done: VecDeque<Done>,
+    per_origin: usize,
     closed: bool,
+}
+
+impl PoolQueue {
+    fn new(per_origin: usize) -> PoolQueue {
+        PoolQueue {
+            todo: VecDeque::new(),
+            busy: HashMap::new(),
+            running: 0,
+            done: VecDeque::new(),
+            per_origin: per_origin.max(1),
+            closed: false,
+        }
+    }
+
+    /// Take the first item whose origin has room, counting it as being sent.
+    fn next_sendable(&mut self) -> Option<(String, WorkItem)> {
+        let i = self
+            .todo
+            .iter()
+            .position(|(o, _)| self.busy.get(o).copied().unwrap_or(0) < self.per_origin)?;
+        let (o, item) = self.todo.remove(i)?;
+        *self.busy.entry(o.clone()).or_insert(0) += 1;
+        self.running += 1;
+        Some((o, item))
+    }
+
+    /// Count an item of `origin` as sent, with its outcome.
+    fn finish(&mut self, origin: &str, item: WorkItem, outcome: Outcome) {
+        if let Some(n) = self.busy.get_mut(origin) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.busy.remove(origin);
+            }
+        }
+        self.running = self.running.saturating_sub(1);
+        self.done.push_back((item, outcome));
+    }
+
+    /// Items of `origin` being sent or waiting.
+    fn held(&self, origin: &str) -> usize {
+        self.busy.get(origin).copied().unwrap_or(0)
+            + self.todo.iter().filter(|(o, _)| o == origin).count()
+    }
 }
 
 struct PoolShared {
@@ -272,13 +327,14 @@ struct Pool {
 
 impl Pool {
     /// Up to `n` threads (fewer when the system refuses more; `None` when it refuses all).
-    fn start(n: usize, perform: &Arc<dyn Perform>, signal: &Arc<dyn Signal>) -> Option<Pool> {
+    fn start(
+        n: usize,
+        per_origin: usize,
+        perform: &Arc<dyn Perform>,
+        signal: &Arc<dyn Signal>,
+    ) -> Option<Pool> {
         let shared = Arc::new(PoolShared {
-            queue: Mutex::new(PoolQueue {
-                todo: VecDeque::new(),
-                done: VecDeque::new(),
-                closed: false,
-            }),
+            queue: Mutex::new(PoolQueue::new(per_origin)),
             work: Condvar::new(),
         });
         let mut threads = Vec::with_capacity(n);
@@ -313,29 +369,39 @@ impl Drop for Pool {
 
 fn sender(shared: &PoolShared, perform: &dyn Perform, signal: &dyn Signal) {
     loop {
-        let item = {
+        let (origin, item) = {
             let mut q = shared.lock();
             loop {
                 if q.closed {
                     return;
                 }
-                if let Some(item) = q.todo.pop_front() {
-                    break item;
+                if let Some(next) = q.next_sendable() {
+                    break next;
                 }
                 q = shared.work.wait(q).unwrap_or_else(|p| p.into_inner());
             }
         };
         let outcome = perform.perform(&item);
-        shared.lock().done.push_back((item, outcome));
+        shared.lock().finish(&origin, item, outcome);
+        // Its origin has room again: a sender waiting for it may go on.
+        shared.work.notify_all();
         signal.notify();
     }
+}
+
+/// How many items are being sent, how many wait, and how many of those could be sent now.
+#[derive(Debug, Clone, Copy)]
+struct Load {
+    running: usize,
+    queued: usize,
+    sendable: usize,
 }
 
 /// Who sends: the calling thread, or a pool.
 enum Senders<'a> {
     Inline {
         perform: &'a mut dyn FnMut(&WorkItem) -> Outcome,
-        done: VecDeque<Done>,
+        queue: PoolQueue,
     },
     Pool {
         pool: Pool,
@@ -351,24 +417,60 @@ impl Senders<'_> {
         }
     }
 
-    fn start(&mut self, item: WorkItem) {
+    fn with_queue<T>(&mut self, f: impl FnOnce(&mut PoolQueue) -> T) -> T {
         match self {
-            Senders::Inline { perform, done } => {
-                let outcome = perform(&item);
-                done.push_back((item, outcome));
-            }
-            Senders::Pool { pool, .. } => {
-                pool.shared.lock().todo.push_back(item);
-                pool.shared.work.notify_one();
-            }
+            Senders::Inline { queue, .. } => f(queue),
+            Senders::Pool { pool, .. } => f(&mut pool.shared.lock()),
         }
     }
 
-    fn take_done(&mut self) -> Vec<Done> {
-        match self {
-            Senders::Inline { done, .. } => done.drain(..).collect(),
-            Senders::Pool { pool, .. } => pool.shared.lock().done.drain(..).collect(),
+    /// Hand an item over; the pool's senders pick it up as soon as its origin has room.
+    fn submit(&mut self, origin: String, item: WorkItem) {
+        self.with_queue(|q| q.todo.push_back((origin, item)));
+        if let Senders::Pool { pool, .. } = self {
+            pool.shared.work.notify_one();
         }
+    }
+
+    /// On the calling thread: send the next item, if any. (A pool sends by itself.)
+    fn send_inline(&mut self) -> bool {
+        if let Senders::Inline { perform, queue } = self {
+            if let Some((o, item)) = queue.next_sendable() {
+                let outcome = perform(&item);
+                queue.finish(&o, item, outcome);
+                return true;
+            }
+        }
+        false
+    }
+
+    fn take_done(&mut self) -> Vec<Done> {
+        self.with_queue(|q| q.done.drain(..).collect())
+    }
+
+    fn load(&mut self) -> Load {
+        self.with_queue(|q| Load {
+            running: q.running,
+            queued: q.todo.len(),
+            sendable: q
+                .todo
+                .iter()
+                .filter(|(o, _)| q.busy.get(o).copied().unwrap_or(0) < q.per_origin)
+                .count(),
+        })
+    }
+
+    fn held(&mut self, origin: &str) -> usize {
+        self.with_queue(|q| q.held(origin))
+    }
+
+    /// Drop the items not yet being sent; how many.
+    fn clear_queue(&mut self) -> usize {
+        self.with_queue(|q| {
+            let n = q.todo.len();
+            q.todo.clear();
+            n
+        })
     }
 }
 
@@ -399,7 +501,8 @@ impl Driver {
     ) -> Result<RunStats, S::Error> {
         let signal: Arc<dyn Signal> = Arc::new(Wakeup::new());
         if self.config.senders > 1 {
-            if let Some(pool) = Pool::start(self.config.senders, perform, &signal) {
+            let per_origin = self.config.per_origin;
+            if let Some(pool) = Pool::start(self.config.senders, per_origin, perform, &signal) {
                 let count = pool.threads.len();
                 let mut senders = Senders::Pool { pool, count };
                 let origin = |item: &WorkItem| perform.origin(item);
@@ -409,7 +512,7 @@ impl Driver {
         let mut send = |item: &WorkItem| perform.perform(item);
         let mut senders = Senders::Inline {
             perform: &mut send,
-            done: VecDeque::new(),
+            queue: PoolQueue::new(self.config.per_origin),
         };
         let origin = |item: &WorkItem| perform.origin(item);
         self.run(source, clock, &mut senders, &origin, &*signal, false)
@@ -426,7 +529,7 @@ impl Driver {
         let signal = Wakeup::new();
         let mut senders = Senders::Inline {
             perform,
-            done: VecDeque::new(),
+            queue: PoolQueue::new(self.config.per_origin),
         };
         let origin = |item: &WorkItem| origin_of(&item.request.url);
         self.run(source, clock, &mut senders, &origin, &signal, false)
@@ -441,7 +544,12 @@ impl Driver {
         perform: &Arc<dyn Perform>,
         signal: &Arc<dyn Signal>,
     ) -> RunStats {
-        let pool = Pool::start(self.config.senders.max(1), perform, signal);
+        let pool = Pool::start(
+            self.config.senders.max(1),
+            self.config.per_origin,
+            perform,
+            signal,
+        );
         let origin = |item: &WorkItem| perform.origin(item);
         let result = match pool {
             Some(pool) => {
@@ -453,7 +561,7 @@ impl Driver {
                 let mut send = |item: &WorkItem| perform.perform(item);
                 let mut senders = Senders::Inline {
                     perform: &mut send,
-                    done: VecDeque::new(),
+                    queue: PoolQueue::new(self.config.per_origin),
                 };
                 self.run(source, clock, &mut senders, &origin, &**signal, true)
             }
@@ -472,29 +580,21 @@ impl Driver {
         serve: bool,
     ) -> Result<RunStats, S::Error> {
         let c = &self.config;
-        let per_origin = c.per_origin.max(1);
         let capacity = senders.count() * c.claim_ahead.max(1);
+        let bound = capacity.max(c.per_origin.max(1));
         let mut stats = RunStats::default();
-        // Claimed and not yet sent, in claim order, with their origin.
-        let mut waiting: VecDeque<(String, WorkItem)> = VecDeque::new();
-        let mut busy: HashMap<String, usize> = HashMap::new();
-        let mut in_flight = 0usize;
+        // Claimed and not yet reported: handed to the senders, being sent, or done.
+        let mut outstanding = 0usize;
         let mut claimed_total = 0usize;
         // The last claim found less than it asked for (drain: nothing more is due).
         let mut dry = false;
         let mut last_progress = Instant::now();
         let mut last_prune: Option<Instant> = None;
         loop {
-            // 1. Record what finished.
+            // 1. Send on the calling thread (one sender), then record what finished.
+            senders.send_inline();
             for (item, outcome) in senders.take_done() {
-                in_flight = in_flight.saturating_sub(1);
-                let o = origin(&item);
-                if let Some(n) = busy.get_mut(&o) {
-                    *n = n.saturating_sub(1);
-                    if *n == 0 {
-                        busy.remove(&o);
-                    }
-                }
+                outstanding = outstanding.saturating_sub(1);
                 last_progress = Instant::now();
                 dry = false;
                 match item.kind {
@@ -516,8 +616,8 @@ impl Driver {
 
             // 2. Stop: finish what is being sent; what waits is handed out again later.
             if serve && signal.stopping() {
-                waiting.clear();
-                if in_flight == 0 {
+                outstanding = outstanding.saturating_sub(senders.clear_queue());
+                if outstanding == 0 {
                     return Ok(stats);
                 }
                 signal.wait(c.max_sleep);
@@ -534,11 +634,16 @@ impl Driver {
                 last_prune = Some(Instant::now());
             }
 
-            // 4. Claim.
-            let idle = senders.count().saturating_sub(in_flight);
-            let free = capacity.saturating_sub(in_flight + waiting.len());
+            // 4. Claim while the window has room; when it is full of items waiting behind
+            // capped origins and senders are idle, probe for other origins' work.
+            let load = senders.load();
+            let idle = senders.count().saturating_sub(load.running);
+            let free = capacity.saturating_sub(outstanding);
             let stalled = last_progress.elapsed() >= c.stall_after;
-            let probe = free == 0 && idle > 0 && !waiting.is_empty() && stalled;
+            // Everything waiting waits behind a capped origin (not merely for a sender to
+            // pick it up).
+            let blocked = load.queued > 0 && load.sendable == 0;
+            let probe = free == 0 && idle > 0 && blocked && stalled;
             let mut limit = if free > 0 {
                 free
             } else if probe {
@@ -565,14 +670,13 @@ impl Driver {
                         claimed_all = !dry;
                         for item in items {
                             let o = origin(&item);
-                            let held = busy.get(&o).copied().unwrap_or(0)
-                                + waiting.iter().filter(|(w, _)| *w == o).count();
-                            if held >= capacity.max(per_origin) {
+                            if senders.held(&o) >= bound {
                                 stats.deferred += 1;
                                 source.event(Event::Deferred(&item));
                                 continue;
                             }
-                            waiting.push_back((o, item));
+                            outstanding += 1;
+                            senders.submit(o, item);
                         }
                     }
                     Err(e) if serve => {
@@ -584,34 +688,20 @@ impl Driver {
                 }
             }
 
-            // 5. Hand items to idle senders, at most `per_origin` in flight per origin.
-            let mut i = 0;
-            while i < waiting.len() && in_flight < senders.count() {
-                let room = waiting
-                    .get(i)
-                    .is_some_and(|(o, _)| busy.get(o).copied().unwrap_or(0) < per_origin);
-                if !room {
-                    i += 1;
-                    continue;
-                }
-                if let Some((o, item)) = waiting.remove(i) {
-                    *busy.entry(o).or_insert(0) += 1;
-                    in_flight += 1;
-                    senders.start(item);
-                }
-            }
-
-            // 6. Sleep, or go on.
-            if matches!(senders, Senders::Inline { .. }) && in_flight > 0 {
-                continue; // the item was sent already: record it
+            // 5. Sleep, or go on.
+            if matches!(senders, Senders::Inline { .. }) && outstanding > 0 {
+                continue; // the calling thread sends the next one
             }
             if claimed_all {
                 continue;
             }
-            // A probe may come once the stall period is over: wake for it.
-            let may_probe = capacity <= in_flight + waiting.len()
-                && senders.count() > in_flight
-                && !waiting.is_empty()
+            let load = senders.load();
+            // A probe may come once the stall period is over: wake for it. (Items not yet
+            // picked up count too: a sender taking one wakes nobody, and it may turn out to
+            // wait behind a capped origin.)
+            let may_probe = capacity <= outstanding
+                && senders.count() > load.running
+                && load.queued > 0
                 && (serve || !dry);
             let stall_wait = if may_probe {
                 c.stall_after
@@ -621,7 +711,7 @@ impl Driver {
                 c.max_sleep
             };
             if !serve {
-                if in_flight == 0 && waiting.is_empty() {
+                if outstanding == 0 {
                     if dry || claimed_total >= c.max_items {
                         return Ok(stats);
                     }
@@ -630,7 +720,7 @@ impl Driver {
                 signal.wait(c.max_sleep.min(stall_wait));
                 continue;
             }
-            let sleep = if capacity > in_flight + waiting.len() {
+            let sleep = if capacity > outstanding {
                 match source.next_deadline() {
                     Ok(Some(at)) => {
                         let ms = at.saturating_sub(clock()).clamp(0, 1_000_000);

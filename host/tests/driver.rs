@@ -224,7 +224,8 @@ fn a_hanging_origin_never_holds_every_sender() {
     let first_slow = order.iter().position(|id| id.starts_with('s')).unwrap();
     assert_eq!(
         first_slow, FAST,
-        "every fast item before any slow one: {order:?}"
+        "every fast item before any slow one: {order:?} {stats:?} {:?}",
+        source.events
     );
     assert!(source
         .reports
