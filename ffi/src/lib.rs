@@ -423,8 +423,8 @@ pub unsafe extern "C" fn writesync_next_deadline(
 /// most `maxInFlightPerOrigin` to one origin). The engine is not locked while a request is on
 /// the network: other threads' calls on the same engine proceed meanwhile.
 ///
-/// Returns the first storage error (WRITESYNC_STORAGE_ERROR) and stops; items claimed but not
-/// reported are due again when their lease runs out. A failed push or delivery is not an error
+/// Returns the first error of a claim or a report (WRITESYNC_STORAGE_ERROR when SQLite fails)
+/// and stops; items claimed but not reported are due again when their lease runs out. A failed push or delivery is not an error
 /// of this call, it is recorded in the sync or delivery; an outcome the engine no longer
 /// expects (its lease ran out and it was handed out again) is ignored.
 ///
