@@ -97,9 +97,12 @@ extern "C" {
 //   or any text that is hashed; when absent the library draws 32 bytes from the operating
 //   system), `pushRetrySchedule` and `webhookRetrySchedule` (seconds, fractions allowed),
 //   `leaseMs`, `maxBodyBytes`, `maxBatch`, `idempotencyRetentionMs`, `deliveryRetentionMs`,
-//   `syncRetentionMs`, `allowTargetCidrs` (restricted ranges pushes and webhooks may reach,
-//   e.g. `["127.0.0.0/8"]`); and, read only by `writesync_run_due`, `outboundTimeoutMs` (overall time
-//   of one request, default 30000) and `connectTimeoutMs` (default 10000). Pass `"{}"` for
+//   `syncRetentionMs`, `allowTargetCidrs` (restricted ranges pushes, webhooks and the token
+//   broker may reach, e.g. `["127.0.0.0/8"]`); and, read only by `writesync_run_due`:
+//   `outboundTimeoutMs` (overall time of one request, default 10000), `connectTimeoutMs`
+//   (default 5000), `tokenUrl` (the token broker that answers the access-token requests of
+//   provider connections; without it they fail), `senders` (requests sent at once, default 1:
+//   on the calling thread) and `maxInFlightPerOrigin` (default 4). Pass `"{}"` for
 //   all defaults. Unknown fields are WRITESYNC_INVALID_JSON.
 // - `engine_out`: receives the new handle, or NULL on failure. Free it with
 //   `writesync_close`.
@@ -190,20 +193,28 @@ enum writesync_result writesync_report(const struct writesync_engine *engine, co
 // `int64_t`.
 enum writesync_result writesync_next_deadline(const struct writesync_engine *engine, int64_t *deadline_ms_out);
 
-// Perform the pushes and webhook deliveries due at `now_ms` with the built-in HTTP client, and
-// report their outcomes; then again for the work that those outcomes made due (a dependent
-// push, the webhook events), up to 32 rounds of 64 items per call. Blocks until done; call
-// `writesync_next_deadline` afterwards to know when to call again.
+// Perform the pushes, webhook deliveries and access-token requests due at `now_ms` with the
+// built-in HTTP client, and report their outcomes; then go on with the work that those
+// outcomes make due (a dependent push, the webhook events), up to 2048 items per call.
+// Blocks until done; call `writesync_next_deadline` afterwards to know when to call again.
 //
-// The outbound rules are the native server's: loopback, private, link-local and reserved
-// addresses are refused unless `allowTargetCidrs` allows them, checked on the address actually
-// connected to (a refused push fails at once, not retried); no proxy; redirects are not
-// followed; `connectTimeoutMs` and `outboundTimeoutMs` bound each request; at most 64 KiB of
-// an answer is read. Requests go out one at a time. The engine is not locked while a request
-// is on the network: other threads' calls on the same engine proceed meanwhile.
+// This is the host driver of `writesync serve` and of the Rust API, with the same defaults:
+// loopback, private, link-local and reserved addresses are refused unless `allowTargetCidrs`
+// allows them, checked when the name is resolved and again on the address actually
+// connected to (a refused push fails at once, with a `lastError` starting `refused address:`,
+// and is not retried); no proxy; redirects are not followed; `connectTimeoutMs` (default 5 s)
+// and `outboundTimeoutMs` (default 10 s) bound each request; at most 64 KiB of an answer is
+// read. Access-token requests are POSTed to `tokenUrl` (the item's
+// `{connectionId, accountId, app, reason}`), whose answer (`200 {"accessToken", "expiresAt"}`)
+// is the outcome; without `tokenUrl` they fail at once, and so do the pushes waiting for them.
+// Requests go out one at a time on the calling thread unless `senders` says more (then at
+// most `maxInFlightPerOrigin` to one origin). The engine is not locked while a request is on
+// the network: other threads' calls on the same engine proceed meanwhile.
 //
-// Returns the first error of a report (for example WRITESYNC_STORAGE_ERROR); a failed push or
-// delivery is not an error of this call, it is recorded in the sync or delivery.
+// Returns the first error of a claim or a report (WRITESYNC_STORAGE_ERROR when SQLite fails)
+// and stops; items claimed but not reported are due again when their lease runs out. A failed push or delivery is not an error
+// of this call, it is recorded in the sync or delivery; an outcome the engine no longer
+// expects (its lease ran out and it was handed out again) is ignored.
 //
 // # Safety
 // `engine` is NULL or a live handle.

@@ -59,6 +59,13 @@ impl FfiError {
     }
 }
 
+/// The message (the code is the caller's to read).
+impl std::fmt::Display for FfiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
 impl From<CoreError> for FfiError {
     /// Storage failures and corrupt rows are storage errors; every other engine error is an
     /// engine error. The message starts with the engine's stable code (`unknown_work: ...`).

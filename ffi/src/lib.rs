@@ -15,7 +15,8 @@
 //!
 //! The functions only translate: each decodes its arguments, calls one method of
 //! [`writesync_core::Engine`] over a [`writesync_sqlite::SqliteStore`], and encodes the result.
-//! The only logic of its own is `writesync_run_due`'s HTTP transport (`transport.rs`).
+//! `writesync_run_due` runs the host driver of every Rust host ([`writesync_host`]: its work
+//! loop, transport and token broker client) over the engine (`run_due.rs`).
 //!
 //! The calling contract for a host that does its own networking:
 //!
@@ -45,11 +46,10 @@ compile_error!("writesync-ffi must be built with panic=unwind (its C functions c
 
 mod config;
 mod error;
-mod transport;
+mod run_due;
 
 use std::ffi::{c_char, CStr, CString};
-use std::sync::{Mutex, MutexGuard};
-use std::time::Instant;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use writesync_core::{ApiRequest, Engine, Outcome};
 use writesync_sqlite::SqliteStore;
@@ -64,10 +64,6 @@ pub const WRITESYNC_NO_DEADLINE: i64 = i64::MAX;
 /// How many items `writesync_due` claims at most.
 pub const WRITESYNC_DUE_DEFAULT_LIMIT: usize = 100;
 
-/// Items `writesync_run_due` claims per round, and the most rounds one call runs.
-const RUN_DUE_BATCH: usize = 64;
-const RUN_DUE_ROUNDS: usize = 32;
-
 /// The engine and its store, used by one call at a time.
 struct State {
     engine: Engine,
@@ -79,7 +75,10 @@ struct State {
 #[allow(non_camel_case_types)] // C naming: the type is `writesync_engine` in C.
 pub struct writesync_engine {
     state: Mutex<State>,
-    transport: transport::TransportConfig,
+    /// The host driver's performer (transport and token broker), made once per handle: it
+    /// keeps the connection pool.
+    performer: Arc<dyn writesync_host::driver::Perform>,
+    driver: writesync_host::Driver,
 }
 
 impl writesync_engine {
@@ -158,9 +157,12 @@ fn to_json<T: serde::Serialize + ?Sized>(v: &T) -> Result<String, FfiError> {
 ///   or any text that is hashed; when absent the library draws 32 bytes from the operating
 ///   system), `pushRetrySchedule` and `webhookRetrySchedule` (seconds, fractions allowed),
 ///   `leaseMs`, `maxBodyBytes`, `maxBatch`, `idempotencyRetentionMs`, `deliveryRetentionMs`,
-///   `syncRetentionMs`, `allowTargetCidrs` (restricted ranges pushes and webhooks may reach,
-///   e.g. `["127.0.0.0/8"]`); and, read only by `writesync_run_due`, `outboundTimeoutMs` (overall time
-///   of one request, default 30000) and `connectTimeoutMs` (default 10000). Pass `"{}"` for
+///   `syncRetentionMs`, `allowTargetCidrs` (restricted ranges pushes, webhooks and the token
+///   broker may reach, e.g. `["127.0.0.0/8"]`); and, read only by `writesync_run_due`:
+///   `outboundTimeoutMs` (overall time of one request, default 10000), `connectTimeoutMs`
+///   (default 5000), `tokenUrl` (the token broker that answers the access-token requests of
+///   provider connections; without it they fail), `senders` (requests sent at once, default 1:
+///   on the calling thread) and `maxInFlightPerOrigin` (default 4). Pass `"{}"` for
 ///   all defaults. Unknown fields are WRITESYNC_INVALID_JSON.
 /// - `engine_out`: receives the new handle, or NULL on failure. Free it with
 ///   `writesync_close`.
@@ -198,9 +200,14 @@ pub unsafe extern "C" fn writesync_open(
                 format!("storage: cannot migrate the data layout of {path}: {e}"),
             )
         })?;
+        let performer = writesync_host::Performer::new(
+            &config.transport,
+            writesync_host::TokenBroker::new(config.token_url),
+        );
         let handle = Box::new(writesync_engine {
             state: Mutex::new(State { engine, store }),
-            transport: config.transport,
+            performer: Arc::new(performer),
+            driver: writesync_host::Driver::new(config.driver),
         });
         *out = Box::into_raw(handle);
         Ok(())
@@ -398,20 +405,28 @@ pub unsafe extern "C" fn writesync_next_deadline(
     })
 }
 
-/// Perform the pushes and webhook deliveries due at `now_ms` with the built-in HTTP client, and
-/// report their outcomes; then again for the work that those outcomes made due (a dependent
-/// push, the webhook events), up to 32 rounds of 64 items per call. Blocks until done; call
-/// `writesync_next_deadline` afterwards to know when to call again.
+/// Perform the pushes, webhook deliveries and access-token requests due at `now_ms` with the
+/// built-in HTTP client, and report their outcomes; then go on with the work that those
+/// outcomes make due (a dependent push, the webhook events), up to 2048 items per call.
+/// Blocks until done; call `writesync_next_deadline` afterwards to know when to call again.
 ///
-/// The outbound rules are the native server's: loopback, private, link-local and reserved
-/// addresses are refused unless `allowTargetCidrs` allows them, checked on the address actually
-/// connected to (a refused push fails at once, not retried); no proxy; redirects are not
-/// followed; `connectTimeoutMs` and `outboundTimeoutMs` bound each request; at most 64 KiB of
-/// an answer is read. Requests go out one at a time. The engine is not locked while a request
-/// is on the network: other threads' calls on the same engine proceed meanwhile.
+/// This is the host driver of `writesync serve` and of the Rust API, with the same defaults:
+/// loopback, private, link-local and reserved addresses are refused unless `allowTargetCidrs`
+/// allows them, checked when the name is resolved and again on the address actually
+/// connected to (a refused push fails at once, with a `lastError` starting `refused address:`,
+/// and is not retried); no proxy; redirects are not followed; `connectTimeoutMs` (default 5 s)
+/// and `outboundTimeoutMs` (default 10 s) bound each request; at most 64 KiB of an answer is
+/// read. Access-token requests are POSTed to `tokenUrl` (the item's
+/// `{connectionId, accountId, app, reason}`), whose answer (`200 {"accessToken", "expiresAt"}`)
+/// is the outcome; without `tokenUrl` they fail at once, and so do the pushes waiting for them.
+/// Requests go out one at a time on the calling thread unless `senders` says more (then at
+/// most `maxInFlightPerOrigin` to one origin). The engine is not locked while a request is on
+/// the network: other threads' calls on the same engine proceed meanwhile.
 ///
-/// Returns the first error of a report (for example WRITESYNC_STORAGE_ERROR); a failed push or
-/// delivery is not an error of this call, it is recorded in the sync or delivery.
+/// Returns the first error of a claim or a report (WRITESYNC_STORAGE_ERROR when SQLite fails)
+/// and stops; items claimed but not reported are due again when their lease runs out. A failed push or delivery is not an error
+/// of this call, it is recorded in the sync or delivery; an outcome the engine no longer
+/// expects (its lease ran out and it was handed out again) is ignored.
 ///
 /// # Safety
 /// `engine` is NULL or a live handle.
@@ -423,36 +438,7 @@ pub unsafe extern "C" fn writesync_run_due(
     guard(|| {
         // SAFETY: the caller's contract above.
         let handle = unsafe { engine_arg(engine)? };
-        let started = Instant::now();
-        let clock = || {
-            let elapsed = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
-            now_ms.saturating_add(elapsed)
-        };
-        let mut first_error = None;
-        for _ in 0..RUN_DUE_ROUNDS {
-            let items = {
-                let mut st = handle.lock()?;
-                let State { engine, store } = &mut *st;
-                engine.due_with(clock(), RUN_DUE_BATCH, store)?
-            };
-            if items.is_empty() {
-                break;
-            }
-            for item in &items {
-                let outcome = transport::perform(&handle.transport, &item.request);
-                let mut st = handle.lock()?;
-                let State { engine, store } = &mut *st;
-                if let Err(e) = engine.report_with(&item.id, &outcome, clock(), store) {
-                    let e = FfiError::from(e);
-                    if e.code == WRITESYNC_STORAGE_ERROR {
-                        // Unreported items are due again when their lease runs out.
-                        return Err(e);
-                    }
-                    first_error.get_or_insert(e);
-                }
-            }
-        }
-        first_error.map_or(Ok(()), Err)
+        run_due::run(handle, now_ms)
     })
 }
 

@@ -82,6 +82,12 @@ struct ServeArgs {
     #[arg(long, value_name = "S", value_parser = parse_timeout)]
     outbound_timeout_seconds: Option<f64>,
 
+    /// Most pushes, webhook deliveries and token requests in flight to one origin (scheme,
+    /// host and port) at once, so that a slow or hanging target never holds every sender;
+    /// further items for it wait while other origins' items are sent [default: 4].
+    #[arg(long, value_name = "N", value_parser = parse_per_origin)]
+    max_in_flight_per_origin: Option<usize>,
+
     /// Most inbound connections open at once; further ones wait in the listen backlog. At start
     /// the soft open-file limit is raised (up to the hard limit) to fit them; when the hard
     /// limit is too low the bound is lowered, with a warning [default: 16384].
@@ -200,6 +206,13 @@ fn parse_commit_wait(s: &str) -> Result<u64, String> {
     }
 }
 
+fn parse_per_origin(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(n) if (1..=1024).contains(&n) => Ok(n),
+        _ => Err("the most items in flight per origin must be from 1 to 1024".into()),
+    }
+}
+
 fn parse_readers(s: &str) -> Result<usize, String> {
     match s.trim().parse::<usize>() {
         Ok(n) if n <= 256 => Ok(n),
@@ -227,6 +240,9 @@ fn serve_config(a: ServeArgs) -> ServeConfig {
     };
     if let Some(n) = a.max_body_bytes {
         c.max_body_bytes = n;
+    }
+    if let Some(n) = a.max_in_flight_per_origin {
+        c.per_origin = n;
     }
     if let Some(s) = a.lease_seconds {
         c.lease_ms = (s * 1000.0).round() as u64;

@@ -29,7 +29,7 @@ use crate::httpd::{
 use crate::log;
 use crate::state::{hex, random_bytes, random_uuid, AppState};
 use crate::transport::{Transport, TransportConfig};
-use crate::worker::{Worker, DEFAULT_SENDERS};
+use crate::worker::{Worker, DEFAULT_PER_ORIGIN, DEFAULT_SENDERS};
 
 /// Default database file.
 pub const DEFAULT_DB: &str = "./writesync.db";
@@ -82,8 +82,11 @@ pub struct ServeConfig {
     pub outbound_timeout: Duration,
     /// Connect timeout of one outbound request.
     pub connect_timeout: Duration,
-    /// Sender threads of the worker.
+    /// Sender threads of the worker: items sent at once.
     pub senders: usize,
+    /// Most items in flight to one origin (scheme, host, port) at once
+    /// (`--max-in-flight-per-origin`), so that a slow target never holds every sender.
+    pub per_origin: usize,
     /// Runtime threads of the HTTP front.
     pub http_threads: usize,
     /// Most inbound connections open at once (lowered at start to what the file descriptor
@@ -120,6 +123,7 @@ impl Default for ServeConfig {
             outbound_timeout: crate::transport::DEFAULT_OVERALL_TIMEOUT,
             connect_timeout: crate::transport::DEFAULT_CONNECT_TIMEOUT,
             senders: DEFAULT_SENDERS,
+            per_origin: DEFAULT_PER_ORIGIN,
             http_threads: 2,
             max_connections: crate::httpd::DEFAULT_MAX_CONNECTIONS,
             max_connections_per_ip: crate::httpd::DEFAULT_MAX_CONNECTIONS_PER_IP,
@@ -318,13 +322,16 @@ pub fn start(cfg: &ServeConfig) -> Result<RunningServer, ServeError> {
             }
         })?;
     let addr = http.local_addr();
-    let worker = match Worker::start_with_token_url(
-        Arc::clone(&state),
-        Arc::clone(&group),
+    let performer = writesync_host::Performer::with_transport(
         transport,
-        cfg.senders,
-        cfg.token_url.clone(),
-    ) {
+        writesync_host::TokenBroker::new(cfg.token_url.clone()),
+    );
+    let driver = writesync_host::DriverConfig {
+        senders: cfg.senders.max(1),
+        per_origin: cfg.per_origin.max(1),
+        ..writesync_host::DriverConfig::default()
+    };
+    let worker = match Worker::start(Arc::clone(&state), Arc::clone(&group), performer, driver) {
         Ok(w) => w,
         Err(e) => {
             http.shutdown(Duration::from_secs(1));

@@ -70,6 +70,10 @@ fn help_and_usage_errors() {
             "sync retention",
         ),
         (vec!["serve", "--admin-token", ""], "empty"),
+        (
+            vec!["serve", "--max-in-flight-per-origin", "0"],
+            "per origin",
+        ),
         (vec!["frobnicate"], "frobnicate"),
         (vec![], "Usage"),
     ] {

@@ -1,4 +1,5 @@
-//! Faulty peers, end to end: a source application or webhook endpoint that never answers,
+//! Faulty peers, end to end: a source application or webhook endpoint that never answers (and
+//! holds at most its share of the senders: the per-origin cap),
 //! answers slowly (or trickles its answer), resets the connection, sends an endless or a huge
 //! body or endless headers, answers 429 with `Retry-After`, answers 301, or sits behind a name
 //! or address the policy refuses. Each time the attempt is bounded (timeouts, bounded reads),
@@ -225,6 +226,49 @@ fn peers_that_never_answer_are_bounded_by_the_timeout() {
     assert_eq!(d[0]["attempts"], 4, "{}", d[0]);
     assert!(d[0]["lastError"].as_str().unwrap().contains("timeout"));
     assert!(d[0]["lastStatusCode"].is_null());
+}
+
+#[test]
+fn a_source_that_never_answers_holds_at_most_its_share_of_the_senders() {
+    // Accepts, never answers, keeps the connection: with a long timeout it hangs for the
+    // whole test.
+    let silent = RawPeer::start(Arc::new(|s: TcpStream, st: &PeerStats| {
+        st.held.lock().unwrap().push(s);
+    }));
+    let fast = FakeServer::source("fast").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut args: Vec<&str> = [&FAST[..], &ALLOW_LOOPBACK[..]].concat();
+    args.extend_from_slice(&[
+        "--outbound-timeout-seconds",
+        "120",
+        "--lease-seconds",
+        "300",
+        "--max-in-flight-per-origin",
+        "2",
+    ]);
+    let _srv = Server::start(&dir.path().join("t.db"), &args);
+    let c = Client::new(&_srv);
+    let t = c.tenant("acme.example.com");
+    c.connect(&t, "quickbooks", "accounting", &silent.url("/push"));
+    c.connect(&t, "hubspot", "crm", &fast.url("/push"));
+    // More writes than senders (8): without the cap every sender would wait on the silent
+    // source and the other pushes would wait for its timeout.
+    const N: usize = 12;
+    for i in 0..N {
+        push_write(&c, &t, &format!("Acme {i}"));
+    }
+    assert!(
+        fast.wait_until(DEADLINE, |r| r.len() >= N),
+        "the pushes to the answering source arrived: {}",
+        fast.count()
+    );
+    poll(DEADLINE, || (silent.connections() >= 2).then_some(()));
+    assert_eq!(
+        silent.connections(),
+        2,
+        "two in flight to the silent source"
+    );
+    assert_eq!(fast.count(), N);
 }
 
 #[test]

@@ -21,10 +21,14 @@
 //! (`meta/layout`, migrated by [`migrate_layout`], which [`NativeEngine::open`] runs).
 //!
 //! [`NativeEngine`] puts an engine and a store together for applications that link the
-//! crate: typed writes, sync status, the worker loop ([`NativeEngine::run_due`] with a
-//! [`Transport`]) and retention ([`NativeEngine::prune`]). The calling contract is: answer
-//! requests; call `run_due` when [`NativeEngine::next_deadline`] is reached (and after
-//! pushing writes); call `prune` now and then.
+//! crate: typed writes, sync status, due work ([`NativeEngine::claim_due`] and
+//! [`NativeEngine::report_outcome`], each one transaction) and retention
+//! ([`NativeEngine::prune`]). The calling contract is: answer requests; when
+//! [`NativeEngine::next_deadline`] is reached (and after pushing writes), claim the due work,
+//! perform it and report each outcome; call `prune` now and then. The work loop over these
+//! calls, with the outbound transport and the token broker client, is the host driver's
+//! (`writesync_host::native::run_due` in the `writesync-host` crate), written once for every
+//! Rust host.
 //!
 //! # Example
 //!
@@ -32,7 +36,7 @@
 //! use serde_json::{json, Value};
 //! use writesync_core::cdm::ObjectType;
 //! use writesync_core::records::{SyncStatus, TargetStatus};
-//! use writesync_core::{ApiRequest, EngineConfig, Outcome, WorkItem, WorkKind};
+//! use writesync_core::{ApiRequest, EngineConfig, Outcome, WorkKind};
 //! use writesync_sqlite::{Credentials, NativeEngine, SqliteStore, WriteOptions};
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -73,15 +77,14 @@
 //! assert_eq!(written.targets, ["hubspot"]);
 //! let sync_id = written.sync_id.ok_or("no sync")?;
 //!
-//! // The worker: a transport that answers 201 to the push.
-//! let mut sent = Vec::new();
-//! let mut transport = |item: &WorkItem| {
-//!     sent.push(item.request.url.clone());
-//!     Outcome::Response { status: 201, headers: Default::default(), body: r#"{"id":"HS-1"}"#.into() }
-//! };
-//! let stats = app.run_due(now, &mut transport)?;
-//! assert_eq!(stats.pushes, 1);
-//! assert_eq!(sent, ["https://push.example.com/hubspot"]);
+//! // The due work: one push, performed here by answering 201 (a real host performs it with
+//! // the host driver, `writesync_host::native::run_due`).
+//! let items = app.claim_due(now, 16)?;
+//! assert_eq!(items.len(), 1);
+//! assert_eq!(items[0].kind, WorkKind::Push);
+//! assert_eq!(items[0].request.url, "https://push.example.com/hubspot");
+//! let answer = Outcome::Response { status: 201, headers: Default::default(), body: r#"{"id":"HS-1"}"#.into() };
+//! app.report_outcome(&items[0].id, &answer, now)?;
 //!
 //! let sync = app.sync_status(&creds, &sync_id, now)?;
 //! assert_eq!(sync.status, SyncStatus::Succeeded);
@@ -101,8 +104,8 @@ pub mod schema;
 mod store;
 
 pub use native::{
-    migrate_layout, Credentials, NativeEngine, RunStats, SyncReport, SyncTarget, Transport,
-    WriteError, WriteOptions, WriteResult,
+    migrate_layout, Credentials, NativeEngine, SyncReport, SyncTarget, WriteError, WriteOptions,
+    WriteResult,
 };
 pub use store::{SqliteStore, StoreOptions, Synchronous, UnitOfWork, DEFAULT_BUSY_TIMEOUT};
 

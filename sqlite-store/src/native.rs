@@ -21,16 +21,10 @@ use writesync_core::http::{problem, ProblemKind};
 use writesync_core::records::{ObjectRef, SyncStatus, TargetStatus};
 use writesync_core::{
     ApiRequest, ApiResponse, Body, Command, CommandError, CoreError, DataOp, Engine, EngineConfig,
-    Executed, IfMatch, KvRead, Outcome, Page, Reply, Storage, SyncFilter, WorkItem, WorkKind,
+    Executed, IfMatch, KvRead, Outcome, Page, Reply, Storage, SyncFilter, WorkItem,
 };
 
 use crate::{SqliteStore, StoreError, StoreOptions};
-
-/// How many pushes and deliveries [`NativeEngine::run_due`] claims (leases) at a time unless
-/// changed with [`NativeEngine::set_claim_limit`]. Claimed items are sent one after the
-/// other; keep `limit x slowest send` well under the lease (`EngineConfig::lease_ms`, 2 min
-/// by default), or an item whose lease ran out may be handed out again.
-pub const DEFAULT_CLAIM_LIMIT: usize = 16;
 
 /// How many retention records [`NativeEngine::prune`] removes per transaction.
 pub const PRUNE_BATCH: usize = 256;
@@ -226,43 +220,17 @@ pub struct SyncReport {
     pub targets: Vec<SyncTarget>,
 }
 
-/// Performs the outbound HTTP requests of pushes and webhook deliveries for
-/// [`NativeEngine::run_due`]. Any `FnMut(&WorkItem) -> Outcome` is a transport.
-pub trait Transport {
-    /// Send `item.request` and say what happened: the answer (status, headers, the start of
-    /// the body) or the error. Must not panic; a timeout is an [`Outcome::Error`].
-    fn send(&mut self, item: &WorkItem) -> Outcome;
-}
-
-impl<F: FnMut(&WorkItem) -> Outcome> Transport for F {
-    fn send(&mut self, item: &WorkItem) -> Outcome {
-        self(item)
-    }
-}
-
-/// What one [`NativeEngine::run_due`] did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct RunStats {
-    /// Pushes sent.
-    pub pushes: usize,
-    /// Webhook deliveries sent.
-    pub webhooks: usize,
-    /// Access-token requests of provider connections answered by the transport.
-    pub tokens: usize,
-    /// Outcomes the engine no longer waited for (the item was handed out again elsewhere
-    /// after its lease ran out); they changed nothing.
-    pub stale: usize,
-}
-
 /// The engine and its SQLite store in one value.
 ///
 /// The host still owns time: every call takes `now_ms` (Unix milliseconds) and
-/// [`NativeEngine::next_deadline`] says when [`NativeEngine::run_due`] has work again.
+/// [`NativeEngine::next_deadline`] says when due work is next owed. The work itself is
+/// claimed with [`NativeEngine::claim_due`] and reported with [`NativeEngine::report_outcome`];
+/// the work loop over these (sending, per-origin limits, the token broker) is the host
+/// driver's (`writesync_host::native::run_due`), not this crate's.
 #[derive(Debug)]
 pub struct NativeEngine {
     engine: Engine,
     store: SqliteStore,
-    claim_limit: usize,
 }
 
 /// The store as the engine sees it when SQLite cannot even start a transaction: every read
@@ -354,11 +322,7 @@ impl NativeEngine {
 
     /// Put an engine and an opened store together.
     pub fn from_parts(engine: Engine, store: SqliteStore) -> Self {
-        NativeEngine {
-            engine,
-            store,
-            claim_limit: DEFAULT_CLAIM_LIMIT,
-        }
+        NativeEngine { engine, store }
     }
 
     /// Take the engine and the store apart again.
@@ -374,11 +338,6 @@ impl NativeEngine {
     /// The store.
     pub fn store(&self) -> &SqliteStore {
         &self.store
-    }
-
-    /// Set how many items [`NativeEngine::run_due`] claims at a time (at least 1).
-    pub fn set_claim_limit(&mut self, limit: usize) {
-        self.claim_limit = limit.max(1);
     }
 
     /// Answer one request of the HTTP contract (admin or data API) with
@@ -674,54 +633,35 @@ impl NativeEngine {
             .map_err(|e| WriteError::unreadable(reply.status, &request_id, "sync", &e))
     }
 
-    /// Perform every push and webhook delivery due at `now_ms`: claim them in groups (the
-    /// leases are committed before anything is sent), send each through `transport`, and
-    /// commit each outcome. Retries scheduled for later are left for a later call (see
-    /// [`NativeEngine::next_deadline`]); follow-up work due at once (the webhooks of a
-    /// finished push) is performed in the same call.
-    ///
-    /// A storage failure stops the run with an error; items claimed but not reported are
-    /// handed out again when their lease runs out.
-    pub fn run_due(
-        &mut self,
-        now_ms: i64,
-        transport: &mut dyn Transport,
-    ) -> Result<RunStats, StoreError> {
-        let mut stats = RunStats::default();
-        loop {
-            // Claim in one write transaction (two processes never claim the same item);
-            // send with no transaction open (a slow peer never holds the database).
-            let items = {
-                let mut unit = self.store.begin_write()?;
-                let items = self.engine.due_with(now_ms, self.claim_limit, &mut unit)?;
-                unit.commit()?;
-                items
-            };
-            if items.is_empty() {
-                return Ok(stats);
-            }
-            for item in &items {
-                let outcome = transport.send(item);
-                match item.kind {
-                    WorkKind::Push => stats.pushes += 1,
-                    WorkKind::Webhook => stats.webhooks += 1,
-                    WorkKind::Token => stats.tokens += 1,
-                }
-                let mut unit = self.store.begin_write()?;
-                match self
-                    .engine
-                    .report_with(&item.id, &outcome, now_ms, &mut unit)
-                {
-                    Ok(()) => unit.commit()?,
-                    Err(CoreError::UnknownWork(_) | CoreError::WrongState(_)) => stats.stale += 1,
-                    Err(e) => return Err(e.into()),
-                }
-            }
-        }
+    /// Claim (lease) at most `limit` pushes, webhook deliveries and token requests due at
+    /// `now_ms`, in one write transaction, committed before they are returned (two processes
+    /// on one file never claim the same item). Perform each item's request with no transaction
+    /// open and give its outcome to [`NativeEngine::report_outcome`]; an item whose outcome
+    /// never comes is due again when its lease (`EngineConfig::lease_ms`) runs out.
+    pub fn claim_due(&mut self, now_ms: i64, limit: usize) -> Result<Vec<WorkItem>, StoreError> {
+        let mut unit = self.store.begin_write()?;
+        let items = self.engine.due_with(now_ms, limit, &mut unit)?;
+        unit.commit()?;
+        Ok(items)
     }
 
-    /// When [`NativeEngine::run_due`] will next have something to do (a retry, or a lease
-    /// running out), in Unix milliseconds; `None` when nothing is owed.
+    /// Record the outcome of a claimed item in one write transaction. An item the engine no
+    /// longer waits for (its lease ran out and it was handed out again) is
+    /// `StoreError::Engine(CoreError::UnknownWork(_))` (or `WrongState`) and changes nothing.
+    pub fn report_outcome(
+        &mut self,
+        work_id: &str,
+        outcome: &Outcome,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        let mut unit = self.store.begin_write()?;
+        self.engine
+            .report_with(work_id, outcome, now_ms, &mut unit)?;
+        unit.commit()?;
+        Ok(())
+    }
+
+    /// When work is next due (a retry, or a lease running out), in Unix milliseconds; `None` when nothing is owed.
     pub fn next_deadline(&self) -> Result<Option<i64>, StoreError> {
         Ok(self.engine.next_deadline(&self.store)?)
     }

@@ -1,7 +1,9 @@
 /*
  * A pushing write through writesync_due / writesync_report to a final sync status (with a
  * retry, a close and reopen of the file in between, and the webhook it causes), the built-in
- * transport refusing a loopback target, and one engine shared by several threads.
+ * host driver (writesync_run_due) refusing a loopback target and a name resolving to a refused
+ * address, answering token requests through the configured broker, and one engine shared by
+ * several threads.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -72,7 +74,10 @@ typedef struct {
     char auth[512];
 } tenant;
 
-static int make_tenant(const writesync_engine *e, const char *push_url, const char *webhook_url, tenant *t) {
+/* An account with write mode on, an API key (t->auth), the connection `connection_body` and,
+ * when webhook_url is not NULL, a webhook for api_push_complete. */
+static int make_tenant_with(const writesync_engine *e, const char *connection_body, const char *webhook_url,
+                            tenant *t) {
     jval *a = admin(e, "POST", "/admin/accounts", "{\"domain\":\"acme.example.com\",\"writeEnabled\":true}");
     CHECK(status_of(a) == 201, "account: %d", status_of(a));
     body_id(a, t->account, sizeof t->account);
@@ -93,8 +98,7 @@ static int make_tenant(const writesync_engine *e, const char *push_url, const ch
     json_free(kb);
     json_free(k);
     snprintf(path, sizeof path, "/admin/accounts/%s/connections", t->account);
-    snprintf(body, sizeof body, "{\"app\":\"quickbooks\",\"type\":\"accounting\",\"pushUrl\":\"%s\"}", push_url);
-    jval *c = admin(e, "POST", path, body);
+    jval *c = admin(e, "POST", path, connection_body);
     CHECK(status_of(c) == 201, "connection: %d", status_of(c));
     json_free(c);
     if (webhook_url) {
@@ -105,6 +109,13 @@ static int make_tenant(const writesync_engine *e, const char *push_url, const ch
         json_free(w);
     }
     return ok;
+}
+
+/* make_tenant_with a generic quickbooks connection pushing to push_url. */
+static int make_tenant(const writesync_engine *e, const char *push_url, const char *webhook_url, tenant *t) {
+    char body[512];
+    snprintf(body, sizeof body, "{\"app\":\"quickbooks\",\"type\":\"accounting\",\"pushUrl\":\"%s\"}", push_url);
+    return make_tenant_with(e, body, webhook_url, t);
 }
 
 static jval *due(const writesync_engine *e, int64_t now) {
@@ -312,13 +323,16 @@ static void run_due_refuses_loopback(void) {
     temp_db_remove(&db);
 }
 
-/* A one-shot HTTP server on 127.0.0.1: answers `expected` requests with 200 {"id":"R-1"}. */
+/* A one-shot HTTP server on 127.0.0.1: answers `expected` requests, a request to a path
+ * ending in /token as a token broker (200 {"accessToken":"tok-c",...}), any other with
+ * 200 {"id":"R-1"}. Keeps the first line and the start of the first two requests. */
 typedef struct {
     int fd;
     int port;
     int expected;
     int served;
     char first_line[2][128];
+    char request[2][2048];
 } mini_server;
 
 static int mini_server_start(mini_server *m, int expected) {
@@ -344,6 +358,9 @@ static void *mini_server_run(void *arg) {
     mini_server *m = arg;
     static const char answer[] = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
                                  "Content-Length: 12\r\nConnection: close\r\n\r\n{\"id\":\"R-1\"}";
+    static const char token[] = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                                "Content-Length: 49\r\nConnection: close\r\n\r\n"
+                                "{\"accessToken\":\"tok-c\",\"expiresAt\":4102444800000}";
     while (m->served < m->expected) {
         struct pollfd p = {m->fd, POLLIN, 0};
         if (poll(&p, 1, 10000) <= 0) break; /* never hang the tests */
@@ -364,11 +381,13 @@ static void *mini_server_run(void *arg) {
             if (end && cl && got >= (size_t)(end + 4 - buf) + (size_t)atoi(cl + 15)) break;
             if (got == sizeof buf - 1) break;
         }
+        size_t l = strcspn(buf, "\r\n");
+        int is_token = strncmp(buf, "POST /token ", 12) == 0;
         if (m->served < 2) {
-            size_t l = strcspn(buf, "\r\n");
             snprintf(m->first_line[m->served], sizeof m->first_line[0], "%.*s", (int)l, buf);
+            snprintf(m->request[m->served], sizeof m->request[0], "%.2047s", buf);
         }
-        ssize_t w = write(c, answer, sizeof answer - 1);
+        ssize_t w = is_token ? write(c, token, sizeof token - 1) : write(c, answer, sizeof answer - 1);
         (void)w;
         close(c);
         m->served++;
@@ -416,6 +435,135 @@ static void run_due_pushes_to_an_allowed_local_server(void) {
     CHECK(m.served == 2, "server saw %d requests", m.served);
     CHECK(strcmp(m.first_line[0], "POST /push HTTP/1.1") == 0, "first request: %s", m.first_line[0]);
     CHECK(strcmp(m.first_line[1], "POST /hook HTTP/1.1") == 0, "second request: %s", m.first_line[1]);
+    temp_db_remove(&db);
+}
+
+/* A provider connection (HubSpot) needs an access token before its push: the token request
+ * is POSTed to the broker of the configuration's tokenUrl, and the push carries the token the
+ * broker answered. The broker and the provider are one loopback server. */
+static void run_due_answers_token_items_through_the_configured_broker(void) {
+    mini_server m;
+    CHECK(mini_server_start(&m, 2), "cannot listen on 127.0.0.1");
+    if (!m.port) return;
+    pthread_t th;
+    CHECK(pthread_create(&th, NULL, mini_server_run, &m) == 0, "pthread_create");
+    temp_db db;
+    CHECK(temp_db_make(&db), "temp dir");
+    char config[512];
+    snprintf(config, sizeof config,
+             "{\"adminToken\":\"" ADMIN "\",\"seed\":\"tok\",\"allowTargetCidrs\":[\"127.0.0.0/8\"],"
+             "\"tokenUrl\":\"http://127.0.0.1:%d/token\",\"senders\":2}",
+             m.port);
+    writesync_engine *e = NULL;
+    CHECK_RC(writesync_open(db.path, config, &e), WRITESYNC_OK);
+    if (e) {
+        char conn[256];
+        snprintf(conn, sizeof conn,
+                 "{\"app\":\"hubspot\",\"type\":\"crm\",\"connector\":\"hubspot\","
+                 "\"baseUrl\":\"http://127.0.0.1:%d\"}",
+                 m.port);
+        tenant t;
+        make_tenant_with(e, conn, NULL, &t);
+        jval *w = send_req(e, T0, "POST", "/api/customers", t.auth, "\"X-Sync-Data\":\"push\"", "{\"name\":\"Acme\"}");
+        CHECK(status_of(w) == 201, "write: %d", status_of(w));
+        const char *sid = header_of(w, "X-Sync-ID");
+        char sync_id[64];
+        snprintf(sync_id, sizeof sync_id, "%s", sid ? sid : "");
+        json_free(w);
+        /* One call, on two sender threads: the token request, then the push that waited for it. */
+        CHECK_RC(writesync_run_due(e, T0), WRITESYNC_OK);
+        jval *s = get_sync(e, &t, sync_id, T0 + 1000);
+        const char *st = json_get_str(s, "status");
+        CHECK(st && strcmp(st, "succeeded") == 0, "sync status %s", st ? st : "NULL");
+        const char *remote = json_get_str(first_target(s), "remoteId");
+        CHECK(remote && strcmp(remote, "R-1") == 0, "remoteId %s", remote ? remote : "NULL");
+        json_free(s);
+        CHECK(deadline(e) == WRITESYNC_NO_DEADLINE, "nothing owed");
+        CHECK_RC(writesync_close(e), WRITESYNC_OK);
+    }
+    pthread_join(th, NULL);
+    CHECK(m.served == 2, "server saw %d requests", m.served);
+    CHECK(strcmp(m.first_line[0], "POST /token HTTP/1.1") == 0, "first request: %s", m.first_line[0]);
+    CHECK(strstr(m.request[0], "\"connectionId\"") && strstr(m.request[0], "\"app\":\"hubspot\""),
+          "token request body: %s", m.request[0]);
+    CHECK(strcmp(m.first_line[1], "POST /crm/v3/objects/companies HTTP/1.1") == 0, "second request: %s",
+          m.first_line[1]);
+    CHECK(strcasestr(m.request[1], "\r\nauthorization: Bearer tok-c\r\n") != NULL,
+          "the push carries the broker's token: %s", m.request[1]);
+    temp_db_remove(&db);
+}
+
+/* Without tokenUrl a token request fails at once, and the push waiting for it fails with that
+ * reason; nothing is sent. */
+static void run_due_without_a_broker_fails_token_items(void) {
+    temp_db db;
+    CHECK(temp_db_make(&db), "temp dir");
+    writesync_engine *e = NULL;
+    CHECK_RC(writesync_open(db.path, "{\"adminToken\":\"" ADMIN "\",\"seed\":\"nob\"}", &e), WRITESYNC_OK);
+    if (!e) return;
+    tenant t;
+    /* The provider is never reached: the token request fails first. */
+    make_tenant_with(e, "{\"app\":\"hubspot\",\"type\":\"crm\",\"connector\":\"hubspot\",\"baseUrl\":\"https://hubspot.example.com\"}",
+                     NULL, &t);
+    jval *w = send_req(e, T0, "POST", "/api/customers", t.auth, "\"X-Sync-Data\":\"push\"", "{\"name\":\"Acme\"}");
+    const char *sid = header_of(w, "X-Sync-ID");
+    char sync_id[64];
+    snprintf(sync_id, sizeof sync_id, "%s", sid ? sid : "");
+    json_free(w);
+    CHECK_RC(writesync_run_due(e, T0), WRITESYNC_OK);
+    jval *s = get_sync(e, &t, sync_id, T0 + 1000);
+    const char *st = json_get_str(s, "status");
+    CHECK(st && strcmp(st, "failed") == 0, "sync status %s", st ? st : "NULL");
+    const char *err = json_get_str(first_target(s), "lastError");
+    CHECK(err && strstr(err, "no token source"), "lastError %s", err ? err : "NULL");
+    json_free(s);
+    CHECK_RC(writesync_close(e), WRITESYNC_OK);
+    temp_db_remove(&db);
+}
+
+/* `localhost` resolves to loopback; the policy allows a loopback address, but not that one
+ * (127.0.0.2/32 only). The push is refused on the addresses the name resolved to, which are
+ * the only ones it could connect to: it fails at once, and the server listening on
+ * 127.0.0.1 never sees a connection. */
+static void run_due_refuses_a_name_resolving_to_a_restricted_address(void) {
+    mini_server m;
+    CHECK(mini_server_start(&m, 0), "cannot listen on 127.0.0.1");
+    if (!m.port) return;
+    temp_db db;
+    CHECK(temp_db_make(&db), "temp dir");
+    writesync_engine *e = NULL;
+    CHECK_RC(writesync_open(db.path, "{\"adminToken\":\"" ADMIN "\",\"seed\":\"rn\","
+                                     "\"allowTargetCidrs\":[\"127.0.0.2/32\"]}",
+                            &e),
+             WRITESYNC_OK);
+    if (e) {
+        char push[128];
+        snprintf(push, sizeof push, "http://localhost:%d/push", m.port);
+        tenant t;
+        make_tenant(e, push, NULL, &t);
+        jval *w = send_req(e, T0, "POST", "/api/customers", t.auth, "\"X-Sync-Data\":\"push\"", "{\"name\":\"Acme\"}");
+        const char *sid = header_of(w, "X-Sync-ID");
+        char sync_id[64];
+        snprintf(sync_id, sizeof sync_id, "%s", sid ? sid : "");
+        json_free(w);
+        CHECK_RC(writesync_run_due(e, T0), WRITESYNC_OK);
+        jval *s = get_sync(e, &t, sync_id, T0 + 1000);
+        const char *st = json_get_str(s, "status");
+        CHECK(st && strcmp(st, "failed") == 0, "refused push fails the sync: %s", st ? st : "NULL");
+        const jval *target = first_target(s);
+        const char *err = json_get_str(target, "lastError");
+        const jval *attempts = json_get(target, "attempts");
+        CHECK(err && strncmp(err, "refused address: localhost resolves only to ", 44) == 0,
+              "lastError %s", err ? err : "NULL");
+        CHECK(err && strstr(err, "127.0.0.1"), "names the address: %s", err ? err : "NULL");
+        CHECK(attempts && attempts->num == 1, "not retried");
+        json_free(s);
+        CHECK(deadline(e) == WRITESYNC_NO_DEADLINE, "nothing owed after a refusal");
+        CHECK_RC(writesync_close(e), WRITESYNC_OK);
+    }
+    struct pollfd p = {m.fd, POLLIN, 0};
+    CHECK(poll(&p, 1, 0) == 0, "no connection reached 127.0.0.1");
+    close(m.fd);
     temp_db_remove(&db);
 }
 
@@ -481,5 +629,8 @@ void test_flow(void) {
     push_through_due_and_report();
     run_due_refuses_loopback();
     run_due_pushes_to_an_allowed_local_server();
+    run_due_answers_token_items_through_the_configured_broker();
+    run_due_without_a_broker_fails_token_items();
+    run_due_refuses_a_name_resolving_to_a_restricted_address();
     one_engine_many_threads();
 }
