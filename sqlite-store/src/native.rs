@@ -639,7 +639,7 @@ impl NativeEngine {
     /// open and give its outcome to [`NativeEngine::report_outcome`]; an item whose outcome
     /// never comes is due again when its lease (`EngineConfig::lease_ms`) runs out.
     pub fn claim_due(&mut self, now_ms: i64, limit: usize) -> Result<Vec<WorkItem>, StoreError> {
-        let mut unit = self.store.begin_write()?;
+        let mut unit = self.store.begin_single_write()?;
         let items = self.engine.due_with(now_ms, limit, &mut unit)?;
         unit.commit()?;
         Ok(items)
@@ -654,7 +654,7 @@ impl NativeEngine {
         outcome: &Outcome,
         now_ms: i64,
     ) -> Result<(), StoreError> {
-        let mut unit = self.store.begin_write()?;
+        let mut unit = self.store.begin_single_write()?;
         self.engine
             .report_with(work_id, outcome, now_ms, &mut unit)?;
         unit.commit()?;
@@ -677,7 +677,7 @@ impl NativeEngine {
     pub fn prune(&mut self, now_ms: i64) -> Result<usize, StoreError> {
         let mut deleted = 0;
         loop {
-            let mut unit = self.store.begin_write()?;
+            let mut unit = self.store.begin_single_write()?;
             let batch = self.engine.prune(now_ms, PRUNE_BATCH, &unit)?;
             if batch.is_empty() {
                 return Ok(deleted);
