@@ -277,12 +277,16 @@ pub unsafe extern "C" fn writesync_handle(
     })
 }
 
-/// Claim the pushes and webhook deliveries due at `now_ms`, at most `limit` of them, for a host
-/// that performs them itself.
+/// Claim the pushes, webhook deliveries and token requests due at `now_ms`, at most `limit` of
+/// them, for a host that performs them itself.
 ///
-/// - `work_json_out`: receives a JSON array of `{"id", "kind": "push" | "webhook", "request":
-///   {"method", "url", "headers", "body"}}` (empty when nothing is due), or NULL on failure.
-///   Free it with `writesync_string_free`.
+/// - `work_json_out`: receives a JSON array of `{"id", "kind": "push" | "webhook" | "token",
+///   "request": {"method", "url", "headers", "body"}}` (empty when nothing is due), or NULL on
+///   failure. Free it with `writesync_string_free`.
+/// - A `token` item asks the host for a connection's access token: its request is
+///   `{"method": "TOKEN", "url": "writesync:token"}` with the body `{"connectionId",
+///   "accountId", "app", "reason"}`; answer it with status `200` and the body `{"accessToken",
+///   "expiresAt"}` (Unix ms, optional), or any other status or an error when there is none.
 ///
 /// Each item is leased (for `leaseMs`, default 2 minutes): perform its request and give the
 /// outcome to `writesync_report` with the item's `id`. An item whose outcome never comes is due
