@@ -4,102 +4,24 @@
 // a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+// The sqlite-store tests' support: temporary databases and the native engine's test world.
+#[path = "../../sqlite-store/tests/common/mod.rs"]
+mod common;
+
 use std::collections::BTreeMap;
+
+use common::native_world::{admin, world, World, HOUR, T0};
 
 use serde_json::{json, Value};
 use writesync_core::cdm::ObjectType;
 use writesync_core::records::{SyncStatus, TargetStatus};
-use writesync_core::{ApiRequest, ApiResponse, EngineConfig, Outcome, WorkItem, WorkKind};
+use writesync_core::{Outcome, WorkItem, WorkKind};
 use writesync_host::native::run_due;
-use writesync_sqlite::{Credentials, NativeEngine, SqliteStore, WriteOptions};
+use writesync_sqlite::WriteOptions;
 
-/// A database file in a fresh temporary directory, removed on drop.
-struct TempDb {
-    dir: std::path::PathBuf,
-}
-
-impl TempDb {
-    fn new(name: &str) -> TempDb {
-        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "writesync-host-{name}-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDb { dir }
-    }
-    fn path(&self) -> std::path::PathBuf {
-        self.dir.join("t.db")
-    }
-}
-
-impl Drop for TempDb {
-    fn drop(&mut self) {
-        let _ = SqliteStore::remove_files(self.path());
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-const ADMIN: &str = "admin-token-for-tests";
-const T0: i64 = 1_790_000_000_000;
-const HOUR: i64 = 3_600_000;
 const DAY: i64 = 24 * HOUR;
 
-struct World {
-    _db: TempDb,
-    app: NativeEngine,
-    creds: Credentials,
-    account: String,
-}
-
-fn admin(app: &mut NativeEngine, method: &str, path: &str, body: Option<Value>) -> ApiResponse {
-    let mut r = ApiRequest::new(method, path).header("Authorization", &format!("Bearer {ADMIN}"));
-    if let Some(b) = body {
-        r = r.json(&b);
-    }
-    app.handle(&r, T0)
-}
-
-fn world(write_enabled: bool) -> World {
-    let db = TempDb::new("native");
-    let config = EngineConfig::new([3; 32]).with_admin_token(ADMIN);
-    let mut app = NativeEngine::open(db.path(), config).unwrap();
-    let a = admin(
-        &mut app,
-        "POST",
-        "/admin/accounts",
-        Some(json!({"domain": "acme.example.com", "writeEnabled": write_enabled})),
-    );
-    assert_eq!(a.status, 201, "{}", a.body);
-    let account = a.body_json()["id"].as_str().unwrap().to_string();
-    let k = admin(
-        &mut app,
-        "POST",
-        &format!("/admin/accounts/{account}/api-keys"),
-        Some(json!({"scopes": ["api.read", "api.write"]})),
-    );
-    let creds = Credentials::from_api_key_answer(&k.body_json()).unwrap();
-    World {
-        _db: db,
-        app,
-        creds,
-        account,
-    }
-}
-
 impl World {
-    fn connect(&mut self, app: &str, kind: &str) {
-        let r = admin(
-            &mut self.app,
-            "POST",
-            &format!("/admin/accounts/{}/connections", self.account),
-            Some(
-                json!({"app": app, "type": kind, "pushUrl": format!("https://{app}.example.com/push")}),
-            ),
-        );
-        assert_eq!(r.status, 201, "{}", r.body);
-    }
     fn webhook(&mut self) -> String {
         let r = admin(
             &mut self.app,

@@ -38,3 +38,5 @@ impl Drop for TempDb {
         let _ = SqliteStore::remove_files(&self.path);
     }
 }
+
+pub mod native_world;
