@@ -1,7 +1,7 @@
 //! The outbound transport against a live peer on 127.0.0.1: answers are read only up to
 //! `MAX_ANSWER_BYTES`, a redirect is the answer (never followed), and a slow peer times out
-//! as a retryable error. (The checks that need no peer are unit tests in `host/src/transport.rs`; the server uses that
-//! transport.)
+//! as a retryable error. (The checks that need no peer are unit tests in
+//! `host/src/transport.rs`, the transport the server uses.)
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;
