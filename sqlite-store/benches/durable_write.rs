@@ -246,6 +246,41 @@ fn bench_dir() -> PathBuf {
     dir
 }
 
+/// `n` engine writes (invoice numbers and clock going on from `next_number` and `now`); the
+/// time they took, the requests built beforehand.
+fn engine_writes(
+    app: &mut NativeEngine,
+    tenant: &Tenant,
+    next_number: &mut u64,
+    now: &mut i64,
+    n: u64,
+) -> Duration {
+    let requests: Vec<ApiRequest> = (0..n)
+        .map(|_| {
+            *next_number += 1;
+            write_request(tenant, *next_number)
+        })
+        .collect();
+    let start = Instant::now();
+    for r in &requests {
+        *now += 1;
+        let answer = app.handle(r, *now);
+        assert_eq!(answer.status, 201, "{}", answer.body);
+        black_box(answer);
+    }
+    start.elapsed()
+}
+
+/// `n` raw outbox writes (keys made unique from `next_raw` on); the time they took.
+fn raw_writes(raw: &mut Connection, template: &[Op], next_raw: &mut u64, n: u64) -> Duration {
+    let start = Instant::now();
+    for _ in 0..n {
+        *next_raw += 1;
+        raw_write(raw, template, *next_raw);
+    }
+    start.elapsed()
+}
+
 /// Rounds of the alternating measurement, and writes per side and round.
 const ROUNDS: usize = 15;
 const ROUND_WRITES: u64 = 400;
@@ -285,32 +320,14 @@ fn durable_write(c: &mut Criterion) {
     group.throughput(Throughput::Elements(1));
     group.bench_function("engine_invoice_push_2_connections", |b| {
         b.iter_custom(|iters| {
-            let requests: Vec<ApiRequest> = (0..iters)
-                .map(|_| {
-                    next_number += 1;
-                    write_request(&tenant, next_number)
-                })
-                .collect();
-            let start = Instant::now();
-            for r in &requests {
-                now += 1;
-                let answer = app.handle(r, now);
-                assert_eq!(answer.status, 201, "{}", answer.body);
-                black_box(answer);
-            }
-            let elapsed = start.elapsed();
+            let elapsed = engine_writes(&mut app, &tenant, &mut next_number, &mut now, iters);
             engine_samples.borrow_mut().push((iters, elapsed));
             elapsed
         })
     });
     group.bench_function("raw_rusqlite_outbox", |b| {
         b.iter_custom(|iters| {
-            let start = Instant::now();
-            for _ in 0..iters {
-                next_raw += 1;
-                raw_write(&mut raw, &template, next_raw);
-            }
-            let elapsed = start.elapsed();
+            let elapsed = raw_writes(&mut raw, &template, &mut next_raw, iters);
             raw_samples.borrow_mut().push((iters, elapsed));
             elapsed
         })
@@ -344,26 +361,9 @@ fn durable_write(c: &mut Criterion) {
     // builds on a shared machine) then hits both sides of each round's ratio alike.
     let mut round_ratios = Vec::with_capacity(ROUNDS);
     for _ in 0..ROUNDS {
-        let requests: Vec<ApiRequest> = (0..ROUND_WRITES)
-            .map(|_| {
-                next_number += 1;
-                write_request(&tenant, next_number)
-            })
-            .collect();
-        let start = Instant::now();
-        for r in &requests {
-            now += 1;
-            let answer = app.handle(r, now);
-            assert_eq!(answer.status, 201, "{}", answer.body);
-            black_box(answer);
-        }
-        let engine_time = start.elapsed();
-        let start = Instant::now();
-        for _ in 0..ROUND_WRITES {
-            next_raw += 1;
-            raw_write(&mut raw, &template, next_raw);
-        }
-        let raw_time = start.elapsed();
+        let engine_time =
+            engine_writes(&mut app, &tenant, &mut next_number, &mut now, ROUND_WRITES);
+        let raw_time = raw_writes(&mut raw, &template, &mut next_raw, ROUND_WRITES);
         round_ratios.push(raw_time.as_secs_f64() / engine_time.as_secs_f64().max(1e-9));
     }
     round_ratios.sort_by(f64::total_cmp);
