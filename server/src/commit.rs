@@ -31,7 +31,7 @@
 //! (none does today) is passed to the committer instead.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
@@ -127,6 +127,53 @@ struct Shared {
     queue: Mutex<Queue>,
     arrived: Condvar,
     limits: GroupLimits,
+    totals: Totals,
+}
+
+/// What the committer did since it started, logged when it stops (`group commit totals`):
+/// how full its transactions were is what a raw SQLite baseline must match (`loadbench`).
+#[derive(Debug, Default)]
+struct Totals {
+    /// Transactions committed or attempted.
+    transactions: AtomicU64,
+    /// Those that carried at least one write request.
+    with_requests: AtomicU64,
+    /// Write requests planned.
+    requests: AtomicU64,
+    /// Outcomes recorded.
+    outcomes: AtomicU64,
+    /// Claims run.
+    claims: AtomicU64,
+    /// Items those claims handed out.
+    claimed: AtomicU64,
+}
+
+impl Totals {
+    fn add(counter: &AtomicU64, n: usize) {
+        counter.fetch_add(u64::try_from(n).unwrap_or(u64::MAX), Ordering::Relaxed);
+    }
+
+    fn log(&self) {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let (with_requests, requests) = (get(&self.with_requests), get(&self.requests));
+        let mean = if with_requests == 0 {
+            Value::Null
+        } else {
+            serde_json::json!(((requests as f64 / with_requests as f64) * 100.0).round() / 100.0)
+        };
+        log::info(
+            "group commit totals",
+            &[
+                ("transactions", serde_json::json!(get(&self.transactions))),
+                ("transactionsWithRequests", serde_json::json!(with_requests)),
+                ("requests", serde_json::json!(requests)),
+                ("meanRequestsPerTransaction", mean),
+                ("outcomes", serde_json::json!(get(&self.outcomes))),
+                ("claims", serde_json::json!(get(&self.claims))),
+                ("claimed", serde_json::json!(get(&self.claimed))),
+            ],
+        );
+    }
 }
 
 impl std::fmt::Debug for Shared {
@@ -154,6 +201,7 @@ impl GroupCommit {
             queue: Mutex::new(Queue::default()),
             arrived: Condvar::new(),
             limits,
+            totals: Totals::default(),
         });
         let for_thread = Arc::clone(&shared);
         let state_for_thread = Arc::clone(&state);
@@ -267,6 +315,7 @@ impl GroupCommit {
             .take();
         if let Some(h) = handle {
             let _ = h.join();
+            self.shared.totals.log();
         }
     }
 }
@@ -318,6 +367,17 @@ fn committer(state: &AppState, shared: &Shared) {
         under_load = batch.len() + reports.len() > 1;
         let (answers, claimed) =
             commit_batch(state, &batch, &reports, claim.as_ref().map(|c| c.limit));
+        let totals = &shared.totals;
+        Totals::add(&totals.transactions, 1);
+        if !batch.is_empty() {
+            Totals::add(&totals.with_requests, 1);
+            Totals::add(&totals.requests, batch.len());
+        }
+        Totals::add(&totals.outcomes, reports.len());
+        if claim.is_some() {
+            Totals::add(&totals.claims, 1);
+            Totals::add(&totals.claimed, claimed.as_ref().map_or(0, Vec::len));
+        }
         if let Some(c) = claim {
             let _ = c.reply.send(claimed);
         }
