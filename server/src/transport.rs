@@ -28,6 +28,11 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 pub const DEFAULT_OVERALL_TIMEOUT: Duration = Duration::from_secs(10);
 /// How much of an answer body is read.
 pub const MAX_ANSWER_BYTES: u64 = 64 * 1024;
+/// Idle keep-alive connections kept per origin: more than the worker's default senders
+/// (ureq keeps 3, so the other senders to one origin opened a new connection per request).
+pub const MAX_IDLE_PER_ORIGIN: usize = 16;
+/// Idle keep-alive connections kept in all (within `serve`'s reserved file descriptors).
+pub const MAX_IDLE: usize = 64;
 
 /// How the transport behaves.
 #[derive(Debug, Clone)]
@@ -98,7 +103,16 @@ impl Resolver for PolicyResolver {
         config: &ureq::config::Config,
         timeout: NextTimeout,
     ) -> Result<ResolvedSocketAddrs, ureq::Error> {
-        let all = self.inner.resolve(uri, config, timeout)?;
+        // An IP address needs no lookup (ureq's resolver would start a thread to look it up
+        // on every request, reused connection or not).
+        let all = match literal_addr(uri) {
+            Some(addr) => {
+                let mut one = self.inner.empty();
+                one.push(addr);
+                one
+            }
+            None => self.inner.resolve(uri, config, timeout)?,
+        };
         let mut kept = self.inner.empty();
         let mut dropped = Vec::new();
         for a in all.iter() {
@@ -113,6 +127,24 @@ impl Resolver for PolicyResolver {
         }
         Ok(kept)
     }
+}
+
+/// The address of a URL whose host is an IP address (`http://127.0.0.1:8080/`,
+/// `https://[::1]/`), with the scheme's default port when none is given.
+fn literal_addr(uri: &ureq::http::Uri) -> Option<SocketAddr> {
+    let host = uri.host()?;
+    let ip: IpAddr = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host)
+        .parse()
+        .ok()?;
+    let port = uri.port_u16().or(match uri.scheme_str()? {
+        "http" => Some(80),
+        "https" => Some(443),
+        _ => None,
+    })?;
+    Some(SocketAddr::new(ip, port))
 }
 
 /// A TCP connector that connects only to allowed addresses and checks the peer address of
@@ -272,6 +304,8 @@ impl Transport {
             .timeout_global(Some(config.overall_timeout))
             .timeout_per_read(Some(config.overall_timeout))
             .max_response_header_size(32 * 1024)
+            .max_idle_connections(MAX_IDLE)
+            .max_idle_connections_per_host(MAX_IDLE_PER_ORIGIN)
             .build();
         let connector = PolicyTcpConnector {
             policy: config.policy.clone(),
@@ -435,6 +469,22 @@ mod tests {
             },
             ..TransportConfig::default()
         })
+    }
+
+    #[test]
+    fn ip_hosts_need_no_lookup() {
+        let addr = |u: &str| literal_addr(&u.parse::<ureq::http::Uri>().unwrap());
+        assert_eq!(
+            addr("http://127.0.0.1:8080/p"),
+            Some("127.0.0.1:8080".parse().unwrap())
+        );
+        assert_eq!(addr("https://[::1]/p"), Some("[::1]:443".parse().unwrap()));
+        assert_eq!(
+            addr("http://10.0.0.1/p"),
+            Some("10.0.0.1:80".parse().unwrap())
+        );
+        assert_eq!(addr("http://localhost:8080/p"), None);
+        assert_eq!(addr("http://example.com/p"), None);
     }
 
     #[test]
