@@ -2,7 +2,8 @@
 //!
 //! **Writes.** Every request that may write (any method but `GET` and `HEAD`) is queued for one
 //! committer thread. It takes what is queued (at most [`GroupLimits::max_batch`] requests; under
-//! load it waits up to [`GroupLimits::max_wait`] for a batch to fill) and, holding the engine,
+//! load it waits up to [`GroupLimits::max_wait`] for as many requests as the previous batch
+//! had, the number of requesters a steady load keeps waiting) and, holding the engine,
 //! opens one `BEGIN IMMEDIATE` transaction for all of them. Each request is planned in arrival
 //! order against the transaction, which already holds the writes of the requests planned
 //! before it, and its batch is applied there inside a savepoint. One commit makes the whole
@@ -59,9 +60,9 @@ pub const DEFAULT_READERS: usize = 4;
 pub struct GroupLimits {
     /// Most requests in one transaction.
     pub max_batch: usize,
-    /// Longest the committer waits for more requests once it has some. It waits only while
-    /// the previous batch had more than one request (under load): a lone request is
-    /// committed at once.
+    /// Longest the committer waits for more requests once it has some: until as many are
+    /// queued as the previous batch had. It waits only while the previous batch had more
+    /// than one request (under load): a lone request is committed at once.
     pub max_wait: Duration,
 }
 
@@ -321,8 +322,9 @@ impl GroupCommit {
 }
 
 /// Take the next batch: block until a request is queued, then, under load, wait up to
-/// `max_wait` for the batch to fill. `None` once closed and empty.
-fn next_batch(shared: &Shared, under_load: bool) -> Option<Work> {
+/// `max_wait` for the batch to fill: to `fill` requests (at most `max_batch`). `None` once
+/// closed and empty.
+fn next_batch(shared: &Shared, under_load: bool, fill: usize) -> Option<Work> {
     let limits = shared.limits;
     let mut q = shared.queue();
     while q.is_empty() {
@@ -334,9 +336,10 @@ fn next_batch(shared: &Shared, under_load: bool) -> Option<Work> {
             .wait(q)
             .unwrap_or_else(PoisonError::into_inner);
     }
-    if under_load && !q.closed && q.items.len() < limits.max_batch {
+    let fill = fill.clamp(1, limits.max_batch);
+    if under_load && !q.closed && q.items.len() < fill {
         let deadline = Instant::now() + limits.max_wait;
-        while q.items.len() < limits.max_batch && !q.closed {
+        while q.items.len() < fill && !q.closed {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 break;
@@ -358,13 +361,18 @@ fn next_batch(shared: &Shared, under_load: bool) -> Option<Work> {
 
 fn committer(state: &AppState, shared: &Shared) {
     let mut under_load = false;
-    while let Some(work) = next_batch(shared, under_load) {
+    // Wait for as many requests as the last batch had: under a steady load that is how many
+    // requesters are waiting for an answer, and they come back as soon as they have one. A
+    // batch can grow past it (all that is queued is taken), so the target follows the load up.
+    let mut fill = 1;
+    while let Some(work) = next_batch(shared, under_load, fill) {
         let Work {
             requests: batch,
             reports,
             claim,
         } = work;
         under_load = batch.len() + reports.len() > 1;
+        fill = batch.len().max(2);
         let (answers, claimed) =
             commit_batch(state, &batch, &reports, claim.as_ref().map(|c| c.limit));
         let totals = &shared.totals;
