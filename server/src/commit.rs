@@ -371,7 +371,9 @@ fn committer(state: &AppState, shared: &Shared) {
             reports,
             claim,
         } = work;
-        under_load = batch.len() + reports.len() > 1;
+        // Waiting is for write requests: outcomes and claims alone (a backlog of pushes and
+        // deliveries being worked off) are committed as they come.
+        under_load = batch.len() > 1;
         fill = batch.len().max(2);
         let (answers, claimed) =
             commit_batch(state, &batch, &reports, claim.as_ref().map(|c| c.limit));
