@@ -37,7 +37,7 @@ pub const DEFAULT_SENDERS: usize = 8;
 /// Items claimed ahead per sender: a claim waits for the next group commit, so each sender
 /// keeps a few items queued and never idles while the next claim is being committed. The
 /// lease (`--lease-seconds`, 120 s by default) covers the wait in the queue too.
-pub const CLAIM_AHEAD: usize = 4;
+pub const CLAIM_AHEAD: usize = 8;
 /// How often finished records are pruned.
 pub const PRUNE_EVERY: Duration = Duration::from_secs(60);
 /// The longest the worker sleeps without looking at the store.
