@@ -312,11 +312,23 @@ async fn run_case(
         eprintln!("  the server did not stop within 30 s of SIGTERM");
     }
     let logs = srv.log_lines();
-    let batch_mean = logs
+    let totals = logs
         .iter()
         .rev()
-        .find(|v| v["msg"] == "group commit totals")
-        .and_then(|v| v["meanRequestsPerTransaction"].as_f64());
+        .find(|v| v["msg"] == "group commit totals");
+    if let Some(t) = totals {
+        eprintln!(
+            "  group commit: {} transactions ({} with requests, {} requests), {} outcomes, \
+             {} claims handing out {} items",
+            t["transactions"],
+            t["transactionsWithRequests"],
+            t["requests"],
+            t["outcomes"],
+            t["claims"],
+            t["claimed"]
+        );
+    }
+    let batch_mean = totals.and_then(|v| v["meanRequestsPerTransaction"].as_f64());
     let level = |l: &str| logs.iter().filter(|v| v["level"] == l).count();
 
     let (pushes, hooks) = receiver.with(|r| {
