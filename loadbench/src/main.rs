@@ -14,7 +14,10 @@
 //! pushes and deliveries received per second until all arrived (delivered rate), the
 //! send-to-arrival latency (p50/p90/p99), the server's CPU time per write (user + system
 //! from `/proc/<pid>/stat`, from the first measured write until the last arrival), its peak
-//! RSS (`VmHWM`), and this process's own CPU per write. Then the ceilings of this process:
+//! RSS (`VmHWM`), its CPU per write by thread, the writes per transaction of its group commit
+//! (from its `group commit totals` log line once stopped with `SIGTERM`), and this process's
+//! own CPU per write. Beside each plain case, the raw SQLite baseline (`raw.rs`); then the
+//! ratios #14 asks for. Then the ceilings of this process:
 //! its writers against a server that answers `201` at once, and its receiver under a blast of
 //! push envelopes, so that it is clear which side limits the figures.
 //!

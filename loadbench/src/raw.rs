@@ -164,3 +164,31 @@ pub(crate) fn insert(
         secs,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn the_rows_are_what_the_engine_stores_for_each_write() {
+        let rows = plain_rows(3).unwrap();
+        assert_eq!(rows.len(), 3);
+        for (i, w) in rows.iter().enumerate() {
+            let name = format!("Load customer {i}");
+            assert!(w
+                .ops
+                .iter()
+                .any(|op| matches!(op, Op::Put { value, .. } if value.contains(&name))));
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let run = insert(dir.path(), &rows, 2).unwrap();
+        assert_eq!(run.writes, 3);
+        assert_eq!(run.rows, rows.iter().map(|w| w.ops.len()).sum::<usize>());
+        let conn = Connection::open(dir.path().join("raw.db")).unwrap();
+        let stored: i64 = conn
+            .query_row("SELECT count(*) FROM kv", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(usize::try_from(stored).unwrap(), run.rows);
+    }
+}
