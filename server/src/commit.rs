@@ -17,14 +17,16 @@
 //!   them is stored.
 //!
 //! **Outcomes.** The worker's senders queue the outcome of each push, delivery and token
-//! request here too ([`GroupCommit::report`]): the committer records every queued outcome in
-//! the same transaction as the writes, so a busy worker costs one commit per batch instead of
-//! one per item. An outcome whose commit fails is logged; its item is sent again when its
+//! request here too ([`GroupCommit::report`]): the committer records every queued outcome
+//! together, so a busy worker costs one commit per batch instead of one per item. When write
+//! requests are queued as well, they are committed first in a transaction of their own and
+//! answered, and the outcomes and the claim follow at once in a second one: a write's answer
+//! does not wait for the work of the pushes and deliveries. An outcome whose commit fails is logged; its item is sent again when its
 //! lease runs out, as before.
 //!
-//! **Claims.** The worker's claims of due work ([`GroupCommit::claim`]) are run last in the
-//! same transaction: after the writes (whose pushes may be due at once) and the outcomes
-//! (which may release the next push of an object), so that one commit records them all.
+//! **Claims.** The worker's claims of due work ([`GroupCommit::claim`]) are run last, in the
+//! transaction of the outcomes: after the writes (whose pushes may be due at once) and the
+//! outcomes (which may release the next push of an object).
 //!
 //! **Reads.** `GET` and `HEAD` are planned by reader engines, each with its own read-only
 //! connection, in a read transaction (one WAL snapshot) of its own: reads never wait for the
@@ -375,30 +377,47 @@ fn committer(state: &AppState, shared: &Shared) {
         // deliveries being worked off) are committed as they come.
         under_load = batch.len() > 1;
         fill = batch.len().max(2);
-        let (answers, claimed) =
-            commit_batch(state, &batch, &reports, claim.as_ref().map(|c| c.limit));
-        let totals = &shared.totals;
-        Totals::add(&totals.transactions, 1);
-        if !batch.is_empty() {
-            Totals::add(&totals.with_requests, 1);
-            Totals::add(&totals.requests, batch.len());
+        if !batch.is_empty() && (!reports.is_empty() || claim.is_some()) {
+            // The writes first, in a transaction of their own, so that their answers do not
+            // wait for the outcomes and the claim; those follow at once in a second one.
+            run(state, shared, batch, Vec::new(), None);
+            run(state, shared, Vec::new(), reports, claim);
+        } else {
+            run(state, shared, batch, reports, claim);
         }
-        Totals::add(&totals.outcomes, reports.len());
-        if claim.is_some() {
-            Totals::add(&totals.claims, 1);
-            Totals::add(&totals.claimed, claimed.as_ref().map_or(0, Vec::len));
-        }
-        if let Some(c) = claim {
-            let _ = c.reply.send(claimed);
-        }
-        let wrote = !reports.is_empty() || answers.iter().any(|a| (200..300).contains(&a.status));
-        for (p, answer) in batch.into_iter().zip(answers) {
-            // A requester that went away (its connection closed) no longer waits.
-            let _ = p.reply.send(answer);
-        }
-        if wrote {
-            state.notify();
-        }
+    }
+}
+
+/// Run one transaction and hand out what it answered.
+fn run(
+    state: &AppState,
+    shared: &Shared,
+    batch: Vec<Pending>,
+    reports: Vec<Report>,
+    claim: Option<Claim>,
+) {
+    let (answers, claimed) = commit_batch(state, &batch, &reports, claim.as_ref().map(|c| c.limit));
+    let totals = &shared.totals;
+    Totals::add(&totals.transactions, 1);
+    if !batch.is_empty() {
+        Totals::add(&totals.with_requests, 1);
+        Totals::add(&totals.requests, batch.len());
+    }
+    Totals::add(&totals.outcomes, reports.len());
+    if claim.is_some() {
+        Totals::add(&totals.claims, 1);
+        Totals::add(&totals.claimed, claimed.as_ref().map_or(0, Vec::len));
+    }
+    if let Some(c) = claim {
+        let _ = c.reply.send(claimed);
+    }
+    let wrote = !reports.is_empty() || answers.iter().any(|a| (200..300).contains(&a.status));
+    for (p, answer) in batch.into_iter().zip(answers) {
+        // A requester that went away (its connection closed) no longer waits.
+        let _ = p.reply.send(answer);
+    }
+    if wrote {
+        state.notify();
     }
 }
 
