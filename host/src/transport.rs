@@ -42,6 +42,12 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 pub const DEFAULT_OVERALL_TIMEOUT: Duration = Duration::from_secs(10);
 /// How much of an answer body is read (64 KiB).
 pub const MAX_ANSWER_BYTES: u64 = 64 * 1024;
+/// Idle keep-alive connections kept per origin: at least the server's senders and the
+/// per-origin cap (ureq keeps 3, so the other senders to one origin opened a new connection
+/// per request).
+pub const MAX_IDLE_PER_ORIGIN: usize = 16;
+/// Idle keep-alive connections kept in all (within the server's reserved file descriptors).
+pub const MAX_IDLE: usize = 64;
 /// The most addresses of one name that are tried (ureq's own bound).
 const MAX_ADDRESSES: usize = 16;
 
@@ -147,6 +153,15 @@ struct PolicyResolver {
     filter: bool,
 }
 
+/// The IP address a URL's host names literally (`127.0.0.1`, `[::1]`), if it is one.
+fn literal_ip(host: &str) -> Option<IpAddr> {
+    host.strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host)
+        .parse()
+        .ok()
+}
+
 impl Resolver for PolicyResolver {
     fn resolve(
         &self,
@@ -163,8 +178,12 @@ impl Resolver for PolicyResolver {
             (None, "https") => 443,
             (None, other) => return Err(ureq::Error::BadUri(format!("unknown scheme {other}"))),
         };
-        // `[::1]` as a host needs its brackets for the lookup.
-        let all = lookup(format!("{}:{port}", authority.host()), *timeout.after)?;
+        // An IP address needs no lookup (which would start a thread on every request, reused
+        // connection or not); a name is looked up, `[::1]` with its brackets.
+        let all = match literal_ip(authority.host()) {
+            Some(ip) => vec![SocketAddr::new(ip, port)],
+            None => lookup(format!("{}:{port}", authority.host()), *timeout.after)?,
+        };
         let mut kept = self.empty();
         let mut dropped = Vec::new();
         for addr in &all {
@@ -345,6 +364,8 @@ impl Transport {
             .timeout_global(Some(config.overall_timeout))
             .timeout_per_read(Some(config.overall_timeout))
             .max_response_header_size(32 * 1024)
+            .max_idle_connections(MAX_IDLE)
+            .max_idle_connections_per_host(MAX_IDLE_PER_ORIGIN)
             .build();
         let connector = PolicyTcpConnector {
             policy: config.policy.clone(),
@@ -459,6 +480,16 @@ mod tests {
     use super::*;
     use std::net::TcpListener;
     use writesync_core::net::Cidr;
+
+    #[test]
+    fn ip_hosts_need_no_lookup() {
+        assert_eq!(literal_ip("127.0.0.1"), Some("127.0.0.1".parse().unwrap()));
+        assert_eq!(literal_ip("[::1]"), Some("::1".parse().unwrap()));
+        assert_eq!(literal_ip("10.0.0.1"), Some("10.0.0.1".parse().unwrap()));
+        assert_eq!(literal_ip("localhost"), None);
+        assert_eq!(literal_ip("example.com"), None);
+        assert_eq!(literal_ip("[localhost]"), None);
+    }
 
     fn req(url: &str) -> OutboundRequest {
         OutboundRequest {

@@ -14,7 +14,10 @@
 //! pushes and deliveries received per second until all arrived (delivered rate), the
 //! send-to-arrival latency (p50/p90/p99), the server's CPU time per write (user + system
 //! from `/proc/<pid>/stat`, from the first measured write until the last arrival), its peak
-//! RSS (`VmHWM`), and this process's own CPU per write. Then the ceilings of this process:
+//! RSS (`VmHWM`), its CPU per write by thread, the writes per transaction of its group commit
+//! (from its `group commit totals` log line once stopped with `SIGTERM`), and this process's
+//! own CPU per write. Beside each plain case, the raw SQLite baseline (`raw.rs`); then the
+//! ratios #14 asks for. Then the ceilings of this process:
 //! its writers against a server that answers `201` at once, and its receiver under a blast of
 //! push envelopes, so that it is clear which side limits the figures.
 //!
@@ -23,6 +26,7 @@
 #![forbid(unsafe_code)]
 
 mod http;
+mod raw;
 mod receiver;
 mod server;
 mod stats;
@@ -38,9 +42,12 @@ use hyper::{Method, StatusCode};
 use serde_json::json;
 
 use crate::http::{answer, run_writers, serve, Error, Headers, Plan, Run};
+use crate::raw::RawRun;
 use crate::receiver::{tracking_id, Arrivals, Receiver};
 use crate::server::Server;
-use crate::stats::{clock_ticks_per_second, cpu_ticks, ms, thousands, Clock, Quantiles};
+use crate::stats::{
+    clock_ticks_per_second, cpu_ticks, ms, thousands, thread_cpu_ticks, Clock, Quantiles,
+};
 
 /// Writes sent before each measured run (not measured, never pushing): connections, page
 /// cache and WAL warm up.
@@ -78,6 +85,11 @@ struct Args {
     /// Skip the ceilings of the writers and the receiver.
     #[arg(long)]
     no_ceilings: bool,
+
+    /// One more argument for `writesync serve` (repeatable), e.g.
+    /// `--server-arg=--commit-wait-ms --server-arg=0`, to measure a setting.
+    #[arg(long = "server-arg", value_name = "ARG", allow_hyphen_values = true)]
+    server_args: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -147,6 +159,13 @@ struct Outcome {
     log_warns: usize,
     log_errors: usize,
     unmatched: usize,
+    /// Server CPU seconds by thread name over the measured span.
+    threads: Vec<(String, f64)>,
+    /// Write requests per transaction of the group commit (warm-up included), from the
+    /// server's `group commit totals` log line at shutdown.
+    batch_mean: Option<f64>,
+    /// The raw SQLite baseline run beside a plain case.
+    raw: Option<RawRun>,
 }
 
 impl Outcome {
@@ -230,7 +249,7 @@ async fn run_case(
 ) -> Result<Outcome, Error> {
     let load_before = loadavg();
     let receiver = Receiver::start(writes, clock).await?;
-    let srv = Server::start(bin).await?;
+    let srv = Server::start(bin, &args.server_args).await?;
     let push_url = format!("{}/push", receiver.base);
     let hook_url = format!("{}/hook", receiver.base);
     let auth = srv
@@ -255,6 +274,7 @@ async fn run_case(
     }
 
     let cpu_before = srv.cpu_ticks()?;
+    let threads_before = thread_cpu_ticks(&srv.pid())?;
     let bench_before = cpu_ticks("self")?;
     let plan = Arc::new(customer_plan(&auth, case.pushes(), true, "load")?);
     let run: Run = run_writers(srv.addr, args.clients, writes, plan, clock, write_deadline).await;
@@ -278,9 +298,40 @@ async fn run_case(
     }
     let now_us = clock.us();
     let server_cpu = srv.cpu_ticks()?.saturating_sub(cpu_before);
+    let threads_after = thread_cpu_ticks(&srv.pid())?;
     let bench_cpu = cpu_ticks("self")?.saturating_sub(bench_before);
     let rss = srv.peak_rss_kib()?;
+    let mut threads: Vec<(String, f64)> = threads_after
+        .iter()
+        .map(|(name, &t)| {
+            let before = threads_before.get(name).copied().unwrap_or(0);
+            (name.clone(), t.saturating_sub(before) as f64 / ticks as f64)
+        })
+        .filter(|(_, secs)| *secs > 0.0)
+        .collect();
+    threads.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let mut srv = srv;
+    if !srv.stop(Duration::from_secs(30)).await? {
+        eprintln!("  the server did not stop within 30 s of SIGTERM");
+    }
     let logs = srv.log_lines();
+    let totals = logs
+        .iter()
+        .rev()
+        .find(|v| v["msg"] == "group commit totals");
+    if let Some(t) = totals {
+        eprintln!(
+            "  group commit: {} transactions ({} with requests, {} requests), {} outcomes, \
+             {} claims handing out {} items",
+            t["transactions"],
+            t["transactionsWithRequests"],
+            t["requests"],
+            t["outcomes"],
+            t["claims"],
+            t["claimed"]
+        );
+    }
+    let batch_mean = totals.and_then(|v| v["meanRequestsPerTransaction"].as_f64());
     let level = |l: &str| logs.iter().filter(|v| v["level"] == l).count();
 
     let (pushes, hooks) = receiver.with(|r| {
@@ -329,7 +380,18 @@ async fn run_case(
         log_warns: level("warn"),
         log_errors: level("error"),
         unmatched: receiver.with(|r| r.unmatched),
+        threads,
+        batch_mean,
+        raw: None,
     })
+}
+
+/// The raw SQLite baseline for `writes` plain writes in transactions of `per_transaction`
+/// writes, in a temporary directory of its own.
+fn raw_baseline(writes: usize, per_transaction: usize) -> Result<RawRun, Error> {
+    let rows = raw::plain_rows(writes)?;
+    let dir = tempfile::tempdir()?;
+    raw::insert(dir.path(), &rows, per_transaction)
 }
 
 /// The writers against a server that answers `201` at once: requests per second.
@@ -415,6 +477,114 @@ async fn receiver_ceiling(
     ))
 }
 
+/// Svix's end-to-end figure on a comparable machine (messages per second), which #14 asks to
+/// be stated beside ours.
+const SVIX_PER_SEC: f64 = 370.0;
+
+/// Where the server's CPU went, by thread, and the targets of #14 against the plain rate of the
+/// same size in the same run.
+fn print_analysis(outcomes: &[Outcome]) {
+    println!("\n### Server CPU per write by thread (ms; measured span as above)\n");
+    println!(
+        "| case | writes | group commit: writes per transaction | threads (ms of CPU per write) |"
+    );
+    println!("|---|---:|---:|---|");
+    for o in outcomes {
+        let per = |secs: f64| ms(secs * 1000.0 / o.answered_ok.max(1) as f64);
+        let list: Vec<String> = o
+            .threads
+            .iter()
+            .filter(|(_, secs)| *secs * 1000.0 / o.answered_ok.max(1) as f64 >= 0.005)
+            .map(|(name, secs)| format!("{name} {}", per(*secs)))
+            .collect();
+        println!(
+            "| {} | {} | {} | {} |",
+            o.case.label(),
+            thousands(o.writes as u64),
+            o.batch_mean.map_or("?".into(), |m| format!("{m:.1}")),
+            list.join(", ")
+        );
+    }
+    let plain_of = |writes: usize| {
+        outcomes
+            .iter()
+            .find(|o| o.case == Case::Plain && o.writes == writes)
+    };
+    let raws: Vec<&Outcome> = outcomes.iter().filter(|o| o.raw.is_some()).collect();
+    if !raws.is_empty() {
+        println!(
+            "\n### Plain writes against raw SQLite (same rows, same transaction size, same run)\n"
+        );
+        println!("| writes | writes per transaction | raw rusqlite writes/s (rows/s, MB/s) | plain writes accepted/s | plain ÷ raw |");
+        println!("|---:|---:|---:|---:|---:|");
+        for o in raws {
+            let Some(r) = &o.raw else { continue };
+            println!(
+                "| {} | {} | {} ({} rows/s, {:.1} MB/s) | {} | **{:.2}** |",
+                thousands(o.writes as u64),
+                r.per_transaction,
+                thousands(r.writes_per_sec() as u64),
+                thousands((r.rows as f64 / r.secs.max(1e-9)) as u64),
+                r.bytes as f64 / r.secs.max(1e-9) / 1e6,
+                thousands(o.accept_rate() as u64),
+                o.accept_rate() / r.writes_per_sec().max(1e-9),
+            );
+        }
+    }
+    println!("\n### Targets of #14 (ratios to the plain accept rate of the same size, same run)\n");
+    println!("| writes | plain accepted/s | pushing: delivered pushes/s (÷ plain; target 0.8) | pushing: write → push p99 ms (target 50) | push+webhook: writes fully delivered/s (÷ plain; target 0.6) | ÷ Svix 370/s (pushing; push+webhook) |");
+    println!("|---:|---:|---:|---:|---:|---:|");
+    let mut sizes: Vec<usize> = outcomes.iter().map(|o| o.writes).collect();
+    sizes.dedup();
+    for writes in sizes {
+        let Some(plain) = plain_of(writes) else {
+            continue;
+        };
+        let base = plain.accept_rate().max(1e-9);
+        let of = |case: Case| {
+            outcomes
+                .iter()
+                .find(|o| o.case == case && o.writes == writes)
+        };
+        let push = of(Case::Push).and_then(|o| o.pushes.clone());
+        let full = of(Case::PushWebhook).and_then(fully_delivered_rate);
+        let show = |rate: Option<f64>| {
+            rate.map_or("-".into(), |r| {
+                format!("{} ({:.2})", thousands(r as u64), r / base)
+            })
+        };
+        let svix =
+            |rate: Option<f64>| rate.map_or("-".into(), |r| format!("{:.1}x", r / SVIX_PER_SEC));
+        println!(
+            "| {} | {} | {} | {} | {} | {}; {} |",
+            thousands(writes as u64),
+            thousands(base as u64),
+            show(
+                push.as_ref()
+                    .filter(|p| p.delivered >= p.expected)
+                    .map(Delivery::rate)
+            ),
+            push.as_ref()
+                .and_then(|p| p.latency)
+                .map_or("-".into(), |q| ms(q.p99)),
+            show(full),
+            svix(
+                push.as_ref()
+                    .filter(|p| p.delivered >= p.expected)
+                    .map(Delivery::rate)
+            ),
+            svix(full),
+        );
+    }
+}
+
+/// Writes per second until everything they caused had arrived; `None` when not all did.
+fn fully_delivered_rate(o: &Outcome) -> Option<f64> {
+    let complete = o.pushes.as_ref().is_none_or(|p| p.delivered >= p.expected)
+        && o.hooks.as_ref().is_none_or(|h| h.delivered >= h.expected);
+    complete.then(|| o.answered_ok as f64 / o.measured_secs.max(1e-9))
+}
+
 fn print_tables(outcomes: &[Outcome], clients: usize) {
     println!("\n### Accepting writes ({clients} keep-alive clients)\n");
     println!("| case | writes | accepted writes/s | answer p50 / p90 / p99 ms | server CPU per write | server CPU busy (cores) | server peak RSS | loadbench CPU per write | load avg before → after |");
@@ -461,13 +631,7 @@ fn print_tables(outcomes: &[Outcome], clients: usize) {
             None => ("-".into(), "-".into()),
         };
         // Everything the writes caused had arrived: writes per second end to end.
-        let complete =
-            p.delivered >= p.expected && o.hooks.as_ref().is_none_or(|h| h.delivered >= h.expected);
-        let end_to_end = if complete {
-            thousands((o.answered_ok as f64 / o.measured_secs.max(1e-9)) as u64)
-        } else {
-            "-".into()
-        };
+        let end_to_end = fully_delivered_rate(o).map_or("-".into(), |r| thousands(r as u64));
         println!(
             "| {} | {} | {} | {} | **{}** | {} | {} | {} | {} |",
             o.case.label(),
@@ -517,7 +681,22 @@ async fn run(args: Args) -> Result<bool, Error> {
     for &writes in &args.writes {
         for &case in &args.cases {
             eprintln!("running: {}, {writes} writes ...", case.label());
-            let o = run_case(&args, &bin, case, writes, clock, ticks).await?;
+            let mut o = run_case(&args, &bin, case, writes, clock, ticks).await?;
+            if case == Case::Plain {
+                // In transactions as full as the group commit's (rounded to whole writes).
+                let per = o.batch_mean.map_or(1, |m| m.round().max(1.0) as usize);
+                eprintln!(
+                    "running: raw SQLite baseline, {writes} writes, {per} per transaction ..."
+                );
+                let raw = raw_baseline(writes, per)?;
+                eprintln!(
+                    "  {} writes/s ({} rows, {:.1} s)",
+                    thousands(raw.writes_per_sec() as u64),
+                    thousands(raw.rows as u64),
+                    raw.secs
+                );
+                o.raw = Some(raw);
+            }
             let incomplete = o.pushes.as_ref().is_some_and(|d| d.delivered < d.expected)
                 || o.hooks.as_ref().is_some_and(|d| d.delivered < d.expected);
             if o.failed > 0 || incomplete || o.log_errors > 0 {
@@ -542,6 +721,7 @@ async fn run(args: Args) -> Result<bool, Error> {
         }
     }
     print_tables(&outcomes, args.clients);
+    print_analysis(&outcomes);
     if !args.no_ceilings {
         let n = args.writes.iter().copied().max().unwrap_or(20_000);
         println!("\n### Ceilings of the load side\n");

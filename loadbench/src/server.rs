@@ -27,8 +27,9 @@ pub(crate) struct Server {
 }
 
 impl Server {
-    /// Start `bin serve` on a fresh database; pushes and webhooks may go to 127.0.0.0/8.
-    pub(crate) async fn start(bin: &Path) -> Result<Server, Error> {
+    /// Start `bin serve` on a fresh database, with `extra` arguments; pushes and webhooks may
+    /// go to 127.0.0.0/8.
+    pub(crate) async fn start(bin: &Path, extra: &[String]) -> Result<Server, Error> {
         let dir = tempfile::tempdir()?;
         let log = std::fs::File::create(dir.path().join("serve.log"))?;
         let child = Command::new(bin)
@@ -37,6 +38,7 @@ impl Server {
             .arg(dir.path().join("load.db"))
             .args(["--listen", "127.0.0.1:0", "--admin-token", ADMIN_TOKEN])
             .args(["--allow-target-cidr", "127.0.0.0/8"])
+            .args(extra)
             .env_remove("WRITESYNC_ADMIN_TOKEN")
             .env_remove("WRITESYNC_LOG")
             .stdin(Stdio::null())
@@ -80,6 +82,29 @@ impl Server {
     /// Peak resident set size so far, in KiB.
     pub(crate) fn peak_rss_kib(&self) -> Result<u64, Error> {
         Ok(stats::peak_rss_kib(&self.pid())?)
+    }
+
+    /// Stop it as an operator would (`SIGTERM`, through `kill`: a graceful shutdown that
+    /// finishes what is in flight) and wait up to `grace` for it to exit; then its log is
+    /// complete. Whether it exited by itself.
+    pub(crate) async fn stop(&mut self, grace: Duration) -> Result<bool, Error> {
+        let sent = Command::new("kill")
+            .args(["-TERM", &self.pid()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .map_err(|e| format!("cannot run kill: {e}"))?;
+        if !sent.success() {
+            return Err(format!("kill -TERM {} failed: {sent}", self.pid()).into());
+        }
+        let deadline = Instant::now() + grace;
+        while Instant::now() < deadline {
+            if self.child.try_wait()?.is_some() {
+                return Ok(true);
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        Ok(false)
     }
 
     /// The JSON lines of its log so far.

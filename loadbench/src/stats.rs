@@ -1,5 +1,6 @@
 //! Percentiles, a shared monotonic clock, and the counters of a process read from `/proc`.
 
+use std::collections::BTreeMap;
 use std::time::Instant;
 
 /// Microseconds since the start of the run, shared by the writers and the receiver (one
@@ -107,6 +108,34 @@ fn parse_cpu_ticks(stat: &str) -> Option<u64> {
     Some(utime + stime)
 }
 
+/// User plus system CPU ticks of each live thread of a process, summed by thread name with
+/// a trailing `-<number>` left out (`sender-3` counts as `sender`). A thread that exited is
+/// no longer counted.
+pub(crate) fn thread_cpu_ticks(pid: &str) -> std::io::Result<BTreeMap<String, u64>> {
+    let mut out = BTreeMap::new();
+    for entry in std::fs::read_dir(format!("/proc/{pid}/task"))? {
+        let path = entry?.path().join("stat");
+        // A thread may exit between the listing and the read.
+        let Ok(stat) = std::fs::read_to_string(&path) else {
+            continue;
+        };
+        if let (Some(name), Some(ticks)) = (thread_name(&stat), parse_cpu_ticks(&stat)) {
+            *out.entry(name).or_insert(0) += ticks;
+        }
+    }
+    Ok(out)
+}
+
+/// The name of a thread from its `stat` line, without a trailing `-<number>`.
+fn thread_name(stat: &str) -> Option<String> {
+    let name = &stat[stat.find('(')? + 1..stat.rfind(')')?];
+    let base = match name.rsplit_once('-') {
+        Some((base, n)) if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => base,
+        _ => name,
+    };
+    Some(base.to_string())
+}
+
 /// Peak resident set size of a process (`VmHWM` of `/proc/<pid>/status`), in KiB.
 pub(crate) fn peak_rss_kib(pid: &str) -> std::io::Result<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
@@ -152,6 +181,18 @@ mod tests {
         let stat = "4242 (a b) c) S 1 4242 4242 0 -1 4194560 100 0 0 0 37 5 0 0 20 0 9 0 1 2 3";
         assert_eq!(parse_cpu_ticks(stat), Some(42));
         assert_eq!(parse_cpu_ticks("garbage"), None);
+    }
+
+    #[test]
+    fn thread_names_lose_their_number() {
+        let stat = |n: &str| format!("7 ({n}) S 1 7 7 0 -1 0 0 0 0 0 3 4 0 0 20 0 9 0 1 2 3");
+        assert_eq!(thread_name(&stat("sender-12")).as_deref(), Some("sender"));
+        assert_eq!(
+            thread_name(&stat("writesync-commi")).as_deref(),
+            Some("writesync-commi")
+        );
+        assert_eq!(thread_name(&stat("a-")).as_deref(), Some("a-"));
+        assert_eq!(parse_cpu_ticks(&stat("sender-1")), Some(7));
     }
 
     #[test]

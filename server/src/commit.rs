@@ -2,7 +2,8 @@
 //!
 //! **Writes.** Every request that may write (any method but `GET` and `HEAD`) is queued for one
 //! committer thread. It takes what is queued (at most [`GroupLimits::max_batch`] requests; under
-//! load it waits up to [`GroupLimits::max_wait`] for a batch to fill) and, holding the engine,
+//! load it waits up to [`GroupLimits::max_wait`] for as many requests as the previous batch
+//! had, the number of requesters a steady load keeps waiting) and, holding the engine,
 //! opens one `BEGIN IMMEDIATE` transaction for all of them. Each request is planned in arrival
 //! order against the transaction, which already holds the writes of the requests planned
 //! before it, and its batch is applied there inside a savepoint. One commit makes the whole
@@ -16,14 +17,16 @@
 //!   them is stored.
 //!
 //! **Outcomes.** The worker's senders queue the outcome of each push, delivery and token
-//! request here too ([`GroupCommit::report`]): the committer records every queued outcome in
-//! the same transaction as the writes, so a busy worker costs one commit per batch instead of
-//! one per item. An outcome whose commit fails is logged; its item is sent again when its
+//! request here too ([`GroupCommit::report`]): the committer records every queued outcome
+//! together, so a busy worker costs one commit per batch instead of one per item. When write
+//! requests are queued as well, they are committed first in a transaction of their own and
+//! answered, and the outcomes and the claim follow at once in a second one: a write's answer
+//! does not wait for the work of the pushes and deliveries. An outcome whose commit fails is logged; its item is sent again when its
 //! lease runs out, as before.
 //!
-//! **Claims.** The worker's claims of due work ([`GroupCommit::claim`]) are run last in the
-//! same transaction: after the writes (whose pushes may be due at once) and the outcomes
-//! (which may release the next push of an object), so that one commit records them all.
+//! **Claims.** The worker's claims of due work ([`GroupCommit::claim`]) are run last, in the
+//! transaction of the outcomes: after the writes (whose pushes may be due at once) and the
+//! outcomes (which may release the next push of an object).
 //!
 //! **Reads.** `GET` and `HEAD` are planned by reader engines, each with its own read-only
 //! connection, in a read transaction (one WAL snapshot) of its own: reads never wait for the
@@ -31,7 +34,7 @@
 //! (none does today) is passed to the committer instead.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
@@ -59,9 +62,9 @@ pub const DEFAULT_READERS: usize = 4;
 pub struct GroupLimits {
     /// Most requests in one transaction.
     pub max_batch: usize,
-    /// Longest the committer waits for more requests once it has some. It waits only while
-    /// the previous batch had more than one request (under load): a lone request is
-    /// committed at once.
+    /// Longest the committer waits for more requests once it has some: until as many are
+    /// queued as the previous batch had. It waits only while the previous batch had more
+    /// than one request (under load): a lone request is committed at once.
     pub max_wait: Duration,
 }
 
@@ -127,6 +130,53 @@ struct Shared {
     queue: Mutex<Queue>,
     arrived: Condvar,
     limits: GroupLimits,
+    totals: Totals,
+}
+
+/// What the committer did since it started, logged when it stops (`group commit totals`):
+/// how full its transactions were is what a raw SQLite baseline must match (`loadbench`).
+#[derive(Debug, Default)]
+struct Totals {
+    /// Transactions committed or attempted.
+    transactions: AtomicU64,
+    /// Those that carried at least one write request.
+    with_requests: AtomicU64,
+    /// Write requests planned.
+    requests: AtomicU64,
+    /// Outcomes recorded.
+    outcomes: AtomicU64,
+    /// Claims run.
+    claims: AtomicU64,
+    /// Items those claims handed out.
+    claimed: AtomicU64,
+}
+
+impl Totals {
+    fn add(counter: &AtomicU64, n: usize) {
+        counter.fetch_add(u64::try_from(n).unwrap_or(u64::MAX), Ordering::Relaxed);
+    }
+
+    fn log(&self) {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let (with_requests, requests) = (get(&self.with_requests), get(&self.requests));
+        let mean = if with_requests == 0 {
+            Value::Null
+        } else {
+            serde_json::json!(((requests as f64 / with_requests as f64) * 100.0).round() / 100.0)
+        };
+        log::info(
+            "group commit totals",
+            &[
+                ("transactions", serde_json::json!(get(&self.transactions))),
+                ("transactionsWithRequests", serde_json::json!(with_requests)),
+                ("requests", serde_json::json!(requests)),
+                ("meanRequestsPerTransaction", mean),
+                ("outcomes", serde_json::json!(get(&self.outcomes))),
+                ("claims", serde_json::json!(get(&self.claims))),
+                ("claimed", serde_json::json!(get(&self.claimed))),
+            ],
+        );
+    }
 }
 
 impl std::fmt::Debug for Shared {
@@ -154,6 +204,7 @@ impl GroupCommit {
             queue: Mutex::new(Queue::default()),
             arrived: Condvar::new(),
             limits,
+            totals: Totals::default(),
         });
         let for_thread = Arc::clone(&shared);
         let state_for_thread = Arc::clone(&state);
@@ -267,13 +318,15 @@ impl GroupCommit {
             .take();
         if let Some(h) = handle {
             let _ = h.join();
+            self.shared.totals.log();
         }
     }
 }
 
 /// Take the next batch: block until a request is queued, then, under load, wait up to
-/// `max_wait` for the batch to fill. `None` once closed and empty.
-fn next_batch(shared: &Shared, under_load: bool) -> Option<Work> {
+/// `max_wait` for the batch to fill: to `fill` requests (at most `max_batch`). `None` once
+/// closed and empty.
+fn next_batch(shared: &Shared, under_load: bool, fill: usize) -> Option<Work> {
     let limits = shared.limits;
     let mut q = shared.queue();
     while q.is_empty() {
@@ -285,9 +338,10 @@ fn next_batch(shared: &Shared, under_load: bool) -> Option<Work> {
             .wait(q)
             .unwrap_or_else(PoisonError::into_inner);
     }
-    if under_load && !q.closed && q.items.len() < limits.max_batch {
+    let fill = fill.clamp(1, limits.max_batch);
+    if under_load && !q.closed && q.items.len() < fill {
         let deadline = Instant::now() + limits.max_wait;
-        while q.items.len() < limits.max_batch && !q.closed {
+        while q.items.len() < fill && !q.closed {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 break;
@@ -309,26 +363,61 @@ fn next_batch(shared: &Shared, under_load: bool) -> Option<Work> {
 
 fn committer(state: &AppState, shared: &Shared) {
     let mut under_load = false;
-    while let Some(work) = next_batch(shared, under_load) {
+    // Wait for as many requests as the last batch had: under a steady load that is how many
+    // requesters are waiting for an answer, and they come back as soon as they have one. A
+    // batch can grow past it (all that is queued is taken), so the target follows the load up.
+    let mut fill = 1;
+    while let Some(work) = next_batch(shared, under_load, fill) {
         let Work {
             requests: batch,
             reports,
             claim,
         } = work;
-        under_load = batch.len() + reports.len() > 1;
-        let (answers, claimed) =
-            commit_batch(state, &batch, &reports, claim.as_ref().map(|c| c.limit));
-        if let Some(c) = claim {
-            let _ = c.reply.send(claimed);
+        // Waiting is for write requests: outcomes and claims alone (a backlog of pushes and
+        // deliveries being worked off) are committed as they come.
+        under_load = batch.len() > 1;
+        fill = batch.len().max(2);
+        if !batch.is_empty() && (!reports.is_empty() || claim.is_some()) {
+            // The writes first, in a transaction of their own, so that their answers do not
+            // wait for the outcomes and the claim; those follow at once in a second one.
+            run(state, shared, batch, Vec::new(), None);
+            run(state, shared, Vec::new(), reports, claim);
+        } else {
+            run(state, shared, batch, reports, claim);
         }
-        let wrote = !reports.is_empty() || answers.iter().any(|a| (200..300).contains(&a.status));
-        for (p, answer) in batch.into_iter().zip(answers) {
-            // A requester that went away (its connection closed) no longer waits.
-            let _ = p.reply.send(answer);
-        }
-        if wrote {
-            state.notify();
-        }
+    }
+}
+
+/// Run one transaction and hand out what it answered.
+fn run(
+    state: &AppState,
+    shared: &Shared,
+    batch: Vec<Pending>,
+    reports: Vec<Report>,
+    claim: Option<Claim>,
+) {
+    let (answers, claimed) = commit_batch(state, &batch, &reports, claim.as_ref().map(|c| c.limit));
+    let totals = &shared.totals;
+    Totals::add(&totals.transactions, 1);
+    if !batch.is_empty() {
+        Totals::add(&totals.with_requests, 1);
+        Totals::add(&totals.requests, batch.len());
+    }
+    Totals::add(&totals.outcomes, reports.len());
+    if claim.is_some() {
+        Totals::add(&totals.claims, 1);
+        Totals::add(&totals.claimed, claimed.as_ref().map_or(0, Vec::len));
+    }
+    if let Some(c) = claim {
+        let _ = c.reply.send(claimed);
+    }
+    let wrote = !reports.is_empty() || answers.iter().any(|a| (200..300).contains(&a.status));
+    for (p, answer) in batch.into_iter().zip(answers) {
+        // A requester that went away (its connection closed) no longer waits.
+        let _ = p.reply.send(answer);
+    }
+    if wrote {
+        state.notify();
     }
 }
 

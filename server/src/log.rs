@@ -67,31 +67,52 @@ impl Level {
 /// in the order given. Fields whose value is `null` are left out.
 pub fn format_line(level: Level, msg: &str, fields: &[(&str, Value)]) -> String {
     let ts = writesync_core::util::time::rfc3339_millis(now_ms());
-    let mut out = String::with_capacity(128);
-    out.push('{');
-    let mut first = true;
-    let mut push = |k: &str, v: &Value| {
-        if !first {
-            out.push(',');
+    // Serialized straight into one buffer (a line is written for every request and every
+    // push or delivery attempt). Writing JSON into a Vec cannot fail.
+    let mut out: Vec<u8> = Vec::with_capacity(256);
+    out.push(b'{');
+    let push = |out: &mut Vec<u8>, k: &str, v: &dyn erased::Json| {
+        if out.len() > 1 {
+            out.push(b',');
         }
-        first = false;
-        out.push_str(&Value::String(k.to_string()).to_string());
-        out.push(':');
-        out.push_str(&v.to_string());
+        let _ = serde_json::to_writer(&mut *out, k);
+        out.push(b':');
+        v.write(out);
     };
-    push("ts", &Value::String(ts));
-    push("level", &Value::String(level.as_str().into()));
-    push("msg", &Value::String(msg.into()));
-    let mut seen: Vec<&str> = vec!["ts", "level", "msg"];
-    for (k, v) in fields {
-        if v.is_null() || seen.contains(k) {
+    push(&mut out, "ts", &ts.as_str());
+    push(&mut out, "level", &level.as_str());
+    push(&mut out, "msg", &msg);
+    for (i, (k, v)) in fields.iter().enumerate() {
+        let repeated = ["ts", "level", "msg"].contains(k)
+            || fields[..i].iter().any(|(p, pv)| p == k && !pv.is_null());
+        if v.is_null() || repeated {
             continue;
         }
-        seen.push(k);
-        push(k, v);
+        push(&mut out, k, v);
     }
-    out.push('}');
-    out
+    out.push(b'}');
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// What a log line's values are written from: text, or any JSON value.
+mod erased {
+    use serde_json::Value;
+
+    pub(super) trait Json {
+        fn write(&self, out: &mut Vec<u8>);
+    }
+
+    impl Json for &str {
+        fn write(&self, out: &mut Vec<u8>) {
+            let _ = serde_json::to_writer(out, self);
+        }
+    }
+
+    impl Json for Value {
+        fn write(&self, out: &mut Vec<u8>) {
+            let _ = serde_json::to_writer(out, self);
+        }
+    }
 }
 
 /// Write one line to stderr (when enabled). Fields whose value is `null` are left out.
@@ -166,6 +187,17 @@ mod tests {
         assert!(v.get("syncId").is_none());
         assert!(v["ts"].as_str().unwrap().ends_with('Z'));
         assert!(l.starts_with("{\"ts\":"), "{l}");
+        assert!(
+            l.ends_with(r#"Z","level":"info","msg":"hello","requestId":"r1"}"#),
+            "{l}"
+        );
+        // A repeated key keeps its first value that is not null.
+        let twice = format_line(
+            Level::Info,
+            "m",
+            &[("a", Value::Null), ("a", json!(1)), ("a", json!(2))],
+        );
+        assert!(twice.ends_with(r#""msg":"m","a":1}"#), "{twice}");
         let dup = format_line(
             Level::Warn,
             "m",

@@ -117,8 +117,8 @@ struct ServeArgs {
     #[arg(long, value_name = "N", value_parser = parse_commit_batch)]
     commit_batch: Option<usize>,
 
-    /// Longest a group commit waits for more write requests under load, in milliseconds
-    /// (0: never wait; a lone write is never kept waiting) [default: 2].
+    /// Longest a group commit waits under load for as many write requests as its last batch
+    /// had, in milliseconds (0: never wait; a lone write is never kept waiting) [default: 2].
     #[arg(long, value_name = "MS", value_parser = parse_commit_wait)]
     commit_wait_ms: Option<u64>,
 

@@ -40,7 +40,10 @@ pub(crate) fn due(
     let mut skipped = Vec::new();
     let mut offset = 0;
     'outer: while items.len() < limit {
-        let entries = store.scan(keys::DUE, offset, 64)?;
+        // A page of about what is still wanted (the worker claims a few items at a time):
+        // each entry read is a row with its value.
+        let page = (limit - items.len()).clamp(8, 64);
+        let entries = store.scan(keys::DUE, offset, page)?;
         if entries.is_empty() {
             break;
         }

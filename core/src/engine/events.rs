@@ -28,6 +28,10 @@ pub(crate) fn emit_target_update(
     let Some(t) = sync.targets.get(ti) else {
         return Ok(());
     };
+    let hooks = subscribed(tx, &sync.account_id, "api_push_update")?;
+    if hooks.is_empty() {
+        return Ok(());
+    }
     let message = match t.status {
         TargetStatus::Succeeded => format!("{} pushed to {}", sync.label, t.app),
         _ => format!(
@@ -49,7 +53,16 @@ pub(crate) fn emit_target_update(
         "attempts": t.attempts,
         "error": if t.status == TargetStatus::Failed { Value::from(t.last_error.clone()) } else { Value::Null },
     });
-    emit(engine, now, tx, sync, "api_push_update", message, data)
+    emit(
+        engine,
+        now,
+        tx,
+        sync,
+        hooks,
+        "api_push_update",
+        message,
+        data,
+    )
 }
 
 pub(crate) fn emit_sync_complete(
@@ -58,6 +71,10 @@ pub(crate) fn emit_sync_complete(
     tx: &mut Tx<'_>,
     sync: &mut SyncRec,
 ) -> Result<(), CoreError> {
+    let hooks = subscribed(tx, &sync.account_id, "api_push_complete")?;
+    if hooks.is_empty() {
+        return Ok(());
+    }
     let message = format!(
         "{} sync {}",
         sync.label,
@@ -83,32 +100,46 @@ pub(crate) fn emit_sync_complete(
         "objects": sync.objects,
         "targets": full.get("targets").cloned().unwrap_or(Value::Array(vec![])),
     });
-    emit(engine, now, tx, sync, "api_push_complete", message, data)
+    emit(
+        engine,
+        now,
+        tx,
+        sync,
+        hooks,
+        "api_push_complete",
+        message,
+        data,
+    )
 }
 
-fn emit(
-    engine: &mut Engine,
-    now: i64,
-    tx: &mut Tx<'_>,
-    sync: &mut SyncRec,
-    event: &str,
-    message: String,
-    data: Value,
-) -> Result<(), CoreError> {
-    let hooks: Vec<WebhookRec> = tx.scan_json(&keys::webhooks(&sync.account_id), 0, usize::MAX)?;
-    let hooks: Vec<WebhookRec> = hooks
+/// The account's enabled subscriptions to `event` (asked before an event's body is built:
+/// most accounts subscribe to none).
+fn subscribed(tx: &Tx<'_>, account: &str, event: &str) -> Result<Vec<WebhookRec>, CoreError> {
+    let hooks: Vec<WebhookRec> = tx.scan_json(&keys::webhooks(account), 0, usize::MAX)?;
+    Ok(hooks
         .into_iter()
         .filter(|h| {
-            tx.get(&keys::webhook(&sync.account_id, &h.id))
+            tx.get(&keys::webhook(account, &h.id))
                 .ok()
                 .flatten()
                 .is_some()
         })
         .filter(|h| h.disabled_reason.is_none() && h.events.iter().any(|e| e == "*" || e == event))
-        .collect();
-    if hooks.is_empty() {
-        return Ok(());
-    }
+        .collect())
+}
+
+/// Queue a delivery of `event` to each of `hooks`.
+#[allow(clippy::too_many_arguments)]
+fn emit(
+    engine: &mut Engine,
+    now: i64,
+    tx: &mut Tx<'_>,
+    sync: &mut SyncRec,
+    hooks: Vec<WebhookRec>,
+    event: &str,
+    message: String,
+    data: Value,
+) -> Result<(), CoreError> {
     let body = json!({
         "event": event,
         "requestId": sync.request_id,

@@ -11,27 +11,31 @@ use crate::records::*;
 use crate::store::KvRead;
 use crate::CoreError;
 
-/// The stored row under `key`.
-fn row_at(tx: &Tx<'_>, key: &str) -> Result<Option<SyncRow>, CoreError> {
-    match tx.get(key)? {
-        None => Ok(None),
-        Some(text) => SyncRow::parse(&text)
-            .map(Some)
-            .map_err(|reason| CoreError::CorruptRow {
-                key: key.to_string(),
-                reason,
-            }),
+/// The sync and tasks of the row under `key` (sync `sync_id`), decoded once per unit of work
+/// and text.
+fn decoded_at(
+    tx: &Tx<'_>,
+    key: &str,
+    sync_id: &str,
+) -> Result<Option<(SyncRec, Vec<TaskRec>)>, CoreError> {
+    if let Some(hit) = tx.decoded_sync(key) {
+        return Ok(Some(hit));
     }
-}
-
-/// The stored row of a sync.
-pub(crate) fn load(tx: &Tx<'_>, sync_id: &str) -> Result<Option<SyncRow>, CoreError> {
-    row_at(tx, &keys::sync(sync_id))
+    let Some(text) = tx.get(key)? else {
+        return Ok(None);
+    };
+    let row = SyncRow::parse(&text).map_err(|reason| CoreError::CorruptRow {
+        key: key.to_string(),
+        reason,
+    })?;
+    let decoded = row.decode(sync_id);
+    tx.remember_sync(key, &decoded);
+    Ok(Some(decoded))
 }
 
 /// A sync.
 pub(crate) fn get_sync(tx: &Tx<'_>, sync_id: &str) -> Result<Option<SyncRec>, CoreError> {
-    Ok(load(tx, sync_id)?.map(|r| r.decode(sync_id).0))
+    Ok(get_sync_tasks(tx, sync_id)?.map(|(sync, _)| sync))
 }
 
 /// A sync and its tasks.
@@ -39,7 +43,7 @@ pub(crate) fn get_sync_tasks(
     tx: &Tx<'_>,
     sync_id: &str,
 ) -> Result<Option<(SyncRec, Vec<TaskRec>)>, CoreError> {
-    Ok(load(tx, sync_id)?.map(|r| r.decode(sync_id)))
+    decoded_at(tx, &keys::sync(sync_id), sync_id)
 }
 
 /// The sync of a task: `hint` when the caller knows it, else its pointer.
@@ -88,13 +92,12 @@ pub(crate) fn put_new(tx: &mut Tx<'_>, sync: SyncRec, tasks: Vec<TaskRec>, creat
 /// Store a changed task into its sync's row.
 pub(crate) fn put_task(tx: &mut Tx<'_>, task: &TaskRec) -> Result<(), CoreError> {
     let key = keys::sync(&task.sync_id);
-    let Some(row) = row_at(tx, &key)? else {
+    let Some((sync, mut tasks)) = decoded_at(tx, &key, &task.sync_id)? else {
         return Err(CoreError::CorruptRow {
             key,
             reason: format!("task {} has no sync", task.id),
         });
     };
-    let (sync, mut tasks) = row.decode(&task.sync_id);
     match tasks.iter_mut().find(|t| t.id == task.id) {
         Some(t) => *t = task.clone(),
         None => {
@@ -111,8 +114,8 @@ pub(crate) fn put_task(tx: &mut Tx<'_>, task: &TaskRec) -> Result<(), CoreError>
 /// Store a changed sync (its tasks stay as stored).
 pub(crate) fn put_sync(tx: &mut Tx<'_>, sync: &SyncRec) -> Result<(), CoreError> {
     let key = keys::sync(&sync.id);
-    let tasks = match row_at(tx, &key)? {
-        Some(row) => row.decode(&sync.id).1,
+    let tasks = match decoded_at(tx, &key, &sync.id)? {
+        Some((_, tasks)) => tasks,
         None => Vec::new(),
     };
     tx.put_json(key, &SyncRow::encode(sync, &tasks));

@@ -1,38 +1,86 @@
 //! A unit of work: reads see the writes made so far; the writes become one [`Batch`].
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::records::{SyncRec, TaskRec};
 use crate::store::{Batch, KvRead};
 use crate::CoreError;
+
+/// A sync row decoded: the sync and its tasks.
+pub(crate) type DecodedSync = (SyncRec, Vec<TaskRec>);
 
 /// Read-your-writes overlay over the host's store. `scan` does not see the overlay.
 pub(crate) struct Tx<'a> {
     store: &'a dyn KvRead,
     overlay: BTreeMap<String, Option<String>>,
+    /// Sync rows decoded from the text this unit of work reads under their key now, so that
+    /// the steps of one claim or outcome (find the task, store it, update its target, release
+    /// its chain) parse a row once. Every write of a key drops its entry.
+    syncs: RefCell<BTreeMap<String, DecodedSync>>,
+    /// What the store answered to this unit of work's reads. The store does not change while
+    /// a unit of work plans (its batch is applied after), so a second read of a key or a
+    /// second small scan of a prefix is answered from here.
+    reads: RefCell<BTreeMap<String, Option<String>>>,
+    scans: RefCell<BTreeMap<ScanRange, Vec<(String, String)>>>,
 }
+
+/// `(prefix, offset, limit)` of a scan.
+type ScanRange = (String, usize, usize);
+
+/// Scans of at most this many entries are kept for a second scan of the same range.
+const KEPT_SCAN_ENTRIES: usize = 16;
 
 impl<'a> Tx<'a> {
     pub(crate) fn new(store: &'a dyn KvRead) -> Self {
         Tx {
             store,
             overlay: BTreeMap::new(),
+            syncs: RefCell::new(BTreeMap::new()),
+            reads: RefCell::new(BTreeMap::new()),
+            scans: RefCell::new(BTreeMap::new()),
         }
+    }
+
+    /// The store's value under `key`, read once per unit of work.
+    fn store_get(&self, key: &str) -> Result<Option<String>, CoreError> {
+        if let Some(v) = self.reads.borrow().get(key) {
+            return Ok(v.clone());
+        }
+        let v = self.store.get(key)?;
+        self.reads.borrow_mut().insert(key.to_string(), v.clone());
+        Ok(v)
+    }
+
+    /// The decoded sync row under `key`, when this unit of work decoded its current text.
+    pub(crate) fn decoded_sync(&self, key: &str) -> Option<DecodedSync> {
+        self.syncs.borrow().get(key).cloned()
+    }
+
+    /// Remember the decoding of the text now stored under `key`.
+    pub(crate) fn remember_sync(&self, key: &str, decoded: &DecodedSync) {
+        self.syncs
+            .borrow_mut()
+            .insert(key.to_string(), decoded.clone());
     }
 
     pub(crate) fn get(&self, key: &str) -> Result<Option<String>, CoreError> {
         match self.overlay.get(key) {
             Some(v) => Ok(v.clone()),
-            None => self.store.get(key),
+            None => self.store_get(key),
         }
     }
 
     pub(crate) fn contains(&self, key: &str) -> Result<bool, CoreError> {
         match self.overlay.get(key) {
             Some(v) => Ok(v.is_some()),
-            None => self.store.contains(key),
+            None => match self.reads.borrow().get(key) {
+                Some(v) => Ok(v.is_some()),
+                None => self.store.contains(key),
+            },
         }
     }
 
@@ -56,7 +104,15 @@ impl<'a> Tx<'a> {
         offset: usize,
         limit: usize,
     ) -> Result<Vec<(String, String)>, CoreError> {
-        self.store.scan(prefix, offset, limit)
+        let range = (prefix.to_string(), offset, limit);
+        if let Some(rows) = self.scans.borrow().get(&range) {
+            return Ok(rows.clone());
+        }
+        let rows = self.store.scan(prefix, offset, limit)?;
+        if rows.len() <= KEPT_SCAN_ENTRIES {
+            self.scans.borrow_mut().insert(range, rows.clone());
+        }
+        Ok(rows)
     }
 
     pub(crate) fn scan_json<T: DeserializeOwned>(
@@ -65,8 +121,7 @@ impl<'a> Tx<'a> {
         offset: usize,
         limit: usize,
     ) -> Result<Vec<T>, CoreError> {
-        self.store
-            .scan(prefix, offset, limit)?
+        self.scan(prefix, offset, limit)?
             .into_iter()
             .map(|(k, v)| {
                 serde_json::from_str(&v).map_err(|e| CoreError::CorruptRow {
@@ -78,7 +133,16 @@ impl<'a> Tx<'a> {
     }
 
     pub(crate) fn put(&mut self, key: impl Into<String>, value: impl Into<String>) {
-        self.overlay.insert(key.into(), Some(value.into()));
+        let key = key.into();
+        self.forget_sync(&key);
+        self.overlay.insert(key, Some(value.into()));
+    }
+
+    fn forget_sync(&mut self, key: &str) {
+        let syncs = self.syncs.get_mut();
+        if !syncs.is_empty() {
+            syncs.remove(key);
+        }
     }
 
     pub(crate) fn put_json<T: Serialize>(&mut self, key: impl Into<String>, value: &T) {
@@ -104,7 +168,9 @@ impl<'a> Tx<'a> {
     }
 
     pub(crate) fn delete(&mut self, key: impl Into<String>) {
-        self.overlay.insert(key.into(), None);
+        let key = key.into();
+        self.forget_sync(&key);
+        self.overlay.insert(key, None);
     }
 
     /// The writes so far, to [`Tx::restore`] if what follows fails.
@@ -115,6 +181,7 @@ impl<'a> Tx<'a> {
     /// Go back to a checkpoint.
     pub(crate) fn restore(&mut self, checkpoint: BTreeMap<String, Option<String>>) {
         self.overlay = checkpoint;
+        self.syncs.get_mut().clear();
     }
 
     pub(crate) fn into_batch(self) -> Batch {
