@@ -35,6 +35,8 @@
 //! items is not sent and not reported (*deferred*, [`RunStats::deferred`]): its lease runs
 //! out and the engine hands it out again later, in its order (the engine never hands out the
 //! next push of an object before the previous one finished, so deferring keeps the order).
+//! An item that waited longer than [`DriverConfig::max_wait`] for a sender is deferred the
+//! same way, so that no item is sent after its lease ran out.
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
@@ -50,9 +52,13 @@ pub const DEFAULT_SENDERS: usize = 8;
 /// Default most items in flight per origin (scheme, host, port).
 pub const DEFAULT_PER_ORIGIN: usize = 4;
 /// Default items claimed ahead per sender: a claim may wait for a commit, so each sender keeps
-/// a few items queued and never idles meanwhile. The lease (120 s by default) must cover the
-/// wait in the queue too.
-pub const DEFAULT_CLAIM_AHEAD: usize = 4;
+/// a few items queued and never idles meanwhile (with 4, `loadbench`'s pushes arrived 2,075 ms
+/// after their write at p99 and fell behind the writes; with 8, 31.9 ms, keeping pace).
+pub const DEFAULT_CLAIM_AHEAD: usize = 8;
+/// Default longest time a claimed item waits for a sender before it is deferred instead of
+/// sent: with the default lease (120 s) and overall timeout (10 s), an item is never sent
+/// after its lease ran out, when the engine may have handed it out again.
+pub const DEFAULT_MAX_WAIT: Duration = Duration::from_secs(60);
 /// Default time without any finished item after which idle senders look for work of other
 /// origins (see the module docs).
 pub const DEFAULT_STALL_AFTER: Duration = Duration::from_secs(1);
@@ -78,6 +84,10 @@ pub struct DriverConfig {
     pub max_sleep: Duration,
     /// Most items one [`Driver::drain`] claims (a bound on the time one call takes).
     pub max_items: usize,
+    /// Longest time a claimed item waits for a sender; one that waited longer is deferred
+    /// (not sent, not reported: its lease brings it back). Keep it below the lease minus the
+    /// overall timeout of one request.
+    pub max_wait: Duration,
 }
 
 impl Default for DriverConfig {
@@ -90,6 +100,7 @@ impl Default for DriverConfig {
             prune_every: DEFAULT_PRUNE_EVERY,
             max_sleep: DEFAULT_MAX_SLEEP,
             max_items: usize::MAX,
+            max_wait: DEFAULT_MAX_WAIT,
         }
     }
 }
@@ -254,8 +265,11 @@ type Done = (WorkItem, Outcome);
 /// threads pick from it themselves, so they never wait for the loop's thread (which may be
 /// waiting for a claim to commit).
 struct PoolQueue {
-    /// Waiting for a sender, in claim order, with their origin.
-    todo: VecDeque<(String, WorkItem)>,
+    /// Waiting for a sender, in claim order, with their origin and when they were handed over.
+    todo: VecDeque<(String, WorkItem, Instant)>,
+    /// Items that waited longer than `max_wait` for a sender: deferred, not sent.
+    expired: Vec<WorkItem>,
+    max_wait: Duration,
     /// Items being sent, per origin.
     busy: HashMap<String, usize>,
     /// Items being sent.
@@ -266,9 +280,11 @@ struct PoolQueue {
 }
 
 impl PoolQueue {
-    fn new(per_origin: usize) -> PoolQueue {
+    fn new(per_origin: usize, max_wait: Duration) -> PoolQueue {
         PoolQueue {
             todo: VecDeque::new(),
+            expired: Vec::new(),
+            max_wait,
             busy: HashMap::new(),
             running: 0,
             done: VecDeque::new(),
@@ -277,13 +293,24 @@ impl PoolQueue {
         }
     }
 
-    /// Take the first item whose origin has room, counting it as being sent.
+    /// Take the first item whose origin has room, counting it as being sent. Items that
+    /// waited longer than `max_wait` are moved to `expired` instead.
     fn next_sendable(&mut self) -> Option<(String, WorkItem)> {
+        let now = Instant::now();
+        while let Some(i) = self
+            .todo
+            .iter()
+            .position(|(_, _, at)| now.saturating_duration_since(*at) > self.max_wait)
+        {
+            if let Some((_, item, _)) = self.todo.remove(i) {
+                self.expired.push(item);
+            }
+        }
         let i = self
             .todo
             .iter()
-            .position(|(o, _)| self.busy.get(o).copied().unwrap_or(0) < self.per_origin)?;
-        let (o, item) = self.todo.remove(i)?;
+            .position(|(o, _, _)| self.busy.get(o).copied().unwrap_or(0) < self.per_origin)?;
+        let (o, item, _) = self.todo.remove(i)?;
         *self.busy.entry(o.clone()).or_insert(0) += 1;
         self.running += 1;
         Some((o, item))
@@ -304,7 +331,7 @@ impl PoolQueue {
     /// Items of `origin` being sent or waiting.
     fn held(&self, origin: &str) -> usize {
         self.busy.get(origin).copied().unwrap_or(0)
-            + self.todo.iter().filter(|(o, _)| o == origin).count()
+            + self.todo.iter().filter(|(o, _, _)| o == origin).count()
     }
 }
 
@@ -330,11 +357,12 @@ impl Pool {
     fn start(
         n: usize,
         per_origin: usize,
+        max_wait: Duration,
         perform: &Arc<dyn Perform>,
         signal: &Arc<dyn Signal>,
     ) -> Option<Pool> {
         let shared = Arc::new(PoolShared {
-            queue: Mutex::new(PoolQueue::new(per_origin)),
+            queue: Mutex::new(PoolQueue::new(per_origin, max_wait)),
             work: Condvar::new(),
         });
         let mut threads = Vec::with_capacity(n);
@@ -426,7 +454,7 @@ impl Senders<'_> {
 
     /// Hand an item over; the pool's senders pick it up as soon as its origin has room.
     fn submit(&mut self, origin: String, item: WorkItem) {
-        self.with_queue(|q| q.todo.push_back((origin, item)));
+        self.with_queue(|q| q.todo.push_back((origin, item, Instant::now())));
         if let Senders::Pool { pool, .. } = self {
             pool.shared.work.notify_one();
         }
@@ -444,6 +472,11 @@ impl Senders<'_> {
         false
     }
 
+    /// The items that waited longer than `max_wait` for a sender (deferred, not sent).
+    fn take_expired(&mut self) -> Vec<WorkItem> {
+        self.with_queue(|q| std::mem::take(&mut q.expired))
+    }
+
     fn take_done(&mut self) -> Vec<Done> {
         self.with_queue(|q| q.done.drain(..).collect())
     }
@@ -455,7 +488,7 @@ impl Senders<'_> {
             sendable: q
                 .todo
                 .iter()
-                .filter(|(o, _)| q.busy.get(o).copied().unwrap_or(0) < q.per_origin)
+                .filter(|(o, _, _)| q.busy.get(o).copied().unwrap_or(0) < q.per_origin)
                 .count(),
         })
     }
@@ -502,7 +535,10 @@ impl Driver {
         let signal: Arc<dyn Signal> = Arc::new(Wakeup::new());
         if self.config.senders > 1 {
             let per_origin = self.config.per_origin;
-            if let Some(pool) = Pool::start(self.config.senders, per_origin, perform, &signal) {
+            let max_wait = self.config.max_wait;
+            if let Some(pool) =
+                Pool::start(self.config.senders, per_origin, max_wait, perform, &signal)
+            {
                 let count = pool.threads.len();
                 let mut senders = Senders::Pool { pool, count };
                 let origin = |item: &WorkItem| perform.origin(item);
@@ -512,7 +548,7 @@ impl Driver {
         let mut send = |item: &WorkItem| perform.perform(item);
         let mut senders = Senders::Inline {
             perform: &mut send,
-            queue: PoolQueue::new(self.config.per_origin),
+            queue: PoolQueue::new(self.config.per_origin, self.config.max_wait),
         };
         let origin = |item: &WorkItem| perform.origin(item);
         self.run(source, clock, &mut senders, &origin, &*signal, false)
@@ -529,7 +565,7 @@ impl Driver {
         let signal = Wakeup::new();
         let mut senders = Senders::Inline {
             perform,
-            queue: PoolQueue::new(self.config.per_origin),
+            queue: PoolQueue::new(self.config.per_origin, self.config.max_wait),
         };
         let origin = |item: &WorkItem| origin_of(&item.request.url);
         self.run(source, clock, &mut senders, &origin, &signal, false)
@@ -547,6 +583,7 @@ impl Driver {
         let pool = Pool::start(
             self.config.senders.max(1),
             self.config.per_origin,
+            self.config.max_wait,
             perform,
             signal,
         );
@@ -561,7 +598,7 @@ impl Driver {
                 let mut send = |item: &WorkItem| perform.perform(item);
                 let mut senders = Senders::Inline {
                     perform: &mut send,
-                    queue: PoolQueue::new(self.config.per_origin),
+                    queue: PoolQueue::new(self.config.per_origin, self.config.max_wait),
                 };
                 self.run(source, clock, &mut senders, &origin, &**signal, true)
             }
@@ -612,6 +649,12 @@ impl Driver {
                     // Items claimed and not reported are due again when their lease runs out.
                     Err(e) => return Err(e),
                 }
+            }
+
+            for item in senders.take_expired() {
+                outstanding = outstanding.saturating_sub(1);
+                stats.deferred += 1;
+                source.event(Event::Deferred(&item));
             }
 
             // 2. Stop: finish what is being sent; what waits is handed out again later.
@@ -740,5 +783,48 @@ impl Driver {
                 signal.wait(sleep);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use std::collections::BTreeMap;
+
+    use writesync_core::OutboundRequest;
+
+    use super::*;
+
+    fn item(id: &str) -> WorkItem {
+        WorkItem {
+            id: id.into(),
+            kind: WorkKind::Push,
+            request: OutboundRequest {
+                method: "POST".into(),
+                url: "http://127.0.0.1:9/push".into(),
+                headers: BTreeMap::new(),
+                body: "{}".into(),
+            },
+        }
+    }
+
+    #[test]
+    fn an_item_that_waited_longer_than_max_wait_is_deferred_not_sent() {
+        let mut q = PoolQueue::new(1, Duration::from_secs(60));
+        let long_ago = Instant::now().checked_sub(Duration::from_secs(61)).unwrap();
+        q.todo.push_back(("o".into(), item("t.old.1"), long_ago));
+        q.todo
+            .push_back(("o".into(), item("t.new.1"), Instant::now()));
+        let (_, sent) = q.next_sendable().unwrap();
+        assert_eq!(sent.id, "t.new.1");
+        let expired: Vec<String> = q.expired.iter().map(|i| i.id.clone()).collect();
+        assert_eq!(expired, ["t.old.1"]);
+        assert!(q.todo.is_empty());
+        // Within the wait an item waits its turn behind the per-origin cap.
+        q.todo
+            .push_back(("o".into(), item("t.next.1"), Instant::now()));
+        assert!(q.next_sendable().is_none(), "origin o holds its one slot");
+        assert_eq!(q.todo.len(), 1);
+        assert_eq!(q.expired.len(), 1);
     }
 }
