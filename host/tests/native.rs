@@ -8,14 +8,11 @@
 #[path = "../../sqlite-store/tests/common/mod.rs"]
 mod common;
 
-use std::collections::BTreeMap;
-
-use common::native_world::{admin, world, World, HOUR, T0};
+use common::native_world::{admin, answer, push, world, World, HOUR, T0};
 
 use serde_json::{json, Value};
-use writesync_core::cdm::ObjectType;
 use writesync_core::records::{SyncStatus, TargetStatus};
-use writesync_core::{Outcome, WorkItem, WorkKind};
+use writesync_core::{WorkItem, WorkKind};
 use writesync_host::native::run_due;
 use writesync_sqlite::WriteOptions;
 
@@ -44,32 +41,6 @@ impl World {
         );
         assert_eq!(r.status, 200, "{}", r.body);
         r.body_json().as_array().unwrap().clone()
-    }
-    fn customer(&mut self, options: &WriteOptions, now: i64) -> writesync_sqlite::WriteResult {
-        self.app
-            .write(
-                &self.creds,
-                ObjectType::Customer,
-                &json!({"name": "Acme Ltd"}),
-                options,
-                now,
-            )
-            .unwrap()
-    }
-}
-
-fn answer(status: u16, body: &str) -> Outcome {
-    Outcome::Response {
-        status,
-        headers: BTreeMap::new(),
-        body: body.to_string(),
-    }
-}
-
-fn push() -> WriteOptions {
-    WriteOptions {
-        push: true,
-        ..Default::default()
     }
 }
 

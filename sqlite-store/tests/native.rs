@@ -5,14 +5,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 mod common;
 
-use std::collections::BTreeMap;
-
-use common::native_world::{admin, world, World, ADMIN, HOUR, T0};
+use common::native_world::{admin, answer, push, world, World, ADMIN, HOUR, T0};
 use common::TempDb;
 use serde_json::{json, Value};
 use writesync_core::cdm::ObjectType;
 use writesync_core::records::SyncStatus;
-use writesync_core::{ApiRequest, CoreError, EngineConfig, KvRead, Outcome, WorkKind};
+use writesync_core::{ApiRequest, CoreError, EngineConfig, KvRead, WorkKind};
 use writesync_sqlite::{
     Credentials, NativeEngine, SqliteStore, StoreError, StoreOptions, WriteOptions,
 };
@@ -20,32 +18,6 @@ use writesync_sqlite::{
 impl World {
     fn rows(&self) -> usize {
         self.app.store().scan("", 0, usize::MAX).unwrap().len()
-    }
-    fn customer(&mut self, options: &WriteOptions, now: i64) -> writesync_sqlite::WriteResult {
-        self.app
-            .write(
-                &self.creds,
-                ObjectType::Customer,
-                &json!({"name": "Acme Ltd"}),
-                options,
-                now,
-            )
-            .unwrap()
-    }
-}
-
-fn answer(status: u16, body: &str) -> Outcome {
-    Outcome::Response {
-        status,
-        headers: BTreeMap::new(),
-        body: body.to_string(),
-    }
-}
-
-fn push() -> WriteOptions {
-    WriteOptions {
-        push: true,
-        ..Default::default()
     }
 }
 

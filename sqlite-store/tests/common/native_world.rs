@@ -2,9 +2,12 @@
 //! and connections: the world the NativeEngine tests (sqlite-store/tests/native.rs) and the
 //! host driver's tests over it (host/tests/native.rs) start from.
 
+use std::collections::BTreeMap;
+
 use serde_json::{json, Value};
-use writesync_core::{ApiRequest, ApiResponse, EngineConfig};
-use writesync_sqlite::{Credentials, NativeEngine};
+use writesync_core::cdm::ObjectType;
+use writesync_core::{ApiRequest, ApiResponse, EngineConfig, Outcome};
+use writesync_sqlite::{Credentials, NativeEngine, WriteOptions};
 
 use super::TempDb;
 
@@ -65,5 +68,34 @@ impl World {
             ),
         );
         assert_eq!(r.status, 201, "{}", r.body);
+    }
+    /// A customer written with `options` at `now`.
+    pub fn customer(&mut self, options: &WriteOptions, now: i64) -> writesync_sqlite::WriteResult {
+        self.app
+            .write(
+                &self.creds,
+                ObjectType::Customer,
+                &json!({"name": "Acme Ltd"}),
+                options,
+                now,
+            )
+            .unwrap()
+    }
+}
+
+/// A source's answer with `status` and `body`.
+pub fn answer(status: u16, body: &str) -> Outcome {
+    Outcome::Response {
+        status,
+        headers: BTreeMap::new(),
+        body: body.to_string(),
+    }
+}
+
+/// Write options that push.
+pub fn push() -> WriteOptions {
+    WriteOptions {
+        push: true,
+        ..Default::default()
     }
 }
