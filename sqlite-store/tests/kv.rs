@@ -267,13 +267,7 @@ fn a_batch_failing_midway_leaves_nothing() {
     first.put("keep", "1");
     s.apply(&first).unwrap();
     // Another connection adds a trigger that makes the 4th operation fail.
-    let other = rusqlite::Connection::open(db.path()).unwrap();
-    other
-        .execute_batch(
-            "CREATE TRIGGER fail_on_boom BEFORE INSERT ON kv WHEN NEW.key = 'boom'
-             BEGIN SELECT RAISE(ABORT, 'boom refused'); END;",
-        )
-        .unwrap();
+    let other = refuse_boom(db.path());
     let mut b = Batch::new();
     b.put("a", "1");
     b.delete("keep");
@@ -301,18 +295,25 @@ fn a_batch_failing_midway_leaves_nothing() {
     assert_eq!(s.get("keep").unwrap().as_deref(), Some("1"));
 }
 
-#[test]
-fn a_sqlite_failure_keeps_sqlites_error_as_the_source() {
-    use std::error::Error as _;
-    let db = TempDb::new("source");
-    let mut s = SqliteStore::open(db.path()).unwrap();
-    let other = rusqlite::Connection::open(db.path()).unwrap();
+/// A second connection to the file, after installing a trigger that makes SQLite refuse any
+/// insert of the key `boom` ("boom refused"): a write that fails midway, on demand.
+fn refuse_boom(path: &std::path::Path) -> rusqlite::Connection {
+    let other = rusqlite::Connection::open(path).unwrap();
     other
         .execute_batch(
             "CREATE TRIGGER fail_on_boom BEFORE INSERT ON kv WHEN NEW.key = 'boom'
              BEGIN SELECT RAISE(ABORT, 'boom refused'); END;",
         )
         .unwrap();
+    other
+}
+
+#[test]
+fn a_sqlite_failure_keeps_sqlites_error_as_the_source() {
+    use std::error::Error as _;
+    let db = TempDb::new("source");
+    let mut s = SqliteStore::open(db.path()).unwrap();
+    refuse_boom(db.path());
     let mut b = Batch::new();
     b.put("boom", "1");
     let err = s.apply(&b).unwrap_err();
@@ -449,13 +450,7 @@ fn a_unit_of_work_commits_its_batches_together_or_not_at_all() {
     }
     assert!(all(&s).is_empty());
 
-    let other = rusqlite::Connection::open(db.path()).unwrap();
-    other
-        .execute_batch(
-            "CREATE TRIGGER fail_on_boom BEFORE INSERT ON kv WHEN NEW.key = 'boom'
-             BEGIN SELECT RAISE(ABORT, 'boom refused'); END;",
-        )
-        .unwrap();
+    let other = refuse_boom(db.path());
     let mut unit = s.begin_write().unwrap();
     unit.apply(&batch("a")).unwrap();
     let mut bad = batch("c");
@@ -484,13 +479,7 @@ fn a_unit_of_work_commits_its_batches_together_or_not_at_all() {
 fn a_single_write_unit_whose_batch_fails_midway_commits_nothing() {
     let db = TempDb::new("single");
     let mut s = SqliteStore::open(db.path()).unwrap();
-    let other = rusqlite::Connection::open(db.path()).unwrap();
-    other
-        .execute_batch(
-            "CREATE TRIGGER fail_on_boom BEFORE INSERT ON kv WHEN NEW.key = 'boom'
-             BEGIN SELECT RAISE(ABORT, 'boom refused'); END;",
-        )
-        .unwrap();
+    refuse_boom(db.path());
     let mut bad = Batch::new();
     bad.put("a", "1");
     bad.put("boom", "2");
