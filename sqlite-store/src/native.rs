@@ -285,7 +285,7 @@ pub const MIGRATION_BATCH: usize = 500;
 /// that builds its engine itself ([`NativeEngine::from_parts`]) calls it before serving.
 pub fn migrate_layout(engine: &mut Engine, store: &mut SqliteStore) -> Result<u32, StoreError> {
     loop {
-        let mut unit = store.begin_write()?;
+        let mut unit = store.begin_single_write()?;
         let step = engine.migrate(MIGRATION_BATCH, &unit)?;
         if !step.batch.is_empty() {
             unit.apply(&step.batch)?;
