@@ -9,7 +9,8 @@
 import init, { initSync, RawEngine, __trapForTests as rawTrap } from "../pkg/writesync_wasm.js";
 // The text of core/openapi.json, which the engine serves at `GET /openapi.json`. It is not built
 // into the wasm module (that keeps the module about 21 KB smaller gzipped); build.sh writes it
-// here and each engine is handed it, so the answer is the same as the native engine's.
+// here and each engine is handed it (as a JS string, copied into wasm memory only when it is
+// served), so the answer is the same as the native engine's.
 import openapiJson from "../pkg/writesync_openapi.js";
 
 /** An error thrown by the package: `code` is machine-readable, `message` says what happened. */

@@ -198,6 +198,9 @@ pub struct RawEngine {
     host: HostReader,
     /// Whether the host is asynchronous: runs may then miss reads and be discarded.
     is_async: bool,
+    /// The OpenAPI document as the JS string it was given, until a request may need it (see
+    /// [`RawEngine::new`]).
+    openapi_json: Option<JsValue>,
     cache: Cache,
     pending: Option<Pending>,
 }
@@ -219,16 +222,22 @@ type Ran = Result<Option<String>, ()>;
 impl RawEngine {
     /// A new engine from the JSON configuration (`ConfigJson`). The binding requires `seed`:
     /// wasm has no OS randomness of its own, so the JS side draws it. `openapi_json` is the
-    /// text of `core/openapi.json`, served at `GET /openapi.json`: the module is built without
-    /// it (core feature `openapi` off) and the package ships it as `pkg/writesync_openapi.js`.
+    /// text of `core/openapi.json` (a JS string), served at `GET /openapi.json`: the module is
+    /// built without it (core feature `openapi` off) and the package ships it as
+    /// `pkg/writesync_openapi.js`. It stays a JS value until the first request whose path names
+    /// `openapi.json`: copying its 300 KB into linear memory at every `createEngine` took about
+    /// 3 ms of a first cold start in node, for a document most engines never serve.
     /// `host` reads the host (see `reads.rs`); `is_async` says whether it is asynchronous.
     #[wasm_bindgen(constructor)]
     pub fn new(
         config_json: &str,
-        openapi_json: &str,
+        openapi_json: JsValue,
         host: HostReader,
         is_async: bool,
     ) -> Result<RawEngine, JsValue> {
+        if !openapi_json.is_string() {
+            return Err(invalid("the OpenAPI document must be a string".into()));
+        }
         let config = ConfigJson::parse(config_json).map_err(|e| core_error(&e))?;
         if config.seed.is_none() {
             return Err(invalid(
@@ -237,12 +246,12 @@ impl RawEngine {
             ));
         }
         let config = config.into_config([0; 32]).map_err(|e| core_error(&e))?;
-        let mut engine = Engine::new(config);
-        engine.set_openapi_json(openapi_json);
+        let engine = Engine::new(config);
         Ok(RawEngine {
             engine,
             host,
             is_async,
+            openapi_json: Some(openapi_json),
             cache: Cache::default(),
             pending: None,
         })
@@ -262,6 +271,14 @@ impl RawEngine {
         let now = millis(now)?;
         let headers = serde_json::from_str(headers_json)
             .map_err(|e| invalid(format!("request headers: {e}")))?;
+        // The core routes `GET /openapi.json` by the path's first segment, decoded.
+        if self.openapi_json.is_some()
+            && writesync_core::http::first_segment(&path).as_deref() == Some("openapi.json")
+        {
+            if let Some(doc) = self.openapi_json.take().and_then(|d| d.as_string()) {
+                self.engine.set_openapi_json(doc);
+            }
+        }
         let request = ApiRequest {
             method,
             path,

@@ -3,7 +3,9 @@
 // pkg/writesync_openapi.js. The native engine answers the same request with 200,
 // `Content-Type: application/json` and exactly that text (core/tests/openapi.rs checks that the
 // handed-over and the built-in document give identical answers), so this test holds the wasm
-// answer to the file itself.
+// answer to the file itself. The engine keeps the handed-over text as a JS string and copies it
+// into linear memory only for a request whose decoded first path segment is `openapi.json`, so
+// every spelling of that path must still find it.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
@@ -24,6 +26,8 @@ test("GET and HEAD answer the document byte for byte, with no auth and any query
     { method: "HEAD", path: "/openapi.json" },
     { method: "GET", path: "/openapi.json?x=1" },
     { method: "GET", path: "/openapi.json/" },
+    { method: "GET", path: "/openapi%2Ejson" },
+    { method: "GET", path: "//openapi.json" },
     { method: "GET", path: "/openapi.json", headers: { Authorization: "Bearer nope" } },
     { method: "GET", path: "/openapi.json", headers: { "X-Request-ID": "r-1" } },
   ];
