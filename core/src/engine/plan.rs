@@ -84,6 +84,8 @@ pub(crate) fn line_accounts<'a>(ids: impl Iterator<Item = Option<&'a String>>) -
 /// What a write wants pushed.
 pub(crate) struct PushPlan {
     pub route_type: ObjectType,
+    /// `create`, `update` or `delete`. Every item of a `create` plan is an object this write
+    /// created under a freshly drawn id: it has no push chain yet.
     pub operation: &'static str,
     pub items: Vec<PushItem>,
     pub label: String,
@@ -126,6 +128,7 @@ pub(crate) fn plan_sync(
     connections: &[Arc<ConnectionRec>],
     filter: &SourceFilter,
 ) -> H<(String, Vec<String>)> {
+    let created = plan.operation == "create";
     let refs: Vec<ConnectionRef<'_>> = connections
         .iter()
         .map(|c| ConnectionRef {
@@ -183,10 +186,13 @@ pub(crate) fn plan_sync(
             let mut waiting_on = Vec::new();
             let mut requires = Vec::new();
             let successor = format!("{sync_id}/{tid}");
+            // `stored_chain`: whether the object can have pushes of earlier syncs (not when this
+            // write created it).
             let mut wait_for = |ctx: &mut Ctx<'_>,
                                 new_tasks: &mut Vec<TaskRec>,
                                 ot: ObjectType,
-                                oid: &str|
+                                oid: &str,
+                                stored_chain: bool|
              -> H<()> {
                 // The tail is a task planned earlier in this write, or one of an earlier sync.
                 if let Some(tail) = new_tasks.iter_mut().rev().find(|x| {
@@ -196,6 +202,9 @@ pub(crate) fn plan_sync(
                         tail.successors.push(successor.clone());
                         waiting_on.push(tail.id.clone());
                     }
+                    return Ok(());
+                }
+                if !stored_chain {
                     return Ok(());
                 }
                 if let Some(mut tail) = stored::chain_tail(&ctx.tx, &account.id, &conn.id, ot, oid)?
@@ -208,9 +217,9 @@ pub(crate) fn plan_sync(
                 }
                 Ok(())
             };
-            wait_for(ctx, &mut new_tasks, t, &item.object.id)?;
+            wait_for(ctx, &mut new_tasks, t, &item.object.id, !created)?;
             for (_, rt, rid) in &references {
-                wait_for(ctx, &mut new_tasks, *rt, rid)?;
+                wait_for(ctx, &mut new_tasks, *rt, rid, true)?;
             }
             if item.requires_previous {
                 if let Some(p) = &previous {
@@ -270,7 +279,11 @@ pub(crate) fn plan_sync(
     for item in &plan.items {
         let o = &item.object;
         if new_tasks.iter().any(|x| &x.object == o) {
-            stored::chain_add(&mut ctx.tx, &account.id, o.object_type, &o.id, &sync_id)?;
+            if created {
+                stored::chain_start(&mut ctx.tx, &account.id, o.object_type, &o.id, &sync_id);
+            } else {
+                stored::chain_add(&mut ctx.tx, &account.id, o.object_type, &o.id, &sync_id)?;
+            }
         }
     }
     let apps: Vec<String> = targets.iter().map(|t| t.app.clone()).collect();

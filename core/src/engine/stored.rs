@@ -190,6 +190,11 @@ pub(crate) fn chain_add(
     Ok(())
 }
 
+/// Start the chain of an object this write created (it has none): `sync` is its first entry.
+pub(crate) fn chain_start(tx: &mut Tx<'_>, account: &str, t: ObjectType, id: &str, sync: &str) {
+    tx.put_json(keys::chain(account, t, id), &[sync]);
+}
+
 /// After a task of an object finished: drop the syncs without unfinished tasks of it from its
 /// chain, and the kept versions of it that no unfinished task sends any more.
 pub(crate) fn chain_release(

@@ -212,11 +212,17 @@ fn store_raw(
     refs: stored::Refs,
 ) -> H<Stored> {
     let text = raw.get().to_string();
+    // Version 1 is a create (`new_meta`; an update counts on from the stored version): its id
+    // was just drawn, so nothing is stored under it and no push of it is unfinished, and the
+    // two reads below would only find nothing.
+    let created = version == 1;
     // The version it replaces stays stored while an unfinished push still sends it.
-    stored::keep_if_pushed(&mut ctx.tx, &account.id, t, id)?;
+    if !created {
+        stored::keep_if_pushed(&mut ctx.tx, &account.id, t, id)?;
+    }
     let key = keys::object(&account.id, t, id);
     if matches!(t, ObjectType::Invoice | ObjectType::Expense) {
-        let old = ctx.tx.get(&key)?;
+        let old = if created { None } else { ctx.tx.get(&key)? };
         stored::set_references(&mut ctx.tx, &account.id, t, id, old.as_deref(), refs);
     }
     ctx.tx.put(key, text.clone());
