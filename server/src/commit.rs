@@ -21,7 +21,9 @@
 //! together, so a busy worker costs one commit per batch instead of one per item. When write
 //! requests are queued as well, they are committed first in a transaction of their own and
 //! answered, and the outcomes and the claim follow at once in a second one: a write's answer
-//! does not wait for the work of the pushes and deliveries. An outcome whose commit fails is logged; its item is sent again when its
+//! does not wait for the work of the pushes and deliveries. That transaction has no
+//! savepoints: an outcome or claim whose batch cannot be written spoils it, so nothing of it
+//! is committed. An outcome whose commit fails is logged; its item is sent again when its
 //! lease runs out, as before.
 //!
 //! **Claims.** The worker's claims of due work ([`GroupCommit::claim`]) are run last, in the
@@ -434,7 +436,18 @@ fn commit_batch(
     let mut guard = state.lock();
     let Core { engine, store } = &mut *guard;
     let now = now_ms();
-    let mut uow = match store.begin_write() {
+    // Write requests each get a savepoint, so that one whose batch cannot be applied is
+    // answered 503 alone. Outcomes and claims never share a transaction with requests (see
+    // `committer`) and are written without one: a savepoint copies every page it changes into
+    // a statement journal first, which was 6% of the committer's time under pushing writes.
+    // A batch of theirs that fails midway spoils the unit instead; the commit then rolls back
+    // and errs, every outcome of it is logged as not recorded and its item is sent again when
+    // its lease runs out, as after any failed commit.
+    let mut uow = match if batch.is_empty() {
+        store.begin_single_write()
+    } else {
+        store.begin_write()
+    } {
         Ok(u) => u,
         Err(e) => {
             let reason = format!("storage error: {e}");
@@ -758,6 +771,109 @@ mod tests {
             "{}",
             list[0].body
         );
+    }
+
+    /// An account with a write-enabled API key and one generic connection that receives
+    /// customers (never contacted: these tests report outcomes by hand); its Basic auth.
+    fn pushing_tenant(state: &AppState) -> String {
+        let r = batch(
+            state,
+            vec![admin(
+                "POST",
+                "/admin/accounts",
+                r#"{"domain":"push.example.com","writeEnabled":true}"#,
+            )],
+        );
+        let account = r[0].body_json()["id"].as_str().unwrap().to_string();
+        let k = batch(
+            state,
+            vec![
+                admin(
+                    "POST",
+                    &format!("/admin/accounts/{account}/api-keys"),
+                    r#"{"scopes":["api.read","api.write"]}"#,
+                ),
+                admin(
+                    "POST",
+                    &format!("/admin/accounts/{account}/connections"),
+                    r#"{"app":"crm","type":"crm","pushUrl":"https://crm.example.com/push","objects":["customer"]}"#,
+                ),
+            ],
+        );
+        assert_eq!(k[1].status, 201, "{}", k[1].body);
+        let kb = k[0].body_json();
+        writesync_core::util::crypto::basic_auth_header(
+            kb["key"].as_str().unwrap(),
+            kb["secret"].as_str().unwrap(),
+        )
+    }
+
+    fn sync_status(state: &AppState, auth: &str, id: &str) -> String {
+        let r = batch(
+            state,
+            vec![ApiRequest::new("GET", &format!("/api/syncs/{id}")).header("Authorization", auth)],
+        );
+        r[0].body_json()["status"].as_str().unwrap().to_string()
+    }
+
+    #[test]
+    fn outcomes_whose_batch_fails_midway_commit_nothing_and_stay_owed() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = state(&dir);
+        let auth = pushing_tenant(&s);
+        let write = |name: &str| {
+            ApiRequest::new("POST", "/api/customers")
+                .header("Authorization", &auth)
+                .header("X-Sync-Data", "push")
+                .json(&serde_json::json!({"name": name, "email": "ap@acme.example.com"}))
+        };
+        let answers = batch(&s, vec![write("Acme"), write("Globex")]);
+        let syncs: Vec<String> = answers
+            .iter()
+            .map(|a| a.headers["X-Sync-ID"].clone())
+            .collect();
+        let items = commit_batch(&s, &[], &[], Some(10)).1.unwrap();
+        assert_eq!(items.len(), 2);
+        for id in &syncs {
+            assert_eq!(sync_status(&s, &auth, id), "in_progress");
+        }
+        let reports = |n: &str| -> Vec<Report> {
+            items
+                .iter()
+                .map(|i| Report {
+                    id: i.id.clone(),
+                    outcome: Outcome::Response {
+                        status: 201,
+                        headers: Default::default(),
+                        body: format!(r#"{{"id":"{n}-{}"}}"#, i.id),
+                    },
+                    sync_id: None,
+                })
+                .collect()
+        };
+        // Recording the first item's remote id (`r/...`) fails inside its outcome's batch,
+        // after that batch has written part of it: the unit is spoiled, so neither outcome
+        // (the second one is fine) nor the claim that follows is committed.
+        let raw = rusqlite::Connection::open(dir.path().join("db")).unwrap();
+        raw.execute_batch(&format!(
+            "CREATE TRIGGER refuse_remote_ids BEFORE INSERT ON kv
+             WHEN NEW.key LIKE 'r/%' AND NEW.value LIKE '%A-{}%'
+             BEGIN SELECT RAISE(ABORT, 'remote id refused'); END;",
+            items[0].id
+        ))
+        .unwrap();
+        let (_, claimed) = commit_batch(&s, &[], &reports("A"), Some(10));
+        assert!(claimed.is_err(), "{claimed:?}");
+        for id in &syncs {
+            assert_eq!(sync_status(&s, &auth, id), "in_progress");
+        }
+        // Nothing was lost: the same items, still leased, are recorded once SQLite lets them.
+        raw.execute_batch("DROP TRIGGER refuse_remote_ids").unwrap();
+        let (_, claimed) = commit_batch(&s, &[], &reports("B"), Some(10));
+        assert_eq!(claimed.unwrap().len(), 0);
+        for id in &syncs {
+            assert_eq!(sync_status(&s, &auth, id), "succeeded");
+        }
     }
 
     #[test]
