@@ -15,6 +15,11 @@
 //!   of the C API's `writesync_run_due` and of [`crate::native::run_due`] hosts alike.
 //! - **Bounded answers**: at most [`MAX_ANSWER_BYTES`] of a body are read; a body cut short
 //!   keeps what was read (the status is what counts).
+//! - **Names looked up once per [`NAME_TTL`]**: a name's addresses are kept (at most
+//!   [`MAX_NAMES`] names) and reused by every request to it within that time, pooled
+//!   connection or not, instead of a lookup per request. The policy is applied to them on
+//!   every request, and the connector checks the address connected to as always, so a kept
+//!   answer cannot reach a refused address. Failed lookups are not kept.
 //! - **Valgrind-friendly name lookup**: names are resolved on a helper thread that hands the
 //!   result back through a mutex and a condition variable, never a channel: waiting on a
 //!   channel makes the Rust runtime register the calling thread (a C program's own thread,
@@ -25,8 +30,9 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ureq::unversioned::resolver::{ResolvedSocketAddrs, Resolver};
 use ureq::unversioned::transport::{
@@ -50,6 +56,12 @@ pub const MAX_IDLE_PER_ORIGIN: usize = 16;
 pub const MAX_IDLE: usize = 64;
 /// The most addresses of one name that are tried (ureq's own bound).
 const MAX_ADDRESSES: usize = 16;
+/// How long a name's looked-up addresses are reused. The system resolver does not tell a
+/// record's TTL; 30 s is short against the minutes most webhook and API hosts publish, and
+/// long against a sender's request rate.
+pub const NAME_TTL: Duration = Duration::from_secs(30);
+/// The most names whose addresses are kept at once.
+pub const MAX_NAMES: usize = 256;
 
 /// How the transport behaves.
 #[derive(Debug, Clone)]
@@ -145,12 +157,64 @@ fn lookup(host_port: String, limit: Duration) -> Result<Vec<SocketAddr>, ureq::E
     }
 }
 
+/// Looked-up addresses by `host:port`, each with the time it was looked up.
+#[derive(Debug, Default)]
+struct NameCache {
+    names: BTreeMap<String, (Instant, Vec<SocketAddr>)>,
+}
+
+impl NameCache {
+    /// The addresses of `name` looked up less than [`NAME_TTL`] before `now`.
+    fn get(&self, name: &str, now: Instant) -> Option<Vec<SocketAddr>> {
+        self.names
+            .get(name)
+            .filter(|(at, _)| now.saturating_duration_since(*at) < NAME_TTL)
+            .map(|(_, addrs)| addrs.clone())
+    }
+
+    /// Keep `addrs` for `name`; when [`MAX_NAMES`] are kept, the expired ones go first, and
+    /// all of them when none has expired.
+    fn put(&mut self, name: String, addrs: Vec<SocketAddr>, now: Instant) {
+        if self.names.len() >= MAX_NAMES && !self.names.contains_key(&name) {
+            self.names
+                .retain(|_, (at, _)| now.saturating_duration_since(*at) < NAME_TTL);
+            if self.names.len() >= MAX_NAMES {
+                self.names.clear();
+            }
+        }
+        self.names.insert(name, (now, addrs));
+    }
+}
+
 /// A resolver that keeps only the addresses the policy allows.
 #[derive(Debug)]
 struct PolicyResolver {
     policy: TargetPolicy,
     /// False only in tests that check the connector on its own.
     filter: bool,
+    names: Mutex<NameCache>,
+    /// Lookups started (shared with the [`Transport`], for tests and figures).
+    lookups: Arc<AtomicU64>,
+}
+
+impl PolicyResolver {
+    /// The addresses of `host_port`: kept ones while fresh, else looked up (and kept).
+    fn addresses(
+        &self,
+        host_port: String,
+        limit: Duration,
+    ) -> Result<Vec<SocketAddr>, ureq::Error> {
+        let now = Instant::now();
+        if let Some(addrs) = self.names.lock().ok().and_then(|c| c.get(&host_port, now)) {
+            return Ok(addrs);
+        }
+        self.lookups.fetch_add(1, Ordering::Relaxed);
+        let addrs = lookup(host_port.clone(), limit)?;
+        if let Ok(mut c) = self.names.lock() {
+            c.put(host_port, addrs.clone(), now);
+        }
+        Ok(addrs)
+    }
 }
 
 /// The IP address a URL's host names literally (`127.0.0.1`, `[::1]`), if it is one.
@@ -182,7 +246,7 @@ impl Resolver for PolicyResolver {
         // connection or not); a name is looked up, `[::1]` with its brackets.
         let all = match literal_ip(authority.host()) {
             Some(ip) => vec![SocketAddr::new(ip, port)],
-            None => lookup(format!("{}:{port}", authority.host()), *timeout.after)?,
+            None => self.addresses(format!("{}:{port}", authority.host()), *timeout.after)?,
         };
         let mut kept = self.empty();
         let mut dropped = Vec::new();
@@ -346,6 +410,7 @@ impl UreqTransport for GuardedTcp {
 pub struct Transport {
     agent: ureq::Agent,
     max_answer_bytes: u64,
+    lookups: Arc<AtomicU64>,
 }
 
 impl Transport {
@@ -372,14 +437,24 @@ impl Transport {
             connect_timeout: config.connect_timeout,
         }
         .chain(RustlsConnector::default());
+        let lookups = Arc::new(AtomicU64::new(0));
         let resolver = PolicyResolver {
             policy: config.policy.clone(),
             filter: filter_at_resolve,
+            names: Mutex::new(NameCache::default()),
+            lookups: Arc::clone(&lookups),
         };
         Transport {
             agent: ureq::Agent::with_parts(agent_config, connector, resolver),
             max_answer_bytes: config.max_answer_bytes,
+            lookups,
         }
+    }
+
+    /// How many name lookups this transport (and its clones) started: one per name per
+    /// [`NAME_TTL`] at most, however many requests go to it.
+    pub fn name_lookups(&self) -> u64 {
+        self.lookups.load(Ordering::Relaxed)
     }
 
     /// Send one request and describe what happened. Never panics; every failure is an
@@ -480,6 +555,77 @@ mod tests {
     use super::*;
     use std::net::TcpListener;
     use writesync_core::net::Cidr;
+
+    #[test]
+    fn kept_names_expire_and_stay_bounded() {
+        let t0 = Instant::now();
+        let a: Vec<SocketAddr> = vec!["127.0.0.1:80".parse().unwrap()];
+        let mut c = NameCache::default();
+        c.put("h:80".into(), a.clone(), t0);
+        assert_eq!(c.get("h:80", t0 + NAME_TTL / 2), Some(a.clone()));
+        assert_eq!(c.get("h:80", t0 + NAME_TTL), None);
+        assert_eq!(c.get("other:80", t0), None);
+        // Full of fresh names: a new one starts over; with expired ones, only those go.
+        let mut c = NameCache::default();
+        for i in 0..MAX_NAMES {
+            c.put(format!("n{i}:80"), a.clone(), t0);
+        }
+        assert_eq!(c.names.len(), MAX_NAMES);
+        c.put("late:80".into(), a.clone(), t0 + NAME_TTL / 2);
+        assert_eq!(c.names.len(), 1);
+        for i in 0..MAX_NAMES - 1 {
+            c.put(format!("n{i}:80"), a.clone(), t0 + NAME_TTL);
+        }
+        assert_eq!(c.names.len(), MAX_NAMES);
+        c.put(
+            "later:80".into(),
+            a.clone(),
+            t0 + NAME_TTL * 3 / 2 + Duration::from_secs(1),
+        );
+        // "late" (looked up at t0 + TTL/2) expired and went; the others stay.
+        assert_eq!(c.names.len(), MAX_NAMES);
+        assert!(!c.names.contains_key("late:80"));
+    }
+
+    #[test]
+    fn a_name_is_looked_up_once_for_many_requests() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = std::thread::spawn(move || {
+            for _ in 0..3 {
+                let (mut s, _) = listener.accept().unwrap();
+                let mut seen = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !String::from_utf8_lossy(&seen).ends_with("{}") {
+                    let n = s.read(&mut buf).unwrap();
+                    if n == 0 {
+                        break;
+                    }
+                    seen.extend_from_slice(&buf[..n]);
+                }
+                let _ = s.write_all(
+                    b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                );
+            }
+        });
+        let t = Transport::new(&TransportConfig {
+            policy: policy(&["127.0.0.0/8"]),
+            ..TransportConfig::default()
+        });
+        for _ in 0..3 {
+            match t.send(&req(&format!("http://localhost:{port}/push"))) {
+                Outcome::Response { status, .. } => assert_eq!(status, 200),
+                o => panic!("{o:?}"),
+            }
+        }
+        server.join().unwrap();
+        assert_eq!(t.name_lookups(), 1);
+        // A clone shares the kept names (the server's senders use clones).
+        let _ = t
+            .clone()
+            .send(&req(&format!("http://localhost:{port}/push")));
+        assert_eq!(t.name_lookups(), 1);
+    }
 
     #[test]
     fn ip_hosts_need_no_lookup() {

@@ -86,6 +86,12 @@ struct Args {
     #[arg(long)]
     no_ceilings: bool,
 
+    /// The host name of the receiver in the push and webhook URLs; its port is always the
+    /// receiver's on 127.0.0.1. `localhost` measures the sender's name lookups; a name
+    /// resolving outside 127.0.0.0/8 is refused by the server's policy.
+    #[arg(long, default_value = "127.0.0.1")]
+    target_host: String,
+
     /// One more argument for `writesync serve` (repeatable), e.g.
     /// `--server-arg=--commit-wait-ms --server-arg=0`, to measure a setting.
     #[arg(long = "server-arg", value_name = "ARG", allow_hyphen_values = true)]
@@ -250,8 +256,9 @@ async fn run_case(
     let load_before = loadavg();
     let receiver = Receiver::start(writes, clock).await?;
     let srv = Server::start(bin, &args.server_args).await?;
-    let push_url = format!("{}/push", receiver.base);
-    let hook_url = format!("{}/hook", receiver.base);
+    let base = receiver.base.replacen("127.0.0.1", &args.target_host, 1);
+    let push_url = format!("{base}/push");
+    let hook_url = format!("{base}/hook");
     let auth = srv
         .tenant(
             "load.example.com",
