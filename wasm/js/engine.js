@@ -746,11 +746,24 @@ const CHUNK = 128;
  * A complete in-memory synchronous host, for tests, demos and the legacy path. Values in a Map;
  * keys also in an ordered list of chunks (each at most 2 * CHUNK keys), so that a scan and an
  * insert cost a binary search and a copy within one chunk, not a sort of the whole store.
+ * New keys are put in order when the order is next needed (`scan`, `entries`): writes between
+ * two scans cost a Map insert each, and their keys are sorted and merged in once.
  */
 export class MemoryHost {
   #map = new Map();
   /** Non-empty arrays of keys, in UTF-8 byte order, the chunks themselves in order. */
   #chunks = [];
+  /**
+   * Keys put since the chunks were last brought up to date, unordered; may hold keys deleted
+   * since, and a key twice (put, deleted, put again): `#order` keeps those still in the Map,
+   * once.
+   */
+  #pending = [];
+  /** Number of keys in the chunks. */
+  #ordered = 0;
+  /** Whether a key with UTF-16 units from U+D800 up was ever put (then the built-in string
+   * order may differ from UTF-8 order, and `#order` compares with compareUtf8). */
+  #high = false;
 
   /** @param entries optional initial entries, [[key, value], ...] */
   constructor(entries) {
@@ -765,7 +778,45 @@ export class MemoryHost {
     let sorted = true;
     for (let i = 1; i < keys.length && sorted; i++) sorted = compareUtf8(keys[i - 1], keys[i]) < 0;
     if (!sorted) keys.sort(compareUtf8);
+    this.#high = keys.some((k) => HIGH_UNITS.test(k));
+    this.#rechunk(keys);
+  }
+
+  /** Replace the chunks by `keys` (ordered), cut into chunks of CHUNK. */
+  #rechunk(keys) {
+    this.#chunks = [];
     for (let i = 0; i < keys.length; i += CHUNK) this.#chunks.push(keys.slice(i, i + CHUNK));
+    this.#ordered = keys.length;
+  }
+
+  /** Bring the chunks up to date with the keys put since: one by one when they are few, by one
+   * merge of the whole list when they are many. */
+  #order() {
+    if (this.#pending.length === 0) return;
+    const map = this.#map;
+    const high = this.#high;
+    const before = high ? (a, b) => compareUtf8(a, b) < 0 : (a, b) => a < b;
+    const fresh = this.#pending
+      .filter((k) => map.has(k))
+      .sort(high ? compareUtf8 : (a, b) => (a < b ? -1 : a > b ? 1 : 0));
+    this.#pending = [];
+    const keys = [];
+    for (let i = 0; i < fresh.length; i++) if (i === 0 || fresh[i] !== fresh[i - 1]) keys.push(fresh[i]);
+    if (keys.length * 16 < this.#ordered) {
+      for (const k of keys) this.#insert(k);
+      return;
+    }
+    const merged = new Array(this.#ordered + keys.length);
+    let n = 0;
+    let j = 0;
+    for (const c of this.#chunks) {
+      for (const k of c) {
+        while (j < keys.length && before(keys[j], k)) merged[n++] = keys[j++];
+        merged[n++] = k;
+      }
+    }
+    while (j < keys.length) merged[n++] = keys[j++];
+    this.#rechunk(merged);
   }
 
   /** The position of the first key not below `probe`: [chunk index, index in the chunk]. */
@@ -799,6 +850,7 @@ export class MemoryHost {
     const chunks = this.#chunks;
     if (chunks.length === 0) {
       chunks.push([key]);
+      this.#ordered += 1;
       return;
     }
     let [ci, i] = this.#lowerBound(key);
@@ -808,18 +860,23 @@ export class MemoryHost {
     }
     const c = chunks[ci];
     c.splice(i, 0, key);
+    this.#ordered += 1;
     if (c.length >= 2 * CHUNK) chunks.splice(ci, 1, c.slice(0, CHUNK), c.slice(CHUNK));
   }
 
+  /** Take `key` out of the chunks if it is there (a key put since the last `#order` is not). */
   #remove(key) {
     const [ci, i] = this.#lowerBound(key);
     const c = this.#chunks[ci];
+    if (c === undefined || c[i] !== key) return;
     c.splice(i, 1);
+    this.#ordered -= 1;
     if (c.length === 0) this.#chunks.splice(ci, 1);
   }
 
   /** Every entry, ordered bytewise (UTF-8) by key. */
   entries() {
+    this.#order();
     const out = [];
     for (const c of this.#chunks) for (const k of c) out.push([k, this.#map.get(k)]);
     return out;
@@ -831,7 +888,10 @@ export class MemoryHost {
     for (const op of batch) {
       const had = this.#map.has(op.key);
       if (op.op === "put") {
-        if (!had) this.#insert(op.key);
+        if (!had) {
+          this.#pending.push(op.key);
+          if (!this.#high && HIGH_UNITS.test(op.key)) this.#high = true;
+        }
         this.#map.set(op.key, op.value);
       } else if (had) {
         this.#map.delete(op.key);
@@ -857,6 +917,7 @@ export class MemoryHost {
     }
     const out = [];
     if (limit === 0) return out;
+    this.#order();
     const chunks = this.#chunks;
     let [ci, i] = this.#lowerBound(prefix);
     // Keys with the prefix are contiguous: skip whole chunks while the offset allows.

@@ -49,6 +49,51 @@ test("MemoryHost: scans across chunks, with offsets and limits, match a sorted r
   assert.deepEqual(copy.scan("q/", 10, 20), h.scan("q/", 10, 20));
 });
 
+test("MemoryHost: puts, deletes and re-puts between scans keep the order (both ways of ordering new keys)", () => {
+  // New keys are ordered at the next scan: one by one when few, by one merge when many. Mix
+  // both with deletes of ordered and not yet ordered keys and re-puts, against a reference.
+  for (const tails of [["a", "b"], ["a", "\u{1F600}", "\uE000"]]) {
+    const h = new MemoryHost();
+    const all = new Map();
+    let seed = 7;
+    const rand = (n) => {
+      seed = (seed * 1103515245 + 12345) % 2147483648;
+      return seed % n;
+    };
+    for (let step = 0; step < 400; step++) {
+      const ops = [];
+      // Mostly small batches (ordered one by one), now and then a large one (merged).
+      const size = step % 50 === 0 ? 600 : 1 + rand(12);
+      for (let i = 0; i < size; i++) {
+        const key = `k/${String(rand(3000)).padStart(4, "0")}${tails[rand(tails.length)]}`;
+        if (rand(4) === 0) {
+          ops.push({ op: "delete", key });
+          all.delete(key);
+        } else {
+          ops.push({ op: "put", key, value: `v${step}.${i}` });
+          all.set(key, `v${step}.${i}`);
+        }
+      }
+      h.apply(ops);
+      if (step % 3 !== 0) {
+        const prefix = ["k/", "k/1", "k/02", ""][step % 4];
+        const offset = rand(50);
+        assert.deepEqual(h.scan(prefix, offset, 40), naiveScan([...all], prefix, offset, 40), `step ${step}`);
+      }
+      assert.equal(h.size, all.size);
+    }
+    assert.deepEqual(h.entries(), naiveScan([...all], ""));
+  }
+  // Put, delete and put again between two scans: once in the order; deleted before any scan:
+  // not at all.
+  const h = new MemoryHost([["k/1", "a"]]);
+  h.apply([{ op: "put", key: "k/2", value: "b" }, { op: "delete", key: "k/2" }, { op: "put", key: "k/0", value: "c" }]);
+  h.apply([{ op: "put", key: "k/2", value: "d" }, { op: "delete", key: "k/1" }, { op: "delete", key: "k/0" }]);
+  h.apply([{ op: "put", key: "k/0", value: "e" }]);
+  assert.deepEqual(h.scan("k/"), [["k/0", "e"], ["k/2", "d"]]);
+  assert.equal(h.size, 2);
+});
+
 test("MemoryHost: UTF-8 order of surrogate pairs against U+E000..U+FFFF, and bad arguments", () => {
   const h = new MemoryHost();
   h.apply([
