@@ -556,6 +556,33 @@ mod tests {
     use std::net::TcpListener;
     use writesync_core::net::Cidr;
 
+    /// A loopback server that takes one connection per answer, reads each request up to its
+    /// `{}` body, writes the answer and closes; its port, and the first lines it read.
+    fn answering(answers: Vec<String>) -> (u16, std::thread::JoinHandle<Vec<String>>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = std::thread::spawn(move || {
+            let mut firsts = Vec::new();
+            for answer in answers {
+                let (mut s, _) = listener.accept().unwrap();
+                let mut seen = Vec::new();
+                let mut buf = [0u8; 4096];
+                while !String::from_utf8_lossy(&seen).ends_with("{}") {
+                    let n = s.read(&mut buf).unwrap();
+                    if n == 0 {
+                        break;
+                    }
+                    seen.extend_from_slice(&buf[..n]);
+                }
+                let _ = s.write_all(answer.as_bytes());
+                let text = String::from_utf8_lossy(&seen).into_owned();
+                firsts.push(text.lines().next().unwrap_or("").to_string());
+            }
+            firsts
+        });
+        (port, server)
+    }
+
     #[test]
     fn kept_names_expire_and_stay_bounded() {
         let t0 = Instant::now();
@@ -589,25 +616,8 @@ mod tests {
 
     #[test]
     fn a_name_is_looked_up_once_for_many_requests() {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let server = std::thread::spawn(move || {
-            for _ in 0..3 {
-                let (mut s, _) = listener.accept().unwrap();
-                let mut seen = Vec::new();
-                let mut buf = [0u8; 1024];
-                while !String::from_utf8_lossy(&seen).ends_with("{}") {
-                    let n = s.read(&mut buf).unwrap();
-                    if n == 0 {
-                        break;
-                    }
-                    seen.extend_from_slice(&buf[..n]);
-                }
-                let _ = s.write_all(
-                    b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-                );
-            }
-        });
+        let ok = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+        let (port, server) = answering(vec![ok.to_string(); 3]);
         let t = Transport::new(&TransportConfig {
             policy: policy(&["127.0.0.0/8"]),
             ..TransportConfig::default()
@@ -727,36 +737,16 @@ mod tests {
 
     #[test]
     fn allowed_loopback_answers_are_bounded_and_redirects_not_followed() {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let server = std::thread::spawn(move || {
-            let mut firsts = Vec::new();
-            for answer in [
-                format!(
-                    "HTTP/1.1 503 Busy\r\nRetry-After: 7\r\nContent-Length: 100000\r\n\
+        let (port, server) = answering(vec![
+            format!(
+                "HTTP/1.1 503 Busy\r\nRetry-After: 7\r\nContent-Length: 100000\r\n\
                      Connection: close\r\n\r\n{}",
-                    "x".repeat(100_000)
-                ),
-                "HTTP/1.1 302 Found\r\nLocation: /elsewhere\r\nContent-Length: 0\r\n\
+                "x".repeat(100_000)
+            ),
+            "HTTP/1.1 302 Found\r\nLocation: /elsewhere\r\nContent-Length: 0\r\n\
                  Connection: close\r\n\r\n"
-                    .to_string(),
-            ] {
-                let (mut s, _) = listener.accept().unwrap();
-                let mut seen = Vec::new();
-                let mut buf = [0u8; 4096];
-                while !String::from_utf8_lossy(&seen).ends_with("{}") {
-                    let n = s.read(&mut buf).unwrap();
-                    if n == 0 {
-                        break;
-                    }
-                    seen.extend_from_slice(&buf[..n]);
-                }
-                let _ = s.write_all(answer.as_bytes());
-                let text = String::from_utf8_lossy(&seen).into_owned();
-                firsts.push(text.lines().next().unwrap_or("").to_string());
-            }
-            firsts
-        });
+                .to_string(),
+        ]);
         let t = Transport::new(&TransportConfig {
             policy: policy(&["127.0.0.0/8"]),
             ..TransportConfig::default()

@@ -727,28 +727,7 @@ mod tests {
     fn an_idempotency_key_replays_within_one_batch() {
         let dir = tempfile::tempdir().unwrap();
         let s = state(&dir);
-        let r = batch(
-            &s,
-            vec![admin(
-                "POST",
-                "/admin/accounts",
-                r#"{"domain":"idem.example.com","writeEnabled":true}"#,
-            )],
-        );
-        let account = r[0].body_json()["id"].as_str().unwrap().to_string();
-        let k = batch(
-            &s,
-            vec![admin(
-                "POST",
-                &format!("/admin/accounts/{account}/api-keys"),
-                r#"{"scopes":["api.read","api.write"]}"#,
-            )],
-        );
-        let kb = k[0].body_json();
-        let auth = writesync_core::util::crypto::basic_auth_header(
-            kb["key"].as_str().unwrap(),
-            kb["secret"].as_str().unwrap(),
-        );
+        let auth = tenant(&s, "idem.example.com", false);
         let create = || {
             ApiRequest::new("POST", "/api/customers")
                 .header("Authorization", &auth)
@@ -773,34 +752,27 @@ mod tests {
         );
     }
 
-    /// An account with a write-enabled API key and one generic connection that receives
-    /// customers (never contacted: these tests report outcomes by hand); its Basic auth.
-    fn pushing_tenant(state: &AppState) -> String {
-        let r = batch(
-            state,
-            vec![admin(
-                "POST",
-                "/admin/accounts",
-                r#"{"domain":"push.example.com","writeEnabled":true}"#,
-            )],
-        );
+    /// A write-enabled account on `domain` with an API key (and, with `connection`, one
+    /// generic connection that receives customers, never contacted: these tests report
+    /// outcomes by hand); the key's Basic auth.
+    fn tenant(state: &AppState, domain: &str, connection: bool) -> String {
+        let body = format!(r#"{{"domain":"{domain}","writeEnabled":true}}"#);
+        let r = batch(state, vec![admin("POST", "/admin/accounts", &body)]);
         let account = r[0].body_json()["id"].as_str().unwrap().to_string();
-        let k = batch(
-            state,
-            vec![
-                admin(
-                    "POST",
-                    &format!("/admin/accounts/{account}/api-keys"),
-                    r#"{"scopes":["api.read","api.write"]}"#,
-                ),
-                admin(
-                    "POST",
-                    &format!("/admin/accounts/{account}/connections"),
-                    r#"{"app":"crm","type":"crm","pushUrl":"https://crm.example.com/push","objects":["customer"]}"#,
-                ),
-            ],
-        );
-        assert_eq!(k[1].status, 201, "{}", k[1].body);
+        let mut requests = vec![admin(
+            "POST",
+            &format!("/admin/accounts/{account}/api-keys"),
+            r#"{"scopes":["api.read","api.write"]}"#,
+        )];
+        if connection {
+            requests.push(admin(
+                "POST",
+                &format!("/admin/accounts/{account}/connections"),
+                r#"{"app":"crm","type":"crm","pushUrl":"https://crm.example.com/push","objects":["customer"]}"#,
+            ));
+        }
+        let k = batch(state, requests);
+        assert!(k.iter().all(|a| a.status == 201), "{k:?}");
         let kb = k[0].body_json();
         writesync_core::util::crypto::basic_auth_header(
             kb["key"].as_str().unwrap(),
@@ -820,7 +792,7 @@ mod tests {
     fn outcomes_whose_batch_fails_midway_commit_nothing_and_stay_owed() {
         let dir = tempfile::tempdir().unwrap();
         let s = state(&dir);
-        let auth = pushing_tenant(&s);
+        let auth = tenant(&s, "push.example.com", true);
         let write = |name: &str| {
             ApiRequest::new("POST", "/api/customers")
                 .header("Authorization", &auth)
