@@ -235,6 +235,18 @@ enum writesync_result writesync_run_due(const struct writesync_engine *engine, i
 // `engine` is NULL or a live handle; `removed_out` is NULL or valid for writing a `size_t`.
 enum writesync_result writesync_prune(const struct writesync_engine *engine, int64_t now_ms, size_t limit, size_t *removed_out);
 
+// Make every push, token request and webhook delivery that was handed out (`writesync_due`,
+// `writesync_run_due`) and not reported due again at `now_ms`, as if its lease had run out.
+// Call it once after `writesync_open` when this process is the only worker on the file: what
+// a crashed process had in flight is then sent again at once instead of when its lease
+// (120 s) runs out. Do not call it while another process or thread has items out: they would
+// be sent twice. A retried item keeps its `Idempotency-Key`; the lost attempt still counts.
+// `*written_out` receives the number of stored rows written (two per item made due).
+//
+// # Safety
+// `engine` is NULL or a live handle; `written_out` is NULL or valid for writing a `size_t`.
+enum writesync_result writesync_recover(const struct writesync_engine *engine, int64_t now_ms, size_t *written_out);
+
 // Free a string returned by this library (`writesync_handle`, `writesync_due`, ...).
 //
 // `s` must come from this library and is invalid afterwards; freeing it twice, or freeing a

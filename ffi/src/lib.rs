@@ -478,6 +478,38 @@ pub unsafe extern "C" fn writesync_prune(
     })
 }
 
+/// Make every push, token request and webhook delivery that was handed out (`writesync_due`,
+/// `writesync_run_due`) and not reported due again at `now_ms`, as if its lease had run out.
+/// Call it once after `writesync_open` when this process is the only worker on the file: what
+/// a crashed process had in flight is then sent again at once instead of when its lease
+/// (120 s) runs out. Do not call it while another process or thread has items out: they would
+/// be sent twice. A retried item keeps its `Idempotency-Key`; the lost attempt still counts.
+/// `*written_out` receives the number of stored rows written (two per item made due).
+///
+/// # Safety
+/// `engine` is NULL or a live handle; `written_out` is NULL or valid for writing a `size_t`.
+#[no_mangle]
+pub unsafe extern "C" fn writesync_recover(
+    engine: *const writesync_engine,
+    now_ms: i64,
+    written_out: *mut usize,
+) -> writesync_result {
+    guard(|| {
+        // SAFETY: the caller's contract above.
+        let out = unsafe { out_arg(written_out, 0, "written_out")? };
+        // SAFETY: the caller's contract above.
+        let handle = unsafe { engine_arg(engine)? };
+        let mut st = handle.lock()?;
+        let State { engine, store } = &mut *st;
+        let batch = engine.recover(now_ms, store)?;
+        if !batch.ops.is_empty() {
+            writesync_core::Storage::apply(store, &batch)?;
+        }
+        *out = batch.ops.len();
+        Ok(())
+    })
+}
+
 /// Free a string returned by this library (`writesync_handle`, `writesync_due`, ...).
 ///
 /// `s` must come from this library and is invalid afterwards; freeing it twice, or freeing a

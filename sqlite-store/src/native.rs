@@ -666,6 +666,23 @@ impl NativeEngine {
         Ok(self.engine.next_deadline(&self.store)?)
     }
 
+    /// Make every push, token request and webhook delivery that was handed out and not
+    /// reported due again at `now_ms`, as if its lease had run out (`Engine::recover`). Call it
+    /// once after opening the file when this process is the only worker on it: what a crashed
+    /// process had in flight is then sent again at once instead of when its lease (120 s)
+    /// runs out. A retried item keeps its `Idempotency-Key`; the lost attempt still counts.
+    /// Returns the number of rows written (two per item: its wake-up entry moves).
+    pub fn recover(&mut self, now_ms: i64) -> Result<usize, StoreError> {
+        let mut unit = self.store.begin_single_write()?;
+        let batch = self.engine.recover(now_ms, &unit)?;
+        if batch.is_empty() {
+            return Ok(0);
+        }
+        unit.apply(&batch)?;
+        unit.commit()?;
+        Ok(batch.ops.len())
+    }
+
     /// Apply the retention: remove idempotency records older than
     /// `EngineConfig::idempotency_retention_ms` (default 24 h), finished (delivered or
     /// failed) webhook deliveries older than `EngineConfig::delivery_retention_ms` (default

@@ -225,6 +225,34 @@ fn claimed_work_is_reported_once_and_a_second_report_changes_nothing() {
 }
 
 #[test]
+fn recover_hands_out_again_at_once_what_was_claimed_and_not_reported() {
+    let mut w = world(true);
+    w.connect("quickbooks", "accounting");
+    w.customer(&push(), T0);
+    let first = w.app.claim_due(T0, 16).unwrap();
+    assert_eq!(first.len(), 1);
+    // Leased: a claim before the lease runs out finds nothing.
+    assert!(w.app.claim_due(T0 + 1_000, 16).unwrap().is_empty());
+    assert_eq!(w.app.recover(T0 + 1_000).unwrap(), 2);
+    let again = w.app.claim_due(T0 + 1_000, 16).unwrap();
+    assert_eq!(again.len(), 1);
+    assert_ne!(again[0].id, first[0].id, "a new attempt");
+    assert_eq!(
+        again[0].request.headers.get("Idempotency-Key"),
+        first[0].request.headers.get("Idempotency-Key")
+    );
+    // The first attempt's report is stale now; the second one's counts.
+    assert!(w
+        .app
+        .report_outcome(&first[0].id, &answer(201, "{}"), T0 + 1_500)
+        .is_err());
+    w.app
+        .report_outcome(&again[0].id, &answer(201, r#"{"id":"QB-1"}"#), T0 + 1_500)
+        .unwrap();
+    assert_eq!(w.app.recover(T0 + 2_000).unwrap(), 0);
+}
+
+#[test]
 fn idempotent_writes_replay_until_the_retention_ends() {
     let mut w = world(true);
     let keyed = WriteOptions {

@@ -625,8 +625,52 @@ static void one_engine_many_threads(void) {
     temp_db_remove(&db);
 }
 
+/* A push handed out and never reported (the process "crashed"): a reopened engine hands it out
+ * again only when its lease runs out, unless writesync_recover makes it due at once. */
+static void recover_hands_out_again_what_a_crash_left_out(void) {
+    temp_db db;
+    CHECK(temp_db_make(&db), "temp dir");
+    writesync_engine *e = NULL;
+    CHECK_RC(writesync_open(db.path, CONFIG, &e), WRITESYNC_OK);
+    if (!e) return;
+    tenant t;
+    make_tenant(e, "https://qb.example.com/push", NULL, &t);
+    jval *w = send_req(e, T0, "POST", "/api/customers", t.auth, "\"X-Sync-Data\":\"push\"",
+                       "{\"name\":\"Acme Ltd\"}");
+    CHECK(status_of(w) == 201, "write: %d", status_of(w));
+    json_free(w);
+    jval *items = due(e, T0);
+    CHECK(items && items->n == 1, "one push handed out");
+    char first[128] = "";
+    if (items && items->n == 1) snprintf(first, sizeof first, "%s", json_get_str(items->items[0], "id"));
+    json_free(items);
+    CHECK_RC(writesync_close(e), WRITESYNC_OK);
+
+    e = NULL;
+    CHECK_RC(writesync_open(db.path, CONFIG, &e), WRITESYNC_OK);
+    if (!e) return;
+    items = due(e, T0 + 1000);
+    CHECK(items && items->n == 0, "still leased: nothing due");
+    json_free(items);
+    size_t written = 99;
+    CHECK_RC(writesync_recover(e, T0 + 1000, &written), WRITESYNC_OK);
+    CHECK(written == 2, "recover wrote %zu rows (the wake-up entry moved)", written);
+    items = due(e, T0 + 1000);
+    CHECK(items && items->n == 1, "handed out again at once");
+    if (items && items->n == 1) {
+        const char *again = json_get_str(items->items[0], "id");
+        CHECK(again && strcmp(again, first) != 0, "a new attempt: %s after %s", again ? again : "NULL", first);
+    }
+    json_free(items);
+    CHECK_RC(writesync_recover(e, T0 + 2000, NULL), WRITESYNC_INVALID_ARGUMENT);
+    CHECK_RC(writesync_recover(NULL, T0 + 2000, &written), WRITESYNC_INVALID_ARGUMENT);
+    CHECK_RC(writesync_close(e), WRITESYNC_OK);
+    temp_db_remove(&db);
+}
+
 void test_flow(void) {
     push_through_due_and_report();
+    recover_hands_out_again_what_a_crash_left_out();
     run_due_refuses_loopback();
     run_due_pushes_to_an_allowed_local_server();
     run_due_answers_token_items_through_the_configured_broker();
