@@ -88,6 +88,11 @@ struct ServeArgs {
     #[arg(long, value_name = "N", value_parser = parse_per_origin)]
     max_in_flight_per_origin: Option<usize>,
 
+    /// Threads that send pushes, webhook deliveries and token requests; each keeps up to 8
+    /// claimed items waiting. More senders keep more slow targets busy at once [default: 8].
+    #[arg(long, value_name = "N", value_parser = parse_senders)]
+    senders: Option<usize>,
+
     /// Most inbound connections open at once; further ones wait in the listen backlog. At start
     /// the soft open-file limit is raised (up to the hard limit) to fit them; when the hard
     /// limit is too low the bound is lowered, with a warning [default: 16384].
@@ -213,6 +218,13 @@ fn parse_per_origin(s: &str) -> Result<usize, String> {
     }
 }
 
+fn parse_senders(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(n) if (1..=256).contains(&n) => Ok(n),
+        _ => Err("the number of senders must be from 1 to 256".into()),
+    }
+}
+
 fn parse_readers(s: &str) -> Result<usize, String> {
     match s.trim().parse::<usize>() {
         Ok(n) if n <= 256 => Ok(n),
@@ -243,6 +255,9 @@ fn serve_config(a: ServeArgs) -> ServeConfig {
     }
     if let Some(n) = a.max_in_flight_per_origin {
         c.per_origin = n;
+    }
+    if let Some(n) = a.senders {
+        c.senders = n;
     }
     if let Some(s) = a.lease_seconds {
         c.lease_ms = (s * 1000.0).round() as u64;

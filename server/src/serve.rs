@@ -359,6 +359,8 @@ pub fn start(cfg: &ServeConfig) -> Result<RunningServer, ServeError> {
             ("db", Value::String(cfg.db.display().to_string())),
             ("maxConnections", json!(limits.max_connections)),
             ("maxConnectionsPerIp", json!(limits.max_connections_per_ip)),
+            ("senders", json!(cfg.senders.max(1))),
+            ("maxInFlightPerOrigin", json!(cfg.per_origin)),
             (
                 "headerTimeoutMs",
                 json!(u64::try_from(limits.header_timeout.as_millis()).unwrap_or(u64::MAX)),

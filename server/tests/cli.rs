@@ -74,6 +74,8 @@ fn help_and_usage_errors() {
             vec!["serve", "--max-in-flight-per-origin", "0"],
             "per origin",
         ),
+        (vec!["serve", "--senders", "0"], "senders"),
+        (vec!["serve", "--senders", "257"], "senders"),
         (vec!["frobnicate"], "frobnicate"),
         (vec![], "Usage"),
     ] {
@@ -82,6 +84,31 @@ fn help_and_usage_errors() {
         let err = String::from_utf8_lossy(&o.stderr);
         assert!(err.contains(needle), "{args:?}: {err}");
     }
+}
+
+#[test]
+fn the_senders_and_the_per_origin_cap_are_set_by_flags_and_logged() {
+    let dir = tempfile::tempdir().unwrap();
+    let listening = |args: &[&str]| -> Value {
+        let srv = Server::start(&dir.path().join(format!("s{}.db", args.len())), args);
+        srv.logs()
+            .iter()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .find(|v| v["msg"] == "listening")
+            .unwrap()
+    };
+    let line = listening(&[]);
+    assert_eq!(
+        (&line["senders"], &line["maxInFlightPerOrigin"]),
+        (&json!(8), &json!(4)),
+        "{line}"
+    );
+    let line = listening(&["--senders", "3", "--max-in-flight-per-origin", "2"]);
+    assert_eq!(
+        (&line["senders"], &line["maxInFlightPerOrigin"]),
+        (&json!(3), &json!(2)),
+        "{line}"
+    );
 }
 
 #[test]
