@@ -446,6 +446,36 @@ pub unsafe extern "C" fn writesync_run_due(
     })
 }
 
+/// `writesync_prune` and `writesync_recover`: plan one batch with `plan`, apply it, and write
+/// the number of rows it wrote to `*rows_out`.
+///
+/// # Safety
+/// `engine` is NULL or a live handle; `rows_out` is NULL or valid for writing a `size_t`.
+unsafe fn maintain(
+    engine: *const writesync_engine,
+    rows_out: *mut usize,
+    what: &str,
+    plan: impl FnOnce(
+        &mut Engine,
+        &SqliteStore,
+    ) -> Result<writesync_core::Batch, writesync_core::CoreError>,
+) -> writesync_result {
+    guard(|| {
+        // SAFETY: the caller's contract above.
+        let out = unsafe { out_arg(rows_out, 0, what)? };
+        // SAFETY: the caller's contract above.
+        let handle = unsafe { engine_arg(engine)? };
+        let mut st = handle.lock()?;
+        let State { engine, store } = &mut *st;
+        let batch = plan(engine, store)?;
+        if !batch.ops.is_empty() {
+            writesync_core::Storage::apply(store, &batch)?;
+        }
+        *out = batch.ops.len();
+        Ok(())
+    })
+}
+
 /// Remove what has outlived its retention: idempotency records older than
 /// `idempotencyRetentionMs` and finished (delivered or failed) webhook deliveries older than
 /// `deliveryRetentionMs`; nothing unfinished is removed. At most `limit` records of each kind
@@ -462,20 +492,12 @@ pub unsafe extern "C" fn writesync_prune(
     limit: usize,
     removed_out: *mut usize,
 ) -> writesync_result {
-    guard(|| {
-        // SAFETY: the caller's contract above.
-        let out = unsafe { out_arg(removed_out, 0, "removed_out")? };
-        // SAFETY: the caller's contract above.
-        let handle = unsafe { engine_arg(engine)? };
-        let mut st = handle.lock()?;
-        let State { engine, store } = &mut *st;
-        let batch = engine.prune(now_ms, limit, store)?;
-        if !batch.ops.is_empty() {
-            writesync_core::Storage::apply(store, &batch)?;
-        }
-        *out = batch.ops.len();
-        Ok(())
-    })
+    // SAFETY: the caller's contract above.
+    unsafe {
+        maintain(engine, removed_out, "removed_out", |e, store| {
+            e.prune(now_ms, limit, store)
+        })
+    }
 }
 
 /// Make every push, token request and webhook delivery that was handed out (`writesync_due`,
@@ -494,20 +516,12 @@ pub unsafe extern "C" fn writesync_recover(
     now_ms: i64,
     written_out: *mut usize,
 ) -> writesync_result {
-    guard(|| {
-        // SAFETY: the caller's contract above.
-        let out = unsafe { out_arg(written_out, 0, "written_out")? };
-        // SAFETY: the caller's contract above.
-        let handle = unsafe { engine_arg(engine)? };
-        let mut st = handle.lock()?;
-        let State { engine, store } = &mut *st;
-        let batch = engine.recover(now_ms, store)?;
-        if !batch.ops.is_empty() {
-            writesync_core::Storage::apply(store, &batch)?;
-        }
-        *out = batch.ops.len();
-        Ok(())
-    })
+    // SAFETY: the caller's contract above.
+    unsafe {
+        maintain(engine, written_out, "written_out", |e, store| {
+            e.recover(now_ms, store)
+        })
+    }
 }
 
 /// Free a string returned by this library (`writesync_handle`, `writesync_due`, ...).
