@@ -190,53 +190,64 @@ fn parse_header_timeout(s: &str) -> Result<f64, String> {
     parse_secs(s, 0.1, 600.0, "the header timeout (seconds)")
 }
 
-fn parse_connections(s: &str) -> Result<usize, String> {
-    match s.trim().parse::<usize>() {
-        Ok(n) if (1..=1 << 20).contains(&n) => Ok(n),
-        _ => Err("the number of connections must be from 1 to 1048576".into()),
+/// `s` as a number within `range`, or `error`.
+fn bounded<T: std::str::FromStr + PartialOrd>(
+    s: &str,
+    range: std::ops::RangeInclusive<T>,
+    error: &str,
+) -> Result<T, String> {
+    match s.trim().parse::<T>() {
+        Ok(n) if range.contains(&n) => Ok(n),
+        _ => Err(error.into()),
     }
+}
+
+fn parse_connections(s: &str) -> Result<usize, String> {
+    bounded(
+        s,
+        1..=1 << 20,
+        "the number of connections must be from 1 to 1048576",
+    )
 }
 
 fn parse_commit_batch(s: &str) -> Result<usize, String> {
-    match s.trim().parse::<usize>() {
-        Ok(n) if (1..=4096).contains(&n) => Ok(n),
-        _ => Err("the commit batch must be a number of requests from 1 to 4096".into()),
-    }
+    bounded(
+        s,
+        1..=4096,
+        "the commit batch must be a number of requests from 1 to 4096",
+    )
 }
 
 fn parse_commit_wait(s: &str) -> Result<u64, String> {
-    match s.trim().parse::<u64>() {
-        Ok(n) if n <= 1000 => Ok(n),
-        _ => Err("the commit wait must be a number of milliseconds from 0 to 1000".into()),
-    }
+    bounded(
+        s,
+        0..=1000,
+        "the commit wait must be a number of milliseconds from 0 to 1000",
+    )
 }
 
 fn parse_per_origin(s: &str) -> Result<usize, String> {
-    match s.trim().parse::<usize>() {
-        Ok(n) if (1..=1024).contains(&n) => Ok(n),
-        _ => Err("the most items in flight per origin must be from 1 to 1024".into()),
-    }
+    bounded(
+        s,
+        1..=1024,
+        "the most items in flight per origin must be from 1 to 1024",
+    )
 }
 
 fn parse_senders(s: &str) -> Result<usize, String> {
-    match s.trim().parse::<usize>() {
-        Ok(n) if (1..=256).contains(&n) => Ok(n),
-        _ => Err("the number of senders must be from 1 to 256".into()),
-    }
+    bounded(s, 1..=256, "the number of senders must be from 1 to 256")
 }
 
 fn parse_readers(s: &str) -> Result<usize, String> {
-    match s.trim().parse::<usize>() {
-        Ok(n) if n <= 256 => Ok(n),
-        _ => Err("the number of readers must be from 0 to 256".into()),
-    }
+    bounded(s, 0..=256, "the number of readers must be from 0 to 256")
 }
 
 fn parse_body_limit(s: &str) -> Result<usize, String> {
-    match s.trim().parse::<usize>() {
-        Ok(n) if (1..=1 << 30).contains(&n) => Ok(n),
-        _ => Err("the body limit must be a number of bytes from 1 to 1073741824".into()),
-    }
+    bounded(
+        s,
+        1..=1 << 30,
+        "the body limit must be a number of bytes from 1 to 1073741824",
+    )
 }
 
 fn serve_config(a: ServeArgs) -> ServeConfig {
