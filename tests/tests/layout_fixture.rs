@@ -496,7 +496,7 @@ fn the_layout1_store_answers_its_recorded_reads_after_migration() {
     }
     assert_eq!(
         store.get("meta/layout").unwrap().as_deref(),
-        Some("{\"version\":3}")
+        Some("{\"version\":4}")
     );
     // Migrating again is a no-op.
     let again = engine.migrate(3, &store).unwrap();
@@ -518,7 +518,7 @@ fn the_layout1_store_answers_its_recorded_reads_after_migration() {
     let mut want: Vec<&str> = syncs.iter().map(String::as_str).collect();
     want.sort_unstable_by(|a, b| b.cmp(a));
     assert_eq!(ids, want);
-    assert!(store.entries().any(|(k, _)| k.starts_with("sx/")));
+    assert!(store.entries().any(|(k, _)| k.starts_with("sa/")));
     replay_reads(&mut engine, &mut store, &recorded).unwrap();
 }
 
@@ -613,7 +613,7 @@ fn a_layout1_sqlite_file_is_migrated_when_opened_and_answers_the_same() {
     let mut app = NativeEngine::open(&path, config).unwrap();
     assert_eq!(
         app.store().get("meta/layout").unwrap().as_deref(),
-        Some("{\"version\":3}")
+        Some("{\"version\":4}")
     );
     assert!(app.store().first_key("task/").unwrap().is_none());
     for r in recorded["requests"].as_array().unwrap() {

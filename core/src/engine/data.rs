@@ -298,7 +298,7 @@ fn delete(
     let (written, text, version) = deletes::delete(ctx, account, t, id, options.if_match)?;
     let mut reply = Reply::empty(204);
     if options.push {
-        let holders = stored::remote_connections(&ctx.tx, &account.id, t, id)?;
+        let holders = stored::remote_connections(&ctx.tx, t, id)?;
         let targets: Vec<Arc<ConnectionRec>> = connections
             .iter()
             .filter(|c| holders.contains(&c.id))
@@ -318,6 +318,6 @@ fn delete(
             targets: apps,
         });
     }
-    stored::after_delete(&mut ctx.tx, &account.id, t, id, version, text)?;
+    stored::after_delete(&mut ctx.tx, t, id, version, text)?;
     Ok(reply)
 }

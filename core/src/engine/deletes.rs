@@ -49,7 +49,7 @@ pub(crate) fn delete(
             );
         }
     }
-    if let Some((rt, rid, pointer)) = stored::first_referrer(&ctx.tx, &account.id, t, id)? {
+    if let Some((rt, rid, pointer)) = stored::first_referrer(&ctx.tx, t, id)? {
         return fail(
             ProblemKind::Conflict,
             format!(
@@ -64,7 +64,13 @@ pub(crate) fn delete(
         ObjectType::Account => {
             let code = field("code");
             let uniq = keys::unique(&account.id, UNIQ_ACCOUNT_CODE, code);
-            if ctx.tx.get_json::<String>(&uniq)?.as_deref() == Some(id) {
+            if ctx
+                .tx
+                .get(&uniq)?
+                .and_then(|v| keys::id_of_value(&v))
+                .as_deref()
+                == Some(id)
+            {
                 ctx.tx.delete(uniq);
             }
             code
@@ -98,14 +104,7 @@ pub(crate) fn delete(
             pointer: String::new(),
         }],
     };
-    stored::set_references(
-        &mut ctx.tx,
-        &account.id,
-        t,
-        id,
-        Some(&text),
-        stored::Refs::new(),
-    );
+    stored::set_references(&mut ctx.tx, t, id, Some(&text), stored::Refs::new());
     ctx.tx.delete(key);
     Ok((
         Written {

@@ -26,7 +26,7 @@ use crate::CoreError;
 pub(crate) fn next_deadline(store: &dyn KvRead) -> Result<Option<i64>, CoreError> {
     Ok(store
         .first_key(keys::DUE)?
-        .and_then(|k| parse_due_key(&k).map(|(ms, _)| ms)))
+        .and_then(|k| parse_due_key(&k).map(|e| e.ms)))
 }
 
 pub(crate) fn due(
@@ -52,18 +52,18 @@ pub(crate) fn due(
             if items.len() >= limit {
                 break 'outer;
             }
-            let Some((ms, what)) = parse_due_key(&key) else {
+            let Some(entry) = parse_due_key(&key) else {
                 tx.delete(key);
                 continue;
             };
-            if ms > now {
+            if entry.ms > now {
                 break 'outer;
             }
             tx.delete(key.clone());
             let checkpoint = tx.checkpoint();
-            let item = match what {
+            let item = match entry.what() {
                 WorkRef::Task(id) => {
-                    let sync = serde_json::from_str::<String>(&value).ok();
+                    let sync = keys::id_of_value(&value);
                     due_task(engine, now, &mut tx, id, sync.as_deref())
                 }
                 WorkRef::TokenRequest(id) => due_token_request(engine, now, &mut tx, id),
@@ -122,17 +122,10 @@ pub(crate) fn due_task(
     };
     let connector = conn.connector.connector();
     let provider = !conn.connector.is_generic();
-    let remote = stored::get_remote(
-        tx,
-        &task.account_id,
-        &conn.id,
-        task.object.object_type,
-        &task.object.id,
-    )?;
+    let remote = stored::get_remote(tx, &conn.id, task.object.object_type, &task.object.id)?;
     let mut references = Vec::with_capacity(task.references.len());
     for (field, t, rid) in &task.references {
-        let remote_id =
-            stored::get_remote(tx, &task.account_id, &conn.id, *t, rid)?.and_then(|r| r.remote_id);
+        let remote_id = stored::get_remote(tx, &conn.id, *t, rid)?.and_then(|r| r.remote_id);
         // Provider connectors may need the referenced object itself (an account's code).
         let object = if provider && !rid.contains('/') {
             tx.get_json::<Value>(&keys::object(&task.account_id, *t, rid))?

@@ -227,12 +227,38 @@ impl<'a> WorkId<'a> {
     }
 }
 
-/// A parsed wake-up entry (`due/<ms>/<tag>/<id>`): when, and for what.
-pub(crate) fn parse_due_key(key: &str) -> Option<(i64, WorkRef<'_>)> {
+/// A parsed wake-up entry (`du/<ms>/<tag>/<id>`, the id in the form of
+/// [`keys::id_in_key`]): when, and for what.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct DueEntry {
+    /// When the work is due (Unix ms).
+    pub(crate) ms: i64,
+    tag: &'static str,
+    id: String,
+}
+
+impl DueEntry {
+    /// What is due.
+    pub(crate) fn what(&self) -> WorkRef<'_> {
+        match self.tag {
+            "t" => WorkRef::Task(&self.id),
+            "d" => WorkRef::Delivery(&self.id),
+            _ => WorkRef::TokenRequest(&self.id),
+        }
+    }
+}
+
+/// Parse a wake-up entry's key; `None` for anything else.
+pub(crate) fn parse_due_key(key: &str) -> Option<DueEntry> {
     let rest = key.strip_prefix(keys::DUE)?;
     let (ms, rest) = rest.split_once('/')?;
     let (tag, id) = rest.split_once('/')?;
-    Some((ms.parse().ok()?, WorkRef::from_tag(tag, id)?))
+    let tag = WorkRef::from_tag(tag, "")?.tag();
+    Some(DueEntry {
+        ms: ms.parse().ok()?,
+        tag,
+        id: keys::id_from_key(id)?,
+    })
 }
 
 /// The work that [`Engine::due`](crate::Engine::due) hands out: commit `batch` first (it
@@ -342,15 +368,24 @@ mod tests {
 
     #[test]
     fn due_keys_parse() {
-        let k = keys::due_task(1234, "x");
-        assert_eq!(parse_due_key(&k), Some((1234, WorkRef::Task("x"))));
-        assert_eq!(parse_due_key("due/zz/t/x"), None);
+        let id = "01a0c450-6c00-700e-80c1-964a263e95de";
+        let k = keys::due_task(1234, id);
+        let e = parse_due_key(&k).unwrap();
+        assert_eq!((e.ms, e.what()), (1234, WorkRef::Task(id)));
+        assert_eq!(k.len(), "du/0000000000001234/t/".len() + 22, "{k}");
+        assert!(parse_due_key("du/zz/t/x").is_none());
+        assert!(
+            parse_due_key("du/5/t/not-short").is_none(),
+            "an id in no known form"
+        );
+        assert!(parse_due_key("du/5/q/~x").is_none(), "an unknown tag");
         for w in [
             WorkRef::Task("a"),
-            WorkRef::Delivery("b"),
+            WorkRef::Delivery(id),
             WorkRef::TokenRequest("c"),
         ] {
-            assert_eq!(parse_due_key(&w.due_key(5)), Some((5, w)));
+            let e = parse_due_key(&w.due_key(5)).unwrap();
+            assert_eq!((e.ms, e.what()), (5, w));
         }
     }
 }

@@ -203,14 +203,8 @@ pub(crate) fn update_target(
     target.attempts = attempts;
     target.last_error = last_error;
     target.error = error;
-    target.remote_id = stored::get_remote(
-        tx,
-        &sync.account_id,
-        &conn_id,
-        sync.object.object_type,
-        &sync.object.id,
-    )?
-    .and_then(|r| r.remote_id);
+    target.remote_id = stored::get_remote(tx, &conn_id, sync.object.object_type, &sync.object.id)?
+        .and_then(|r| r.remote_id);
     target.updated_at = now_str.clone();
     let sync_was_final = sync.status.is_final();
     sync.status = SyncStatus::aggregate(&sync.targets.iter().map(|t| t.status).collect::<Vec<_>>());

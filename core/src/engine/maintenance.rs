@@ -14,15 +14,15 @@ use crate::CoreError;
 pub(crate) fn recover(now: i64, store: &dyn KvRead) -> Result<Batch, CoreError> {
     let mut tx = Tx::new(store);
     for (key, value) in store.scan(keys::DUE, 0, usize::MAX)? {
-        let Some((ms, what)) = parse_due_key(&key) else {
+        let Some(entry) = parse_due_key(&key) else {
             continue;
         };
-        if ms <= now {
+        if entry.ms <= now {
             continue;
         }
-        let leased = match what {
+        let leased = match entry.what() {
             WorkRef::Task(id) => {
-                let sync = serde_json::from_str::<String>(&value).ok();
+                let sync = keys::id_of_value(&value);
                 matches!(
                     stored::get_task(&tx, id, sync.as_deref()),
                     Ok(Some(TaskRec {
@@ -49,7 +49,7 @@ pub(crate) fn recover(now: i64, store: &dyn KvRead) -> Result<Batch, CoreError> 
         if leased {
             tx.delete(key.clone());
             // The value (a task's sync) goes with the entry.
-            tx.put(what.due_key(now), value.clone());
+            tx.put(entry.what().due_key(now), value.clone());
         }
     }
     Ok(tx.into_batch())
@@ -169,7 +169,10 @@ enum Pruned {
 /// Prune one sync row if it is past `cut` and finished.
 fn prune_sync(cut: i64, tx: &mut Tx<'_>, key: &str, value: &str) -> Result<Pruned, CoreError> {
     {
-        let id = &key[keys::SYNCS.len()..];
+        let Some(id) = keys::id_from_key(&key[keys::SYNCS.len()..]) else {
+            return Ok(Pruned::Kept);
+        };
+        let id = id.as_str();
         match id_time_ms(id) {
             Some(ms) if ms <= cut => {}
             Some(_) => return Ok(Pruned::Past),

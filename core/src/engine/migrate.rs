@@ -1,38 +1,44 @@
-//! The stored data layout: which one a store holds, and the migration of layouts 1 and 2 to
-//! layout 3 in bounded, resumable steps.
+//! The stored data layout: which one a store holds, and the migration of layouts 1, 2 and 3
+//! to layout 4 in bounded, resumable steps.
 //!
 //! Layout 3 is layout 2 with two indexes that contract section 7 reads: the reverse reference
-//! index `ref/` (the `409` of a delete) and the per-account sync index `sx/`
-//! (`GET /api/syncs`). A layout-2 store gets them in the phases `references` and `sync-index`
-//! below (in every build, the wasm package's too); a layout-1 store gets them on its way.
+//! index (the `409` of a delete) and the per-account sync index (`GET /api/syncs`). Layout 4
+//! spells the keys of the rows a write adds per object and per push shorter
+//! ([`keys::id_in_key`]): the ids in them are 22 symbols instead of 36, the chains, remote
+//! ids, kept versions and references name no account (object ids are unique in a store), and
+//! their families have new prefixes (`s/` became `sy/`, `sx/` `sa/`, `t/` `tk/`, `c/` `ch/`,
+//! `r/` `rm/`, `v/` `ov/`, `ref/` `rf/`, `uniq/` `uq/`, `due/` `du/`), so that the conversion
+//! can take the first rows left under an old prefix at every step, with no offset to keep.
 //!
-//! The layout is stored under `meta/layout` (`{"version": 3}`). A store without it holds
+//! The layout is stored under `meta/layout` (`{"version": 4}`). A store without it holds
 //! layout 1 when any of layout 1's own prefixes (`sync/`, `task/`, `chain/`, `remote/`) is
-//! present; otherwise it holds nothing layout 1 and 2 spell differently, and migrating it only
-//! writes the version (nothing at all for an empty store). A migration step converts up to `limit` rows of one phase and writes,
-//! in the same batch, its progress under `meta/migration`: a step whose batch is lost is
-//! simply done again, and a store left between steps resumes where it stopped. The phases
-//! are in `migrate_v1.rs`, built with the feature `layout1` (on by default); a build without
-//! it (the wasm package) refuses a layout-1 store with [`CoreError::Layout`]
+//! present; otherwise it holds nothing layout 1 and 2 spell differently, and it is migrated as
+//! a layout-2 store (nothing at all is written for an empty store). A migration step converts
+//! up to `limit` rows of one phase and writes, in the same batch, its progress under
+//! `meta/migration`: a step whose batch is lost is simply done again, and a store left between
+//! steps resumes where it stopped. The phases of layout 1 are in `migrate_v1.rs`, built with
+//! the feature `layout1` (on by default); a build without it (the wasm package) refuses a
+//! layout-1 store with [`CoreError::Layout`]
 //! ([`LAYOUT1_UNSUPPORTED`](crate::records::layout::LAYOUT1_UNSUPPORTED)) and writes nothing.
 //!
 //! | phase | what one step does |
 //! |---|---|
-//! | `syncs` | up to `limit` syncs `sync/{account}/{sync}` with their tasks `task/{task}` become rows `s/{sync}` (a task names the version it pushes; a version replaced since is kept under `v/` while the task is unfinished); each task gets its pointer `t/{task}`, and the due entries of its unfinished tasks name the sync |
-//! | `chains` | `chain/{connection}/{type}/{id}` becomes the object's `c/` list (for an unfinished task) |
-//! | `remotes` | `remote/{connection}/{type}/{id}` joins the object's `r/` row (a connection that no longer exists has no account and its ids are dropped) |
+//! | `syncs` | up to `limit` syncs `sync/{account}/{sync}` with their tasks `task/{task}` become rows `sy/{sync}` (a task names the version it pushes; a version replaced since is kept under `ov/` while the task is unfinished); each task gets its pointer `tk/{task}`, and the due entries of its unfinished tasks name the sync |
+//! | `chains` | `chain/{connection}/{type}/{id}` becomes the object's `ch/` list (for an unfinished task) |
+//! | `remotes` | `remote/{connection}/{type}/{id}` joins the object's `rm/` row (a connection that no longer exists has no account and its ids are dropped) |
 //! | `deliveries` | each delivery is listed in its sync's row (so that it is pruned with it) |
 //! | `orphans` | task rows that no sync listed are removed |
-//! | `references` | up to `limit` objects `obj/...` (in key order, from the recorded offset) get their entries in the reverse reference index `ref/...` (an invoice's customer and line accounts, an expense's vendor and line accounts) |
-//! | `sync-index` (from layout 2 only) | up to `limit` syncs `s/...` (from the recorded offset) get their entry `sx/{account}/{inverted id}` |
+//! | `references` | up to `limit` objects `obj/...` (in key order, from the recorded offset) get their entries in the reverse reference index `rf/...` (an invoice's customer and line accounts, an expense's vendor and line accounts) |
+//! | `convert` | the first `limit` rows left under the prefixes of layouts 2 and 3 (`s/`, `sx/`, `t/`, `c/`, `r/`, `v/`, `ref/`, `uniq/`, `due/`) are written under layout 4's keys, with the ids in their index values in the short form, and removed |
+//! | `sync-index` (from layout 2 only) | up to `limit` syncs `sy/...` (from the recorded offset) get their entry `sa/{account}/{inverted id}` |
 //!
-//! Layout 1 runs every phase but `sync-index` (its `syncs` phase writes the entries); layout 2
-//! runs `references` and `sync-index`. A store without a marker that holds data (layout 1
-//! where nothing was ever pushed, or a store a layout-2 engine began empty, which it never
-//! marked) gets both indexes in the one step that marks it.
+//! Layout 1 runs every phase but `sync-index` (its `syncs` phase writes the entries), ending
+//! with `convert` (for its uniqueness and wake-up entries); layout 2 runs `convert`,
+//! `references` and `sync-index`; layout 3 runs `convert` only.
 
 use super::migration::{layout_row, MigrationStep, Progress};
 use super::tx::Tx;
+use crate::cdm::ObjectType;
 #[cfg(not(feature = "layout1"))]
 use crate::records::layout::LAYOUT1_UNSUPPORTED;
 use crate::records::layout::{layout_of, Layout, LAYOUT_VERSION};
@@ -50,38 +56,170 @@ fn index_syncs(
 ) -> Result<usize, CoreError> {
     let rows = store.scan(keys::SYNCS, offset, limit)?;
     for (k, text) in &rows {
-        let sync = rows::SyncRow::parse(text).map_err(|reason| CoreError::CorruptRow {
+        let corrupt = |reason: String| CoreError::CorruptRow {
             key: k.clone(),
             reason,
-        })?;
-        let id = &k[keys::SYNCS.len()..];
-        tx.put(keys::account_sync(&sync.account_id, id), json_string(id));
+        };
+        let sync = rows::SyncRow::parse(text).map_err(corrupt)?;
+        let id = keys::id_from_key(&k[keys::SYNCS.len()..])
+            .ok_or_else(|| corrupt("not a sync id".into()))?;
+        tx.put(
+            keys::account_sync(&sync.account_id, &id),
+            keys::id_value(&id),
+        );
     }
     Ok(rows.len())
 }
 
-/// One bounded step of migrating a layout-2 store (or a migration from it) to layout 3.
-fn step_from_2(
+/// The prefixes of layouts 2 and 3 (and layout 1's `uniq/` and `due/`) whose rows layout 4
+/// spells differently. None of them is a prefix of a layout-4 key.
+const OLD_FAMILIES: [&str; 9] = ["s/", "sx/", "t/", "c/", "r/", "v/", "ref/", "uniq/", "due/"];
+
+/// The phase `convert`: rewrite up to `limit` of the rows left under [`OLD_FAMILIES`] under
+/// layout 4's keys, and remove them. Answers whether none is left.
+pub(super) fn convert(
+    tx: &mut Tx<'_>,
+    store: &dyn KvRead,
+    limit: usize,
+) -> Result<bool, CoreError> {
+    let mut left = limit;
+    for prefix in OLD_FAMILIES {
+        let rows = store.scan(prefix, 0, left)?;
+        for (key, value) in &rows {
+            let (k, v) = converted(prefix, key, value).ok_or_else(|| CoreError::CorruptRow {
+                key: key.clone(),
+                reason: "not a row of data layout 3".into(),
+            })?;
+            tx.delete(key.clone());
+            tx.put(k, v);
+        }
+        left -= rows.len();
+        if left == 0 {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// The id of an index value of layout 3 (a JSON string).
+fn old_id(value: &str) -> Option<String> {
+    serde_json::from_str::<String>(value).ok()
+}
+
+/// The id that layout 3 wrote with every bit inverted (32 hex digits), or as `~{id}`.
+fn uninverted(part: &str) -> Option<String> {
+    if let Some(id) = part.strip_prefix('~') {
+        return Some(id.to_string());
+    }
+    if part.len() != 32 {
+        return None;
+    }
+    let n = u128::from_str_radix(part, 16).ok()?;
+    Some(uuid::Uuid::from_u128(!n).hyphenated().to_string())
+}
+
+/// A row of layout 3 under `prefix` as layout 4 writes it, or `None` when it is not one.
+fn converted(prefix: &str, key: &str, value: &str) -> Option<(String, String)> {
+    let rest = &key[prefix.len()..];
+    let ty = |s: &str| ObjectType::parse(s);
+    Some(match prefix {
+        "s/" => (keys::sync(rest), value.to_string()),
+        "sx/" => {
+            let (account, inverted) = rest.split_once('/')?;
+            let id = uninverted(inverted)?;
+            (keys::account_sync(account, &id), keys::id_value(&id))
+        }
+        "t/" => (keys::task(rest), keys::id_value(&old_id(value)?)),
+        "c/" => {
+            let mut parts = rest.splitn(3, '/');
+            let (_account, t, id) = (parts.next()?, ty(parts.next()?)?, parts.next()?);
+            let syncs = serde_json::from_str::<Vec<String>>(value).ok()?;
+            let short: Vec<String> = syncs.iter().map(|s| keys::id_in_key(s)).collect();
+            (keys::chain(t, id), serde_json::to_string(&short).ok()?)
+        }
+        "r/" => {
+            let mut parts = rest.splitn(3, '/');
+            let (_account, t, id) = (parts.next()?, ty(parts.next()?)?, parts.next()?);
+            let serde_json::Value::Object(map) = serde_json::from_str(value).ok()? else {
+                return None;
+            };
+            let short: serde_json::Map<String, serde_json::Value> = map
+                .into_iter()
+                .map(|(c, v)| (keys::id_in_key(&c), v))
+                .collect();
+            (
+                keys::remote(t, id),
+                serde_json::Value::Object(short).to_string(),
+            )
+        }
+        "v/" => {
+            let mut parts = rest.splitn(4, '/');
+            let (_account, t, id) = (parts.next()?, ty(parts.next()?)?, parts.next()?);
+            let version = parts.next()?.parse::<u64>().ok()?;
+            (keys::kept_version(t, id, version), value.to_string())
+        }
+        "ref/" => {
+            let mut parts = rest.splitn(5, '/');
+            let (_account, t, id) = (parts.next()?, ty(parts.next()?)?, parts.next()?);
+            let (rt, rid) = (ty(parts.next()?)?, parts.next()?);
+            (keys::referrer(t, id, rt, rid), value.to_string())
+        }
+        "uniq/" => {
+            let mut parts = rest.splitn(3, '/');
+            let (account, rule, unique) = (parts.next()?, parts.next()?, parts.next()?);
+            (
+                keys::unique(account, rule, unique),
+                keys::id_value(&old_id(value)?),
+            )
+        }
+        "due/" => {
+            let mut parts = rest.splitn(3, '/');
+            let (ms, tag, id) = (parts.next()?, parts.next()?, parts.next()?);
+            let ms = ms.parse::<i64>().ok()?;
+            match tag {
+                "t" => (keys::due_task(ms, id), keys::id_value(&old_id(value)?)),
+                "d" => (keys::due_delivery(ms, id), value.to_string()),
+                "k" => (keys::due_token(ms, id), value.to_string()),
+                _ => return None,
+            }
+        }
+        _ => return None,
+    })
+}
+
+/// One bounded step of migrating a layout-2 or layout-3 store (or a migration from one) to
+/// layout 4.
+fn step_from_old(
     mut tx: Tx<'_>,
     store: &dyn KvRead,
     limit: usize,
+    from: u32,
 ) -> Result<MigrationStep, CoreError> {
     let mut progress = match tx.get(keys::MIGRATION)? {
         Some(text) => Progress::parse(&text)
-            .filter(|p| p.from == 2)
+            .filter(|p| p.from == from)
             .ok_or_else(|| CoreError::CorruptRow {
                 key: keys::MIGRATION.into(),
-                reason: format!("not the progress of a migration from layout 2: {text}"),
+                reason: format!("not the progress of a migration from layout {from}: {text}"),
             })?,
         None => Progress {
-            from: 2,
-            phase: "references".into(),
+            from,
+            phase: "convert".into(),
             offset: 0,
         },
     };
-    let n = match progress.phase.as_str() {
-        "references" => super::stored::index_references(&mut tx, store, progress.offset, limit)?,
-        "sync-index" => index_syncs(&mut tx, store, progress.offset, limit)?,
+    let complete = match progress.phase.as_str() {
+        "convert" => convert(&mut tx, store, limit)?,
+        "references" => {
+            let n = super::stored::index_references(&mut tx, store, progress.offset, limit)?;
+            progress.offset += n;
+            n < limit
+        }
+        "sync-index" => {
+            let n = index_syncs(&mut tx, store, progress.offset, limit)?;
+            progress.offset += n;
+            n < limit
+        }
         other => {
             return Err(CoreError::CorruptRow {
                 key: keys::MIGRATION.into(),
@@ -89,14 +227,13 @@ fn step_from_2(
             })
         }
     };
-    progress.offset += n;
     let mut done = false;
-    if n < limit {
+    if complete {
         progress.offset = 0;
-        if progress.phase == "references" {
-            progress.phase = "sync-index".into();
-        } else {
-            done = true;
+        match (from, progress.phase.as_str()) {
+            (2, "convert") => progress.phase = "references".into(),
+            (2, "references") => progress.phase = "sync-index".into(),
+            _ => done = true,
         }
     }
     if done {
@@ -108,7 +245,7 @@ fn step_from_2(
     Ok(MigrationStep {
         batch: tx.into_batch(),
         done,
-        from: 2,
+        from,
     })
 }
 
@@ -128,26 +265,21 @@ pub(crate) fn step(limit: usize, store: &dyn KvRead) -> Result<MigrationStep, Co
             });
         }
         Layout::Unmarked => {
-            // An empty store has nothing to mark yet (its first open costs no write); one with
-            // data is marked, so that a later engine knows what it holds.
-            if store.first_key("")?.is_some() {
-                tx.put(keys::LAYOUT, layout_row());
-                // Objects written without the reverse reference index (layout 1 with no push
-                // ever made) get it now, in this one step.
-                if store.first_key(keys::OBJECTS)?.is_some() {
-                    super::stored::index_references(&mut tx, store, 0, usize::MAX)?;
-                }
-                if store.first_key(keys::SYNCS)?.is_some() {
-                    index_syncs(&mut tx, store, 0, usize::MAX)?;
-                }
+            // An empty store has nothing to mark yet (its first open costs no write). One with
+            // data holds nothing that layouts 1 and 2 spell differently: it is migrated as
+            // layout 2, and marked so (a later step knows what it holds).
+            if store.first_key("")?.is_none() {
+                return Ok(MigrationStep {
+                    batch: tx.into_batch(),
+                    done: true,
+                    from: LAYOUT_VERSION,
+                });
             }
-            return Ok(MigrationStep {
-                batch: tx.into_batch(),
-                done: true,
-                from: LAYOUT_VERSION,
-            });
+            tx.put(keys::LAYOUT, "{\"version\":2}");
+            return step_from_old(tx, store, limit, 2);
         }
-        Layout::Two => return step_from_2(tx, store, limit),
+        Layout::Two => return step_from_old(tx, store, limit, 2),
+        Layout::Three => return step_from_old(tx, store, limit, 3),
         Layout::One => {}
     }
     #[cfg(not(feature = "layout1"))]

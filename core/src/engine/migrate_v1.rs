@@ -1,4 +1,4 @@
-//! The migration of data layout 1 to layout 3 (feature `layout1`): the phases of the table in
+//! The migration of data layout 1 to layout 4 (feature `layout1`): the phases of the table in
 //! `engine/migrate.rs`, and the progress they record under `meta/migration`.
 
 use super::migration::{layout_row, MigrationStep, Progress};
@@ -40,6 +40,7 @@ pub(super) fn step(
             progress.offset += n;
             n < limit
         }
+        "convert" => super::migrate::convert(&mut tx, store, limit)?,
         other => {
             return Err(CoreError::CorruptRow {
                 key: keys::MIGRATION.into(),
@@ -56,6 +57,7 @@ pub(super) fn step(
             "remotes" => "deliveries",
             "deliveries" => "orphans",
             "orphans" => "references",
+            "references" => "convert",
             _ => "",
         }
         .into();
@@ -102,7 +104,10 @@ fn v1_task(tx: &Tx<'_>, key: &str) -> Result<Option<TaskRecV1>, CoreError> {
 
 /// The sync of a task: from its pointer when it was migrated, else from its layout 1 row.
 fn sync_of(tx: &Tx<'_>, task: &str) -> Result<Option<String>, CoreError> {
-    if let Some(s) = tx.get_json::<String>(&keys::task(task))? {
+    if let Some(s) = tx
+        .get(&keys::task(task))?
+        .and_then(|v| keys::id_of_value(&v))
+    {
         return Ok(Some(s));
     }
     Ok(v1_task(tx, &v1::task_key(task))?.map(|t| t.sync_id))
@@ -128,7 +133,7 @@ fn syncs(tx: &mut Tx<'_>, store: &dyn KvRead, limit: usize) -> Result<bool, Core
             if unfinished {
                 let current = tx.get(&keys::object(a, t, oid))?;
                 if current.as_deref().map(version_of) != Some(version) {
-                    tx.put(keys::kept_version(a, t, oid, version), body.to_string());
+                    tx.put(keys::kept_version(t, oid, version), body.to_string());
                 }
                 let due = match old.state {
                     TaskState::Pending { due_ms } => Some(due_ms),
@@ -136,8 +141,10 @@ fn syncs(tx: &mut Tx<'_>, store: &dyn KvRead, limit: usize) -> Result<bool, Core
                     _ => None,
                 };
                 if let Some(ms) = due {
-                    if store.contains(&keys::due_task(ms, tid))? {
-                        tx.put(keys::due_task(ms, tid), json_string(&sync.id));
+                    // Written as layout 3 names it: the phase `convert` rewrites every
+                    // wake-up entry, also those of deliveries and token requests.
+                    if store.contains(&v1::due_task_key(ms, tid))? {
+                        tx.put(v1::due_task_key(ms, tid), json_string(&sync.id));
                     }
                 }
             }
@@ -147,7 +154,7 @@ fn syncs(tx: &mut Tx<'_>, store: &dyn KvRead, limit: usize) -> Result<bool, Core
                     successors.push(format!("{sync_id}/{s}"));
                 }
             }
-            tx.put(keys::task(tid), json_string(&sync.id));
+            tx.put(keys::task(tid), keys::id_value(&sync.id));
             tasks.push(TaskRec {
                 id: old.id,
                 account_id: old.account_id,
@@ -173,7 +180,7 @@ fn syncs(tx: &mut Tx<'_>, store: &dyn KvRead, limit: usize) -> Result<bool, Core
         }
         tx.put(
             keys::account_sync(&sync.account_id, &sync.id),
-            json_string(&sync.id),
+            keys::id_value(&sync.id),
         );
         tx.put_json(keys::sync(&sync.id), &SyncRow::encode(&sync, &tasks));
     }
@@ -217,14 +224,17 @@ fn chains(tx: &mut Tx<'_>, store: &dyn KvRead, limit: usize) -> Result<bool, Cor
         };
         let Some(t) = object_type(ty) else { continue };
         let task_id: String = serde_json::from_str(value).map_err(|e| corrupt(key, e))?;
-        let Some(sync_id) = tx.get_json::<String>(&keys::task(&task_id))? else {
+        let Some(sync_id) = tx
+            .get(&keys::task(&task_id))?
+            .and_then(|v| keys::id_of_value(&v))
+        else {
             continue;
         };
         let Some(task) = stored::get_task(tx, &task_id, Some(&sync_id))? else {
             continue;
         };
         if !task.state.status().is_final() {
-            stored::chain_add(tx, &task.account_id, t, oid, &sync_id)?;
+            stored::chain_add(tx, t, oid, &sync_id)?;
         }
     }
     Ok(rows.len() < limit)
@@ -247,11 +257,11 @@ fn remotes(tx: &mut Tx<'_>, store: &dyn KvRead, limit: usize) -> Result<bool, Co
             continue;
         };
         let Some(t) = object_type(ty) else { continue };
-        let Some((_, account)) = accounts.iter().find(|(c, _)| c == conn) else {
+        if !accounts.iter().any(|(c, _)| c == conn) {
             continue;
-        };
+        }
         let rec: RemoteRec = serde_json::from_str(value).map_err(|e| corrupt(key, e))?;
-        stored::put_remote(tx, account, conn, t, oid, rec)?;
+        stored::put_remote(tx, conn, t, oid, rec)?;
     }
     Ok(rows.len() < limit)
 }

@@ -207,8 +207,7 @@ pub(crate) fn plan_sync(
                 if !stored_chain {
                     return Ok(());
                 }
-                if let Some(mut tail) = stored::chain_tail(&ctx.tx, &account.id, &conn.id, ot, oid)?
-                {
+                if let Some(mut tail) = stored::chain_tail(&ctx.tx, &conn.id, ot, oid)? {
                     if !waiting_on.contains(&tail.id) {
                         tail.successors.push(successor.clone());
                         stored::put_task(&mut ctx.tx, &tail)?;
@@ -280,9 +279,9 @@ pub(crate) fn plan_sync(
         let o = &item.object;
         if new_tasks.iter().any(|x| &x.object == o) {
             if created {
-                stored::chain_start(&mut ctx.tx, &account.id, o.object_type, &o.id, &sync_id);
+                stored::chain_start(&mut ctx.tx, o.object_type, &o.id, &sync_id);
             } else {
-                stored::chain_add(&mut ctx.tx, &account.id, o.object_type, &o.id, &sync_id)?;
+                stored::chain_add(&mut ctx.tx, o.object_type, &o.id, &sync_id)?;
             }
         }
     }

@@ -207,7 +207,7 @@ fn list_syncs(ctx: &Ctx<'_>, account: &AccountRec, f: &SyncFilter, page: Page) -
                 );
             }
             examined += 1;
-            let id: String = serde_json::from_str(&v).unwrap_or_default();
+            let id = keys::id_of_value(&v).unwrap_or_default();
             // An id's time is never before its sync's creation (ids are made monotonic), and
             // the index is in id order: past `since` nothing older can match.
             if id_time_ms(&id).is_some_and(|ms| f.since_ms.is_some_and(|s| ms < s)) {
@@ -243,7 +243,7 @@ fn seek_until(ctx: &Ctx<'_>, prefix: &str, until: i64) -> H<usize> {
             .scan(prefix, offset, 1)?
             .first()
             .is_some_and(|(_, v)| {
-                let id: String = serde_json::from_str(v).unwrap_or_default();
+                let id = keys::id_of_value(v).unwrap_or_default();
                 id_time_ms(&id).is_some_and(|ms| ms > until)
             }))
     };

@@ -100,7 +100,6 @@ fn report_task(
     tx.delete(keys::due_task(lease_until_ms, &task.id));
     let previous = stored::get_remote(
         tx,
-        &task.account_id,
         &task.connection_id,
         task.object.object_type,
         &task.object.id,
@@ -136,7 +135,6 @@ fn report_task(
             // The source no longer has it: forget its id there.
             stored::drop_remote(
                 tx,
-                &task.account_id,
                 &task.connection_id,
                 task.object.object_type,
                 &task.object.id,
@@ -152,7 +150,6 @@ fn report_task(
             };
             stored::put_remote(
                 tx,
-                &task.account_id,
                 &task.connection_id,
                 task.object.object_type,
                 &task.object.id,

@@ -159,7 +159,7 @@ pub(crate) fn retry_sync(
             .filter(|r| ids.contains(r))
             .cloned()
             .collect();
-        if let Some(mut tail) = stored::chain_tail(&ctx.tx, &account.id, &conn, t, &oid)? {
+        if let Some(mut tail) = stored::chain_tail(&ctx.tx, &conn, t, &oid)? {
             let link = format!("{id}/{}", tasks[i].id);
             if !tail.successors.contains(&link) {
                 tail.successors.push(link);
@@ -167,7 +167,7 @@ pub(crate) fn retry_sync(
             waiting_on.push(tail.id.clone());
             stored::put_task(&mut ctx.tx, &tail)?;
         }
-        stored::chain_add(&mut ctx.tx, &account.id, t, &oid, id)?;
+        stored::chain_add(&mut ctx.tx, t, &oid, id)?;
         let task = &mut tasks[i];
         task.budget_start = task.attempts;
         task.reauthorized = false;

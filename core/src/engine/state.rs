@@ -83,6 +83,9 @@ impl Engine {
             Layout::Two => Err(CoreError::Layout(
                 "the store holds data layout 2: migrate it first (Engine::migrate)".into(),
             )),
+            Layout::Three => Err(CoreError::Layout(
+                "the store holds data layout 3: migrate it first (Engine::migrate)".into(),
+            )),
             _ => {
                 self.layout_ok = true;
                 Ok(())

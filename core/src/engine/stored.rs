@@ -50,7 +50,18 @@ pub(crate) fn get_sync_tasks(
 fn sync_of(tx: &Tx<'_>, task_id: &str, hint: Option<&str>) -> Result<Option<String>, CoreError> {
     match hint {
         Some(s) if !s.is_empty() => Ok(Some(s.to_string())),
-        _ => tx.get_json::<String>(&keys::task(task_id)),
+        _ => {
+            let key = keys::task(task_id);
+            match tx.get(&key)? {
+                None => Ok(None),
+                Some(text) => keys::id_of_value(&text)
+                    .map(Some)
+                    .ok_or(CoreError::CorruptRow {
+                        key,
+                        reason: "not a sync id".into(),
+                    }),
+            }
+        }
     }
 }
 
@@ -80,7 +91,7 @@ pub(crate) fn put_new(tx: &mut Tx<'_>, sync: SyncRec, tasks: Vec<TaskRec>, creat
     let key = keys::sync(&sync.id);
     tx.put(
         keys::account_sync(&sync.account_id, &sync.id),
-        json_string(&sync.id),
+        keys::id_value(&sync.id),
     );
     tx.put_json_sized(
         key,
@@ -124,14 +135,14 @@ pub(crate) fn put_sync(tx: &mut Tx<'_>, sync: &SyncRec) -> Result<(), CoreError>
 
 /// The wake-up entry of a task at `ms`; its value names the task's sync.
 pub(crate) fn put_due(tx: &mut Tx<'_>, ms: i64, task: &TaskRec) {
-    tx.put(keys::due_task(ms, &task.id), json_string(&task.sync_id));
+    tx.put(keys::due_task(ms, &task.id), keys::id_value(&task.sync_id));
 }
 
 /// The pointer from a handed-out task to its sync (its work id names only the task).
 pub(crate) fn point(tx: &mut Tx<'_>, task: &TaskRec) -> Result<(), CoreError> {
     let key = keys::task(&task.id);
     if !tx.contains(&key)? {
-        tx.put(key, json_string(&task.sync_id));
+        tx.put(key, keys::id_value(&task.sync_id));
     }
     Ok(())
 }
@@ -154,19 +165,33 @@ fn chain_tasks(
     Ok(out)
 }
 
+/// The sync ids of a chain (stored in the form of [`keys::id_in_key`]).
 fn chain_list(tx: &Tx<'_>, key: &str) -> Result<Vec<String>, CoreError> {
-    Ok(tx.get_json::<Vec<String>>(key)?.unwrap_or_default())
+    let stored = tx.get_json::<Vec<String>>(key)?.unwrap_or_default();
+    stored
+        .iter()
+        .map(|s| keys::id_from_key(s))
+        .collect::<Option<Vec<String>>>()
+        .ok_or_else(|| CoreError::CorruptRow {
+            key: key.to_string(),
+            reason: "a chain entry is not a sync id".into(),
+        })
+}
+
+/// Store the sync ids of a chain.
+fn put_chain(tx: &mut Tx<'_>, key: String, list: &[String]) {
+    let stored: Vec<String> = list.iter().map(|s| keys::id_in_key(s)).collect();
+    tx.put_json(key, &stored);
 }
 
 /// The last push task planned for an object at a connection that has not finished yet.
 pub(crate) fn chain_tail(
     tx: &Tx<'_>,
-    account: &str,
     connection: &str,
     t: ObjectType,
     id: &str,
 ) -> Result<Option<TaskRec>, CoreError> {
-    let list = chain_list(tx, &keys::chain(account, t, id))?;
+    let list = chain_list(tx, &keys::chain(t, id))?;
     Ok(chain_tasks(tx, &list, t, id)?
         .into_iter()
         .rev()
@@ -176,23 +201,22 @@ pub(crate) fn chain_tail(
 /// Record that `sync` has unfinished tasks of an object.
 pub(crate) fn chain_add(
     tx: &mut Tx<'_>,
-    account: &str,
     t: ObjectType,
     id: &str,
     sync: &str,
 ) -> Result<(), CoreError> {
-    let key = keys::chain(account, t, id);
+    let key = keys::chain(t, id);
     let mut list = chain_list(tx, &key)?;
     if !list.iter().any(|s| s == sync) {
         list.push(sync.to_string());
-        tx.put_json(key, &list);
+        put_chain(tx, key, &list);
     }
     Ok(())
 }
 
 /// Start the chain of an object this write created (it has none): `sync` is its first entry.
-pub(crate) fn chain_start(tx: &mut Tx<'_>, account: &str, t: ObjectType, id: &str, sync: &str) {
-    tx.put_json(keys::chain(account, t, id), &[sync]);
+pub(crate) fn chain_start(tx: &mut Tx<'_>, t: ObjectType, id: &str, sync: &str) {
+    put_chain(tx, keys::chain(t, id), &[sync.to_string()]);
 }
 
 /// After a task of an object finished: drop the syncs without unfinished tasks of it from its
@@ -203,7 +227,7 @@ pub(crate) fn chain_release(
     t: ObjectType,
     id: &str,
 ) -> Result<(), CoreError> {
-    let key = keys::chain(account, t, id);
+    let key = keys::chain(t, id);
     let list = chain_list(tx, &key)?;
     let open = chain_tasks(tx, &list, t, id)?;
     let kept: Vec<String> = list
@@ -215,12 +239,12 @@ pub(crate) fn chain_release(
         tx.delete(key);
         // A deleted object's remote ids go with its last unfinished push.
         if !tx.contains(&keys::object(account, t, id))? {
-            tx.delete(keys::remote(account, t, id));
+            tx.delete(keys::remote(t, id));
         }
     } else if kept != list {
-        tx.put_json(key, &kept);
+        put_chain(tx, key, &kept);
     }
-    let prefix = keys::kept_versions(account, t, id);
+    let prefix = keys::kept_versions(t, id);
     for (k, _) in tx.scan(&prefix, 0, usize::MAX)? {
         let needed = k[prefix.len()..]
             .parse::<u64>()
@@ -240,7 +264,7 @@ pub(crate) fn keep_if_pushed(
     t: ObjectType,
     id: &str,
 ) -> Result<(), CoreError> {
-    let list = chain_list(tx, &keys::chain(account, t, id))?;
+    let list = chain_list(tx, &keys::chain(t, id))?;
     if list.is_empty() {
         return Ok(());
     }
@@ -254,7 +278,7 @@ pub(crate) fn keep_if_pushed(
         .iter()
         .any(|x| x.version == version)
     {
-        tx.put(keys::kept_version(account, t, id, version), text);
+        tx.put(keys::kept_version(t, id, version), text);
     }
     Ok(())
 }
@@ -267,7 +291,7 @@ pub(crate) fn pushed_body(tx: &Tx<'_>, task: &TaskRec) -> Result<Option<String>,
             return Ok(Some(text));
         }
     }
-    tx.get(&keys::kept_version(a, t, id, task.version))
+    tx.get(&keys::kept_version(t, id, task.version))
 }
 
 /// The remote ids of an object: `{connection: "id"}`, or `{connection: {"remoteId", "version"}}`
@@ -288,15 +312,14 @@ fn remotes(tx: &Tx<'_>, key: &str) -> Result<Map<String, Value>, CoreError> {
 /// The id an object has at a connection.
 pub(crate) fn get_remote(
     tx: &Tx<'_>,
-    account: &str,
     connection: &str,
     t: ObjectType,
     id: &str,
 ) -> Result<Option<RemoteRec>, CoreError> {
-    let key = keys::remote(account, t, id);
+    let key = keys::remote(t, id);
     let map = remotes(tx, &key)?;
     let text = |v: Option<&Value>| v.and_then(Value::as_str).map(str::to_string);
-    Ok(match map.get(connection) {
+    Ok(match map.get(&keys::id_in_key(connection)) {
         None => None,
         Some(Value::String(s)) => Some(RemoteRec {
             remote_id: Some(s.clone()),
@@ -318,13 +341,12 @@ pub(crate) fn get_remote(
 /// Record the id an object has at a connection.
 pub(crate) fn put_remote(
     tx: &mut Tx<'_>,
-    account: &str,
     connection: &str,
     t: ObjectType,
     id: &str,
     rec: RemoteRec,
 ) -> Result<(), CoreError> {
-    let key = keys::remote(account, t, id);
+    let key = keys::remote(t, id);
     let mut map = remotes(tx, &key)?;
     let entry = match rec {
         RemoteRec {
@@ -343,7 +365,7 @@ pub(crate) fn put_remote(
             Value::Object(o)
         }
     };
-    map.insert(connection.to_string(), entry);
+    map.insert(keys::id_in_key(connection), entry);
     tx.put(key, Value::Object(map).to_string());
     Ok(())
 }
@@ -352,20 +374,19 @@ pub(crate) fn put_remote(
 /// unfinished push sends it, or drop its remote ids when no push of it is unfinished.
 pub(crate) fn after_delete(
     tx: &mut Tx<'_>,
-    account: &str,
     t: ObjectType,
     id: &str,
     version: u64,
     text: String,
 ) -> Result<(), CoreError> {
-    let list = chain_list(tx, &keys::chain(account, t, id))?;
+    let list = chain_list(tx, &keys::chain(t, id))?;
     if list.is_empty() {
-        tx.delete(keys::remote(account, t, id));
+        tx.delete(keys::remote(t, id));
     } else if chain_tasks(tx, &list, t, id)?
         .iter()
         .any(|x| x.version == version)
     {
-        tx.put(keys::kept_version(account, t, id, version), text);
+        tx.put(keys::kept_version(t, id, version), text);
     }
     Ok(())
 }
@@ -373,14 +394,13 @@ pub(crate) fn after_delete(
 /// Forget the id an object has at a connection (its delete push succeeded).
 pub(crate) fn drop_remote(
     tx: &mut Tx<'_>,
-    account: &str,
     connection: &str,
     t: ObjectType,
     id: &str,
 ) -> Result<(), CoreError> {
-    let key = keys::remote(account, t, id);
+    let key = keys::remote(t, id);
     let mut map = remotes(tx, &key)?;
-    if map.remove(connection).is_some() {
+    if map.remove(&keys::id_in_key(connection)).is_some() {
         if map.is_empty() {
             tx.delete(key);
         } else {
@@ -393,20 +413,24 @@ pub(crate) fn drop_remote(
 /// The connections where an object has a remote id.
 pub(crate) fn remote_connections(
     tx: &Tx<'_>,
-    account: &str,
     t: ObjectType,
     id: &str,
 ) -> Result<Vec<String>, CoreError> {
-    let map = remotes(tx, &keys::remote(account, t, id))?;
-    Ok(map
-        .into_iter()
+    let key = keys::remote(t, id);
+    let map = remotes(tx, &key)?;
+    map.into_iter()
         .filter(|(_, v)| match v {
             Value::String(_) => true,
             Value::Object(o) => o.get("remoteId").is_some_and(Value::is_string),
             _ => false,
         })
-        .map(|(k, _)| k)
-        .collect())
+        .map(|(k, _)| {
+            keys::id_from_key(&k).ok_or_else(|| CoreError::CorruptRow {
+                key: key.clone(),
+                reason: format!("{k:?} is not a connection id"),
+            })
+        })
+        .collect()
 }
 
 /// The objects (customers, vendors, accounts) a stored object refers to, each once, with the
@@ -467,7 +491,6 @@ pub(crate) fn add_ref(
 /// absent) to the references `new` (of the object as it is written; none for a delete).
 pub(crate) fn set_references(
     tx: &mut Tx<'_>,
-    account: &str,
     t: ObjectType,
     id: &str,
     old: Option<&str>,
@@ -476,12 +499,12 @@ pub(crate) fn set_references(
     let old = old.map(|o| references_of(t, o)).unwrap_or_default();
     for (rt, rid, _) in &old {
         if !new.iter().any(|(nt, nid, _)| nt == rt && nid == rid) {
-            tx.delete(keys::referrer(account, *rt, rid, t, id));
+            tx.delete(keys::referrer(*rt, rid, t, id));
         }
     }
     for n @ (rt, rid, p) in &new {
         if !old.contains(n) {
-            tx.put(keys::referrer(account, *rt, rid, t, id), json_string(p));
+            tx.put(keys::referrer(*rt, rid, t, id), json_string(p));
         }
     }
 }
@@ -489,17 +512,16 @@ pub(crate) fn set_references(
 /// One object that refers to `(t, id)`: `(type, id, pointer)`.
 pub(crate) fn first_referrer(
     tx: &Tx<'_>,
-    account: &str,
     t: ObjectType,
     id: &str,
 ) -> Result<Option<(ObjectType, String, String)>, CoreError> {
-    let prefix = keys::referrers(account, t, id);
+    let prefix = keys::referrers(t, id);
     let Some((k, v)) = tx.scan(&prefix, 0, 1)?.into_iter().next() else {
         return Ok(None);
     };
     let parsed = k[prefix.len()..]
         .split_once('/')
-        .and_then(|(ty, rid)| Some((ObjectType::parse(ty)?, rid.to_string())));
+        .and_then(|(ty, rid)| Some((ObjectType::parse(ty)?, keys::id_from_key(rid)?)));
     match parsed {
         Some((rt, rid)) => {
             let pointer = serde_json::from_str::<String>(&v).unwrap_or_default();
@@ -523,9 +545,9 @@ pub(crate) fn index_references(
     let rows = store.scan(keys::OBJECTS, offset, limit)?;
     for (k, text) in &rows {
         let mut parts = k[keys::OBJECTS.len()..].splitn(3, '/');
-        if let (Some(a), Some(ty), Some(id)) = (parts.next(), parts.next(), parts.next()) {
+        if let (Some(_account), Some(ty), Some(id)) = (parts.next(), parts.next(), parts.next()) {
             if let Some(t) = ObjectType::parse(ty) {
-                set_references(tx, a, t, id, None, references_of(t, text));
+                set_references(tx, t, id, None, references_of(t, text));
             }
         }
     }

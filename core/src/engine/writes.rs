@@ -70,9 +70,16 @@ impl Refs<'_, '_> {
         exists
     }
     fn owner(&self, rule: &str, value: &str) -> Option<String> {
-        let r = self
-            .tx
-            .get_json::<String>(&keys::unique(self.account, rule, value));
+        let key = keys::unique(self.account, rule, value);
+        let r = self.tx.get(&key).and_then(|text| match text {
+            None => Ok(None),
+            Some(text) => keys::id_of_value(&text)
+                .map(Some)
+                .ok_or(CoreError::CorruptRow {
+                    key,
+                    reason: "not an object id".into(),
+                }),
+        });
         self.keep(r, None)
     }
     fn check(self) -> Result<(), CoreError> {
@@ -223,7 +230,7 @@ fn store_raw(
     let key = keys::object(&account.id, t, id);
     if matches!(t, ObjectType::Invoice | ObjectType::Expense) {
         let old = if created { None } else { ctx.tx.get(&key)? };
-        stored::set_references(&mut ctx.tx, &account.id, t, id, old.as_deref(), refs);
+        stored::set_references(&mut ctx.tx, t, id, old.as_deref(), refs);
     }
     ctx.tx.put(key, text.clone());
     Ok(Stored { text, raw, version })
@@ -250,7 +257,7 @@ fn set_unique(
         }
     }
     ctx.tx
-        .put(keys::unique(&account.id, rule, new), json_string(id));
+        .put(keys::unique(&account.id, rule, new), keys::id_value(id));
 }
 
 pub(super) fn label(t: ObjectType, name: &str) -> String {

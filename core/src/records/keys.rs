@@ -1,6 +1,99 @@
 //! Key builders.
+//!
+//! Layout 4 writes the ids in the keys of objects' versions, references, uniqueness entries,
+//! syncs, tasks, push chains, remote ids and the wake-up index in a short form ([`id_in_key`]):
+//! a UUID as 22 symbols of base64 over an alphabet in ASCII order, which sorts as the UUID
+//! does. The index rows that name an id in their value name it in the same form. The object
+//! rows (`obj/`) and the records of accounts, keys, connections, webhooks and deliveries keep
+//! their ids as they are.
+
+use base64::alphabet::Alphabet;
+use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
+use base64::engine::DecodePaddingMode;
+use base64::Engine as _;
 
 use crate::cdm::ObjectType;
+
+/// base64's 64 symbols in ASCII order (`-`, digits, upper case, `_`, lower case): encoded
+/// UUIDs of one length sort as their bytes do, and no symbol is the key separator `/`.
+const ORDERED: Alphabet =
+    match Alphabet::new("-0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz") {
+        Ok(a) => a,
+        Err(_) => panic!("the ordered alphabet has 64 distinct printable symbols"),
+    };
+
+/// Unpadded base64 over [`ORDERED`]; decoding refuses padding and stray trailing bits, so each
+/// UUID has exactly one short form.
+const SHORT: GeneralPurpose = GeneralPurpose::new(
+    &ORDERED,
+    GeneralPurposeConfig::new()
+        .with_encode_padding(false)
+        .with_decode_padding_mode(DecodePaddingMode::RequireNone)
+        .with_decode_allow_trailing_bits(false),
+);
+
+/// The 16 bytes of a UUID in its canonical text (lowercase, hyphenated), else `None`.
+fn canonical_uuid(id: &str) -> Option<[u8; 16]> {
+    if id.len() != 36 {
+        return None;
+    }
+    let u = uuid::Uuid::try_parse(id).ok()?;
+    let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
+    (u.hyphenated().encode_lower(&mut text).as_bytes() == id.as_bytes()).then(|| u.into_bytes())
+}
+
+/// 22 symbols of [`SHORT`] for 16 bytes.
+fn short(bytes: &[u8; 16]) -> String {
+    SHORT.encode(bytes)
+}
+
+/// The 16 bytes that 22 symbols of [`SHORT`] encode.
+fn short_bytes(part: &str) -> Option<[u8; 16]> {
+    let mut bytes = [0u8; 16];
+    match (part.len(), SHORT.decode_slice(part, &mut bytes)) {
+        (22, Ok(16)) => Some(bytes),
+        _ => None,
+    }
+}
+
+/// A UUID's canonical text.
+fn uuid_text(bytes: [u8; 16]) -> String {
+    let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
+    uuid::Uuid::from_bytes(bytes)
+        .hyphenated()
+        .encode_lower(&mut text)
+        .to_string()
+}
+
+/// An id as layout 4 writes it in a key: a UUID in its canonical text as 22 symbols of
+/// [`SHORT`]; any other id (none of the engine's own) as `~{id}`, which sorts after every short
+/// UUID.
+pub fn id_in_key(id: &str) -> String {
+    match canonical_uuid(id) {
+        Some(bytes) => short(&bytes),
+        None => concat(&["~", id]),
+    }
+}
+
+/// The id that [`id_in_key`] wrote as `part`, or `None` when `part` is not such a form.
+pub fn id_from_key(part: &str) -> Option<String> {
+    if let Some(rest) = part.strip_prefix('~') {
+        return Some(rest.to_string());
+    }
+    short_bytes(part).map(uuid_text)
+}
+
+/// An id as an index row's value names it: [`id_in_key`] as a JSON string.
+pub fn id_value(id: &str) -> String {
+    super::json_string(&id_in_key(id))
+}
+
+/// The id an index row's value names ([`id_value`]), or `None` when `text` is not one.
+pub fn id_of_value(text: &str) -> Option<String> {
+    serde_json::from_str::<&str>(text)
+        .ok()
+        .and_then(id_from_key)
+}
 
 /// The parts joined, in one allocation of the exact size (keys are built on every write,
 /// where `format!` costs a measurable share).
@@ -77,58 +170,61 @@ pub const OBJECTS: &str = "obj/";
 pub fn objects(account: &str, t: ObjectType) -> String {
     concat(&["obj/", account, "/", t.as_str(), "/"])
 }
-/// A unique value.
+/// A unique value (the value is the [`id_value`] of the object holding it).
 pub fn unique(account: &str, rule: &str, value: &str) -> String {
-    concat(&["uniq/", account, "/", rule, "/", value])
+    concat(&["uq/", &id_in_key(account), "/", rule, "/", value])
 }
-/// Prefix of the objects that refer to one object (reverse reference index).
-pub fn referrers(account: &str, t: ObjectType, id: &str) -> String {
-    concat(&["ref/", account, "/", t.as_str(), "/", id, "/"])
+/// Prefix of the objects that refer to one object (reverse reference index). Object ids are
+/// drawn by the engine and unique in a store, so the index (like the chains, remote ids and
+/// kept versions below) names no account: it is read only for an object already found under
+/// its account.
+pub fn referrers(t: ObjectType, id: &str) -> String {
+    concat(&["rf/", t.as_str(), "/", &id_in_key(id), "/"])
 }
 /// Reverse reference entry: object `(rt, rid)` refers to `(t, id)` (the value is the JSON
 /// Pointer of the first field that does).
-pub fn referrer(account: &str, t: ObjectType, id: &str, rt: ObjectType, rid: &str) -> String {
+pub fn referrer(t: ObjectType, id: &str, rt: ObjectType, rid: &str) -> String {
     concat(&[
-        "ref/",
-        account,
-        "/",
+        "rf/",
         t.as_str(),
         "/",
-        id,
+        &id_in_key(id),
         "/",
         rt.as_str(),
         "/",
-        rid,
+        &id_in_key(rid),
     ])
 }
 /// Prefix of the syncs (their ids are time-ordered, so a scan lists the oldest first).
-pub const SYNCS: &str = "s/";
+pub const SYNCS: &str = "sy/";
 /// A sync and its push tasks ([`super::rows::SyncRow`]).
 pub fn sync(id: &str) -> String {
-    concat(&["s/", id])
+    concat(&["sy/", &id_in_key(id)])
 }
 /// Prefix of the task pointers.
-pub const TASKS: &str = "t/";
-/// The sync of a push task that was handed out (its value is the sync id).
+pub const TASKS: &str = "tk/";
+/// The sync of a push task that was handed out (its value is the sync's [`id_value`]).
 pub fn task(id: &str) -> String {
-    concat(&["t/", id])
+    concat(&["tk/", &id_in_key(id)])
 }
-/// The syncs with unfinished push tasks of one object (a JSON list of sync ids, oldest first).
-pub fn chain(account: &str, t: ObjectType, id: &str) -> String {
-    concat(&["c/", account, "/", t.as_str(), "/", id])
+/// The syncs with unfinished push tasks of one object (a JSON list of the sync ids in the
+/// form of [`id_in_key`], oldest first).
+pub fn chain(t: ObjectType, id: &str) -> String {
+    concat(&["ch/", t.as_str(), "/", &id_in_key(id)])
 }
-/// The remote ids of one object, by connection.
-pub fn remote(account: &str, t: ObjectType, id: &str) -> String {
-    concat(&["r/", account, "/", t.as_str(), "/", id])
+/// The remote ids of one object, by connection (the connection ids in the form of
+/// [`id_in_key`]).
+pub fn remote(t: ObjectType, id: &str) -> String {
+    concat(&["rm/", t.as_str(), "/", &id_in_key(id)])
 }
 /// Prefix of the kept versions of one object.
-pub fn kept_versions(account: &str, t: ObjectType, id: &str) -> String {
-    concat(&["v/", account, "/", t.as_str(), "/", id, "/"])
+pub fn kept_versions(t: ObjectType, id: &str) -> String {
+    concat(&["ov/", t.as_str(), "/", &id_in_key(id), "/"])
 }
 /// A version of an object that an unfinished push task still sends, kept after a later write
 /// replaced it (the value is the object as that version was stored).
-pub fn kept_version(account: &str, t: ObjectType, id: &str, version: u64) -> String {
-    let mut k = kept_versions(account, t, id);
+pub fn kept_version(t: ObjectType, id: &str, version: u64) -> String {
+    let mut k = kept_versions(t, id);
     k.push_str(&format!("{version:020}"));
     k
 }
@@ -155,32 +251,48 @@ fn inverted(id: &str) -> String {
         _ => concat(&["~", id]),
     }
 }
-/// Index entry of a sync under its account (the value is the sync id). The last segment is
-/// the sync's time-ordered id inverted, so an ascending scan lists the newest first.
+/// A UUID with every bit inverted, in the short form of [`id_in_key`] (an ascending scan lists
+/// the newest first); any other id as `~{id}` (after every inverted one).
+fn inverted_short(id: &str) -> String {
+    match canonical_uuid(id) {
+        Some(bytes) => short(&bytes.map(|b| !b)),
+        None => concat(&["~", id]),
+    }
+}
+/// The id that [`inverted_short`] wrote as `part`.
+pub fn id_from_inverted(part: &str) -> Option<String> {
+    if part.starts_with('~') {
+        return id_from_key(part);
+    }
+    short_bytes(part).map(|b| uuid_text(b.map(|x| !x)))
+}
+/// Index entry of a sync under its account (the value is the sync's [`id_value`]). The last
+/// segment is the sync's time-ordered id inverted ([`id_from_inverted`] reads it), so an
+/// ascending scan lists the newest first.
 pub fn account_sync(account: &str, id: &str) -> String {
-    concat(&["sx/", account, "/", &inverted(id)])
+    concat(&["sa/", &id_in_key(account), "/", &inverted_short(id)])
 }
 /// Prefix of the sync index of an account.
 pub fn account_syncs(account: &str) -> String {
-    concat(&["sx/", account, "/"])
+    concat(&["sa/", &id_in_key(account), "/"])
 }
 /// Prefix of the deliveries of a subscription.
 pub fn webhook_deliveries(account: &str, webhook: &str) -> String {
     concat(&["hookdlv/", account, "/", webhook, "/"])
 }
 /// Prefix of the wake-up index.
-pub const DUE: &str = "due/";
-/// Wake-up entry of a task.
+pub const DUE: &str = "du/";
+/// Wake-up entry of a task (the value is its sync's [`id_value`]).
 pub fn due_task(at_ms: i64, id: &str) -> String {
-    timed("due/", at_ms, &["t/", id])
+    timed("du/", at_ms, &["t/", &id_in_key(id)])
 }
 /// Wake-up entry of a delivery.
 pub fn due_delivery(at_ms: i64, id: &str) -> String {
-    timed("due/", at_ms, &["d/", id])
+    timed("du/", at_ms, &["d/", &id_in_key(id)])
 }
 /// Wake-up entry of the token request of a connection.
 pub fn due_token(at_ms: i64, connection: &str) -> String {
-    timed("due/", at_ms, &["k/", connection])
+    timed("du/", at_ms, &["k/", &id_in_key(connection)])
 }
 /// The access token of a connection.
 pub fn token(connection: &str) -> String {

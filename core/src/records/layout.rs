@@ -6,7 +6,7 @@ use crate::store::KvRead;
 use crate::CoreError;
 
 /// The data layout this engine reads and writes.
-pub const LAYOUT_VERSION: u32 = 3;
+pub const LAYOUT_VERSION: u32 = 4;
 
 /// Prefixes of the rows only layout 1 writes (`sync/`, `task/`, `chain/`, `remote/`): a store
 /// holding any of them without `meta/layout` holds layout 1. Known to every build, also one
@@ -15,10 +15,10 @@ pub const LAYOUT1_PREFIXES: [&str; 4] = ["sync/", "task/", "chain/", "remote/"];
 
 /// Why a build without the feature `layout1` (the wasm package) refuses a layout-1 store.
 pub const LAYOUT1_UNSUPPORTED: &str = "the store holds data layout 1, and this build of \
-     writesync cannot migrate it (it migrates layout 2 and reads layout 3 only): open the \
-     store once with the native library (writesync-core with its default feature layout1, or \
-     writesync-sqlite), the server or the C library, which migrate it to layout 3, then open \
-     it here";
+     writesync cannot migrate it (it migrates layouts 2 and 3 and reads layout 4 only): open \
+     the store once with the native library (writesync-core with its default feature layout1, \
+     or writesync-sqlite), the server or the C library, which migrate it to layout 4, then \
+     open it here";
 
 /// What a store holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,6 +32,9 @@ pub enum Layout {
     /// Layout 2 (layout 3 without the reverse reference index `ref/` and the per-account
     /// sync index `sx/`), or a migration from it under way.
     Two,
+    /// Layout 3 (layout 4 with the longer keys of `engine/migrate.rs`), or a migration from
+    /// it under way.
+    Three,
 }
 
 /// The layout `store` holds, or why the engine cannot read it.
@@ -44,6 +47,7 @@ pub fn layout_of(store: &dyn KvRead) -> Result<Layout, CoreError> {
             Some(v) if v == u64::from(LAYOUT_VERSION) => Ok(Layout::Current),
             Some(1) => Ok(Layout::One),
             Some(2) => Ok(Layout::Two),
+            Some(3) => Ok(Layout::Three),
             Some(v) => Err(CoreError::Layout(format!(
                 "the store holds data layout {v}, newer than layout {LAYOUT_VERSION} that this \
                  engine reads; use a newer writesync"

@@ -880,9 +880,9 @@ mod tests {
             i64::MAX,
         ] {
             let m = ms.max(0);
-            assert_eq!(keys::due_task(ms, "x"), format!("due/{m:016}/t/x"));
-            assert_eq!(keys::due_delivery(ms, "x"), format!("due/{m:016}/d/x"));
-            assert_eq!(keys::due_token(ms, "c"), format!("due/{m:016}/k/c"));
+            assert_eq!(keys::due_task(ms, "x"), format!("du/{m:016}/t/~x"));
+            assert_eq!(keys::due_delivery(ms, "x"), format!("du/{m:016}/d/~x"));
+            assert_eq!(keys::due_token(ms, "c"), format!("du/{m:016}/k/~c"));
             assert_eq!(
                 keys::idempotency_expiry(ms, "a", "k"),
                 format!("idemexp/{m:016}/a/k")
@@ -893,6 +893,72 @@ mod tests {
             keys::object("a", ObjectType::Invoice, "i"),
             "obj/a/invoice/i"
         );
+    }
+
+    fn uuid_of(n: u128) -> String {
+        uuid::Uuid::from_u128(n).hyphenated().to_string()
+    }
+
+    #[test]
+    fn ids_in_keys_are_22_symbols_that_sort_as_the_uuids_do() {
+        let id = "01a0c450-6c00-700c-984f-f1346102aa1a";
+        let short = keys::id_in_key(id);
+        assert_eq!(short.len(), 22, "{short}");
+        assert!(!short.contains('/'), "{short}");
+        assert_eq!(keys::id_from_key(&short).as_deref(), Some(id));
+        assert_eq!(keys::id_of_value(&keys::id_value(id)).as_deref(), Some(id));
+        // Anything but a UUID's canonical text is kept as it is, behind `~`.
+        for other in ["x", "01A0C450-6C00-700C-984F-F1346102AA1A", "", "a/b"] {
+            let k = keys::id_in_key(other);
+            assert_eq!(k, format!("~{other}"));
+            assert_eq!(keys::id_from_key(&k).as_deref(), Some(other));
+        }
+        // No other text reads as an id: a short form has one spelling.
+        for bad in [
+            "",
+            "abc",
+            "-----------------------",
+            "zzzzzzzzzzzzzzzzzzzzzz",
+            "A/AAAAAAAAAAAAAAAAAAAA",
+        ] {
+            assert_eq!(keys::id_from_key(bad), None, "{bad}");
+        }
+        let mut ids: Vec<u128> = vec![0, 1, 2, 63, 64, 255, 256, u128::MAX - 1, u128::MAX];
+        ids.extend(
+            (0..2000u128).map(|i| i.wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c835)),
+        );
+        ids.sort_unstable();
+        ids.dedup();
+        let texts: Vec<String> = ids.iter().map(|n| uuid_of(*n)).collect();
+        let shorts: Vec<String> = texts.iter().map(|t| keys::id_in_key(t)).collect();
+        for (t, s) in texts.iter().zip(&shorts) {
+            assert_eq!(keys::id_from_key(s).as_ref(), Some(t));
+        }
+        assert!(
+            shorts.windows(2).all(|w| w[0] < w[1]),
+            "short ids keep the order of UUIDs"
+        );
+        // The per-account sync index lists the newest first, and gives every id back.
+        let entries: Vec<String> = texts.iter().map(|t| keys::account_sync("a", t)).collect();
+        assert!(entries.windows(2).all(|w| w[0] > w[1]));
+        let prefix = keys::account_syncs("a");
+        for (t, e) in texts.iter().zip(&entries) {
+            assert_eq!(keys::id_from_inverted(&e[prefix.len()..]).as_ref(), Some(t));
+        }
+        assert_eq!(
+            keys::id_from_inverted(&keys::account_sync("a", "x")[prefix.len()..]).as_deref(),
+            Some("x")
+        );
+    }
+
+    quickcheck::quickcheck! {
+        fn short_ids_round_trip_and_keep_order(a: u128, b: u128) -> bool {
+            let (x, y) = (uuid_of(a), uuid_of(b));
+            let (sx, sy) = (keys::id_in_key(&x), keys::id_in_key(&y));
+            keys::id_from_key(&sx) == Some(x.clone())
+                && keys::id_from_key(&sy) == Some(y.clone())
+                && sx.cmp(&sy) == x.cmp(&y)
+        }
     }
 
     #[test]

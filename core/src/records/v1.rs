@@ -38,6 +38,11 @@ pub fn sync_key(account: &str, id: &str) -> String {
 pub fn task_key(id: &str) -> String {
     format!("task/{id}")
 }
+/// The wake-up entry of a task as layouts 1 to 3 spell it (`due/{ms:016}/t/{id}`); the
+/// layout-4 conversion (`engine/migrate.rs`) rewrites it.
+pub fn due_task_key(ms: i64, id: &str) -> String {
+    format!("due/{:016}/t/{id}", ms.max(0))
+}
 /// Layout 1's key of a remote id.
 pub fn remote_key(connection: &str, t: Ty, id: &str) -> String {
     format!("remote/{connection}/{}/{id}", t.as_str())
