@@ -829,7 +829,7 @@ mod tests {
         let raw = rusqlite::Connection::open(dir.path().join("db")).unwrap();
         raw.execute_batch(&format!(
             "CREATE TRIGGER refuse_remote_ids BEFORE INSERT ON kv
-             WHEN NEW.key LIKE 'r/%' AND NEW.value LIKE '%A-{}%'
+             WHEN NEW.key LIKE 'rm/%' AND NEW.value LIKE '%A-{}%'
              BEGIN SELECT RAISE(ABORT, 'remote id refused'); END;",
             items[0].id
         ))

@@ -626,3 +626,107 @@ fn a_layout1_sqlite_file_is_migrated_when_opened_and_answers_the_same() {
     drop(app);
     SqliteStore::remove_files(&path).unwrap();
 }
+
+/// The layout-3 fixture: the layout-1 fixture as the layout-3 engine (commit `793ce4b`)
+/// migrated it, i.e. the `migrated.json` of that commit.
+fn load_layout3() -> MemoryStore {
+    let path = dir().join("../layout3/store.json");
+    let entries: Vec<(String, String)> =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let mut b = Batch::new();
+    for (k, v) in entries {
+        b.put(k, v);
+    }
+    let mut s = MemoryStore::new();
+    s.apply_batch(&b);
+    s
+}
+
+#[test]
+fn the_layout3_store_migrates_from_every_crash_point_to_migrated_json() {
+    let recorded = recorded_reads();
+    let committed: Vec<(String, String)> =
+        serde_json::from_str(&std::fs::read_to_string(migrated_path()).unwrap()).unwrap();
+    let mut store = load_layout3();
+    assert_eq!(
+        store.get("meta/layout").unwrap().as_deref(),
+        Some("{\"version\":3}")
+    );
+    // Before the migration the engine refuses it.
+    let (t, _, _) = tenant_of(&recorded);
+    let q = ApiRequest::new("GET", "/api/invoices").header("Authorization", &t.auth);
+    let refused = engine_for(&config())
+        .unwrap()
+        .handle_with(&q, T0 + DAY, &mut store);
+    assert_eq!(refused.status, 503, "{}", refused.body);
+    assert!(refused.body.contains("layout 3"), "{}", refused.body);
+    let mut total = 0;
+    {
+        let mut store = load_layout3();
+        let mut engine = engine_for(&config()).unwrap();
+        while !{
+            let s = engine.migrate(4, &store).unwrap();
+            assert_eq!(s.from, 3);
+            store.apply_batch(&s.batch);
+            total += 1;
+            s.done
+        } {}
+    }
+    assert!(total > 5, "bounded steps: {total}");
+    for stop in 0..total {
+        let mut store = load_layout3();
+        let mut engine = engine_for(&config()).unwrap();
+        for _ in 0..stop {
+            let s = engine.migrate(4, &store).unwrap();
+            store.apply_batch(&s.batch);
+        }
+        let mut engine = engine_for(&config()).unwrap();
+        engine.migrate_with(4, &mut store).unwrap();
+        let got: Vec<(String, String)> = store
+            .entries()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        assert!(got == committed, "stop {stop}: not migrated.json");
+        let mut engine = engine_for(&config()).unwrap();
+        replay_reads(&mut engine, &mut store, &recorded)
+            .unwrap_or_else(|e| panic!("stop {stop}: {e}"));
+    }
+}
+
+#[test]
+fn a_layout3_sqlite_file_is_migrated_when_opened_and_answers_the_same() {
+    use writesync_core::{ConfigJson, Storage};
+    use writesync_sqlite::{NativeEngine, SqliteStore};
+    let recorded = recorded_reads();
+    let path = std::env::temp_dir().join(format!("writesync-layout3-{}.db", std::process::id()));
+    SqliteStore::remove_files(&path).unwrap();
+    {
+        let mut file = SqliteStore::open(&path).unwrap();
+        let mut b = Batch::new();
+        for (k, v) in load_layout3().entries() {
+            b.put(k.clone(), v.clone());
+        }
+        file.apply(&b).unwrap();
+    }
+    let config = ConfigJson::parse(&config().to_string())
+        .unwrap()
+        .into_config([0; 32])
+        .unwrap();
+    let mut app = NativeEngine::open(&path, config).unwrap();
+    assert_eq!(
+        app.store().get("meta/layout").unwrap().as_deref(),
+        Some("{\"version\":4}")
+    );
+    for prefix in ["s/", "sx/", "t/", "c/", "r/", "v/", "ref/", "uniq/", "due/"] {
+        assert!(app.store().first_key(prefix).unwrap().is_none(), "{prefix}");
+    }
+    for r in recorded["requests"].as_array().unwrap() {
+        let q = ApiRequest::new("GET", r["path"].as_str().unwrap())
+            .header("Authorization", r["auth"].as_str().unwrap());
+        let got = response_value(&app.handle(&q, T0 + DAY));
+        assert_eq!(got, r["expect"], "{}", r["path"]);
+    }
+    assert_eq!(json!(app.next_deadline().unwrap()), recorded["deadline"]);
+    drop(app);
+    SqliteStore::remove_files(&path).unwrap();
+}

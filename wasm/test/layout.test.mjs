@@ -2,7 +2,8 @@
 // tests/tests/layout_fixture.rs). The wasm module is built without the core's feature
 // `layout1`: createEngine refuses the layout-1 store (`layout`) and writes nothing. The same
 // store migrated by the Rust engine (migrated.json, checked by the Rust test) answers every
-// recorded read, the next deadline and the due work as layout 1 did. That a migration resumes
+// recorded read, the next deadline and the due work as layout 1 did. The layout-3 fixture
+// (tests/fixtures/layout3) is migrated by the module itself, to exactly migrated.json. That a migration resumes
 // where it stopped is tested in Rust (tests/tests/layout_fixture.rs), where it runs.
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -37,9 +38,9 @@ function fixture(name) {
 // `storage layout: `.
 const LAYOUT1_REFUSED =
   "storage layout: the store holds data layout 1, and this build of writesync cannot migrate " +
-  "it (it migrates layout 2 and reads layout 3 only): open the store once with the native " +
-  "library (writesync-core with its default feature layout1, or writesync-sqlite), the server " +
-  "or the C library, which migrate it to layout 3, then open it here";
+  "it (it migrates layouts 2 and 3 and reads layout 4 only): open the store once with the " +
+  "native library (writesync-core with its default feature layout1, or writesync-sqlite), the " +
+  "server or the C library, which migrate it to layout 4, then open it here";
 
 function entriesOf(host) {
   return [...host.entries()].map(([k, v]) => [k, v]);
@@ -62,10 +63,16 @@ test("the layout-1 store migrated by the Rust engine answers its recorded reads"
   const engine = await createEngine(host, CONFIG);
   // Opening a store in the current layout writes nothing.
   assert.deepStrictEqual(entriesOf(host), migrated);
-  assert.equal(host.get("meta/layout"), '{"version":3}');
+  assert.equal(host.get("meta/layout"), '{"version":4}');
   for (const prefix of ["sync/", "task/", "chain/", "remote/", "meta/migration"]) {
     assert.equal(host.scan(prefix).length, 0, `${prefix} is left`);
   }
+  await answersRecordedReads(engine, reads);
+  engine.free();
+});
+
+// The recorded reads, the next deadline and the due work of the fixture.
+async function answersRecordedReads(engine, reads) {
   for (const r of reads.requests) {
     const got = await engine.handle(
       { method: "GET", path: r.path, headers: { Authorization: r.auth } },
@@ -84,6 +91,28 @@ test("the layout-1 store migrated by the Rust engine answers its recorded reads"
     request: { ...it.request, body: parsedBody(it.request.body) },
   }));
   assert.deepStrictEqual({ items: got }, reads.due.expect);
+}
+
+test("a layout-3 store is migrated by createEngine to exactly what the Rust engine writes", async () => {
+  // tests/fixtures/layout3/store.json: the layout-1 fixture as the layout-3 engine migrated it.
+  const layout3 = JSON.parse(
+    readFileSync(new URL("../layout3/store.json", dir), "utf8"),
+  );
+  const host = new MemoryHost(layout3);
+  let applies = 0;
+  const counting = {
+    get: (k) => host.get(k),
+    scan: (p, o, l) => host.scan(p, o, l),
+    apply(batch) {
+      applies += 1;
+      host.apply(batch);
+    },
+  };
+  const engine = await createEngine(counting, CONFIG);
+  // Steps of at most 500 rows, each one commit (the steps themselves are tested in Rust).
+  assert.ok(applies >= 1, `${applies} commits`);
+  assert.deepStrictEqual(entriesOf(host), fixture("migrated.json"));
+  await answersRecordedReads(engine, fixture("reads.json"));
   engine.free();
 });
 

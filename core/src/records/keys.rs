@@ -66,7 +66,7 @@ fn uuid_text(bytes: [u8; 16]) -> String {
 }
 
 /// An id as layout 4 writes it in a key: a UUID in its canonical text as 22 symbols of
-/// [`SHORT`]; any other id (none of the engine's own) as `~{id}`, which sorts after every short
+/// unpadded base64 over `-0-9A-Z_a-z` (base64's 64 symbols in ASCII order); any other id (none of the engine's own) as `~{id}`, which sorts after every short
 /// UUID.
 pub fn id_in_key(id: &str) -> String {
     match canonical_uuid(id) {
@@ -259,7 +259,7 @@ fn inverted_short(id: &str) -> String {
         None => concat(&["~", id]),
     }
 }
-/// The id that [`inverted_short`] wrote as `part`.
+/// The id that [`account_sync`] wrote, every bit inverted, as its last segment `part`.
 pub fn id_from_inverted(part: &str) -> Option<String> {
     if part.starts_with('~') {
         return id_from_key(part);

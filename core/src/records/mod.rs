@@ -2,14 +2,21 @@
 //!
 //! Every record is JSON text under a key built by the functions of [`keys`]. Hosts never need
 //! to interpret them; the layout is documented here for debugging and for the store's tests.
-//! This is data layout 3 ([`layout::LAYOUT_VERSION`], stored under `meta/layout`); what
+//! This is data layout 4 ([`layout::LAYOUT_VERSION`], stored under `meta/layout`); what
 //! layout 1 spelled differently is in `v1` (feature `layout1`), and `engine/migrate_v1.rs`
-//! converts it.
+//! converts it; `engine/migrate.rs` converts layouts 2 and 3.
+//!
+//! In the rows below, `{id*}` is an id in the short form of [`keys::id_in_key`] (a UUID as 22
+//! symbols of base64 over an alphabet in ASCII order, so keys sort as the UUIDs do), and an
+//! index value "names" an id as [`keys::id_value`] (that form as a JSON string). The other ids
+//! are written as they are. Object ids are drawn by the engine and unique in a store, so the
+//! rows read only for an object already found under its account (`ch/`, `rm/`, `ov/`, `rf/`)
+//! name no account.
 //!
 //! | key | value |
 //! |---|---|
 //! | `meta/admin` | [`AdminRec`]: hash of the admin token (when the host stores it) |
-//! | `meta/layout` | `{"version": 2}`: the data layout of the store |
+//! | `meta/layout` | `{"version": 4}`: the data layout of the store |
 //! | `meta/migration` | progress of a layout migration under way |
 //! | `acct/{account}` | [`AccountRec`] |
 //! | `acctdom/{domain}` | account id (uniqueness of domains) |
@@ -17,32 +24,32 @@
 //! | `conn/{account}/{connection}` | [`ConnectionRec`] |
 //! | `hook/{account}/{webhook}` | [`WebhookRec`] |
 //! | `obj/{account}/{type}/{id}` | the stored CDM object (its current version) |
-//! | `v/{account}/{type}/{id}/{version:020}` | an older version of the object, kept while an unfinished push task sends it |
-//! | `uniq/{account}/{rule}/{value}` | id of the object holding a unique value |
-//! | `ref/{account}/{type}/{id}/{referrer type}/{referrer id}` | reverse reference index: the referrer names the object (customer, vendor or account) in the field at the JSON Pointer stored as the value (the first such field); written with the referrer, so a delete finds a referrer with one bounded scan |
-//! | `s/{sync}` | [`rows::SyncRow`]: a sync with its targets and their push tasks ([`SyncRec`], [`TaskRec`]); a task names the object version it pushes |
-//! | `sx/{account}/{inverted sync id}` | index of an account's syncs, newest first (`GET /api/syncs`); the value is the sync id |
-//! | `t/{task}` | the sync of a push task that was handed out (work ids name only the task) |
-//! | `c/{account}/{type}/{id}` | the syncs with unfinished push tasks of that object (JSON list, oldest first): the push chain |
-//! | `r/{account}/{type}/{id}` | the object's ids at its connections: `{connection: remote id}`, a [`RemoteRec`] where the source also gave a version |
+//! | `ov/{type}/{id*}/{version:020}` | an older version of the object, kept while an unfinished push task sends it |
+//! | `uq/{account*}/{rule}/{value}` | names the object holding a unique value |
+//! | `rf/{type}/{id*}/{referrer type}/{referrer id*}` | reverse reference index: the referrer names the object (customer, vendor or account) in the field at the JSON Pointer stored as the value (the first such field); written with the referrer, so a delete finds a referrer with one bounded scan |
+//! | `sy/{sync*}` | [`rows::SyncRow`]: a sync with its targets and their push tasks ([`SyncRec`], [`TaskRec`]); a task names the object version it pushes |
+//! | `sa/{account*}/{sync*, every bit inverted}` | index of an account's syncs, newest first (`GET /api/syncs`); names the sync |
+//! | `tk/{task*}` | names the sync of a push task that was handed out (work ids name only the task) |
+//! | `ch/{type}/{id*}` | the syncs with unfinished push tasks of that object (JSON list of `{sync*}`, oldest first): the push chain |
+//! | `rm/{type}/{id*}` | the object's ids at its connections: `{connection*: remote id}`, a [`RemoteRec`] where the source also gave a version |
 //! | `token/{connection}` | [`TokenRec`]: the access token the host gave for a connection |
 //! | `tokreq/{connection}` | [`TokenRequestRec`]: an open request to the host for a token |
 //! | `dlv/{delivery}` | [`DeliveryRec`]: one webhook delivery |
 //! | `hookdlv/{account}/{webhook}/{inverted delivery id}` | index of deliveries per subscription, newest first; the value is the delivery id |
-//! | `due/{ms:016}/{t, d or k}/{id}` | wake-up index of tasks (`t`, the value is the task's sync id), deliveries (`d`) and token requests (`k`, by connection) |
+//! | `du/{ms:016}/{t, d or k}/{id*}` | wake-up index of tasks (`t`, names the task's sync), deliveries (`d`) and token requests (`k`, by connection) |
 //! | `idem/{account}/{key}` | [`IdemRec`]: the first answer of an idempotent write |
 //! | `idemexp/{ms:016}/{account}/{key}` | retention index of idempotency records |
 //! | `dlvexp/{ms:016}/{delivery}` | retention index of finished deliveries |
 //!
 //! A deleted object (`DELETE /api/{customers,vendors,accounts}/{id}`) leaves `obj/` and its
-//! uniqueness entries at once; its last version stays under `v/` while a push (its delete
-//! push, or an earlier unfinished one) still sends it, and its `r/` row and push chain go when
+//! uniqueness entries at once; its last version stays under `ov/` while a push (its delete
+//! push, or an earlier unfinished one) still sends it, and its `rm/` row and push chain go when
 //! its last unfinished push finished. A delete push's sync has `op: "delete"`: every task of
 //! it builds a delete request.
 //!
 //! Retention (`Engine::prune`): idempotency records and finished deliveries by their indexes;
 //! a sync whose targets all finished (and whose deliveries are not owed) once the time its id
-//! carries is older than `syncRetentionMs`, with its `t/` pointers, its `sx/` index entry and
+//! carries is older than `syncRetentionMs`, with its `tk/` pointers, its `sa/` index entry and
 //! its deliveries. Objects, their current version, uniqueness entries, reference entries and
 //! remote ids are never pruned (a delete removes them, as above); a kept version
 //! goes when no unfinished task sends it, a chain entry when no task of it is unfinished.

@@ -271,16 +271,22 @@ def test_host_networking_and_bad_args(lib, tmp):
 
 
 def test_layout1_fixture(lib, tmp):
-    """A SQLite file holding the layout-1 fixture (tests/fixtures/layout1) is migrated by
-    writesync_open and answers every read the layout-1 engine recorded."""
+    """SQLite files holding the layout-1 fixture (tests/fixtures/layout1) and the layout-3
+    fixture (tests/fixtures/layout3: the same data as the layout-3 engine migrated it) are
+    migrated by writesync_open and answer every read the layout-1 engine recorded."""
+    for layout in ("layout1", "layout3"):
+        layout_fixture(lib, tmp, layout)
+
+
+def layout_fixture(lib, tmp, layout):
     import sqlite3
 
-    fixtures = os.path.join(HERE, "..", "..", "..", "tests", "fixtures", "layout1")
-    with open(os.path.join(fixtures, "store.json")) as f:
+    fixtures = os.path.join(HERE, "..", "..", "..", "tests", "fixtures")
+    with open(os.path.join(fixtures, layout, "store.json")) as f:
         entries = json.load(f)
-    with open(os.path.join(fixtures, "reads.json")) as f:
+    with open(os.path.join(fixtures, "layout1", "reads.json")) as f:
         reads = json.load(f)
-    path = os.path.join(tmp, "layout1.db")
+    path = os.path.join(tmp, f"{layout}.db")
     Engine(lib, path, {}).close()  # the file and its SQL schema
     db = sqlite3.connect(path)
     db.executemany("INSERT INTO kv (key, value) VALUES (?, ?)", entries)
@@ -295,15 +301,17 @@ def test_layout1_fixture(lib, tmp):
         a = eng.handle("GET", r["path"], {"Authorization": r["auth"]}, now=later)
         body = a["json"] if a["json"] is not None else a["body"]
         got = {"status": a["status"], "headers": a["headers"], "body": body}
-        check(got == r["expect"], f"layout-1 fixture read {r['path']}: {got} != {r['expect']}")
+        check(got == r["expect"], f"{layout} fixture read {r['path']}: {got} != {r['expect']}")
     want = reads["deadline"] if reads["deadline"] is not None else NO_DEADLINE
-    check(eng.deadline() == want, "layout-1 fixture deadline")
+    check(eng.deadline() == want, f"{layout} fixture deadline")
     eng.close()
     db = sqlite3.connect(path)
-    layout = db.execute("SELECT value FROM kv WHERE key = 'meta/layout'").fetchall()
-    check(layout == [('{"version":3}',)], f"layout marker {layout}")
-    left = db.execute("SELECT count(*) FROM kv WHERE key LIKE 'task/%' OR key LIKE 'sync/%'").fetchone()
-    check(left == (0,), f"layout-1 rows left: {left}")
+    marker = db.execute("SELECT value FROM kv WHERE key = 'meta/layout'").fetchall()
+    check(marker == [('{"version":4}',)], f"{layout} layout marker {marker}")
+    with open(os.path.join(fixtures, "layout1", "migrated.json")) as f:
+        want = [tuple(e) for e in json.load(f)]
+    got = db.execute("SELECT key, value FROM kv ORDER BY key").fetchall()
+    check(got == want, f"{layout} fixture: the migrated file differs from layout1/migrated.json")
     db.close()
 
 
