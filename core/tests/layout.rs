@@ -556,7 +556,7 @@ fn a_layout_3_row_that_cannot_be_read_stops_the_migration_with_its_key() {
         ("c/a/invoice/i", "not json"),
         ("r/a/widget/i", "{}"),
         ("sx/a/not-hex", "\"x\""),
-        ("due/0000000000000001/q/x", "\"\""),
+        ("due/0000000000000001/t/x", "[]"),
         ("t/x", "7"),
     ] {
         let mut store = fixture(include_str!("../../tests/fixtures/layout3/store.json"));

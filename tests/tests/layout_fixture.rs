@@ -717,7 +717,9 @@ fn a_layout3_sqlite_file_is_migrated_when_opened_and_answers_the_same() {
         app.store().get("meta/layout").unwrap().as_deref(),
         Some("{\"version\":4}")
     );
-    for prefix in ["s/", "sx/", "t/", "c/", "r/", "v/", "ref/", "uniq/", "due/"] {
+    for prefix in [
+        "s/", "sx/", "t/", "c/", "r/", "v/", "ref/", "uniq/", "due/", "hookdlv/",
+    ] {
         assert!(app.store().first_key(prefix).unwrap().is_none(), "{prefix}");
     }
     for r in recorded["requests"].as_array().unwrap() {

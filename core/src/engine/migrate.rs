@@ -7,7 +7,7 @@
 //! ([`keys::id_in_key`]): the ids in them are 22 symbols instead of 36, the chains, remote
 //! ids, kept versions and references name no account (object ids are unique in a store), and
 //! their families have new prefixes (`s/` became `sy/`, `sx/` `sa/`, `t/` `tk/`, `c/` `ch/`,
-//! `r/` `rm/`, `v/` `ov/`, `ref/` `rf/`, `uniq/` `uq/`, `due/` `du/`), so that the conversion
+//! `r/` `rm/`, `v/` `ov/`, `ref/` `rf/`, `uniq/` `uq/`, `due/` `du/`, `hookdlv/` `wd/`), so that the conversion
 //! can take the first rows left under an old prefix at every step, with no offset to keep.
 //!
 //! The layout is stored under `meta/layout` (`{"version": 4}`). A store without it holds
@@ -29,7 +29,7 @@
 //! | `deliveries` | each delivery is listed in its sync's row (so that it is pruned with it) |
 //! | `orphans` | task rows that no sync listed are removed |
 //! | `references` | up to `limit` objects `obj/...` (in key order, from the recorded offset) get their entries in the reverse reference index `rf/...` (an invoice's customer and line accounts, an expense's vendor and line accounts) |
-//! | `convert` | the first `limit` rows left under the prefixes of layouts 2 and 3 (`s/`, `sx/`, `t/`, `c/`, `r/`, `v/`, `ref/`, `uniq/`, `due/`) are written under layout 4's keys, with the ids in their index values in the short form, and removed |
+//! | `convert` | the first `limit` rows left under the prefixes of layouts 2 and 3 (`s/`, `sx/`, `t/`, `c/`, `r/`, `v/`, `ref/`, `uniq/`, `due/`, `hookdlv/`) are written under layout 4's keys, with the ids in their index values in the short form, and removed |
 //! | `sync-index` (from layout 2 only) | up to `limit` syncs `sy/...` (from the recorded offset) get their entry `sa/{account}/{inverted id}` |
 //!
 //! Layout 1 runs every phase but `sync-index` (its `syncs` phase writes the entries), ending
@@ -71,25 +71,75 @@ fn index_syncs(
     Ok(rows.len())
 }
 
-/// The prefixes of layouts 2 and 3 (and layout 1's `uniq/` and `due/`) whose rows layout 4
-/// spells differently. None of them is a prefix of a layout-4 key.
-const OLD_FAMILIES: [&str; 9] = ["s/", "sx/", "t/", "c/", "r/", "v/", "ref/", "uniq/", "due/"];
+/// How layout 4 writes one `/`-separated segment of a layout-3 key.
+#[derive(Clone, Copy)]
+enum Seg {
+    /// As it is.
+    Keep,
+    /// An object type, as it is.
+    Type,
+    /// An id, in the short form ([`keys::id_in_key`]).
+    Short,
+    /// An id that layout 3 wrote with every bit inverted (32 hex digits), in the short form,
+    /// inverted.
+    Inverted,
+    /// Left out (the account of rows that name an object by its id alone).
+    Drop,
+}
 
-/// The phase `convert`: rewrite up to `limit` of the rows left under [`OLD_FAMILIES`] under
-/// layout 4's keys, and remove them. Answers whether none is left.
+/// How layout 4 writes the value of a layout-3 row.
+#[derive(Clone, Copy)]
+enum Val {
+    /// As it is.
+    Same,
+    /// A JSON string naming an id (an empty string stays empty).
+    Id,
+    /// A JSON list of ids.
+    Ids,
+    /// A JSON object whose keys are ids.
+    Keys,
+}
+
+/// The families of layouts 2 and 3 (and layout 1's `uniq/` and `due/`) that layout 4 writes
+/// differently: old prefix, new prefix, the segments of the rest of the key (the last one takes
+/// what is left, `/` included), the value. No old prefix is a prefix of a layout-4 key, so the
+/// rows left under one are the rows still to convert.
+const CONVERSIONS: [(&str, &str, &[Seg], Val); 10] = {
+    use Seg::*;
+    [
+        ("s/", "sy/", &[Short], Val::Same),
+        ("sx/", "sa/", &[Short, Inverted], Val::Id),
+        ("t/", "tk/", &[Short], Val::Id),
+        ("c/", "ch/", &[Drop, Type, Short], Val::Ids),
+        ("r/", "rm/", &[Drop, Type, Short], Val::Keys),
+        ("v/", "ov/", &[Drop, Type, Short, Keep], Val::Same),
+        ("ref/", "rf/", &[Drop, Type, Short, Type, Short], Val::Same),
+        ("uniq/", "uq/", &[Short, Keep, Keep], Val::Id),
+        ("due/", "du/", &[Keep, Keep, Short], Val::Id),
+        ("hookdlv/", "wd/", &[Keep, Keep, Inverted], Val::Same),
+    ]
+};
+
+/// The phase `convert`: rewrite up to `limit` of the rows left under the old prefixes of
+/// [`CONVERSIONS`] under layout 4's keys, and remove them. Answers whether none is left.
 pub(super) fn convert(
     tx: &mut Tx<'_>,
     store: &dyn KvRead,
     limit: usize,
 ) -> Result<bool, CoreError> {
     let mut left = limit;
-    for prefix in OLD_FAMILIES {
-        let rows = store.scan(prefix, 0, left)?;
+    for (old, new, segs, val) in CONVERSIONS {
+        let rows = store.scan(old, 0, left)?;
         for (key, value) in &rows {
-            let (k, v) = converted(prefix, key, value).ok_or_else(|| CoreError::CorruptRow {
-                key: key.clone(),
-                reason: "not a row of data layout 3".into(),
-            })?;
+            let (Some(k), Some(v)) = (
+                converted_key(&key[old.len()..], new, segs),
+                converted_value(value, val),
+            ) else {
+                return Err(CoreError::CorruptRow {
+                    key: key.clone(),
+                    reason: "not a row of data layout 3".into(),
+                });
+            };
             tx.delete(key.clone());
             tx.put(k, v);
         }
@@ -101,9 +151,53 @@ pub(super) fn convert(
     Ok(true)
 }
 
-/// The id of an index value of layout 3 (a JSON string).
-fn old_id(value: &str) -> Option<String> {
-    serde_json::from_str::<String>(value).ok()
+/// The layout-4 key of the layout-3 key whose rest after its prefix is `rest`.
+fn converted_key(rest: &str, new: &str, segs: &[Seg]) -> Option<String> {
+    let mut parts = rest.splitn(segs.len(), '/');
+    let mut out = new.to_string();
+    for seg in segs {
+        let part = parts.next()?;
+        let text = match seg {
+            Seg::Keep => part.to_string(),
+            Seg::Type => ObjectType::parse(part)?.as_str().to_string(),
+            Seg::Short => keys::id_in_key(part),
+            Seg::Inverted => keys::inverted_in_key(&uninverted(part)?),
+            Seg::Drop => continue,
+        };
+        if out.len() > new.len() {
+            out.push('/');
+        }
+        out.push_str(&text);
+    }
+    Some(out)
+}
+
+/// The layout-4 value of a layout-3 row's value.
+fn converted_value(value: &str, val: Val) -> Option<String> {
+    match val {
+        Val::Same => Some(value.to_string()),
+        Val::Id => match serde_json::from_str::<String>(value).ok()? {
+            id if id.is_empty() => Some(value.to_string()),
+            id => Some(keys::id_value(&id)),
+        },
+        Val::Ids => {
+            let mut ids = serde_json::from_str::<Vec<String>>(value).ok()?;
+            for id in &mut ids {
+                *id = keys::id_in_key(id);
+            }
+            serde_json::to_string(&ids).ok()
+        }
+        Val::Keys => {
+            let serde_json::Value::Object(map) = serde_json::from_str(value).ok()? else {
+                return None;
+            };
+            let mut short = serde_json::Map::new();
+            for (id, v) in map {
+                short.insert(keys::id_in_key(&id), v);
+            }
+            Some(serde_json::Value::Object(short).to_string())
+        }
+    }
 }
 
 /// The id that layout 3 wrote with every bit inverted (32 hex digits), or as `~{id}`.
@@ -115,76 +209,7 @@ fn uninverted(part: &str) -> Option<String> {
         return None;
     }
     let n = u128::from_str_radix(part, 16).ok()?;
-    Some(uuid::Uuid::from_u128(!n).hyphenated().to_string())
-}
-
-/// A row of layout 3 under `prefix` as layout 4 writes it, or `None` when it is not one.
-fn converted(prefix: &str, key: &str, value: &str) -> Option<(String, String)> {
-    let rest = &key[prefix.len()..];
-    let ty = |s: &str| ObjectType::parse(s);
-    Some(match prefix {
-        "s/" => (keys::sync(rest), value.to_string()),
-        "sx/" => {
-            let (account, inverted) = rest.split_once('/')?;
-            let id = uninverted(inverted)?;
-            (keys::account_sync(account, &id), keys::id_value(&id))
-        }
-        "t/" => (keys::task(rest), keys::id_value(&old_id(value)?)),
-        "c/" => {
-            let mut parts = rest.splitn(3, '/');
-            let (_account, t, id) = (parts.next()?, ty(parts.next()?)?, parts.next()?);
-            let syncs = serde_json::from_str::<Vec<String>>(value).ok()?;
-            let short: Vec<String> = syncs.iter().map(|s| keys::id_in_key(s)).collect();
-            (keys::chain(t, id), serde_json::to_string(&short).ok()?)
-        }
-        "r/" => {
-            let mut parts = rest.splitn(3, '/');
-            let (_account, t, id) = (parts.next()?, ty(parts.next()?)?, parts.next()?);
-            let serde_json::Value::Object(map) = serde_json::from_str(value).ok()? else {
-                return None;
-            };
-            let short: serde_json::Map<String, serde_json::Value> = map
-                .into_iter()
-                .map(|(c, v)| (keys::id_in_key(&c), v))
-                .collect();
-            (
-                keys::remote(t, id),
-                serde_json::Value::Object(short).to_string(),
-            )
-        }
-        "v/" => {
-            let mut parts = rest.splitn(4, '/');
-            let (_account, t, id) = (parts.next()?, ty(parts.next()?)?, parts.next()?);
-            let version = parts.next()?.parse::<u64>().ok()?;
-            (keys::kept_version(t, id, version), value.to_string())
-        }
-        "ref/" => {
-            let mut parts = rest.splitn(5, '/');
-            let (_account, t, id) = (parts.next()?, ty(parts.next()?)?, parts.next()?);
-            let (rt, rid) = (ty(parts.next()?)?, parts.next()?);
-            (keys::referrer(t, id, rt, rid), value.to_string())
-        }
-        "uniq/" => {
-            let mut parts = rest.splitn(3, '/');
-            let (account, rule, unique) = (parts.next()?, parts.next()?, parts.next()?);
-            (
-                keys::unique(account, rule, unique),
-                keys::id_value(&old_id(value)?),
-            )
-        }
-        "due/" => {
-            let mut parts = rest.splitn(3, '/');
-            let (ms, tag, id) = (parts.next()?, parts.next()?, parts.next()?);
-            let ms = ms.parse::<i64>().ok()?;
-            match tag {
-                "t" => (keys::due_task(ms, id), keys::id_value(&old_id(value)?)),
-                "d" => (keys::due_delivery(ms, id), value.to_string()),
-                "k" => (keys::due_token(ms, id), value.to_string()),
-                _ => return None,
-            }
-        }
-        _ => return None,
-    })
+    keys::id_from_key(&keys::id_in_key_of_bytes((!n).to_be_bytes()))
 }
 
 /// One bounded step of migrating a layout-2 or layout-3 store (or a migration from one) to

@@ -167,20 +167,22 @@ fn chain_tasks(
 
 /// The sync ids of a chain (stored in the form of [`keys::id_in_key`]).
 fn chain_list(tx: &Tx<'_>, key: &str) -> Result<Vec<String>, CoreError> {
-    let stored = tx.get_json::<Vec<String>>(key)?.unwrap_or_default();
-    stored
-        .iter()
-        .map(|s| keys::id_from_key(s))
-        .collect::<Option<Vec<String>>>()
-        .ok_or_else(|| CoreError::CorruptRow {
+    let mut list = tx.get_json::<Vec<String>>(key)?.unwrap_or_default();
+    for s in &mut list {
+        *s = keys::id_from_key(s).ok_or_else(|| CoreError::CorruptRow {
             key: key.to_string(),
             reason: "a chain entry is not a sync id".into(),
-        })
+        })?;
+    }
+    Ok(list)
 }
 
 /// Store the sync ids of a chain.
 fn put_chain(tx: &mut Tx<'_>, key: String, list: &[String]) {
-    let stored: Vec<String> = list.iter().map(|s| keys::id_in_key(s)).collect();
+    let mut stored = Vec::with_capacity(list.len());
+    for s in list {
+        stored.push(keys::id_in_key(s));
+    }
     tx.put_json(key, &stored);
 }
 
@@ -417,20 +419,21 @@ pub(crate) fn remote_connections(
     id: &str,
 ) -> Result<Vec<String>, CoreError> {
     let key = keys::remote(t, id);
-    let map = remotes(tx, &key)?;
-    map.into_iter()
-        .filter(|(_, v)| match v {
+    let mut out = Vec::new();
+    for (k, v) in remotes(tx, &key)? {
+        let holds = match v {
             Value::String(_) => true,
             Value::Object(o) => o.get("remoteId").is_some_and(Value::is_string),
             _ => false,
-        })
-        .map(|(k, _)| {
-            keys::id_from_key(&k).ok_or_else(|| CoreError::CorruptRow {
+        };
+        if holds {
+            out.push(keys::id_from_key(&k).ok_or_else(|| CoreError::CorruptRow {
                 key: key.clone(),
                 reason: format!("{k:?} is not a connection id"),
-            })
-        })
-        .collect()
+            })?);
+        }
+    }
+    Ok(out)
 }
 
 /// The objects (customers, vendors, accounts) a stored object refers to, each once, with the

@@ -32,14 +32,18 @@ const SHORT: GeneralPurpose = GeneralPurpose::new(
         .with_decode_allow_trailing_bits(false),
 );
 
-/// The 16 bytes of a UUID in its canonical text (lowercase, hyphenated), else `None`.
+/// The 16 bytes of a UUID in its canonical text (lowercase, hyphenated), else `None`. Every
+/// key the engine builds names ids, so this is read by the `uuid` crate's parser, without
+/// allocating.
 fn canonical_uuid(id: &str) -> Option<[u8; 16]> {
-    if id.len() != 36 {
+    let b = id.as_bytes();
+    // At 36 characters the parser takes only the hyphenated form; it takes upper case too.
+    if b.len() != 36 || b.iter().any(u8::is_ascii_uppercase) {
         return None;
     }
-    let u = uuid::Uuid::try_parse(id).ok()?;
-    let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
-    (u.hyphenated().encode_lower(&mut text).as_bytes() == id.as_bytes()).then(|| u.into_bytes())
+    uuid::Uuid::try_parse_ascii(b)
+        .ok()
+        .map(uuid::Uuid::into_bytes)
 }
 
 /// 22 symbols of [`SHORT`] for 16 bytes.
@@ -90,9 +94,9 @@ pub fn id_value(id: &str) -> String {
 
 /// The id an index row's value names ([`id_value`]), or `None` when `text` is not one.
 pub fn id_of_value(text: &str) -> Option<String> {
-    serde_json::from_str::<&str>(text)
+    serde_json::from_str::<String>(text)
         .ok()
-        .and_then(id_from_key)
+        .and_then(|s| id_from_key(&s))
 }
 
 /// The parts joined, in one allocation of the exact size (keys are built on every write,
@@ -237,23 +241,19 @@ pub fn delivery(id: &str) -> String {
     concat(&["dlv/", id])
 }
 /// Index entry of a delivery under its subscription. The last segment is the delivery's
-/// time-ordered id with every bit inverted, so that an ascending scan lists the newest
-/// first (the value is the delivery id).
+/// time-ordered id with every bit inverted, in the short form of [`id_in_key`], so that an
+/// ascending scan lists the newest first (the value is the delivery id).
 pub fn webhook_delivery(account: &str, webhook: &str, id: &str) -> String {
-    concat(&["hookdlv/", account, "/", webhook, "/", &inverted(id)])
+    concat(&["wd/", account, "/", webhook, "/", &inverted_in_key(id)])
 }
-/// A time-ordered id (a UUID) with every bit inverted, as 32 hex digits, so that an ascending
-/// scan lists the newest first; any other id as `~{id}` (after every inverted one).
-fn inverted(id: &str) -> String {
-    let hex: String = id.chars().filter(|c| *c != '-').collect();
-    match u128::from_str_radix(&hex, 16) {
-        Ok(n) if hex.len() == 32 => format!("{:032x}", !n),
-        _ => concat(&["~", id]),
-    }
+/// The short form of [`id_in_key`] of the UUID whose bytes are `bytes`.
+pub(crate) fn id_in_key_of_bytes(bytes: [u8; 16]) -> String {
+    short(&bytes)
 }
+
 /// A UUID with every bit inverted, in the short form of [`id_in_key`] (an ascending scan lists
 /// the newest first); any other id as `~{id}` (after every inverted one).
-fn inverted_short(id: &str) -> String {
+pub(crate) fn inverted_in_key(id: &str) -> String {
     match canonical_uuid(id) {
         Some(bytes) => short(&bytes.map(|b| !b)),
         None => concat(&["~", id]),
@@ -270,7 +270,7 @@ pub fn id_from_inverted(part: &str) -> Option<String> {
 /// segment is the sync's time-ordered id inverted ([`id_from_inverted`] reads it), so an
 /// ascending scan lists the newest first.
 pub fn account_sync(account: &str, id: &str) -> String {
-    concat(&["sa/", &id_in_key(account), "/", &inverted_short(id)])
+    concat(&["sa/", &id_in_key(account), "/", &inverted_in_key(id)])
 }
 /// Prefix of the sync index of an account.
 pub fn account_syncs(account: &str) -> String {
@@ -278,7 +278,7 @@ pub fn account_syncs(account: &str) -> String {
 }
 /// Prefix of the deliveries of a subscription.
 pub fn webhook_deliveries(account: &str, webhook: &str) -> String {
-    concat(&["hookdlv/", account, "/", webhook, "/"])
+    concat(&["wd/", account, "/", webhook, "/"])
 }
 /// Prefix of the wake-up index.
 pub const DUE: &str = "du/";

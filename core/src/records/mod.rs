@@ -35,7 +35,7 @@
 //! | `token/{connection}` | [`TokenRec`]: the access token the host gave for a connection |
 //! | `tokreq/{connection}` | [`TokenRequestRec`]: an open request to the host for a token |
 //! | `dlv/{delivery}` | [`DeliveryRec`]: one webhook delivery |
-//! | `hookdlv/{account}/{webhook}/{inverted delivery id}` | index of deliveries per subscription, newest first; the value is the delivery id |
+//! | `wd/{account}/{webhook}/{delivery*, every bit inverted}` | index of deliveries per subscription, newest first; the value is the delivery id |
 //! | `du/{ms:016}/{t, d or k}/{id*}` | wake-up index of tasks (`t`, names the task's sync), deliveries (`d`) and token requests (`k`, by connection) |
 //! | `idem/{account}/{key}` | [`IdemRec`]: the first answer of an idempotent write |
 //! | `idemexp/{ms:016}/{account}/{key}` | retention index of idempotency records |
