@@ -121,12 +121,13 @@ const CONVERSIONS: [(&str, &str, &[Seg], Val); 10] = {
 };
 
 /// The phase `convert`: rewrite up to `limit` of the rows left under the old prefixes of
-/// [`CONVERSIONS`] under layout 4's keys, and remove them. Answers whether none is left.
+/// [`CONVERSIONS`] under layout 4's keys, and remove them. Answers how many it rewrote and
+/// whether none is left.
 pub(super) fn convert(
     tx: &mut Tx<'_>,
     store: &dyn KvRead,
     limit: usize,
-) -> Result<bool, CoreError> {
+) -> Result<(usize, bool), CoreError> {
     let mut left = limit;
     for (old, new, segs, val) in CONVERSIONS {
         let rows = store.scan(old, 0, left)?;
@@ -145,10 +146,10 @@ pub(super) fn convert(
         }
         left -= rows.len();
         if left == 0 {
-            return Ok(false);
+            return Ok((limit, false));
         }
     }
-    Ok(true)
+    Ok((limit - left, true))
 }
 
 /// The layout-4 key of the layout-3 key whose rest after its prefix is `rest`.
@@ -233,32 +234,46 @@ fn step_from_old(
             offset: 0,
         },
     };
-    let complete = match progress.phase.as_str() {
-        "convert" => convert(&mut tx, store, limit)?,
-        "references" => {
-            let n = super::stored::index_references(&mut tx, store, progress.offset, limit)?;
-            progress.offset += n;
-            n < limit
-        }
-        "sync-index" => {
-            let n = index_syncs(&mut tx, store, progress.offset, limit)?;
-            progress.offset += n;
-            n < limit
-        }
-        other => {
-            return Err(CoreError::CorruptRow {
-                key: keys::MIGRATION.into(),
-                reason: format!("unknown phase {other:?}"),
-            })
-        }
-    };
+    // Phases follow one another within a step while rows of its budget are left, except after
+    // a conversion that rewrote rows: the phases after it read the store as committed, which
+    // does not hold those rows yet.
+    let mut left = limit;
     let mut done = false;
-    if complete {
+    loop {
+        let (read, complete) = match progress.phase.as_str() {
+            "convert" => convert(&mut tx, store, left)?,
+            "references" => {
+                let n = super::stored::index_references(&mut tx, store, progress.offset, left)?;
+                (n, n < left)
+            }
+            "sync-index" => {
+                let n = index_syncs(&mut tx, store, progress.offset, left)?;
+                (n, n < left)
+            }
+            other => {
+                return Err(CoreError::CorruptRow {
+                    key: keys::MIGRATION.into(),
+                    reason: format!("unknown phase {other:?}"),
+                })
+            }
+        };
+        left -= read;
+        if !complete {
+            // The conversion keeps no offset: the rows it took are gone from the old prefixes.
+            if progress.phase != "convert" {
+                progress.offset += read;
+            }
+            break;
+        }
+        let converted = progress.phase == "convert" && read > 0;
         progress.offset = 0;
         match (from, progress.phase.as_str()) {
             (2, "convert") => progress.phase = "references".into(),
             (2, "references") => progress.phase = "sync-index".into(),
             _ => done = true,
+        }
+        if done || converted || left == 0 {
+            break;
         }
     }
     if done {
