@@ -64,13 +64,7 @@ pub(crate) fn delete(
         ObjectType::Account => {
             let code = field("code");
             let uniq = keys::unique(&account.id, UNIQ_ACCOUNT_CODE, code);
-            if ctx
-                .tx
-                .get(&uniq)?
-                .and_then(|v| keys::id_of_value(&v))
-                .as_deref()
-                == Some(id)
-            {
+            if stored::get_id(&ctx.tx, uniq.clone())?.as_deref() == Some(id) {
                 ctx.tx.delete(uniq);
             }
             code

@@ -104,10 +104,7 @@ fn v1_task(tx: &Tx<'_>, key: &str) -> Result<Option<TaskRecV1>, CoreError> {
 
 /// The sync of a task: from its pointer when it was migrated, else from its layout 1 row.
 fn sync_of(tx: &Tx<'_>, task: &str) -> Result<Option<String>, CoreError> {
-    if let Some(s) = tx
-        .get(&keys::task(task))?
-        .and_then(|v| keys::id_of_value(&v))
-    {
+    if let Some(s) = stored::get_id(tx, keys::task(task))? {
         return Ok(Some(s));
     }
     Ok(v1_task(tx, &v1::task_key(task))?.map(|t| t.sync_id))
@@ -224,10 +221,7 @@ fn chains(tx: &mut Tx<'_>, store: &dyn KvRead, limit: usize) -> Result<bool, Cor
         };
         let Some(t) = object_type(ty) else { continue };
         let task_id: String = serde_json::from_str(value).map_err(|e| corrupt(key, e))?;
-        let Some(sync_id) = tx
-            .get(&keys::task(&task_id))?
-            .and_then(|v| keys::id_of_value(&v))
-        else {
+        let Some(sync_id) = stored::get_id(tx, keys::task(&task_id))? else {
             continue;
         };
         let Some(task) = stored::get_task(tx, &task_id, Some(&sync_id))? else {

@@ -46,22 +46,25 @@ pub(crate) fn get_sync_tasks(
     decoded_at(tx, &keys::sync(sync_id), sync_id)
 }
 
+/// The id an index row names ([`keys::id_value`]): `None` when the row is absent, a
+/// `corrupt_row` error when its value names no id.
+pub(crate) fn get_id(tx: &Tx<'_>, key: String) -> Result<Option<String>, CoreError> {
+    match tx.get(&key)? {
+        None => Ok(None),
+        Some(text) => keys::id_of_value(&text)
+            .map(Some)
+            .ok_or(CoreError::CorruptRow {
+                key,
+                reason: "the value names no id".into(),
+            }),
+    }
+}
+
 /// The sync of a task: `hint` when the caller knows it, else its pointer.
 fn sync_of(tx: &Tx<'_>, task_id: &str, hint: Option<&str>) -> Result<Option<String>, CoreError> {
     match hint {
         Some(s) if !s.is_empty() => Ok(Some(s.to_string())),
-        _ => {
-            let key = keys::task(task_id);
-            match tx.get(&key)? {
-                None => Ok(None),
-                Some(text) => keys::id_of_value(&text)
-                    .map(Some)
-                    .ok_or(CoreError::CorruptRow {
-                        key,
-                        reason: "not a sync id".into(),
-                    }),
-            }
-        }
+        _ => get_id(tx, keys::task(task_id)),
     }
 }
 

@@ -70,16 +70,7 @@ impl Refs<'_, '_> {
         exists
     }
     fn owner(&self, rule: &str, value: &str) -> Option<String> {
-        let key = keys::unique(self.account, rule, value);
-        let r = self.tx.get(&key).and_then(|text| match text {
-            None => Ok(None),
-            Some(text) => keys::id_of_value(&text)
-                .map(Some)
-                .ok_or(CoreError::CorruptRow {
-                    key,
-                    reason: "not an object id".into(),
-                }),
-        });
+        let r = stored::get_id(self.tx, keys::unique(self.account, rule, value));
         self.keep(r, None)
     }
     fn check(self) -> Result<(), CoreError> {
