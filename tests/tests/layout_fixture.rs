@@ -393,8 +393,9 @@ fn store_json(store: &MemoryStore) -> Value {
     Value::Array(store.entries().map(|(k, v)| json!([k, v])).collect())
 }
 
-fn load_store() -> MemoryStore {
-    let text = std::fs::read_to_string(dir().join("store.json")).unwrap();
+/// A store holding the entries of a fixture file (`[[key, value], ...]`).
+fn store_from(path: &std::path::Path) -> MemoryStore {
+    let text = std::fs::read_to_string(path).unwrap();
     let entries: Vec<(String, String)> = serde_json::from_str(&text).unwrap();
     let mut b = Batch::new();
     for (k, v) in entries {
@@ -403,6 +404,10 @@ fn load_store() -> MemoryStore {
     let mut s = MemoryStore::new();
     s.apply_batch(&b);
     s
+}
+
+fn load_store() -> MemoryStore {
+    store_from(&dir().join("store.json"))
 }
 
 fn tenant_of(recorded: &Value) -> (Tenant, Vec<String>, Vec<String>) {
@@ -547,59 +552,69 @@ fn migrating_the_layout1_store_gives_exactly_migrated_json() {
          (regenerate it with WRITESYNC_REGENERATE_LAYOUT1=1 if the change is intended)"
     );
     // The committed file is a store in the current layout that answers the recorded reads.
-    let entries: Vec<(String, String)> = serde_json::from_value(committed).unwrap();
-    let mut b = Batch::new();
-    for (k, v) in entries {
-        b.put(k, v);
-    }
-    let mut store = MemoryStore::new();
-    store.apply_batch(&b);
+    let mut store = store_from(&migrated_path());
     let step = engine_for(&config()).unwrap().migrate(10, &store).unwrap();
     assert!(step.done && step.batch.is_empty() && step.from == writesync_core::LAYOUT_VERSION);
     let mut engine = engine_for(&config()).unwrap();
     replay_reads(&mut engine, &mut store, &recorded_reads()).unwrap();
 }
 
-#[test]
-fn a_migration_resumes_after_every_possible_crash_point() {
-    let recorded = recorded_reads();
-    // Stop after each step in turn, reopen with a fresh engine, finish, and answer the reads.
+/// The stores `load()` becomes when its migration in steps of `limit` stops after each step
+/// in turn (a crash before the next commit) and a fresh engine finishes it; with the number of
+/// steps it took before the stop.
+fn migrated_from_every_stop(load: fn() -> MemoryStore, limit: usize) -> Vec<(usize, MemoryStore)> {
     let mut total = 0;
     {
-        let mut store = load_store();
+        let mut store = load();
         let mut engine = engine_for(&config()).unwrap();
         while !{
-            let s = engine.migrate(2, &store).unwrap();
+            let s = engine.migrate(limit, &store).unwrap();
             store.apply_batch(&s.batch);
             total += 1;
             s.done
         } {}
     }
-    for stop in 0..total {
-        let mut store = load_store();
-        let mut engine = engine_for(&config()).unwrap();
-        for _ in 0..stop {
-            let s = engine.migrate(2, &store).unwrap();
-            store.apply_batch(&s.batch);
-        }
-        let mut engine = engine_for(&config()).unwrap();
-        engine.migrate_with(2, &mut store).unwrap();
+    (0..total)
+        .map(|stop| {
+            let mut store = load();
+            let mut engine = engine_for(&config()).unwrap();
+            for _ in 0..stop {
+                let s = engine.migrate(limit, &store).unwrap();
+                store.apply_batch(&s.batch);
+            }
+            let mut engine = engine_for(&config()).unwrap();
+            engine.migrate_with(limit, &mut store).unwrap();
+            (stop, store)
+        })
+        .collect()
+}
+
+#[test]
+fn a_migration_resumes_after_every_possible_crash_point() {
+    let recorded = recorded_reads();
+    // Stop after each step in turn, reopen with a fresh engine, finish, and answer the reads.
+    for (stop, mut store) in migrated_from_every_stop(load_store, 2) {
         let mut engine = engine_for(&config()).unwrap();
         replay_reads(&mut engine, &mut store, &recorded)
             .unwrap_or_else(|e| panic!("stop {stop}: {e}"));
     }
 }
 
-#[test]
-fn a_layout1_sqlite_file_is_migrated_when_opened_and_answers_the_same() {
+/// A SQLite file holding `fixture`, opened by `NativeEngine` (which migrates it to the current
+/// layout): the layout marker, what `left_out` names is gone, and the recorded reads and
+/// deadline are answered.
+fn a_sqlite_file_migrated_when_opened_answers_the_same(
+    name: &str,
+    fixture: MemoryStore,
+    left_out: &[&str],
+) {
     use writesync_core::{ConfigJson, Storage};
     use writesync_sqlite::{NativeEngine, SqliteStore};
     let recorded = recorded_reads();
-    let path = std::env::temp_dir().join(format!("writesync-layout1-{}.db", std::process::id()));
+    let path = std::env::temp_dir().join(format!("writesync-{name}-{}.db", std::process::id()));
     SqliteStore::remove_files(&path).unwrap();
     {
         let mut file = SqliteStore::open(&path).unwrap();
-        let fixture = load_store();
         let mut b = Batch::new();
         for (k, v) in fixture.entries() {
             b.put(k.clone(), v.clone());
@@ -615,7 +630,9 @@ fn a_layout1_sqlite_file_is_migrated_when_opened_and_answers_the_same() {
         app.store().get("meta/layout").unwrap().as_deref(),
         Some("{\"version\":4}")
     );
-    assert!(app.store().first_key("task/").unwrap().is_none());
+    for prefix in left_out {
+        assert!(app.store().first_key(prefix).unwrap().is_none(), "{prefix}");
+    }
     for r in recorded["requests"].as_array().unwrap() {
         let q = ApiRequest::new("GET", r["path"].as_str().unwrap())
             .header("Authorization", r["auth"].as_str().unwrap());
@@ -627,19 +644,19 @@ fn a_layout1_sqlite_file_is_migrated_when_opened_and_answers_the_same() {
     SqliteStore::remove_files(&path).unwrap();
 }
 
+#[test]
+fn a_layout1_sqlite_file_is_migrated_when_opened_and_answers_the_same() {
+    a_sqlite_file_migrated_when_opened_answers_the_same(
+        "layout1",
+        load_store(),
+        &["sync/", "task/", "chain/", "remote/"],
+    );
+}
+
 /// The layout-3 fixture: the layout-1 fixture as the layout-3 engine (commit `793ce4b`)
 /// migrated it, i.e. the `migrated.json` of that commit.
 fn load_layout3() -> MemoryStore {
-    let path = dir().join("../layout3/store.json");
-    let entries: Vec<(String, String)> =
-        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    let mut b = Batch::new();
-    for (k, v) in entries {
-        b.put(k, v);
-    }
-    let mut s = MemoryStore::new();
-    s.apply_batch(&b);
-    s
+    store_from(&dir().join("../layout3/store.json"))
 }
 
 #[test]
@@ -660,28 +677,9 @@ fn the_layout3_store_migrates_from_every_crash_point_to_migrated_json() {
         .handle_with(&q, T0 + DAY, &mut store);
     assert_eq!(refused.status, 503, "{}", refused.body);
     assert!(refused.body.contains("layout 3"), "{}", refused.body);
-    let mut total = 0;
-    {
-        let mut store = load_layout3();
-        let mut engine = engine_for(&config()).unwrap();
-        while !{
-            let s = engine.migrate(4, &store).unwrap();
-            assert_eq!(s.from, 3);
-            store.apply_batch(&s.batch);
-            total += 1;
-            s.done
-        } {}
-    }
-    assert!(total > 5, "bounded steps: {total}");
-    for stop in 0..total {
-        let mut store = load_layout3();
-        let mut engine = engine_for(&config()).unwrap();
-        for _ in 0..stop {
-            let s = engine.migrate(4, &store).unwrap();
-            store.apply_batch(&s.batch);
-        }
-        let mut engine = engine_for(&config()).unwrap();
-        engine.migrate_with(4, &mut store).unwrap();
+    let stops = migrated_from_every_stop(load_layout3, 4);
+    assert!(stops.len() > 5, "bounded steps: {}", stops.len());
+    for (stop, mut store) in stops {
         let got: Vec<(String, String)> = store
             .entries()
             .map(|(k, v)| (k.clone(), v.clone()))
@@ -695,40 +693,11 @@ fn the_layout3_store_migrates_from_every_crash_point_to_migrated_json() {
 
 #[test]
 fn a_layout3_sqlite_file_is_migrated_when_opened_and_answers_the_same() {
-    use writesync_core::{ConfigJson, Storage};
-    use writesync_sqlite::{NativeEngine, SqliteStore};
-    let recorded = recorded_reads();
-    let path = std::env::temp_dir().join(format!("writesync-layout3-{}.db", std::process::id()));
-    SqliteStore::remove_files(&path).unwrap();
-    {
-        let mut file = SqliteStore::open(&path).unwrap();
-        let mut b = Batch::new();
-        for (k, v) in load_layout3().entries() {
-            b.put(k.clone(), v.clone());
-        }
-        file.apply(&b).unwrap();
-    }
-    let config = ConfigJson::parse(&config().to_string())
-        .unwrap()
-        .into_config([0; 32])
-        .unwrap();
-    let mut app = NativeEngine::open(&path, config).unwrap();
-    assert_eq!(
-        app.store().get("meta/layout").unwrap().as_deref(),
-        Some("{\"version\":4}")
+    a_sqlite_file_migrated_when_opened_answers_the_same(
+        "layout3",
+        load_layout3(),
+        &[
+            "s/", "sx/", "t/", "c/", "r/", "v/", "ref/", "uniq/", "due/", "hookdlv/",
+        ],
     );
-    for prefix in [
-        "s/", "sx/", "t/", "c/", "r/", "v/", "ref/", "uniq/", "due/", "hookdlv/",
-    ] {
-        assert!(app.store().first_key(prefix).unwrap().is_none(), "{prefix}");
-    }
-    for r in recorded["requests"].as_array().unwrap() {
-        let q = ApiRequest::new("GET", r["path"].as_str().unwrap())
-            .header("Authorization", r["auth"].as_str().unwrap());
-        let got = response_value(&app.handle(&q, T0 + DAY));
-        assert_eq!(got, r["expect"], "{}", r["path"]);
-    }
-    assert_eq!(json!(app.next_deadline().unwrap()), recorded["deadline"]);
-    drop(app);
-    SqliteStore::remove_files(&path).unwrap();
 }
