@@ -40,7 +40,7 @@ pub(super) fn step(
             progress.offset += n;
             n < limit
         }
-        "convert" => super::migrate::convert(&mut tx, store, limit)?.1,
+        "convert" => super::convert::convert(&mut tx, store, limit)?.1,
         other => {
             return Err(CoreError::CorruptRow {
                 key: keys::MIGRATION.into(),

@@ -8,7 +8,7 @@
 //! | vocabulary | `command.rs` (the typed commands and answers), `state.rs` (the [`Engine`] value), `config.rs`, `tx.rs`, `cache.rs`, `vocab.rs` (unit of work, refusals), `items.rs` (work items and ids), `stored.rs` (syncs, tasks, chains, remote ids and kept versions as stored) |
 //! | shared rules | `views.rs`, `auth.rs`, `fields.rs`, `idempotency.rs`, `events.rs` |
 //! | state machines | `lifecycle.rs` (tasks, token requests, deliveries) |
-//! | operations | `reads.rs`, `plan.rs`, `writes.rs`, `deletes.rs` (on top of `writes.rs`), `connections.rs`, `admin.rs`, `due.rs`, `report.rs`, `retry.rs`, `maintenance.rs`, `migrate.rs` and `migrate_v1.rs` (the data layout's migrations, over `migration.rs`: what a step answers and records) |
+//! | operations | `reads.rs`, `plan.rs`, `writes.rs`, `deletes.rs` (on top of `writes.rs`), `connections.rs`, `admin.rs`, `due.rs`, `report.rs`, `retry.rs`, `maintenance.rs`, `migrate.rs` and `migrate_v1.rs` (the data layout's migrations, over `migration.rs`: what a step answers and records, and `convert.rs`: the conversion to layout 4 that both end with) |
 //! | dispatch | `data.rs` (the data API), `execute.rs` (one command in one unit of work) |
 //! | adapter | `http_adapter.rs` (the HTTP contract over the commands) |
 //! | facade | this file: the public methods of [`Engine`] |
@@ -19,6 +19,7 @@ mod cache;
 mod command;
 mod config;
 mod connections;
+mod convert;
 mod data;
 mod deletes;
 mod due;
