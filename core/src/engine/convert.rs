@@ -147,5 +147,5 @@ fn uninverted(part: &str) -> Option<String> {
         return None;
     }
     let n = u128::from_str_radix(part, 16).ok()?;
-    keys::id_from_key(&keys::id_in_key_of_bytes((!n).to_be_bytes()))
+    Some(keys::uuid_text((!n).to_be_bytes()))
 }

@@ -61,7 +61,7 @@ fn short_bytes(part: &str) -> Option<[u8; 16]> {
 }
 
 /// A UUID's canonical text.
-fn uuid_text(bytes: [u8; 16]) -> String {
+pub(crate) fn uuid_text(bytes: [u8; 16]) -> String {
     let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
     uuid::Uuid::from_bytes(bytes)
         .hyphenated()
@@ -70,8 +70,8 @@ fn uuid_text(bytes: [u8; 16]) -> String {
 }
 
 /// An id as layout 4 writes it in a key: a UUID in its canonical text as 22 symbols of
-/// unpadded base64 over `-0-9A-Z_a-z` (base64's 64 symbols in ASCII order); any other id (none of the engine's own) as `~{id}`, which sorts after every short
-/// UUID.
+/// unpadded base64 over `-0-9A-Z_a-z` (base64's 64 symbols in ASCII order); any other id (none
+/// of the engine's own) as `~{id}`, which sorts after every short UUID.
 pub fn id_in_key(id: &str) -> String {
     match canonical_uuid(id) {
         Some(bytes) => short(&bytes),
@@ -246,11 +246,6 @@ pub fn delivery(id: &str) -> String {
 pub fn webhook_delivery(account: &str, webhook: &str, id: &str) -> String {
     concat(&["wd/", account, "/", webhook, "/", &inverted_in_key(id)])
 }
-/// The short form of [`id_in_key`] of the UUID whose bytes are `bytes`.
-pub(crate) fn id_in_key_of_bytes(bytes: [u8; 16]) -> String {
-    short(&bytes)
-}
-
 /// A UUID with every bit inverted, in the short form of [`id_in_key`] (an ascending scan lists
 /// the newest first); any other id as `~{id}` (after every inverted one).
 pub(crate) fn inverted_in_key(id: &str) -> String {
