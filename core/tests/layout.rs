@@ -326,26 +326,35 @@ fn the_layout_is_stored_and_a_newer_one_is_refused() {
     assert!(step.done && step.batch.is_empty());
     assert_eq!(step.from, writesync_core::LAYOUT_VERSION);
     let t = w.tenant("acme.example.com", true);
-    // Once it holds data, opening it marks it with the current layout (it holds nothing that
-    // an older layout spelled differently, and is migrated as layout 2: its indexes are
-    // written again, the same).
-    let before: Vec<(String, String)> = w
-        .store
-        .entries()
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    assert_eq!(w.engine.migrate_with(10, &mut w.store).unwrap(), 2);
-    let after: Vec<(String, String)> = w
-        .store
-        .entries()
-        .filter(|(k, _)| k.as_str() != "meta/layout")
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    assert_eq!(after, before);
+    // The engine that found it empty marks it with its first write: the account's creation
+    // carries the mark, and opening it again has nothing to do.
     assert_eq!(
         w.store.get("meta/layout").unwrap().as_deref(),
         Some(r#"{"version":4}"#)
     );
+    let marked: Vec<(String, String)> = w
+        .store
+        .entries()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    assert_eq!(
+        w.engine.migrate_with(10, &mut w.store).unwrap(),
+        writesync_core::LAYOUT_VERSION
+    );
+    // A store that holds data without a mark (an engine of before layout 4 began it empty)
+    // is migrated as layout 2: its indexes are written again, the same, and it is marked.
+    let mut unmarked = w.store.clone();
+    let mut b = Batch::new();
+    b.delete("meta/layout");
+    unmarked.apply_batch(&b);
+    let mut engine =
+        writesync_core::Engine::new(writesync_core::EngineConfig::zero_seed_for_tests());
+    assert_eq!(engine.migrate_with(10, &mut unmarked).unwrap(), 2);
+    let after: Vec<(String, String)> = unmarked
+        .entries()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    assert_eq!(after, marked);
     assert!(w.engine.migrate(10, &w.store).unwrap().batch.is_empty());
     assert_eq!(w.api(&t, "GET", "/api/customers", None).status, 200);
     for (text, says) in [

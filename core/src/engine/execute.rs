@@ -53,12 +53,19 @@ pub(crate) fn plan(
     let result = run(engine, &mut ctx);
     let in_flight = ctx.in_flight.take();
     match result {
-        Ok(reply) => Executed {
-            result: Ok(reply),
-            batch: ctx.tx.into_batch(),
-            request_id,
-            in_flight,
-        },
+        Ok(reply) => {
+            let mut batch = ctx.tx.into_batch();
+            if engine.mark_pending && !batch.is_empty() {
+                batch.put(crate::records::keys::LAYOUT, super::migration::layout_row());
+                engine.mark_pending = false;
+            }
+            Executed {
+                result: Ok(reply),
+                batch,
+                request_id,
+                in_flight,
+            }
+        }
         Err(e) => {
             if let Some(k) = &in_flight {
                 engine.in_flight.remove(k);

@@ -13,7 +13,9 @@
 //! The layout is stored under `meta/layout` (`{"version": 4}`). A store without it holds
 //! layout 1 when any of layout 1's own prefixes (`sync/`, `task/`, `chain/`, `remote/`) is
 //! present; otherwise it holds nothing layout 1 and 2 spell differently, and it is migrated as
-//! a layout-2 store (nothing at all is written for an empty store). A migration step converts
+//! a layout-2 store. Nothing is written for an empty store: the engine that found it empty
+//! marks it with its first write (`Engine::mark_pending`, `execute.rs`), so a store this engine
+//! began is never left unmarked with data. A migration step converts
 //! up to `limit` rows of one phase and writes, in the same batch, its progress under
 //! `meta/migration`: a step whose batch is lost is simply done again, and a store left between
 //! steps resumes where it stopped. The phases of layout 1 are in `migrate_v1.rs`, built with
@@ -162,9 +164,10 @@ pub(crate) fn step(limit: usize, store: &dyn KvRead) -> Result<MigrationStep, Co
             });
         }
         Layout::Unmarked => {
-            // An empty store has nothing to mark yet (its first open costs no write). One with
-            // data holds nothing that layouts 1 and 2 spell differently: it is migrated as
-            // layout 2, and marked so (a later step knows what it holds).
+            // An empty store has nothing to mark yet (its first open costs no write; the
+            // engine's first write marks it). One with data holds nothing that layouts 1 and 2
+            // spell differently: it is migrated as layout 2, and marked so (a later step knows
+            // what it holds).
             if store.first_key("")?.is_none() {
                 return Ok(MigrationStep {
                     batch: tx.into_batch(),

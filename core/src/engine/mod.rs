@@ -226,7 +226,7 @@ impl Engine {
     ) -> Result<MigrationStep, CoreError> {
         let step = migrate::step(limit, store)?;
         if step.done {
-            self.layout_checked();
+            self.layout_checked(&step, store)?;
         }
         Ok(step)
     }
@@ -244,7 +244,7 @@ impl Engine {
                 store.apply(&step.batch)?;
             }
             if step.done {
-                self.layout_checked();
+                self.layout_checked(&step, &*store)?;
                 return Ok(step.from);
             }
         }

@@ -53,6 +53,12 @@ pub struct Engine {
     openapi_json: Option<HostDocument>,
     /// Whether the store was seen to hold the current data layout (checked once).
     layout_ok: bool,
+    /// The store was empty and unmarked when this engine first looked: the first unit of work
+    /// that writes also marks it with the current layout (`execute.rs`), so that a store is
+    /// never found later holding data without a mark, which its next open would migrate as
+    /// layout 2 (a pass over all its objects and syncs). A run [`Engine::tentatively`] drops
+    /// gives it back.
+    pub(super) mark_pending: bool,
 }
 
 /// A document the host gave the engine; its `Debug` form shows the length only.
@@ -83,6 +89,7 @@ impl Engine {
             cache: cache::RecordCache::default(),
             openapi_json: None,
             layout_ok: false,
+            mark_pending: false,
         }
     }
 
@@ -107,16 +114,30 @@ impl Engine {
             Layout::Three => Err(CoreError::Layout(
                 "the store holds data layout 3: migrate it first (Engine::migrate)".into(),
             )),
-            _ => {
+            Layout::Unmarked => {
+                self.mark_pending = store.first_key("")?.is_none();
+                self.layout_ok = true;
+                Ok(())
+            }
+            Layout::Current => {
                 self.layout_ok = true;
                 Ok(())
             }
         }
     }
 
-    /// The store was migrated to the current layout.
-    pub(super) fn layout_checked(&mut self) {
+    /// A migration step found the store in the current layout (`step`, done): mark it with
+    /// its first write when it holds nothing yet, no mark included.
+    pub(super) fn layout_checked(
+        &mut self,
+        step: &super::MigrationStep,
+        store: &dyn KvRead,
+    ) -> Result<(), CoreError> {
         self.layout_ok = true;
+        self.mark_pending = step.batch.is_empty()
+            && store.get(crate::records::keys::LAYOUT)?.is_none()
+            && store.first_key("")?.is_none();
+        Ok(())
     }
 
     /// Serve `document` at `GET /openapi.json`: the text of `core/openapi.json`, which the
@@ -188,15 +209,26 @@ impl Engine {
 
 impl Engine {
     /// Run `run`, which plans a step and answers it with whether the step is kept. When it is
-    /// not, the generator and the id clock are put back as they were, so that planning the
-    /// step again draws the same ids: for a host that discards a step it planned against
-    /// incomplete reads (the wasm binding over an asynchronous store) and runs it again once
-    /// it has read more. A discarded step must still be released ([`Engine::finish`]).
+    /// not, the generator, the id clock and a pending layout mark are put back as they were,
+    /// so that planning the step again draws the same ids (and marks the store): for a host
+    /// that discards a step it planned against incomplete reads (the wasm binding over an
+    /// asynchronous store) and runs it again once it has read more. A discarded step must
+    /// still be released ([`Engine::finish`]).
     pub fn tentatively<T>(&mut self, run: impl FnOnce(&mut Engine) -> (T, bool)) -> T {
-        let saved = (self.rng.clone(), self.last_id_ms, self.id_counter);
+        let saved = (
+            self.rng.clone(),
+            self.last_id_ms,
+            self.id_counter,
+            self.mark_pending,
+        );
         let (out, keep) = run(self);
         if !keep {
-            (self.rng, self.last_id_ms, self.id_counter) = saved;
+            (
+                self.rng,
+                self.last_id_ms,
+                self.id_counter,
+                self.mark_pending,
+            ) = saved;
         }
         out
     }
