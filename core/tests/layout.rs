@@ -332,11 +332,7 @@ fn the_layout_is_stored_and_a_newer_one_is_refused() {
         w.store.get("meta/layout").unwrap().as_deref(),
         Some(r#"{"version":4}"#)
     );
-    let marked: Vec<(String, String)> = w
-        .store
-        .entries()
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
+    let marked = entries(&w.store);
     assert_eq!(
         w.engine.migrate_with(10, &mut w.store).unwrap(),
         writesync_core::LAYOUT_VERSION
@@ -350,11 +346,7 @@ fn the_layout_is_stored_and_a_newer_one_is_refused() {
     let mut engine =
         writesync_core::Engine::new(writesync_core::EngineConfig::zero_seed_for_tests());
     assert_eq!(engine.migrate_with(10, &mut unmarked).unwrap(), 2);
-    let after: Vec<(String, String)> = unmarked
-        .entries()
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    assert_eq!(after, marked);
+    assert_eq!(entries(&unmarked), marked);
     assert!(w.engine.migrate(10, &w.store).unwrap().batch.is_empty());
     assert_eq!(w.api(&t, "GET", "/api/customers", None).status, 200);
     for (text, says) in [
