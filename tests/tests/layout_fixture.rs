@@ -501,7 +501,7 @@ fn the_layout1_store_answers_its_recorded_reads_after_migration() {
     }
     assert_eq!(
         store.get("meta/layout").unwrap().as_deref(),
-        Some("{\"version\":4}")
+        Some(format!("{{\"version\":{}}}", writesync_core::LAYOUT_VERSION).as_str())
     );
     // Migrating again is a no-op.
     let again = engine.migrate(3, &store).unwrap();
@@ -628,7 +628,7 @@ fn a_sqlite_file_migrated_when_opened_answers_the_same(
     let mut app = NativeEngine::open(&path, config).unwrap();
     assert_eq!(
         app.store().get("meta/layout").unwrap().as_deref(),
-        Some("{\"version\":4}")
+        Some(format!("{{\"version\":{}}}", writesync_core::LAYOUT_VERSION).as_str())
     );
     for prefix in left_out {
         assert!(app.store().first_key(prefix).unwrap().is_none(), "{prefix}");
@@ -659,15 +659,26 @@ fn load_layout3() -> MemoryStore {
     store_from(&dir().join("../layout3/store.json"))
 }
 
-#[test]
-fn the_layout3_store_migrates_from_every_crash_point_to_migrated_json() {
+/// The layout-4 fixture: the layout-1 fixture as the layout-4 engine (commit `ad0a28c`)
+/// migrated it, i.e. the `migrated.json` of that commit (push chains under `ch/`).
+fn load_layout4() -> MemoryStore {
+    store_from(&dir().join("../layout4/store.json"))
+}
+
+/// A fixture of an older layout: refused before its migration, then migrated from every
+/// crash point to exactly `migrated.json`, answering the recorded reads. Answers the number of
+/// steps the migration took.
+fn an_older_store_migrates_from_every_crash_point(
+    load: fn() -> MemoryStore,
+    version: u32,
+) -> usize {
     let recorded = recorded_reads();
     let committed: Vec<(String, String)> =
         serde_json::from_str(&std::fs::read_to_string(migrated_path()).unwrap()).unwrap();
-    let mut store = load_layout3();
+    let mut store = load();
     assert_eq!(
         store.get("meta/layout").unwrap().as_deref(),
-        Some("{\"version\":3}")
+        Some(format!("{{\"version\":{version}}}").as_str())
     );
     // Before the migration the engine refuses it.
     let (t, _, _) = tenant_of(&recorded);
@@ -676,9 +687,13 @@ fn the_layout3_store_migrates_from_every_crash_point_to_migrated_json() {
         .unwrap()
         .handle_with(&q, T0 + DAY, &mut store);
     assert_eq!(refused.status, 503, "{}", refused.body);
-    assert!(refused.body.contains("layout 3"), "{}", refused.body);
-    let stops = migrated_from_every_stop(load_layout3, 4);
-    assert!(stops.len() > 5, "bounded steps: {}", stops.len());
+    assert!(
+        refused.body.contains(&format!("layout {version}")),
+        "{}",
+        refused.body
+    );
+    let stops = migrated_from_every_stop(load, 4);
+    let steps = stops.len();
     for (stop, mut store) in stops {
         let got: Vec<(String, String)> = store
             .entries()
@@ -689,6 +704,20 @@ fn the_layout3_store_migrates_from_every_crash_point_to_migrated_json() {
         replay_reads(&mut engine, &mut store, &recorded)
             .unwrap_or_else(|e| panic!("stop {stop}: {e}"));
     }
+    steps
+}
+
+#[test]
+fn the_layout3_store_migrates_from_every_crash_point_to_migrated_json() {
+    let steps = an_older_store_migrates_from_every_crash_point(load_layout3, 3);
+    assert!(steps > 5, "bounded steps: {steps}");
+}
+
+#[test]
+fn the_layout4_store_migrates_from_every_crash_point_to_migrated_json() {
+    // Its 4 push chains, 4 rows a step: one step converts them, the next finds none left.
+    let steps = an_older_store_migrates_from_every_crash_point(load_layout4, 4);
+    assert_eq!(steps, 2);
 }
 
 #[test]
@@ -700,4 +729,9 @@ fn a_layout3_sqlite_file_is_migrated_when_opened_and_answers_the_same() {
             "s/", "sx/", "t/", "c/", "r/", "v/", "ref/", "uniq/", "due/", "hookdlv/",
         ],
     );
+}
+
+#[test]
+fn a_layout4_sqlite_file_is_migrated_when_opened_and_answers_the_same() {
+    a_sqlite_file_migrated_when_opened_answers_the_same("layout4", load_layout4(), &["ch/"]);
 }

@@ -2,8 +2,9 @@
 // tests/tests/layout_fixture.rs). The wasm module is built without the core's feature
 // `layout1`: createEngine refuses the layout-1 store (`layout`) and writes nothing. The same
 // store migrated by the Rust engine (migrated.json, checked by the Rust test) answers every
-// recorded read, the next deadline and the due work as layout 1 did. The layout-3 fixture
-// (tests/fixtures/layout3) is migrated by the module itself, to exactly migrated.json. That a migration resumes
+// recorded read, the next deadline and the due work as layout 1 did. The layout-3 and layout-4
+// fixtures (tests/fixtures/layout3, layout4) are migrated by the module itself, to exactly
+// migrated.json. That a migration resumes
 // where it stopped is tested in Rust (tests/tests/layout_fixture.rs), where it runs.
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -38,9 +39,9 @@ function fixture(name) {
 // `storage layout: `.
 const LAYOUT1_REFUSED =
   "storage layout: the store holds data layout 1, and this build of writesync cannot migrate " +
-  "it (it migrates layouts 2 and 3 and reads layout 4 only): open the store once with the " +
+  "it (it migrates layouts 2 to 4 and reads layout 5 only): open the store once with the " +
   "native library (writesync-core with its default feature layout1, or writesync-sqlite), the " +
-  "server or the C library, which migrate it to layout 4, then open it here";
+  "server or the C library, which migrate it to layout 5, then open it here";
 
 function entriesOf(host) {
   return [...host.entries()].map(([k, v]) => [k, v]);
@@ -63,7 +64,7 @@ test("the layout-1 store migrated by the Rust engine answers its recorded reads"
   const engine = await createEngine(host, CONFIG);
   // Opening a store in the current layout writes nothing.
   assert.deepStrictEqual(entriesOf(host), migrated);
-  assert.equal(host.get("meta/layout"), '{"version":4}');
+  assert.equal(host.get("meta/layout"), '{"version":5}');
   for (const prefix of ["sync/", "task/", "chain/", "remote/", "meta/migration"]) {
     assert.equal(host.scan(prefix).length, 0, `${prefix} is left`);
   }
@@ -93,12 +94,8 @@ async function answersRecordedReads(engine, reads) {
   assert.deepStrictEqual({ items: got }, reads.due.expect);
 }
 
-test("a layout-3 store is migrated by createEngine to exactly what the Rust engine writes", async () => {
-  // tests/fixtures/layout3/store.json: the layout-1 fixture as the layout-3 engine migrated it.
-  const layout3 = JSON.parse(
-    readFileSync(new URL("../layout3/store.json", dir), "utf8"),
-  );
-  const host = new MemoryHost(layout3);
+async function migratedByCreateEngine(store) {
+  const host = new MemoryHost(store);
   let applies = 0;
   const counting = {
     get: (k) => host.get(k),
@@ -114,6 +111,21 @@ test("a layout-3 store is migrated by createEngine to exactly what the Rust engi
   assert.deepStrictEqual(entriesOf(host), fixture("migrated.json"));
   await answersRecordedReads(engine, fixture("reads.json"));
   engine.free();
+}
+
+test("a layout-3 store is migrated by createEngine to exactly what the Rust engine writes", async () => {
+  // tests/fixtures/layout3/store.json: the layout-1 fixture as the layout-3 engine migrated it.
+  await migratedByCreateEngine(
+    JSON.parse(readFileSync(new URL("../layout3/store.json", dir), "utf8")),
+  );
+});
+
+test("a layout-4 store is migrated by createEngine to exactly what the Rust engine writes", async () => {
+  // tests/fixtures/layout4/store.json: the layout-1 fixture as the layout-4 engine migrated it
+  // (its push chains under ch/).
+  const layout4 = JSON.parse(readFileSync(new URL("../layout4/store.json", dir), "utf8"));
+  assert.ok(layout4.some(([k]) => k.startsWith("ch/")));
+  await migratedByCreateEngine(layout4);
 });
 
 test("a layout-1 store whose native migration stopped half-way is refused, no write tried", async () => {

@@ -1,6 +1,6 @@
 //! The phase `convert` of the layout migrations (`migrate.rs`, `migrate_v1.rs`): the rows of
-//! layouts 2 and 3 (and layout 1's uniqueness and wake-up entries) rewritten under layout 4's
-//! keys, driven by one table. Its own module, so that neither migration imports the other's.
+//! layouts 2, 3 and 4 (and layout 1's uniqueness and wake-up entries) rewritten under layout
+//! 5's keys, driven by one table. Its own module, so that neither migration imports the other's.
 
 use super::tx::Tx;
 use crate::cdm::ObjectType;
@@ -8,7 +8,7 @@ use crate::records::keys;
 use crate::store::KvRead;
 use crate::CoreError;
 
-/// How layout 4 writes one `/`-separated segment of a layout-3 key.
+/// How layout 5 writes one `/`-separated segment of an older key.
 #[derive(Clone, Copy)]
 enum Seg {
     /// As it is.
@@ -17,6 +17,8 @@ enum Seg {
     Type,
     /// An id, in the short form ([`keys::id_in_key`]).
     Short,
+    /// An id already in the short form (layout 4), as it is once checked.
+    ShortKept,
     /// An id that layout 3 wrote with every bit inverted (32 hex digits), in the short form,
     /// inverted.
     Inverted,
@@ -24,7 +26,7 @@ enum Seg {
     Drop,
 }
 
-/// How layout 4 writes the value of a layout-3 row.
+/// How layout 5 writes the value of an older row.
 #[derive(Clone, Copy)]
 enum Val {
     /// As it is.
@@ -37,28 +39,47 @@ enum Val {
     Keys,
 }
 
-/// The families of layouts 2 and 3 (and layout 1's `uniq/` and `due/`) that layout 4 writes
-/// differently: old prefix, new prefix, the segments of the rest of the key (the last one takes
-/// what is left, `/` included), the value. No old prefix is a prefix of a layout-4 key, so the
-/// rows left under one are the rows still to convert.
-const CONVERSIONS: [(&str, &str, &[Seg], Val); 10] = {
+/// The families of layouts 2, 3 and 4 (and layout 1's `uniq/` and `due/`) that layout 5
+/// writes differently: old prefix, new prefix, the segments of the rest of the key (the last
+/// one takes what is left, `/` included), what follows them, the value. No old prefix is a
+/// prefix of a layout-5 key, so the rows left under one are the rows still to convert.
+const CONVERSIONS: [(&str, &str, &[Seg], &str, Val); 11] = {
     use Seg::*;
     [
-        ("s/", "sy/", &[Short], Val::Same),
-        ("sx/", "sa/", &[Short, Inverted], Val::Id),
-        ("t/", "tk/", &[Short], Val::Id),
-        ("c/", "ch/", &[Drop, Type, Short], Val::Ids),
-        ("r/", "rm/", &[Drop, Type, Short], Val::Keys),
-        ("v/", "ov/", &[Drop, Type, Short, Keep], Val::Same),
-        ("ref/", "rf/", &[Drop, Type, Short, Type, Short], Val::Same),
-        ("uniq/", "uq/", &[Short, Keep, Keep], Val::Id),
-        ("due/", "du/", &[Keep, Keep, Short], Val::Id),
-        ("hookdlv/", "wd/", &[Keep, Keep, Inverted], Val::Same),
+        ("s/", "sy/", &[Short], "", Val::Same),
+        ("sx/", "sa/", &[Short, Inverted], "", Val::Id),
+        ("t/", "tk/", &[Short], "", Val::Id),
+        (
+            "c/",
+            "sy/",
+            &[Drop, Drop, Short],
+            keys::CHAIN_SUFFIX,
+            Val::Ids,
+        ),
+        (
+            "ch/",
+            "sy/",
+            &[Drop, ShortKept],
+            keys::CHAIN_SUFFIX,
+            Val::Same,
+        ),
+        ("r/", "rm/", &[Drop, Type, Short], "", Val::Keys),
+        ("v/", "ov/", &[Drop, Type, Short, Keep], "", Val::Same),
+        (
+            "ref/",
+            "rf/",
+            &[Drop, Type, Short, Type, Short],
+            "",
+            Val::Same,
+        ),
+        ("uniq/", "uq/", &[Short, Keep, Keep], "", Val::Id),
+        ("due/", "du/", &[Keep, Keep, Short], "", Val::Id),
+        ("hookdlv/", "wd/", &[Keep, Keep, Inverted], "", Val::Same),
     ]
 };
 
 /// The phase `convert`: rewrite up to `limit` of the rows left under the old prefixes of
-/// [`CONVERSIONS`] under layout 4's keys, and remove them. Answers how many it rewrote and
+/// [`CONVERSIONS`] under layout 5's keys, and remove them. Answers how many it rewrote and
 /// whether none is left.
 pub(super) fn convert(
     tx: &mut Tx<'_>,
@@ -66,16 +87,16 @@ pub(super) fn convert(
     limit: usize,
 ) -> Result<(usize, bool), CoreError> {
     let mut left = limit;
-    for (old, new, segs, val) in CONVERSIONS {
+    for (old, new, segs, suffix, val) in CONVERSIONS {
         let rows = store.scan(old, 0, left)?;
         for (key, value) in &rows {
             let (Some(k), Some(v)) = (
-                converted_key(&key[old.len()..], new, segs),
+                converted_key(&key[old.len()..], new, segs, suffix),
                 converted_value(value, val),
             ) else {
                 return Err(CoreError::CorruptRow {
                     key: key.clone(),
-                    reason: "not a row of data layout 3".into(),
+                    reason: "not a row of an older data layout".into(),
                 });
             };
             tx.delete(key.clone());
@@ -89,8 +110,8 @@ pub(super) fn convert(
     Ok((limit - left, true))
 }
 
-/// The layout-4 key of the layout-3 key whose rest after its prefix is `rest`.
-fn converted_key(rest: &str, new: &str, segs: &[Seg]) -> Option<String> {
+/// The layout-5 key of an older key whose rest after its prefix is `rest`.
+fn converted_key(rest: &str, new: &str, segs: &[Seg], suffix: &str) -> Option<String> {
     let mut parts = rest.splitn(segs.len(), '/');
     let mut out = new.to_string();
     for seg in segs {
@@ -99,6 +120,10 @@ fn converted_key(rest: &str, new: &str, segs: &[Seg]) -> Option<String> {
             Seg::Keep => part.to_string(),
             Seg::Type => ObjectType::parse(part)?.as_str().to_string(),
             Seg::Short => keys::id_in_key(part),
+            Seg::ShortKept => {
+                keys::id_from_key(part)?;
+                part.to_string()
+            }
             Seg::Inverted => keys::inverted_in_key(&uninverted(part)?),
             Seg::Drop => continue,
         };
@@ -107,10 +132,11 @@ fn converted_key(rest: &str, new: &str, segs: &[Seg]) -> Option<String> {
         }
         out.push_str(&text);
     }
+    out.push_str(suffix);
     Some(out)
 }
 
-/// The layout-4 value of a layout-3 row's value.
+/// The layout-5 value of an older row's value.
 fn converted_value(value: &str, val: Val) -> Option<String> {
     match val {
         Val::Same => Some(value.to_string()),

@@ -1,5 +1,5 @@
-//! The stored data layout: which one a store holds, and the migration of layouts 1, 2 and 3
-//! to layout 4 in bounded, resumable steps.
+//! The stored data layout: which one a store holds, and the migration of layouts 1 to 4 to
+//! layout 5 in bounded, resumable steps.
 //!
 //! Layout 3 is layout 2 with two indexes that contract section 7 reads: the reverse reference
 //! index (the `409` of a delete) and the per-account sync index (`GET /api/syncs`). Layout 4
@@ -9,8 +9,12 @@
 //! their families have new prefixes (`s/` became `sy/`, `sx/` `sa/`, `t/` `tk/`, `c/` `ch/`,
 //! `r/` `rm/`, `v/` `ov/`, `ref/` `rf/`, `uniq/` `uq/`, `due/` `du/`, `hookdlv/` `wd/`), so that the conversion
 //! can take the first rows left under an old prefix at every step, with no offset to keep.
+//! Layout 5 keeps an object's push chain among the syncs, `sy/{id*}/c` instead of
+//! `ch/{type}/{id*}` ([`keys::chain`]): ids are drawn in time order, so the chain a create
+//! starts sits beside the row of its sync, and the write touches one page of the store's key
+//! index for both instead of two.
 //!
-//! The layout is stored under `meta/layout` (`{"version": 4}`). A store without it holds
+//! The layout is stored under `meta/layout` (`{"version": 5}`). A store without it holds
 //! layout 1 when any of layout 1's own prefixes (`sync/`, `task/`, `chain/`, `remote/`) is
 //! present; otherwise it holds nothing layout 1 and 2 spell differently, and it is migrated as
 //! a layout-2 store. Nothing is written for an empty store: the engine that found it empty
@@ -26,17 +30,17 @@
 //! | phase | what one step does |
 //! |---|---|
 //! | `syncs` | up to `limit` syncs `sync/{account}/{sync}` with their tasks `task/{task}` become rows `sy/{sync}` (a task names the version it pushes; a version replaced since is kept under `ov/` while the task is unfinished); each task gets its pointer `tk/{task}`, and the due entries of its unfinished tasks name the sync |
-//! | `chains` | `chain/{connection}/{type}/{id}` becomes the object's `ch/` list (for an unfinished task) |
+//! | `chains` | `chain/{connection}/{type}/{id}` becomes the object's push chain `sy/{id*}/c` (for an unfinished task) |
 //! | `remotes` | `remote/{connection}/{type}/{id}` joins the object's `rm/` row (a connection that no longer exists has no account and its ids are dropped) |
 //! | `deliveries` | each delivery is listed in its sync's row (so that it is pruned with it) |
 //! | `orphans` | task rows that no sync listed are removed |
 //! | `references` | up to `limit` objects `obj/...` (in key order, from the recorded offset) get their entries in the reverse reference index `rf/...` (an invoice's customer and line accounts, an expense's vendor and line accounts) |
-//! | `convert` (`convert.rs`) | the first `limit` rows left under the prefixes of layouts 2 and 3 (`s/`, `sx/`, `t/`, `c/`, `r/`, `v/`, `ref/`, `uniq/`, `due/`, `hookdlv/`) are written under layout 4's keys, with the ids in their index values in the short form, and removed |
-//! | `sync-index` (from layout 2 only) | up to `limit` syncs `sy/...` (from the recorded offset) get their entry `sa/{account}/{inverted id}` |
+//! | `convert` (`convert.rs`) | the first `limit` rows left under the prefixes of layouts 2, 3 and 4 (`s/`, `sx/`, `t/`, `c/`, `ch/`, `r/`, `v/`, `ref/`, `uniq/`, `due/`, `hookdlv/`) are written under layout 5's keys, with the ids in their index values in the short form, and removed |
+//! | `sync-index` (from layout 2 only) | the syncs among up to `limit` rows under `sy/` (from the recorded offset; push chains are passed over) get their entry `sa/{account}/{inverted id}` |
 //!
 //! Layout 1 runs every phase but `sync-index` (its `syncs` phase writes the entries), ending
 //! with `convert` (for its uniqueness and wake-up entries); layout 2 runs `convert`,
-//! `references` and `sync-index`; layout 3 runs `convert` only.
+//! `references` and `sync-index`; layouts 3 and 4 run `convert` only.
 
 use super::migration::{layout_row, MigrationStep, Progress};
 use super::tx::Tx;
@@ -47,8 +51,9 @@ use crate::records::*;
 use crate::store::KvRead;
 use crate::CoreError;
 
-/// Put the per-account index entries of up to `limit` syncs from `offset` in key order;
-/// answers how many syncs were read.
+/// Put the per-account index entries of the syncs among up to `limit` rows under `sy/` from
+/// `offset` in key order (the push chains among them are passed over); answers how many rows
+/// were read.
 fn index_syncs(
     tx: &mut Tx<'_>,
     store: &dyn KvRead,
@@ -57,6 +62,9 @@ fn index_syncs(
 ) -> Result<usize, CoreError> {
     let rows = store.scan(keys::SYNCS, offset, limit)?;
     for (k, text) in &rows {
+        if keys::is_chain(k) {
+            continue;
+        }
         let corrupt = |reason: String| CoreError::CorruptRow {
             key: k.clone(),
             reason,
@@ -72,8 +80,8 @@ fn index_syncs(
     Ok(rows.len())
 }
 
-/// One bounded step of migrating a layout-2 or layout-3 store (or a migration from one) to
-/// layout 4.
+/// One bounded step of migrating a layout-2, 3 or 4 store (or a migration from one) to
+/// layout 5.
 fn step_from_old(
     mut tx: Tx<'_>,
     store: &dyn KvRead,
@@ -178,8 +186,7 @@ pub(crate) fn step(limit: usize, store: &dyn KvRead) -> Result<MigrationStep, Co
             tx.put(keys::LAYOUT, "{\"version\":2}");
             return step_from_old(tx, store, limit, 2);
         }
-        Layout::Two => return step_from_old(tx, store, limit, 2),
-        Layout::Three => return step_from_old(tx, store, limit, 3),
+        Layout::Older(from) => return step_from_old(tx, store, limit, from),
         Layout::One => {}
     }
     #[cfg(not(feature = "layout1"))]

@@ -1,4 +1,4 @@
-//! The migration of data layout 1 to layout 4 (feature `layout1`): the phases of the table in
+//! The migration of data layout 1 to layout 5 (feature `layout1`): the phases of the table in
 //! `engine/migrate.rs`, and the progress they record under `meta/migration`.
 
 use super::migration::{layout_row, MigrationStep, Progress};
@@ -219,7 +219,9 @@ fn chains(tx: &mut Tx<'_>, store: &dyn KvRead, limit: usize) -> Result<bool, Cor
         let (Some(_conn), Some(ty), Some(oid)) = (parts.next(), parts.next(), parts.next()) else {
             continue;
         };
-        let Some(t) = object_type(ty) else { continue };
+        if object_type(ty).is_none() {
+            continue;
+        }
         let task_id: String = serde_json::from_str(value).map_err(|e| corrupt(key, e))?;
         let Some(sync_id) = stored::get_id(tx, keys::task(&task_id))? else {
             continue;
@@ -228,7 +230,7 @@ fn chains(tx: &mut Tx<'_>, store: &dyn KvRead, limit: usize) -> Result<bool, Cor
             continue;
         };
         if !task.state.status().is_final() {
-            stored::chain_add(tx, t, oid, &sync_id)?;
+            stored::chain_add(tx, oid, &sync_id)?;
         }
     }
     Ok(rows.len() < limit)

@@ -279,9 +279,9 @@ pub(crate) fn plan_sync(
         let o = &item.object;
         if new_tasks.iter().any(|x| &x.object == o) {
             if created {
-                stored::chain_start(&mut ctx.tx, o.object_type, &o.id, &sync_id);
+                stored::chain_start(&mut ctx.tx, &o.id, &sync_id);
             } else {
-                stored::chain_add(&mut ctx.tx, o.object_type, &o.id, &sync_id)?;
+                stored::chain_add(&mut ctx.tx, &o.id, &sync_id)?;
             }
         }
     }

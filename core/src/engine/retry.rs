@@ -167,7 +167,7 @@ pub(crate) fn retry_sync(
             waiting_on.push(tail.id.clone());
             stored::put_task(&mut ctx.tx, &tail)?;
         }
-        stored::chain_add(&mut ctx.tx, t, &oid, id)?;
+        stored::chain_add(&mut ctx.tx, &oid, id)?;
         let task = &mut tasks[i];
         task.budget_start = task.attempts;
         task.reauthorized = false;

@@ -108,12 +108,9 @@ impl Engine {
             Layout::One => Err(CoreError::Layout(
                 crate::records::layout::LAYOUT1_UNSUPPORTED.into(),
             )),
-            Layout::Two => Err(CoreError::Layout(
-                "the store holds data layout 2: migrate it first (Engine::migrate)".into(),
-            )),
-            Layout::Three => Err(CoreError::Layout(
-                "the store holds data layout 3: migrate it first (Engine::migrate)".into(),
-            )),
+            Layout::Older(v) => Err(CoreError::Layout(format!(
+                "the store holds data layout {v}: migrate it first (Engine::migrate)"
+            ))),
             Layout::Unmarked => {
                 self.mark_pending = store.first_key("")?.is_none();
                 self.layout_ok = true;

@@ -196,7 +196,7 @@ pub(crate) fn chain_tail(
     t: ObjectType,
     id: &str,
 ) -> Result<Option<TaskRec>, CoreError> {
-    let list = chain_list(tx, &keys::chain(t, id))?;
+    let list = chain_list(tx, &keys::chain(id))?;
     Ok(chain_tasks(tx, &list, t, id)?
         .into_iter()
         .rev()
@@ -204,13 +204,8 @@ pub(crate) fn chain_tail(
 }
 
 /// Record that `sync` has unfinished tasks of an object.
-pub(crate) fn chain_add(
-    tx: &mut Tx<'_>,
-    t: ObjectType,
-    id: &str,
-    sync: &str,
-) -> Result<(), CoreError> {
-    let key = keys::chain(t, id);
+pub(crate) fn chain_add(tx: &mut Tx<'_>, id: &str, sync: &str) -> Result<(), CoreError> {
+    let key = keys::chain(id);
     let mut list = chain_list(tx, &key)?;
     if !list.iter().any(|s| s == sync) {
         list.push(sync.to_string());
@@ -220,8 +215,8 @@ pub(crate) fn chain_add(
 }
 
 /// Start the chain of an object this write created (it has none): `sync` is its first entry.
-pub(crate) fn chain_start(tx: &mut Tx<'_>, t: ObjectType, id: &str, sync: &str) {
-    put_chain(tx, keys::chain(t, id), &[sync.to_string()]);
+pub(crate) fn chain_start(tx: &mut Tx<'_>, id: &str, sync: &str) {
+    put_chain(tx, keys::chain(id), &[sync.to_string()]);
 }
 
 /// After a task of an object finished: drop the syncs without unfinished tasks of it from its
@@ -232,7 +227,7 @@ pub(crate) fn chain_release(
     t: ObjectType,
     id: &str,
 ) -> Result<(), CoreError> {
-    let key = keys::chain(t, id);
+    let key = keys::chain(id);
     let list = chain_list(tx, &key)?;
     let open = chain_tasks(tx, &list, t, id)?;
     let kept: Vec<String> = list
@@ -269,7 +264,7 @@ pub(crate) fn keep_if_pushed(
     t: ObjectType,
     id: &str,
 ) -> Result<(), CoreError> {
-    let list = chain_list(tx, &keys::chain(t, id))?;
+    let list = chain_list(tx, &keys::chain(id))?;
     if list.is_empty() {
         return Ok(());
     }
@@ -384,7 +379,7 @@ pub(crate) fn after_delete(
     version: u64,
     text: String,
 ) -> Result<(), CoreError> {
-    let list = chain_list(tx, &keys::chain(t, id))?;
+    let list = chain_list(tx, &keys::chain(id))?;
     if list.is_empty() {
         tx.delete(keys::remote(t, id));
     } else if chain_tasks(tx, &list, t, id)?

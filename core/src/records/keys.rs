@@ -1,6 +1,6 @@
 //! Key builders.
 //!
-//! Layout 4 writes the ids in the keys of objects' versions, references, uniqueness entries,
+//! Layouts 4 and 5 write the ids in the keys of objects' versions, references, uniqueness entries,
 //! syncs, tasks, push chains, remote ids and the wake-up index in a short form ([`id_in_key`]):
 //! a UUID as 22 symbols of base64 over an alphabet in ASCII order, which sorts as the UUID
 //! does. The index rows that name an id in their value name it in the same form. The object
@@ -69,7 +69,7 @@ pub(crate) fn uuid_text(bytes: [u8; 16]) -> String {
         .to_string()
 }
 
-/// An id as layout 4 writes it in a key: a UUID in its canonical text as 22 symbols of
+/// An id as layouts 4 and 5 write it in a key: a UUID in its canonical text as 22 symbols of
 /// unpadded base64 over `-0-9A-Z_a-z` (base64's 64 symbols in ASCII order); any other id (none
 /// of the engine's own) as `~{id}`, which sorts after every short UUID.
 pub fn id_in_key(id: &str) -> String {
@@ -199,7 +199,8 @@ pub fn referrer(t: ObjectType, id: &str, rt: ObjectType, rid: &str) -> String {
         &id_in_key(rid),
     ])
 }
-/// Prefix of the syncs (their ids are time-ordered, so a scan lists the oldest first).
+/// Prefix of the syncs (their ids are time-ordered, so a scan lists the oldest first), and of
+/// the push chains among them ([`chain`], [`is_chain`]).
 pub const SYNCS: &str = "sy/";
 /// A sync and its push tasks ([`super::rows::SyncRow`]).
 pub fn sync(id: &str) -> String {
@@ -211,10 +212,18 @@ pub const TASKS: &str = "tk/";
 pub fn task(id: &str) -> String {
     concat(&["tk/", &id_in_key(id)])
 }
+/// What ends the key of a push chain under [`SYNCS`] (after the object's id).
+pub const CHAIN_SUFFIX: &str = "/c";
 /// The syncs with unfinished push tasks of one object (a JSON list of the sync ids in the
-/// form of [`id_in_key`], oldest first).
-pub fn chain(t: ObjectType, id: &str) -> String {
-    concat(&["ch/", t.as_str(), "/", &id_in_key(id)])
+/// form of [`id_in_key`], oldest first). It sits among the syncs, under the object's id: ids
+/// are drawn in time order, so the chain a create starts is the neighbour of the row of the
+/// sync it starts with, and the write touches one page of the key index for both.
+pub fn chain(id: &str) -> String {
+    concat(&["sy/", &id_in_key(id), CHAIN_SUFFIX])
+}
+/// Whether a key under [`SYNCS`] is a push chain ([`chain`]), not a sync.
+pub fn is_chain(key: &str) -> bool {
+    key.ends_with(CHAIN_SUFFIX)
 }
 /// The remote ids of one object, by connection (the connection ids in the form of
 /// [`id_in_key`]).

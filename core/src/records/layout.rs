@@ -6,7 +6,7 @@ use crate::store::KvRead;
 use crate::CoreError;
 
 /// The data layout this engine reads and writes.
-pub const LAYOUT_VERSION: u32 = 4;
+pub const LAYOUT_VERSION: u32 = 5;
 
 /// Prefixes of the rows only layout 1 writes (`sync/`, `task/`, `chain/`, `remote/`): a store
 /// holding any of them without `meta/layout` holds layout 1. Known to every build, also one
@@ -15,9 +15,9 @@ pub const LAYOUT1_PREFIXES: [&str; 4] = ["sync/", "task/", "chain/", "remote/"];
 
 /// Why a build without the feature `layout1` (the wasm package) refuses a layout-1 store.
 pub const LAYOUT1_UNSUPPORTED: &str = "the store holds data layout 1, and this build of \
-     writesync cannot migrate it (it migrates layouts 2 and 3 and reads layout 4 only): open \
+     writesync cannot migrate it (it migrates layouts 2 to 4 and reads layout 5 only): open \
      the store once with the native library (writesync-core with its default feature layout1, \
-     or writesync-sqlite), the server or the C library, which migrate it to layout 4, then \
+     or writesync-sqlite), the server or the C library, which migrate it to layout 5, then \
      open it here";
 
 /// What a store holds.
@@ -30,11 +30,10 @@ pub enum Layout {
     /// Layout 1, or a migration from it under way.
     One,
     /// Layout 2 (layout 3 without the reverse reference index `ref/` and the per-account
-    /// sync index `sx/`), or a migration from it under way.
-    Two,
-    /// Layout 3 (layout 4 with the longer keys of `engine/migrate.rs`), or a migration from
-    /// it under way.
-    Three,
+    /// sync index `sx/`), layout 3 (layout 4 with the longer keys of `engine/migrate.rs`) or
+    /// layout 4 (layout 5 with the push chains under `ch/`, apart from the syncs), or a
+    /// migration from one under way.
+    Older(u32),
 }
 
 /// The layout `store` holds, or why the engine cannot read it.
@@ -46,8 +45,9 @@ pub fn layout_of(store: &dyn KvRead) -> Result<Layout, CoreError> {
         return match version {
             Some(v) if v == u64::from(LAYOUT_VERSION) => Ok(Layout::Current),
             Some(1) => Ok(Layout::One),
-            Some(2) => Ok(Layout::Two),
-            Some(3) => Ok(Layout::Three),
+            Some(2) => Ok(Layout::Older(2)),
+            Some(3) => Ok(Layout::Older(3)),
+            Some(4) => Ok(Layout::Older(4)),
             Some(v) => Err(CoreError::Layout(format!(
                 "the store holds data layout {v}, newer than layout {LAYOUT_VERSION} that this \
                  engine reads; use a newer writesync"

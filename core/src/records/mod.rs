@@ -2,7 +2,7 @@
 //!
 //! Every record is JSON text under a key built by the functions of [`keys`]. Hosts never need
 //! to interpret them; the layout is documented here for debugging and for the store's tests.
-//! This is data layout 4 ([`layout::LAYOUT_VERSION`], stored under `meta/layout`); what
+//! This is data layout 5 ([`layout::LAYOUT_VERSION`], stored under `meta/layout`); what
 //! layout 1 spelled differently is in `v1` (feature `layout1`), and `engine/migrate_v1.rs`
 //! converts it; `engine/migrate.rs` converts layouts 2 and 3.
 //!
@@ -10,13 +10,13 @@
 //! symbols of base64 over an alphabet in ASCII order, so keys sort as the UUIDs do), and an
 //! index value "names" an id as [`keys::id_value`] (that form as a JSON string). The other ids
 //! are written as they are. Object ids are drawn by the engine and unique in a store, so the
-//! rows read only for an object already found under its account (`ch/`, `rm/`, `ov/`, `rf/`)
+//! rows read only for an object already found under its account (push chains, `rm/`, `ov/`, `rf/`)
 //! name no account.
 //!
 //! | key | value |
 //! |---|---|
 //! | `meta/admin` | [`AdminRec`]: hash of the admin token (when the host stores it) |
-//! | `meta/layout` | `{"version": 4}`: the data layout of the store |
+//! | `meta/layout` | `{"version": 5}`: the data layout of the store |
 //! | `meta/migration` | progress of a layout migration under way |
 //! | `acct/{account}` | [`AccountRec`] |
 //! | `acctdom/{domain}` | account id (uniqueness of domains) |
@@ -28,9 +28,9 @@
 //! | `uq/{account*}/{rule}/{value}` | names the object holding a unique value |
 //! | `rf/{type}/{id*}/{referrer type}/{referrer id*}` | reverse reference index: the referrer names the object (customer, vendor or account) in the field at the JSON Pointer stored as the value (the first such field); written with the referrer, so a delete finds a referrer with one bounded scan |
 //! | `sy/{sync*}` | [`rows::SyncRow`]: a sync with its targets and their push tasks ([`SyncRec`], [`TaskRec`]); a task names the object version it pushes |
+//! | `sy/{object*}/c` | the push chain of an object: the syncs with unfinished push tasks of it (JSON list of `{sync*}`, oldest first). Among the syncs because ids are drawn in time order: a create's chain is the neighbour of its sync's row, and the two share a page of the key index |
 //! | `sa/{account*}/{sync*, every bit inverted}` | index of an account's syncs, newest first (`GET /api/syncs`); names the sync |
 //! | `tk/{task*}` | names the sync of a push task that was handed out (work ids name only the task) |
-//! | `ch/{type}/{id*}` | the syncs with unfinished push tasks of that object (JSON list of `{sync*}`, oldest first): the push chain |
 //! | `rm/{type}/{id*}` | the object's ids at its connections: `{connection*: remote id}`, a [`RemoteRec`] where the source also gave a version |
 //! | `token/{connection}` | [`TokenRec`]: the access token the host gave for a connection |
 //! | `tokreq/{connection}` | [`TokenRequestRec`]: an open request to the host for a token |

@@ -39,7 +39,7 @@ pub fn task_key(id: &str) -> String {
     format!("task/{id}")
 }
 /// The wake-up entry of a task as layouts 1 to 3 spell it (`due/{ms:016}/t/{id}`); the
-/// layout-4 conversion (`engine/migrate.rs`) rewrites it.
+/// conversion of `engine/convert.rs` rewrites it.
 pub fn due_task_key(ms: i64, id: &str) -> String {
     format!("due/{:016}/t/{id}", ms.max(0))
 }

@@ -271,10 +271,11 @@ def test_host_networking_and_bad_args(lib, tmp):
 
 
 def test_layout1_fixture(lib, tmp):
-    """SQLite files holding the layout-1 fixture (tests/fixtures/layout1) and the layout-3
-    fixture (tests/fixtures/layout3: the same data as the layout-3 engine migrated it) are
-    migrated by writesync_open and answer every read the layout-1 engine recorded."""
-    for layout in ("layout1", "layout3"):
+    """SQLite files holding the layout-1 fixture (tests/fixtures/layout1), the layout-3
+    fixture (tests/fixtures/layout3: the same data as the layout-3 engine migrated it) and the
+    layout-4 fixture (tests/fixtures/layout4: as the layout-4 engine migrated it) are migrated
+    by writesync_open and answer every read the layout-1 engine recorded."""
+    for layout in ("layout1", "layout3", "layout4"):
         layout_fixture(lib, tmp, layout)
 
 
@@ -307,7 +308,7 @@ def layout_fixture(lib, tmp, layout):
     eng.close()
     db = sqlite3.connect(path)
     marker = db.execute("SELECT value FROM kv WHERE key = 'meta/layout'").fetchall()
-    check(marker == [('{"version":4}',)], f"{layout} layout marker {marker}")
+    check(marker == [('{"version":5}',)], f"{layout} layout marker {marker}")
     with open(os.path.join(fixtures, "layout1", "migrated.json")) as f:
         want = [tuple(e) for e in json.load(f)]
     got = db.execute("SELECT key, value FROM kv ORDER BY key").fetchall()
