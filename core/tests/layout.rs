@@ -575,6 +575,8 @@ fn a_layout_3_row_that_cannot_be_read_stops_the_migration_with_its_key() {
         ("due/0000000000000001/t/x", "[]"),
         ("t/x", "7"),
         ("ch/invoice/not-a-short-id", "[]"),
+        ("ch/widget/-P23J6TsR-5JVrENsWhfEk", "[]"),
+        ("c/a/widget/01a0c450-77b8-7001-9483-73d8e21b6b3f", "[]"),
     ] {
         let mut store = fixture(include_str!("../../tests/fixtures/layout3/store.json"));
         let mut b = Batch::new();

@@ -24,6 +24,8 @@ enum Seg {
     Inverted,
     /// Left out (the account of rows that name an object by its id alone).
     Drop,
+    /// An object type, checked, and left out (the push chains of layout 5 name no type).
+    DropType,
 }
 
 /// How layout 5 writes the value of an older row.
@@ -52,14 +54,14 @@ const CONVERSIONS: [(&str, &str, &[Seg], &str, Val); 11] = {
         (
             "c/",
             "sy/",
-            &[Drop, Drop, Short],
+            &[Drop, DropType, Short],
             keys::CHAIN_SUFFIX,
             Val::Ids,
         ),
         (
             "ch/",
             "sy/",
-            &[Drop, ShortKept],
+            &[DropType, ShortKept],
             keys::CHAIN_SUFFIX,
             Val::Same,
         ),
@@ -126,6 +128,10 @@ fn converted_key(rest: &str, new: &str, segs: &[Seg], suffix: &str) -> Option<St
             }
             Seg::Inverted => keys::inverted_in_key(&uninverted(part)?),
             Seg::Drop => continue,
+            Seg::DropType => {
+                ObjectType::parse(part)?;
+                continue;
+            }
         };
         if out.len() > new.len() {
             out.push('/');
