@@ -38,7 +38,8 @@ const SHORT: GeneralPurpose = GeneralPurpose::new(
 fn canonical_uuid(id: &str) -> Option<[u8; 16]> {
     let b = id.as_bytes();
     // At 36 characters the parser takes only the hyphenated form; it takes upper case too.
-    if b.len() != 36 || b.iter().any(u8::is_ascii_uppercase) {
+    // (A fold, not `any`: it has no early exit, so the compiler checks many bytes at once.)
+    if b.len() != 36 || b.iter().fold(false, |up, c| up | c.is_ascii_uppercase()) {
         return None;
     }
     uuid::Uuid::try_parse_ascii(b)
@@ -46,9 +47,84 @@ fn canonical_uuid(id: &str) -> Option<[u8; 16]> {
         .map(uuid::Uuid::into_bytes)
 }
 
-/// 22 symbols of [`SHORT`] for 16 bytes.
-fn short(bytes: &[u8; 16]) -> String {
-    SHORT.encode(bytes)
+/// 22 symbols of [`SHORT`] for 16 bytes, on the stack.
+fn short(bytes: &[u8; 16]) -> [u8; 22] {
+    let mut out = [b'-'; 22];
+    // 16 bytes are always 22 unpadded symbols, so the buffer always fits.
+    let _ = SHORT.encode_slice(bytes, &mut out);
+    out
+}
+
+/// The last ids converted on this thread ([`short_id`]): one write names the same few ids in
+/// many keys (its account's in most of them, its own, its sync's and tasks' in several), and
+/// a conversion (parse, encode) costs far more than a look here. Direct-mapped by the last
+/// characters of the text, which are random in the engine's ids: [`MEMO_SLOTS`] entries of
+/// 74 bytes, about 2.4 KB per thread, and a miss only costs the conversion.
+const MEMO_SLOTS: usize = 32;
+
+/// One remembered conversion: the canonical text, its 16 bytes and their 22 symbols.
+type MemoEntry = Option<([u8; 36], [u8; 16], [u8; 22])>;
+
+std::thread_local! {
+    static MEMO: std::cell::RefCell<[MemoEntry; MEMO_SLOTS]> =
+        const { std::cell::RefCell::new([None; MEMO_SLOTS]) };
+}
+
+/// The bytes and short form of a UUID in its canonical text, else `None` (remembered, see
+/// [`MEMO_SLOTS`]).
+fn uuid_forms(id: &str) -> Option<([u8; 16], [u8; 22])> {
+    let b = id.as_bytes();
+    let [.., x, y, z] = b else {
+        return None;
+    };
+    let slot = (usize::from(*x) * 7 + usize::from(*y) * 3 + usize::from(*z)) % MEMO_SLOTS;
+    let hit = MEMO.with_borrow(|m| match &m[slot] {
+        Some((text, bytes, short)) if text.as_slice() == b => Some((*bytes, *short)),
+        _ => None,
+    });
+    if hit.is_some() {
+        return hit;
+    }
+    let bytes = canonical_uuid(id)?;
+    let forms = (bytes, short(&bytes));
+    let mut text = [0u8; 36];
+    text.copy_from_slice(b);
+    MEMO.with_borrow_mut(|m| m[slot] = Some((text, forms.0, forms.1)));
+    Some(forms)
+}
+
+/// An id as [`id_in_key`] writes it, without allocating: the short form of a UUID, or `~`
+/// and the id.
+enum KeyId {
+    Short([u8; 22]),
+    /// `~` and an id that is no UUID (none of the engine's own).
+    Other(String),
+}
+
+impl KeyId {
+    fn as_str(&self) -> &str {
+        match self {
+            // Base64 symbols are ASCII.
+            KeyId::Short(s) => std::str::from_utf8(s).unwrap_or_default(),
+            KeyId::Other(s) => s,
+        }
+    }
+}
+
+/// [`id_in_key`] on the stack.
+fn key_id(id: &str) -> KeyId {
+    match uuid_forms(id) {
+        Some((_, s)) => KeyId::Short(s),
+        None => KeyId::Other(concat(&["~", id])),
+    }
+}
+
+/// [`inverted_in_key`] on the stack.
+fn inverted_key_id(id: &str) -> KeyId {
+    match uuid_forms(id) {
+        Some((bytes, _)) => KeyId::Short(short(&bytes.map(|b| !b))),
+        None => KeyId::Other(concat(&["~", id])),
+    }
 }
 
 /// The 16 bytes that 22 symbols of [`SHORT`] encode.
@@ -73,9 +149,9 @@ pub(crate) fn uuid_text(bytes: [u8; 16]) -> String {
 /// unpadded base64 over `-0-9A-Z_a-z` (base64's 64 symbols in ASCII order); any other id (none
 /// of the engine's own) as `~{id}`, which sorts after every short UUID.
 pub fn id_in_key(id: &str) -> String {
-    match canonical_uuid(id) {
-        Some(bytes) => short(&bytes),
-        None => concat(&["~", id]),
+    match key_id(id) {
+        KeyId::Other(s) => s,
+        short => short.as_str().to_string(),
     }
 }
 
@@ -89,7 +165,11 @@ pub fn id_from_key(part: &str) -> Option<String> {
 
 /// An id as an index row's value names it: [`id_in_key`] as a JSON string.
 pub fn id_value(id: &str) -> String {
-    super::json_string(&id_in_key(id))
+    match key_id(id) {
+        // Base64 symbols need no escaping.
+        short @ KeyId::Short(_) => concat(&["\"", short.as_str(), "\""]),
+        KeyId::Other(s) => super::json_string(&s),
+    }
 }
 
 /// The id an index row's value names ([`id_value`]), or `None` when `text` is not one.
@@ -176,14 +256,14 @@ pub fn objects(account: &str, t: ObjectType) -> String {
 }
 /// A unique value (the value is the [`id_value`] of the object holding it).
 pub fn unique(account: &str, rule: &str, value: &str) -> String {
-    concat(&["uq/", &id_in_key(account), "/", rule, "/", value])
+    concat(&["uq/", key_id(account).as_str(), "/", rule, "/", value])
 }
 /// Prefix of the objects that refer to one object (reverse reference index). Object ids are
 /// drawn by the engine and unique in a store, so the index (like the chains, remote ids and
 /// kept versions below) names no account: it is read only for an object already found under
 /// its account.
 pub fn referrers(t: ObjectType, id: &str) -> String {
-    concat(&["rf/", t.as_str(), "/", &id_in_key(id), "/"])
+    concat(&["rf/", t.as_str(), "/", key_id(id).as_str(), "/"])
 }
 /// Reverse reference entry: object `(rt, rid)` refers to `(t, id)` (the value is the JSON
 /// Pointer of the first field that does).
@@ -192,11 +272,11 @@ pub fn referrer(t: ObjectType, id: &str, rt: ObjectType, rid: &str) -> String {
         "rf/",
         t.as_str(),
         "/",
-        &id_in_key(id),
+        key_id(id).as_str(),
         "/",
         rt.as_str(),
         "/",
-        &id_in_key(rid),
+        key_id(rid).as_str(),
     ])
 }
 /// Prefix of the syncs (their ids are time-ordered, so a scan lists the oldest first), and of
@@ -204,13 +284,13 @@ pub fn referrer(t: ObjectType, id: &str, rt: ObjectType, rid: &str) -> String {
 pub const SYNCS: &str = "sy/";
 /// A sync and its push tasks ([`super::rows::SyncRow`]).
 pub fn sync(id: &str) -> String {
-    concat(&["sy/", &id_in_key(id)])
+    concat(&["sy/", key_id(id).as_str()])
 }
 /// Prefix of the task pointers.
 pub const TASKS: &str = "tk/";
 /// The sync of a push task that was handed out (its value is the sync's [`id_value`]).
 pub fn task(id: &str) -> String {
-    concat(&["tk/", &id_in_key(id)])
+    concat(&["tk/", key_id(id).as_str()])
 }
 /// What ends the key of a push chain under [`SYNCS`] (after the object's id).
 pub const CHAIN_SUFFIX: &str = "/c";
@@ -219,7 +299,7 @@ pub const CHAIN_SUFFIX: &str = "/c";
 /// are drawn in time order, so the chain a create starts is the neighbour of the row of the
 /// sync it starts with, and the write touches one page of the key index for both.
 pub fn chain(id: &str) -> String {
-    concat(&["sy/", &id_in_key(id), CHAIN_SUFFIX])
+    concat(&["sy/", key_id(id).as_str(), CHAIN_SUFFIX])
 }
 /// Whether a key under [`SYNCS`] is a push chain ([`chain`]), not a sync.
 pub fn is_chain(key: &str) -> bool {
@@ -228,11 +308,11 @@ pub fn is_chain(key: &str) -> bool {
 /// The remote ids of one object, by connection (the connection ids in the form of
 /// [`id_in_key`]).
 pub fn remote(t: ObjectType, id: &str) -> String {
-    concat(&["rm/", t.as_str(), "/", &id_in_key(id)])
+    concat(&["rm/", t.as_str(), "/", key_id(id).as_str()])
 }
 /// Prefix of the kept versions of one object.
 pub fn kept_versions(t: ObjectType, id: &str) -> String {
-    concat(&["ov/", t.as_str(), "/", &id_in_key(id), "/"])
+    concat(&["ov/", t.as_str(), "/", key_id(id).as_str(), "/"])
 }
 /// A version of an object that an unfinished push task still sends, kept after a later write
 /// replaced it (the value is the object as that version was stored).
@@ -253,14 +333,21 @@ pub fn delivery(id: &str) -> String {
 /// time-ordered id with every bit inverted, in the short form of [`id_in_key`], so that an
 /// ascending scan lists the newest first (the value is the delivery id).
 pub fn webhook_delivery(account: &str, webhook: &str, id: &str) -> String {
-    concat(&["wd/", account, "/", webhook, "/", &inverted_in_key(id)])
+    concat(&[
+        "wd/",
+        account,
+        "/",
+        webhook,
+        "/",
+        inverted_key_id(id).as_str(),
+    ])
 }
 /// A UUID with every bit inverted, in the short form of [`id_in_key`] (an ascending scan lists
 /// the newest first); any other id as `~{id}` (after every inverted one).
 pub(crate) fn inverted_in_key(id: &str) -> String {
-    match canonical_uuid(id) {
-        Some(bytes) => short(&bytes.map(|b| !b)),
-        None => concat(&["~", id]),
+    match inverted_key_id(id) {
+        KeyId::Other(s) => s,
+        short => short.as_str().to_string(),
     }
 }
 /// The id that [`account_sync`] wrote, every bit inverted, as its last segment `part`.
@@ -274,11 +361,16 @@ pub fn id_from_inverted(part: &str) -> Option<String> {
 /// segment is the sync's time-ordered id inverted ([`id_from_inverted`] reads it), so an
 /// ascending scan lists the newest first.
 pub fn account_sync(account: &str, id: &str) -> String {
-    concat(&["sa/", &id_in_key(account), "/", &inverted_in_key(id)])
+    concat(&[
+        "sa/",
+        key_id(account).as_str(),
+        "/",
+        inverted_key_id(id).as_str(),
+    ])
 }
 /// Prefix of the sync index of an account.
 pub fn account_syncs(account: &str) -> String {
-    concat(&["sa/", &id_in_key(account), "/"])
+    concat(&["sa/", key_id(account).as_str(), "/"])
 }
 /// Prefix of the deliveries of a subscription.
 pub fn webhook_deliveries(account: &str, webhook: &str) -> String {
@@ -288,15 +380,15 @@ pub fn webhook_deliveries(account: &str, webhook: &str) -> String {
 pub const DUE: &str = "du/";
 /// Wake-up entry of a task (the value is its sync's [`id_value`]).
 pub fn due_task(at_ms: i64, id: &str) -> String {
-    timed("du/", at_ms, &["t/", &id_in_key(id)])
+    timed("du/", at_ms, &["t/", key_id(id).as_str()])
 }
 /// Wake-up entry of a delivery.
 pub fn due_delivery(at_ms: i64, id: &str) -> String {
-    timed("du/", at_ms, &["d/", &id_in_key(id)])
+    timed("du/", at_ms, &["d/", key_id(id).as_str()])
 }
 /// Wake-up entry of the token request of a connection.
 pub fn due_token(at_ms: i64, connection: &str) -> String {
-    timed("du/", at_ms, &["k/", &id_in_key(connection)])
+    timed("du/", at_ms, &["k/", key_id(connection).as_str()])
 }
 /// The access token of a connection.
 pub fn token(connection: &str) -> String {

@@ -264,20 +264,24 @@ impl SyncStatus {
     }
     /// The aggregate of target statuses.
     pub fn aggregate(targets: &[TargetStatus]) -> SyncStatus {
-        if targets.is_empty() {
+        SyncStatus::aggregate_of(targets.iter().copied())
+    }
+
+    /// [`SyncStatus::aggregate`] over any pass of the statuses (it goes through them more
+    /// than once).
+    pub fn aggregate_of(targets: impl Iterator<Item = TargetStatus> + Clone) -> SyncStatus {
+        let n = targets.clone().count();
+        if n == 0 {
             return SyncStatus::NoTargets;
         }
-        if targets.iter().all(|t| *t == TargetStatus::Pending) {
+        if targets.clone().all(|t| t == TargetStatus::Pending) {
             return SyncStatus::Pending;
         }
-        if !targets.iter().all(|t| t.is_final()) {
+        if !targets.clone().all(|t| t.is_final()) {
             return SyncStatus::InProgress;
         }
-        let ok = targets
-            .iter()
-            .filter(|t| **t == TargetStatus::Succeeded)
-            .count();
-        if ok == targets.len() {
+        let ok = targets.filter(|t| *t == TargetStatus::Succeeded).count();
+        if ok == n {
             SyncStatus::Succeeded
         } else if ok == 0 {
             SyncStatus::Failed
@@ -945,6 +949,17 @@ mod tests {
             shorts.windows(2).all(|w| w[0] < w[1]),
             "short ids keep the order of UUIDs"
         );
+        // Conversions are remembered per thread (`keys::MEMO_SLOTS`): a second pass, in
+        // either order, answers the same, and a remembered id's upper-case spelling is still
+        // no UUID.
+        for (t, s) in texts.iter().zip(&shorts).rev() {
+            assert_eq!(&keys::id_in_key(t), s);
+            assert_eq!(&keys::id_in_key(t), s);
+            let upper = t.to_ascii_uppercase();
+            if upper != *t {
+                assert_eq!(keys::id_in_key(&upper), format!("~{upper}"));
+            }
+        }
         // The per-account sync index lists the newest first, and gives every id back.
         let entries: Vec<String> = texts.iter().map(|t| keys::account_sync("a", t)).collect();
         assert!(entries.windows(2).all(|w| w[0] > w[1]));

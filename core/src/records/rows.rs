@@ -376,47 +376,53 @@ pub fn derive_target(tasks: &[&TaskRec]) -> (TargetStatus, u32, Option<String>) 
 pub fn derive_target_error(
     tasks: &[&TaskRec],
 ) -> (TargetStatus, u32, Option<String>, Option<SourceError>) {
+    derive_from(tasks.iter().copied())
+}
+
+/// [`derive_target_error`] over any pass of the tasks (it goes through them twice).
+fn derive_from<'a>(
+    tasks: impl Iterator<Item = &'a TaskRec> + Clone,
+) -> (TargetStatus, u32, Option<String>, Option<SourceError>) {
     let mut attempts = 0u32;
     let mut last_error = None;
-    let mut error = None;
     let mut fresh = true;
-    for t in tasks {
+    for t in tasks.clone() {
         attempts = attempts.saturating_add(t.attempts);
         fresh &= t.attempts <= t.budget_start;
         if t.last_error.is_some() {
-            last_error = t.last_error.clone();
-            error = t.error.clone();
+            last_error = Some(t);
         }
     }
-    let statuses: Vec<TargetStatus> = tasks.iter().map(|t| t.state.status()).collect();
-    let status = if statuses.iter().all(|s| s.is_final()) {
-        if statuses.iter().all(|s| *s == TargetStatus::Succeeded) {
+    let statuses = tasks.map(|t| t.state.status());
+    let status = if statuses.clone().all(|s| s.is_final()) {
+        if statuses.clone().all(|s| s == TargetStatus::Succeeded) {
             TargetStatus::Succeeded
         } else {
             TargetStatus::Failed
         }
-    } else if fresh && statuses.iter().all(|s| *s == TargetStatus::Pending) {
+    } else if fresh && statuses.clone().all(|s| s == TargetStatus::Pending) {
         TargetStatus::Pending
     } else {
         TargetStatus::InProgress
     };
-    if status == TargetStatus::Succeeded {
-        (status, attempts, None, None)
-    } else {
-        (status, attempts, last_error, error)
+    match last_error {
+        Some(t) if status != TargetStatus::Succeeded => {
+            (status, attempts, t.last_error.clone(), t.error.clone())
+        }
+        _ => (status, attempts, None, None),
     }
 }
 
 /// The sync-level values the targets imply: the status and `updatedAt`.
-fn derived(created_at: &str, targets: &[TargetRec]) -> (SyncStatus, String) {
-    let status = SyncStatus::aggregate(&targets.iter().map(|t| t.status).collect::<Vec<_>>());
+fn derived<'a>(created_at: &'a str, targets: &'a [TargetRec]) -> (SyncStatus, &'a str) {
+    let status = SyncStatus::aggregate_of(targets.iter().map(|t| t.status));
     let mut updated = created_at;
     for t in targets {
         if t.updated_at.as_str() > updated {
             updated = &t.updated_at;
         }
     }
-    (status, updated.to_string())
+    (status, updated)
 }
 
 /// Splits a stored successor into `(sync, task)`, `sync` defaulting to `own`.
@@ -443,7 +449,7 @@ impl SyncRow {
             StoredTime::Text(_) => None,
         };
         let default_state = created_ms.map(|due_ms| TaskState::Pending { due_ms });
-        let own_prefix = format!("{}/", sync.id);
+
         let mut slots: Vec<Option<TaskRec>> = tasks.into_iter().map(Some).collect();
         // A map only pays for itself on large syncs (bulk preloads).
         let index: Option<BTreeMap<String, usize>> = (slots.len() > 16).then(|| {
@@ -457,7 +463,9 @@ impl SyncRow {
         });
         let mut last_refs: BTreeMap<Obj, Refs> = BTreeMap::new();
         let (status, updated) = derived(&sync.created_at, &sync.targets);
+        let updated_derived = updated == sync.updated_at;
         let SyncRec {
+            id: sync_id,
             account_id,
             status: sync_status,
             request_id,
@@ -487,7 +495,7 @@ impl SyncRow {
                     mine.push(task);
                 }
             }
-            let (t_status, t_attempts, t_error) = derive_target(&mine.iter().collect::<Vec<_>>());
+            let (t_status, t_attempts, t_error, _) = derive_from(mine.iter());
             let mut rows = Vec::with_capacity(mine.len());
             for task in mine {
                 let o = obj(&task.object);
@@ -501,7 +509,10 @@ impl SyncRow {
                 let successors = task
                     .successors
                     .into_iter()
-                    .map(|s| match s.strip_prefix(&own_prefix) {
+                    .map(|s| match s
+                        .strip_prefix(sync_id.as_str())
+                        .and_then(|r| r.strip_prefix('/'))
+                    {
                         Some(local) if !local.contains('/') => local.to_string(),
                         _ => s,
                     })
@@ -550,7 +561,7 @@ impl SyncRow {
             label,
             created,
             status: (status != sync_status).then_some(sync_status),
-            updated: (updated != updated_at).then(|| StoredTime::from_text(&updated_at)),
+            updated: (!updated_derived).then(|| StoredTime::from_text(&updated_at)),
             targets,
             deliveries,
         }
@@ -642,6 +653,7 @@ impl SyncRow {
             });
         }
         let (status, updated) = derived(&created_at, &targets);
+        let updated = updated.to_string();
         let sync = SyncRec {
             id: id.to_string(),
             account_id: self.account_id.clone(),
