@@ -2,7 +2,6 @@
 //! `412`, `409` naming a referrer from the reverse reference index), the release of its
 //! uniqueness entries and of its index entries, and the push plan of the deletion.
 
-use serde_json::value::RawValue;
 use serde_json::Value;
 
 use super::command::IfMatch;
@@ -87,10 +86,8 @@ pub(crate) fn delete(
                 object_type: t,
                 id: id.to_string(),
             },
-            body: RawValue::from_string(text.clone()).map_err(|e| CoreError::CorruptRow {
-                key: key.clone(),
-                reason: e.to_string(),
-            })?,
+            // Read as JSON above.
+            body: text.clone(),
             version,
             references: vec![],
             requires_previous: false,

@@ -3,7 +3,6 @@
 
 use std::sync::Arc;
 
-use serde_json::value::RawValue;
 use serde_json::Value;
 
 use super::events::{emit_sync_complete, emit_target_update};
@@ -19,7 +18,7 @@ use crate::routing::{parse_sync_sources, select_targets, ConnectionRef, SourceFi
 pub(crate) struct PushItem {
     pub object: ObjectRef,
     /// The object as written (JSON text), for the connectors' requirements.
-    pub body: Box<RawValue>,
+    pub body: String,
     /// Its version as written: what its tasks push.
     pub version: u64,
     /// Reference fields resolved to remote ids when sent.
@@ -348,7 +347,7 @@ fn connector_checks(
                 continue;
             };
             let object = slot
-                .get_or_insert_with(|| serde_json::from_str(item.body.get()).unwrap_or_default());
+                .get_or_insert_with(|| serde_json::from_str(&item.body).unwrap_or_default());
             for mut e in connector.check(t, object, &conn.settings) {
                 e.pointer = format!("{}{}", item.pointer, e.pointer);
                 errors.push(e);
