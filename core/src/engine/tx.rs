@@ -186,7 +186,9 @@ impl<'a> Tx<'a> {
     }
 
     pub(crate) fn into_batch(self) -> Batch {
-        let mut b = Batch::new();
+        let mut b = Batch {
+            ops: Vec::with_capacity(self.overlay.len()),
+        };
         for (k, v) in self.overlay {
             match v {
                 Some(v) => b.put(k, v),

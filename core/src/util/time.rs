@@ -23,18 +23,30 @@ pub fn rfc3339_millis(now_ms: i64) -> String {
     let nanos = i128::from(clamped) * 1_000_000;
     match OffsetDateTime::from_unix_timestamp_nanos(nanos) {
         // The calendar fields come from `time`; writing them is zero-padding numbers (the year
-        // is 0 to 9999 after clamping). This keeps time's format-description machinery, which
-        // only this function used for output, out of the wasm module.
-        Ok(at) => format!(
-            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
-            at.year(),
-            u8::from(at.month()),
-            at.day(),
-            at.hour(),
-            at.minute(),
-            at.second(),
-            at.millisecond()
-        ),
+        // is 0 to 9999 after clamping) into a fixed template. This keeps time's
+        // format-description machinery, which only this function used for output, out of the
+        // wasm module, and `format!`'s padding, which cost more than the calendar arithmetic.
+        Ok(at) => {
+            let mut text = *b"0000-00-00T00:00:00.000Z";
+            let mut put = |at: usize, width: usize, n: u32| {
+                let mut n = n;
+                for i in (at..at + width).rev() {
+                    if let Some(d) = text.get_mut(i) {
+                        *d = b'0' + (n % 10) as u8;
+                    }
+                    n /= 10;
+                }
+            };
+            put(0, 4, at.year().unsigned_abs());
+            put(5, 2, u32::from(u8::from(at.month())));
+            put(8, 2, u32::from(at.day()));
+            put(11, 2, u32::from(at.hour()));
+            put(14, 2, u32::from(at.minute()));
+            put(17, 2, u32::from(at.second()));
+            put(20, 3, u32::from(at.millisecond()));
+            // Digits and the ASCII of the template.
+            String::from_utf8_lossy(&text).into_owned()
+        }
         // Unreachable after clamping; kept so that no input can panic.
         Err(_) => String::from("1970-01-01T00:00:00.000Z"),
     }
