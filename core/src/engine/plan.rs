@@ -171,7 +171,8 @@ pub(crate) fn plan_sync(
         }
         let provider = !conn.connector.is_generic();
         let mut task_ids: Vec<String> = Vec::new();
-        let mut previous: Option<String> = None;
+        // The task planned for the previous item (an index into `new_tasks`).
+        let mut previous: Option<usize> = None;
         for item in &plan.items {
             let t = item.object.object_type;
             if t != plan.route_type && !conn.objects.contains(&t) {
@@ -184,7 +185,14 @@ pub(crate) fn plan_sync(
             let tid = engine.new_id(ctx.now);
             let mut waiting_on = Vec::new();
             let mut requires = Vec::new();
-            let successor = format!("{sync_id}/{tid}");
+            // How a tail this task waits for names it (made only when there is one).
+            let successor = || {
+                let mut s = String::with_capacity(sync_id.len() + 1 + tid.len());
+                s.push_str(&sync_id);
+                s.push('/');
+                s.push_str(&tid);
+                s
+            };
             // `stored_chain`: whether the object can have pushes of earlier syncs (not when this
             // write created it).
             let mut wait_for = |ctx: &mut Ctx<'_>,
@@ -198,7 +206,7 @@ pub(crate) fn plan_sync(
                     x.connection_id == conn.id && x.object.object_type == ot && x.object.id == oid
                 }) {
                     if !waiting_on.contains(&tail.id) {
-                        tail.successors.push(successor.clone());
+                        tail.successors.push(successor());
                         waiting_on.push(tail.id.clone());
                     }
                     return Ok(());
@@ -208,7 +216,7 @@ pub(crate) fn plan_sync(
                 }
                 if let Some(mut tail) = stored::chain_tail(&ctx.tx, &conn.id, ot, oid)? {
                     if !waiting_on.contains(&tail.id) {
-                        tail.successors.push(successor.clone());
+                        tail.successors.push(successor());
                         stored::put_task(&mut ctx.tx, &tail)?;
                         waiting_on.push(tail.id);
                     }
@@ -220,10 +228,10 @@ pub(crate) fn plan_sync(
                 wait_for(ctx, &mut new_tasks, *rt, rid, true)?;
             }
             if item.requires_previous {
-                if let Some(p) = &previous {
-                    requires.push(p.clone());
-                    if !waiting_on.contains(p) {
-                        waiting_on.push(p.clone());
+                if let Some(p) = previous.and_then(|i| new_tasks.get(i)) {
+                    requires.push(p.id.clone());
+                    if !waiting_on.contains(&p.id) {
+                        waiting_on.push(p.id.clone());
                     }
                 }
             }
@@ -257,8 +265,8 @@ pub(crate) fn plan_sync(
             if task.waiting_on.is_empty() {
                 stored::put_due(&mut ctx.tx, ctx.now, &task);
             }
+            previous = Some(new_tasks.len());
             new_tasks.push(task);
-            previous = Some(tid.clone());
             task_ids.push(tid);
         }
         targets.push(TargetRec {
@@ -291,7 +299,7 @@ pub(crate) fn plan_sync(
         .filter(|i| i.object.object_type == plan.route_type)
         .map(|i| i.object.clone())
         .collect();
-    let status = SyncStatus::aggregate(&targets.iter().map(|t| t.status).collect::<Vec<_>>());
+    let status = SyncStatus::aggregate_of(targets.iter().map(|t| t.status));
     let mut sync = SyncRec {
         id: sync_id.clone(),
         account_id: account.id.clone(),

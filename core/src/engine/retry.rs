@@ -194,7 +194,7 @@ pub(crate) fn retry_sync(
         target.error = error;
         target.updated_at = now_str.clone();
     }
-    sync.status = SyncStatus::aggregate(&sync.targets.iter().map(|t| t.status).collect::<Vec<_>>());
+    sync.status = SyncStatus::aggregate_of(sync.targets.iter().map(|t| t.status));
     sync.updated_at = now_str;
     ctx.tx
         .put_json(keys::sync(id), &SyncRow::encode(&sync, &tasks));

@@ -98,7 +98,7 @@ pub(crate) fn put_new(tx: &mut Tx<'_>, sync: SyncRec, tasks: Vec<TaskRec>, creat
     );
     tx.put_json_sized(
         key,
-        &SyncRow::encode_owned(sync, tasks, Some(created_ms)),
+        &SyncRow::encode_at(&sync, &tasks, Some(created_ms)),
         768,
     );
 }
@@ -216,7 +216,13 @@ pub(crate) fn chain_add(tx: &mut Tx<'_>, id: &str, sync: &str) -> Result<(), Cor
 
 /// Start the chain of an object this write created (it has none): `sync` is its first entry.
 pub(crate) fn chain_start(tx: &mut Tx<'_>, id: &str, sync: &str) {
-    put_chain(tx, keys::chain(id), &[sync.to_string()]);
+    // What put_chain writes for a list of one, without the list.
+    let value = keys::id_value(sync);
+    let mut text = String::with_capacity(value.len() + 2);
+    text.push('[');
+    text.push_str(&value);
+    text.push(']');
+    tx.put(keys::chain(id), text);
 }
 
 /// After a task of an object finished: drop the syncs without unfinished tasks of it from its

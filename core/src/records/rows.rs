@@ -72,10 +72,6 @@ type Obj = (ObjectType, String);
 /// `(field, type, id)`.
 type Refs = Vec<(String, ObjectType, String)>;
 
-fn obj(o: &ObjectRef) -> Obj {
-    (o.object_type, o.id.clone())
-}
-
 fn object_ref(o: &Obj) -> ObjectRef {
     ObjectRef {
         object_type: o.0,
@@ -96,130 +92,198 @@ fn is_false(b: &bool) -> bool {
     !*b
 }
 
-/// The stored sync (`s/{sync}`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// The stored sync (`sy/{sync*}`) as read back ([`SyncRow::parse`]); it is written as a
+/// [`SyncRowRef`], which gives the stored names of the fields.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SyncRow {
     /// Account.
-    #[serde(rename = "a")]
     pub account_id: String,
     /// `X-Request-ID` of the write.
-    #[serde(rename = "r")]
     pub request_id: String,
     /// `X-Tracking-ID` of the write.
-    #[serde(rename = "tr", skip_serializing_if = "Option::is_none")]
     pub tracking_id: Option<String>,
     /// `create` (left out), `update` or `delete` (every task of a `delete` sync pushes a
     /// deletion).
-    #[serde(skip_serializing_if = "is_create")]
     pub op: String,
     /// The written object.
-    #[serde(rename = "o")]
     pub object: Obj,
     /// Every object the write stored, when not just `[object]`.
-    #[serde(rename = "os", skip_serializing_if = "Option::is_none")]
     pub objects: Option<Vec<Obj>>,
     /// The label for messages.
-    #[serde(rename = "l")]
     pub label: String,
     /// Created.
-    #[serde(rename = "c")]
     pub created: StoredTime,
     /// Status, only when it is not the aggregate of the targets.
-    #[serde(rename = "s", skip_serializing_if = "Option::is_none")]
     pub status: Option<SyncStatus>,
     /// Updated, only when it is not the latest of `created` and the targets' times.
-    #[serde(rename = "u", skip_serializing_if = "Option::is_none")]
     pub updated: Option<StoredTime>,
     /// Targets.
-    #[serde(rename = "t")]
     pub targets: Vec<TargetRow>,
     /// Webhook deliveries queued by its events.
-    #[serde(rename = "d", skip_serializing_if = "Vec::is_empty")]
     pub deliveries: Vec<String>,
 }
 
-/// One stored target.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// One stored target, as read back ([`TargetRowRef`] when written).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TargetRow {
     /// Connection.
-    #[serde(rename = "c")]
     pub connection_id: String,
     /// App key.
     pub app: String,
     /// App type.
-    #[serde(rename = "y")]
     pub app_type: String,
     /// Status, when not what the tasks say.
-    #[serde(rename = "s", skip_serializing_if = "Option::is_none")]
     pub status: Option<TargetStatus>,
     /// Attempts, when not the tasks' sum.
-    #[serde(rename = "n", skip_serializing_if = "Option::is_none")]
     pub attempts: Option<u32>,
     /// Last error, when not what the tasks say (`null` for none).
-    #[serde(rename = "e", skip_serializing_if = "Option::is_none")]
     pub last_error: Option<Option<String>>,
     /// Remote id of the sync's object there.
-    #[serde(rename = "rid", skip_serializing_if = "Option::is_none")]
     pub remote_id: Option<String>,
     /// Updated, when not the sync's creation.
-    #[serde(rename = "u", skip_serializing_if = "Option::is_none")]
     pub updated: Option<StoredTime>,
     /// Its tasks, in push order.
-    #[serde(rename = "k")]
     pub tasks: Vec<TaskRow>,
 }
 
-/// One stored task.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// One stored task, as read back ([`TaskRowRef`] when written).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TaskRow {
     /// Id.
-    #[serde(rename = "i")]
     pub id: String,
     /// The object, when not the sync's.
-    #[serde(rename = "o", skip_serializing_if = "Option::is_none")]
     pub object: Option<Obj>,
     /// The version it pushes.
-    #[serde(rename = "v", skip_serializing_if = "is_one")]
     pub version: u64,
     /// Tracking id, when not the sync's.
-    #[serde(rename = "tr", skip_serializing_if = "Option::is_none")]
     pub tracking_id: Option<Option<String>>,
     /// State, when not pending from the sync's creation.
-    #[serde(rename = "st", skip_serializing_if = "Option::is_none")]
     pub state: Option<TaskState>,
     /// Attempts.
-    #[serde(rename = "n", skip_serializing_if = "is_zero")]
     pub attempts: u32,
     /// Last error.
-    #[serde(rename = "e", skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
     /// The structured last error (absent in rows written before it existed).
-    #[serde(rename = "er", skip_serializing_if = "Option::is_none")]
     pub error: Option<SourceError>,
     /// Attempts made before the current retry budget.
-    #[serde(rename = "b", skip_serializing_if = "is_zero")]
     pub budget_start: u32,
     /// Tasks that must finish first.
-    #[serde(rename = "w", skip_serializing_if = "Vec::is_empty")]
     pub waiting_on: Vec<String>,
     /// Tasks that must have succeeded first.
-    #[serde(rename = "q", skip_serializing_if = "Vec::is_empty")]
     pub requires: Vec<String>,
     /// Tasks waiting for this one (`{sync}/{task}`, or `{task}` in the same sync).
-    #[serde(rename = "x", skip_serializing_if = "Vec::is_empty")]
     pub successors: Vec<String>,
     /// References, when not those of the previous task of the row with the same object.
-    #[serde(rename = "f", skip_serializing_if = "Option::is_none")]
     pub references: Option<Refs>,
     /// Connector.
-    #[serde(rename = "cn", skip_serializing_if = "ConnectorKind::is_generic")]
     pub connector: ConnectorKind,
     /// A `401` already asked for a new token.
-    #[serde(rename = "ra", skip_serializing_if = "is_false")]
     pub reauthorized: bool,
     /// Serial of the token the attempt in progress carries.
-    #[serde(rename = "ts", skip_serializing_if = "Option::is_none")]
     pub token_serial: Option<u64>,
+}
+
+/// `(type, id)`, borrowed.
+type ObjRef<'a> = (ObjectType, &'a str);
+
+fn obj_ref(o: &ObjectRef) -> ObjRef<'_> {
+    (o.object_type, &o.id)
+}
+
+fn is_create_ref(op: &&str) -> bool {
+    is_create(op)
+}
+
+/// A sync row as [`SyncRow::encode`] writes it: the fields of [`SyncRow`], same names and
+/// rules for leaving them out, borrowed from the sync and tasks it encodes.
+#[derive(Debug, Serialize)]
+pub struct SyncRowRef<'a> {
+    #[serde(rename = "a")]
+    account_id: &'a str,
+    #[serde(rename = "r")]
+    request_id: &'a str,
+    #[serde(rename = "tr", skip_serializing_if = "Option::is_none")]
+    tracking_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "is_create_ref")]
+    op: &'a str,
+    #[serde(rename = "o")]
+    object: ObjRef<'a>,
+    #[serde(rename = "os", skip_serializing_if = "Option::is_none")]
+    objects: Option<Vec<ObjRef<'a>>>,
+    #[serde(rename = "l")]
+    label: &'a str,
+    #[serde(rename = "c")]
+    created: StoredTime,
+    #[serde(rename = "s", skip_serializing_if = "Option::is_none")]
+    status: Option<SyncStatus>,
+    #[serde(rename = "u", skip_serializing_if = "Option::is_none")]
+    updated: Option<StoredTime>,
+    /// Targets.
+    #[serde(rename = "t")]
+    pub targets: Vec<TargetRowRef<'a>>,
+    #[serde(rename = "d", skip_serializing_if = "<[String]>::is_empty")]
+    deliveries: &'a [String],
+}
+
+/// One target of a [`SyncRowRef`] ([`TargetRow`]'s fields).
+#[derive(Debug, Serialize)]
+pub struct TargetRowRef<'a> {
+    #[serde(rename = "c")]
+    connection_id: &'a str,
+    app: &'a str,
+    #[serde(rename = "y")]
+    app_type: &'a str,
+    #[serde(rename = "s", skip_serializing_if = "Option::is_none")]
+    status: Option<TargetStatus>,
+    #[serde(rename = "n", skip_serializing_if = "Option::is_none")]
+    attempts: Option<u32>,
+    #[serde(rename = "e", skip_serializing_if = "Option::is_none")]
+    last_error: Option<Option<&'a str>>,
+    #[serde(rename = "rid", skip_serializing_if = "Option::is_none")]
+    remote_id: Option<&'a str>,
+    #[serde(rename = "u", skip_serializing_if = "Option::is_none")]
+    updated: Option<StoredTime>,
+    /// Its tasks, in push order.
+    #[serde(rename = "k")]
+    pub tasks: Vec<TaskRowRef<'a>>,
+}
+
+/// One task of a [`SyncRowRef`] ([`TaskRow`]'s fields).
+#[derive(Debug, Serialize)]
+pub struct TaskRowRef<'a> {
+    #[serde(rename = "i")]
+    id: &'a str,
+    #[serde(rename = "o", skip_serializing_if = "Option::is_none")]
+    object: Option<ObjRef<'a>>,
+    #[serde(rename = "v", skip_serializing_if = "is_one")]
+    version: u64,
+    #[serde(rename = "tr", skip_serializing_if = "Option::is_none")]
+    tracking_id: Option<Option<&'a str>>,
+    #[serde(rename = "st", skip_serializing_if = "Option::is_none")]
+    state: Option<&'a TaskState>,
+    #[serde(rename = "n", skip_serializing_if = "is_zero")]
+    attempts: u32,
+    #[serde(rename = "e", skip_serializing_if = "Option::is_none")]
+    last_error: Option<&'a str>,
+    #[serde(rename = "er", skip_serializing_if = "Option::is_none")]
+    error: Option<&'a SourceError>,
+    #[serde(rename = "b", skip_serializing_if = "is_zero")]
+    budget_start: u32,
+    #[serde(rename = "w", skip_serializing_if = "<[String]>::is_empty")]
+    waiting_on: &'a [String],
+    #[serde(rename = "q", skip_serializing_if = "<[String]>::is_empty")]
+    requires: &'a [String],
+    /// Tasks waiting for this one (`{sync}/{task}`, or `{task}` in the same sync).
+    #[serde(rename = "x", skip_serializing_if = "Vec::is_empty")]
+    pub successors: Vec<&'a str>,
+    #[serde(rename = "f", skip_serializing_if = "Option::is_none")]
+    references: Option<&'a Refs>,
+    #[serde(rename = "cn", skip_serializing_if = "ConnectorKind::is_generic")]
+    connector: ConnectorKind,
+    #[serde(rename = "ra", skip_serializing_if = "is_false")]
+    reauthorized: bool,
+    #[serde(rename = "ts", skip_serializing_if = "Option::is_none")]
+    token_serial: Option<u64>,
 }
 
 #[inline(never)]
@@ -431,15 +495,19 @@ pub fn successor_parts<'a>(s: &'a str, own: &'a str) -> (&'a str, &'a str) {
 }
 
 impl SyncRow {
-    /// The stored form of a sync and its tasks. A task id a target lists without a task
-    /// among `tasks` is left out of the row.
-    pub fn encode(sync: &SyncRec, tasks: &[TaskRec]) -> SyncRow {
-        SyncRow::encode_owned(sync.clone(), tasks.to_vec(), None)
+    /// The stored form of a sync and its tasks, borrowed from them. A task id a target lists
+    /// without a task among `tasks` is left out of the row.
+    pub fn encode<'a>(sync: &'a SyncRec, tasks: &'a [TaskRec]) -> SyncRowRef<'a> {
+        SyncRow::encode_at(sync, tasks, None)
     }
 
-    /// [`SyncRow::encode`] taking the values (nothing is cloned), with the creation time in
-    /// ms when the caller knows it is what `sync.created_at` says.
-    pub fn encode_owned(sync: SyncRec, tasks: Vec<TaskRec>, created_ms: Option<i64>) -> SyncRow {
+    /// [`SyncRow::encode`] with the creation time in ms when the caller knows it is what
+    /// `sync.created_at` says.
+    pub fn encode_at<'a>(
+        sync: &'a SyncRec,
+        tasks: &'a [TaskRec],
+        created_ms: Option<i64>,
+    ) -> SyncRowRef<'a> {
         let created = match created_ms {
             Some(ms) => StoredTime::Ms(ms),
             None => StoredTime::from_text(&sync.created_at),
@@ -449,86 +517,73 @@ impl SyncRow {
             StoredTime::Text(_) => None,
         };
         let default_state = created_ms.map(|due_ms| TaskState::Pending { due_ms });
-
-        let mut slots: Vec<Option<TaskRec>> = tasks.into_iter().map(Some).collect();
+        // Each task goes into the row once, under the first target that lists it.
+        let mut taken = vec![false; tasks.len()];
         // A map only pays for itself on large syncs (bulk preloads).
-        let index: Option<BTreeMap<String, usize>> = (slots.len() > 16).then(|| {
+        let index: Option<BTreeMap<&str, usize>> = (tasks.len() > 16).then(|| {
             let mut map = BTreeMap::new();
-            for (i, t) in slots.iter().enumerate() {
-                if let Some(t) = t {
-                    map.insert(t.id.clone(), i);
-                }
+            for (i, t) in tasks.iter().enumerate() {
+                map.entry(t.id.as_str()).or_insert(i);
             }
             map
         });
-        let mut last_refs: BTreeMap<Obj, Refs> = BTreeMap::new();
+        // The references of the last task written for each object.
+        let mut last_refs: BTreeMap<ObjRef<'a>, &'a Refs> = BTreeMap::new();
         let (status, updated) = derived(&sync.created_at, &sync.targets);
-        let updated_derived = updated == sync.updated_at;
-        let SyncRec {
-            id: sync_id,
-            account_id,
-            status: sync_status,
-            request_id,
-            tracking_id,
-            operation,
-            object,
-            objects,
-            label,
-            created_at,
-            updated_at,
-            targets: sync_targets,
-            deliveries,
-            ..
-        } = sync;
-        let object = obj(&object);
-        let mut targets = Vec::with_capacity(sync_targets.len());
-        for t in sync_targets {
-            let mut mine: Vec<TaskRec> = Vec::with_capacity(t.tasks.len());
+        let object = obj_ref(&sync.object);
+        let tracking_id = sync.tracking_id.as_deref();
+        let mut targets = Vec::with_capacity(sync.targets.len());
+        for t in &sync.targets {
+            let mut mine: Vec<&'a TaskRec> = Vec::with_capacity(t.tasks.len());
             for id in &t.tasks {
                 let i = match &index {
-                    Some(map) => map.get(id).copied(),
-                    None => slots
-                        .iter()
-                        .position(|x| x.as_ref().is_some_and(|x| &x.id == id)),
+                    Some(map) => map.get(id.as_str()).copied(),
+                    None => tasks.iter().position(|x| &x.id == id),
                 };
-                if let Some(task) = i.and_then(|i| slots.get_mut(i)).and_then(Option::take) {
-                    mine.push(task);
+                if let Some(i) = i {
+                    if let (Some(task), Some(used)) = (tasks.get(i), taken.get_mut(i)) {
+                        if !*used {
+                            *used = true;
+                            mine.push(task);
+                        }
+                    }
                 }
             }
-            let (t_status, t_attempts, t_error, _) = derive_from(mine.iter());
+            let (t_status, t_attempts, t_error, _) = derive_from(mine.iter().copied());
             let mut rows = Vec::with_capacity(mine.len());
             for task in mine {
-                let o = obj(&task.object);
-                let previous = last_refs.get(&o).map(Vec::as_slice).unwrap_or(&[]);
+                let o = obj_ref(&task.object);
+                let previous = last_refs.get(&o).map_or(&[][..], |r| r.as_slice());
                 let references = if previous == task.references.as_slice() {
                     None
                 } else {
-                    last_refs.insert(o.clone(), task.references.clone());
-                    Some(task.references)
+                    last_refs.insert(o, &task.references);
+                    Some(&task.references)
                 };
                 let successors = task
                     .successors
-                    .into_iter()
+                    .iter()
                     .map(|s| match s
-                        .strip_prefix(sync_id.as_str())
+                        .strip_prefix(sync.id.as_str())
                         .and_then(|r| r.strip_prefix('/'))
                     {
-                        Some(local) if !local.contains('/') => local.to_string(),
-                        _ => s,
+                        Some(local) if !local.contains('/') => local,
+                        _ => s.as_str(),
                     })
                     .collect();
-                rows.push(TaskRow {
-                    id: task.id,
+                rows.push(TaskRowRef {
+                    id: &task.id,
                     object: (o != object).then_some(o),
                     version: task.version,
-                    tracking_id: (task.tracking_id != tracking_id).then_some(task.tracking_id),
-                    state: (Some(&task.state) != default_state.as_ref()).then_some(task.state),
+                    tracking_id: (task.tracking_id.as_deref() != tracking_id)
+                        .then_some(task.tracking_id.as_deref()),
+                    state: (Some(&task.state) != default_state.as_ref()).then_some(&task.state),
                     attempts: task.attempts,
-                    last_error: task.last_error,
-                    error: task.error,
+                    last_error: task.last_error.as_deref(),
+                    error: task.error.as_ref(),
                     budget_start: task.budget_start,
-                    waiting_on: task.waiting_on,
-                    requires: task.requires,
+                    waiting_on: &task.waiting_on,
+                    requires: &task.requires,
                     successors,
                     references,
                     connector: task.connector,
@@ -536,34 +591,33 @@ impl SyncRow {
                     token_serial: task.token_serial,
                 });
             }
-            let updated =
-                (t.updated_at != created_at).then(|| StoredTime::from_text(&t.updated_at));
-            targets.push(TargetRow {
-                connection_id: t.connection_id,
-                app: t.app,
-                app_type: t.app_type,
+            targets.push(TargetRowRef {
+                connection_id: &t.connection_id,
+                app: &t.app,
+                app_type: &t.app_type,
                 status: (t.status != t_status).then_some(t.status),
                 attempts: (t.attempts != t_attempts).then_some(t.attempts),
-                last_error: (t.last_error != t_error).then_some(t.last_error),
-                remote_id: t.remote_id,
-                updated,
+                last_error: (t.last_error != t_error).then_some(t.last_error.as_deref()),
+                remote_id: t.remote_id.as_deref(),
+                updated: (t.updated_at != sync.created_at)
+                    .then(|| StoredTime::from_text(&t.updated_at)),
                 tasks: rows,
             });
         }
-        let objects: Vec<Obj> = objects.iter().map(obj).collect();
-        SyncRow {
-            account_id,
-            request_id,
+        let just_the_object = matches!(sync.objects.as_slice(), [only] if obj_ref(only) == object);
+        SyncRowRef {
+            account_id: &sync.account_id,
+            request_id: &sync.request_id,
             tracking_id,
-            op: operation,
-            objects: (objects.len() != 1 || objects[0] != object).then_some(objects),
+            op: &sync.operation,
             object,
-            label,
+            objects: (!just_the_object).then(|| sync.objects.iter().map(obj_ref).collect()),
+            label: &sync.label,
             created,
-            status: (status != sync_status).then_some(sync_status),
-            updated: (!updated_derived).then(|| StoredTime::from_text(&updated_at)),
+            status: (status != sync.status).then_some(sync.status),
+            updated: (updated != sync.updated_at).then(|| StoredTime::from_text(&sync.updated_at)),
             targets,
-            deliveries,
+            deliveries: &sync.deliveries,
         }
     }
 
@@ -721,7 +775,7 @@ mod tests {
         SyncRec {
             id: "s".into(),
             account_id: "a".into(),
-            status: SyncStatus::aggregate(&targets.iter().map(|t| t.status).collect::<Vec<_>>()),
+            status: SyncStatus::aggregate_of(targets.iter().map(|t| t.status)),
             request_id: "r".into(),
             tracking_id: Some("tr".into()),
             operation: "create".into(),
@@ -807,6 +861,18 @@ mod tests {
         let text = serde_json::to_string(&row).unwrap();
         let back = SyncRow::parse(&text).unwrap();
         assert_eq!(back.decode("s"), (s, tasks));
+    }
+
+    #[test]
+    fn a_task_two_targets_list_is_written_under_the_first() {
+        let s = sync(vec![
+            target("c1", &["t1"], TargetStatus::Pending),
+            target("c2", &["t1", "gone"], TargetStatus::Pending),
+        ]);
+        let tasks = vec![task("t1", &s.object, TaskState::Pending { due_ms: T0 })];
+        let row = SyncRow::encode(&s, &tasks);
+        assert_eq!(row.targets[0].tasks.len(), 1);
+        assert!(row.targets[1].tasks.is_empty());
     }
 
     #[test]

@@ -48,11 +48,16 @@ const HEX_DIGITS: &[u8; 16] = b"0123456789abcdef";
 
 /// The SHA-256 digest of `data` as 64 lowercase hexadecimal characters.
 pub fn sha256_hex(data: &[u8]) -> String {
+    String::from_utf8_lossy(&sha256_hex_bytes(data)).into_owned()
+}
+
+/// [`sha256_hex`] on the stack, as ASCII bytes.
+fn sha256_hex_bytes(data: &[u8]) -> [u8; 64] {
     let digest = Sha256::digest(data);
-    let mut out = String::with_capacity(digest.len() * 2);
-    for byte in digest {
-        out.push(char::from(HEX_DIGITS[usize::from(byte >> 4)]));
-        out.push(char::from(HEX_DIGITS[usize::from(byte & 0x0f)]));
+    let mut out = [0u8; 64];
+    for (pair, byte) in out.chunks_exact_mut(2).zip(digest) {
+        pair[0] = HEX_DIGITS[usize::from(byte >> 4)];
+        pair[1] = HEX_DIGITS[usize::from(byte & 0x0f)];
     }
     out
 }
@@ -72,7 +77,9 @@ pub fn ct_eq_str(a: &str, b: &str) -> bool {
 /// Whether `secret` hashes to `stored_hash_hex`, the lowercase hex digest that [`sha256_hex`]
 /// produced when the secret was issued. The digests are compared in constant time.
 pub fn verify_secret(secret: &str, stored_hash_hex: &str) -> bool {
-    ct_eq_str(&sha256_hex(secret.as_bytes()), stored_hash_hex)
+    let digest = sha256_hex_bytes(secret.as_bytes());
+    // Lengths differ at once, as in ct_eq_str: the length of a digest is public.
+    stored_hash_hex.len() == digest.len() && bool::from(digest.ct_eq(stored_hash_hex.as_bytes()))
 }
 
 /// The value of an `Authorization` header for HTTP Basic authentication (RFC 7617):

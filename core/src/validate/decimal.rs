@@ -61,19 +61,19 @@ pub(super) fn parse_decimal(text: &str) -> Result<Decimal, DecimalError> {
         exp = exp.saturating_mul(sign);
     }
     // All significant digits, without leading zeros; trailing zeros move into the exponent.
-    let all: Vec<u8> = int_part.bytes().chain(frac_part.bytes()).collect();
+    let all = || int_part.bytes().chain(frac_part.bytes());
     let frac_len = i64::try_from(frac_part.len()).map_err(|_| DecimalError::TooLarge)?;
-    let significant: &[u8] = match all.iter().position(|c| *c != b'0') {
-        Some(first) => &all[first..],
-        None => {
-            return Ok(Decimal {
-                mantissa: 0,
-                scale: 0,
-            })
-        }
+    let Some(first) = all().position(|c| c != b'0') else {
+        return Ok(Decimal {
+            mantissa: 0,
+            scale: 0,
+        });
     };
-    let trailing = significant.iter().rev().take_while(|c| **c == b'0').count();
-    let kept = &significant[..significant.len() - trailing];
+    // There is a nonzero digit, so the zeros after the last one are fewer than all digits.
+    let trailing = all().rev().take_while(|c| *c == b'0').count();
+    let kept = all()
+        .skip(first)
+        .take(int_part.len() + frac_part.len() - first - trailing);
     let trailing = i64::try_from(trailing).map_err(|_| DecimalError::TooLarge)?;
     // value = kept x 10^power
     let power = exp.saturating_sub(frac_len).saturating_add(trailing);

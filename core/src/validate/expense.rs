@@ -101,6 +101,7 @@ fn validate_expense_doc(
     let mut lines = Vec::new();
     let mut complete = false;
     if let Some(items) = lines_array(&o, &mut p) {
+        lines.reserve(items.len());
         complete = true;
         let lines_ptr = o.at("lines");
         for (i, item) in items.iter().enumerate() {

@@ -222,6 +222,7 @@ fn validate_invoice_doc(
     let mut lines = Vec::new();
     let mut all_computed = false;
     if let Some(items) = lines_array(&o, &mut p) {
+        lines.reserve(items.len());
         all_computed = true;
         let lines_ptr = o.at("lines");
         for (i, item) in items.iter().enumerate() {
