@@ -354,8 +354,8 @@ fn connector_checks(
             let Some(slot) = parsed.get_mut(n) else {
                 continue;
             };
-            let object = slot
-                .get_or_insert_with(|| serde_json::from_str(&item.body).unwrap_or_default());
+            let object =
+                slot.get_or_insert_with(|| serde_json::from_str(&item.body).unwrap_or_default());
             for mut e in connector.check(t, object, &conn.settings) {
                 e.pointer = format!("{}{}", item.pointer, e.pointer);
                 errors.push(e);

@@ -454,23 +454,27 @@ pub(crate) fn references_of(t: ObjectType, text: &str) -> Refs {
     let Ok(v) = crate::json::Json::parse(text) else {
         return out;
     };
-    let s = |j: Option<&crate::json::Json<'_>>| {
-        j.and_then(crate::json::Json::as_str).map(str::to_string)
-    };
+    use crate::json::Json;
     add_ref(
         &mut out,
         ObjectType::Customer,
-        s(v.get("customerId")),
+        v.get("customerId").and_then(Json::as_str),
         || "/customerId".into(),
     );
-    add_ref(&mut out, ObjectType::Vendor, s(v.get("vendorId")), || {
-        "/vendorId".into()
-    });
-    if let Some(crate::json::Json::Array(lines)) = v.get("lines") {
+    add_ref(
+        &mut out,
+        ObjectType::Vendor,
+        v.get("vendorId").and_then(Json::as_str),
+        || "/vendorId".into(),
+    );
+    if let Some(Json::Array(lines)) = v.get("lines") {
         for (i, l) in lines.iter().enumerate() {
-            add_ref(&mut out, ObjectType::Account, s(l.get("accountId")), || {
-                format!("/lines/{i}/accountId")
-            });
+            add_ref(
+                &mut out,
+                ObjectType::Account,
+                l.get("accountId").and_then(Json::as_str),
+                || format!("/lines/{i}/accountId"),
+            );
         }
     }
     out
@@ -484,12 +488,12 @@ pub(crate) type Refs = Vec<(ObjectType, String, String)>;
 pub(crate) fn add_ref(
     out: &mut Refs,
     rt: ObjectType,
-    id: Option<String>,
+    id: Option<&str>,
     pointer: impl FnOnce() -> String,
 ) {
     if let Some(rid) = id {
-        if !out.iter().any(|(ot, oid, _)| *ot == rt && *oid == rid) {
-            out.push((rt, rid, pointer()));
+        if !out.iter().any(|(ot, oid, _)| *ot == rt && oid == rid) {
+            out.push((rt, rid.to_string(), pointer()));
         }
     }
 }

@@ -157,14 +157,17 @@ impl Refers for BankTransaction {}
 impl Refers for Invoice {
     fn refs(&self) -> stored::Refs {
         let mut out = stored::Refs::new();
-        let customer = Some(self.customer_id.clone());
+        let customer = Some(self.customer_id.as_str());
         stored::add_ref(&mut out, ObjectType::Customer, customer, || {
             "/customerId".into()
         });
         for (i, l) in self.lines.iter().enumerate() {
-            stored::add_ref(&mut out, ObjectType::Account, l.account_id.clone(), || {
-                format!("/lines/{i}/accountId")
-            });
+            stored::add_ref(
+                &mut out,
+                ObjectType::Account,
+                l.account_id.as_deref(),
+                || format!("/lines/{i}/accountId"),
+            );
         }
         out
     }
@@ -172,12 +175,15 @@ impl Refers for Invoice {
 impl Refers for Expense {
     fn refs(&self) -> stored::Refs {
         let mut out = stored::Refs::new();
-        let vendor = Some(self.vendor_id.clone());
+        let vendor = Some(self.vendor_id.as_str());
         stored::add_ref(&mut out, ObjectType::Vendor, vendor, || "/vendorId".into());
         for (i, l) in self.lines.iter().enumerate() {
-            stored::add_ref(&mut out, ObjectType::Account, l.account_id.clone(), || {
-                format!("/lines/{i}/accountId")
-            });
+            stored::add_ref(
+                &mut out,
+                ObjectType::Account,
+                l.account_id.as_deref(),
+                || format!("/lines/{i}/accountId"),
+            );
         }
         out
     }

@@ -12,6 +12,9 @@ use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
 use base64::engine::DecodePaddingMode;
 use base64::Engine as _;
 
+use std::cell::RefCell;
+use std::rc::Rc;
+
 use crate::cdm::ObjectType;
 
 /// base64's 64 symbols in ASCII order (`-`, digits, upper case, `_`, lower case): encoded
@@ -47,39 +50,39 @@ fn canonical_uuid(id: &str) -> Option<[u8; 16]> {
         .map(uuid::Uuid::into_bytes)
 }
 
-/// 22 symbols of [`SHORT`] for 16 bytes, on the stack.
-fn short(bytes: &[u8; 16]) -> [u8; 22] {
-    let mut out = [b'-'; 22];
-    // 16 bytes are always 22 unpadded symbols, so the buffer always fits.
-    let _ = SHORT.encode_slice(bytes, &mut out);
-    out
+/// 22 symbols of [`SHORT`] for 16 bytes.
+fn short(bytes: &[u8; 16]) -> Rc<str> {
+    let mut out = String::with_capacity(22);
+    SHORT.encode_string(bytes, &mut out);
+    Rc::from(out)
 }
 
-/// The last ids converted on this thread ([`short_id`]): one write names the same few ids in
-/// many keys (its account's in most of them, its own, its sync's and tasks' in several), and
-/// a conversion (parse, encode) costs far more than a look here. Direct-mapped by the last
+/// The last ids converted on this thread ([`uuid_forms`]): one write names the same few ids
+/// in many keys (its account's in most of them, its own, its sync's and tasks' in several),
+/// and a conversion (parse, encode) costs far more than a look here. Direct-mapped by the last
 /// characters of the text, which are random in the engine's ids: [`MEMO_SLOTS`] entries of
-/// 74 bytes, about 2.4 KB per thread, and a miss only costs the conversion.
+/// the text, the bytes and a shared short form (about 3 KB per thread at most); a miss only
+/// costs the conversion.
 const MEMO_SLOTS: usize = 32;
 
 /// One remembered conversion: the canonical text, its 16 bytes and their 22 symbols.
-type MemoEntry = Option<([u8; 36], [u8; 16], [u8; 22])>;
+type MemoEntry = Option<([u8; 36], [u8; 16], Rc<str>)>;
 
 std::thread_local! {
-    static MEMO: std::cell::RefCell<[MemoEntry; MEMO_SLOTS]> =
-        const { std::cell::RefCell::new([None; MEMO_SLOTS]) };
+    static MEMO: RefCell<[MemoEntry; MEMO_SLOTS]> =
+        const { RefCell::new([const { None }; MEMO_SLOTS]) };
 }
 
 /// The bytes and short form of a UUID in its canonical text, else `None` (remembered, see
 /// [`MEMO_SLOTS`]).
-fn uuid_forms(id: &str) -> Option<([u8; 16], [u8; 22])> {
+fn uuid_forms(id: &str) -> Option<([u8; 16], Rc<str>)> {
     let b = id.as_bytes();
     let [.., x, y, z] = b else {
         return None;
     };
     let slot = (usize::from(*x) * 7 + usize::from(*y) * 3 + usize::from(*z)) % MEMO_SLOTS;
-    let hit = MEMO.with_borrow(|m| match &m[slot] {
-        Some((text, bytes, short)) if text.as_slice() == b => Some((*bytes, *short)),
+    let hit = MEMO.with_borrow(|m| match m.get(slot) {
+        Some(Some((text, bytes, short))) if text.as_slice() == b => Some((*bytes, short.clone())),
         _ => None,
     });
     if hit.is_some() {
@@ -89,41 +92,48 @@ fn uuid_forms(id: &str) -> Option<([u8; 16], [u8; 22])> {
     let forms = (bytes, short(&bytes));
     let mut text = [0u8; 36];
     text.copy_from_slice(b);
-    MEMO.with_borrow_mut(|m| m[slot] = Some((text, forms.0, forms.1)));
+    MEMO.with_borrow_mut(|m| {
+        if let Some(entry) = m.get_mut(slot) {
+            *entry = Some((text, forms.0, forms.1.clone()));
+        }
+    });
     Some(forms)
 }
 
-/// An id as [`id_in_key`] writes it, without allocating: the short form of a UUID, or `~`
-/// and the id.
+/// An id as [`id_in_key`] writes it: the short form of a UUID (shared with the memo), or any
+/// other text.
 enum KeyId {
-    Short([u8; 22]),
-    /// `~` and an id that is no UUID (none of the engine's own).
-    Other(String),
+    Short(Rc<str>),
+    /// `~` and an id that is no UUID (none of the engine's own), or an inverted short form.
+    Text(String),
 }
 
 impl KeyId {
     fn as_str(&self) -> &str {
         match self {
-            // Base64 symbols are ASCII.
-            KeyId::Short(s) => std::str::from_utf8(s).unwrap_or_default(),
-            KeyId::Other(s) => s,
+            KeyId::Short(s) => s,
+            KeyId::Text(s) => s,
         }
     }
 }
 
-/// [`id_in_key`] on the stack.
+/// [`id_in_key`], shared with the memo.
 fn key_id(id: &str) -> KeyId {
     match uuid_forms(id) {
         Some((_, s)) => KeyId::Short(s),
-        None => KeyId::Other(concat(&["~", id])),
+        None => KeyId::Text(concat(&["~", id])),
     }
 }
 
-/// [`inverted_in_key`] on the stack.
+/// [`inverted_in_key`].
 fn inverted_key_id(id: &str) -> KeyId {
     match uuid_forms(id) {
-        Some((bytes, _)) => KeyId::Short(short(&bytes.map(|b| !b))),
-        None => KeyId::Other(concat(&["~", id])),
+        Some((bytes, _)) => {
+            let mut out = String::with_capacity(22);
+            SHORT.encode_string(bytes.map(|b| !b), &mut out);
+            KeyId::Text(out)
+        }
+        None => KeyId::Text(concat(&["~", id])),
     }
 }
 
@@ -150,8 +160,8 @@ pub(crate) fn uuid_text(bytes: [u8; 16]) -> String {
 /// of the engine's own) as `~{id}`, which sorts after every short UUID.
 pub fn id_in_key(id: &str) -> String {
     match key_id(id) {
-        KeyId::Other(s) => s,
-        short => short.as_str().to_string(),
+        KeyId::Text(s) => s,
+        KeyId::Short(s) => s.to_string(),
     }
 }
 
@@ -167,8 +177,8 @@ pub fn id_from_key(part: &str) -> Option<String> {
 pub fn id_value(id: &str) -> String {
     match key_id(id) {
         // Base64 symbols need no escaping.
-        short @ KeyId::Short(_) => concat(&["\"", short.as_str(), "\""]),
-        KeyId::Other(s) => super::json_string(&s),
+        KeyId::Short(s) => concat(&["\"", &s, "\""]),
+        KeyId::Text(s) => super::json_string(&s),
     }
 }
 
@@ -346,8 +356,8 @@ pub fn webhook_delivery(account: &str, webhook: &str, id: &str) -> String {
 /// the newest first); any other id as `~{id}` (after every inverted one).
 pub(crate) fn inverted_in_key(id: &str) -> String {
     match inverted_key_id(id) {
-        KeyId::Other(s) => s,
-        short => short.as_str().to_string(),
+        KeyId::Text(s) => s,
+        KeyId::Short(s) => s.to_string(),
     }
 }
 /// The id that [`account_sync`] wrote, every bit inverted, as its last segment `part`.

@@ -563,12 +563,14 @@ impl SyncRow {
                 let successors = task
                     .successors
                     .iter()
-                    .map(|s| match s
-                        .strip_prefix(sync.id.as_str())
-                        .and_then(|r| r.strip_prefix('/'))
-                    {
-                        Some(local) if !local.contains('/') => local,
-                        _ => s.as_str(),
+                    .map(|s| {
+                        match s
+                            .strip_prefix(sync.id.as_str())
+                            .and_then(|r| r.strip_prefix('/'))
+                        {
+                            Some(local) if !local.contains('/') => local,
+                            _ => s.as_str(),
+                        }
                     })
                     .collect();
                 rows.push(TaskRowRef {

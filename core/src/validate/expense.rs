@@ -5,7 +5,7 @@ use crate::json::Json;
 
 use super::decimal::checked_sum;
 use super::fields::{
-    check_computed, check_ref, element, lines_array, Document, Obj, Problems, Validated, MAX_TEXT,
+    check_computed, check_ref, lines_array, Document, Obj, Problems, Ptr, Validated, MAX_TEXT,
 };
 use super::party::vendor_at;
 
@@ -19,7 +19,7 @@ const EXPENSE_LINE_FIELDS: &[&str] = &["description", "amount", "accountId"];
 /// One expense line.
 fn expense_line(
     v: &Json,
-    ptr: String,
+    ptr: Ptr<'_>,
     refs: &dyn RefLookup,
     p: &mut Problems,
 ) -> Option<ExpenseLine> {
@@ -103,9 +103,8 @@ fn validate_expense_doc(
     if let Some(items) = lines_array(&o, &mut p) {
         lines.reserve(items.len());
         complete = true;
-        let lines_ptr = o.at("lines");
         for (i, item) in items.iter().enumerate() {
-            match expense_line(item, element(&lines_ptr, i), refs, &mut p) {
+            match expense_line(item, o.item("lines", i), refs, &mut p) {
                 Some(line) => lines.push(line),
                 None => complete = false,
             }

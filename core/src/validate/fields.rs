@@ -137,27 +137,59 @@ pub(super) fn element(ptr: &str, index: usize) -> String {
 }
 
 /// A JSON object being validated, with its pointer.
-pub(super) struct Obj<'a> {
+pub(super) struct Obj<'a, 'p> {
     map: &'a JsonObject<'a>,
-    pub(super) ptr: String,
+    pub(super) ptr: Ptr<'p>,
 }
 
-impl<'a> Obj<'a> {
+/// A JSON Pointer, written out only when a problem names it.
+pub(super) enum Ptr<'p> {
+    /// The pointer itself.
+    Text(Cow<'p, str>),
+    /// Element `index` of the array at member `key` of the object at `parent`.
+    Item {
+        parent: &'p str,
+        key: &'static str,
+        index: usize,
+    },
+}
+
+impl Ptr<'_> {
+    /// The pointer's text.
+    pub(super) fn text(&self) -> Cow<'_, str> {
+        match self {
+            Ptr::Text(t) => Cow::Borrowed(t),
+            Ptr::Item { parent, key, index } => Cow::Owned(element(&child(parent, key), *index)),
+        }
+    }
+}
+
+impl<'p> From<&'p str> for Ptr<'p> {
+    fn from(t: &'p str) -> Self {
+        Ptr::Text(Cow::Borrowed(t))
+    }
+}
+
+impl From<String> for Ptr<'_> {
+    fn from(t: String) -> Self {
+        Ptr::Text(Cow::Owned(t))
+    }
+}
+
+impl<'a, 'p> Obj<'a, 'p> {
     /// The object at `ptr`, or an `invalid_type` problem.
     pub(super) fn new(
         v: &'a Json,
-        ptr: impl Into<String> + AsRef<str>,
+        ptr: impl Into<Ptr<'p>>,
         what: &str,
         p: &mut Problems,
-    ) -> Option<Obj<'a>> {
+    ) -> Option<Obj<'a, 'p>> {
+        let ptr = ptr.into();
         match v {
-            Json::Object(map) => Some(Obj {
-                map,
-                ptr: ptr.into(),
-            }),
+            Json::Object(map) => Some(Obj { map, ptr }),
             other => {
                 p.add(
-                    ptr.as_ref(),
+                    ptr.text(),
                     codes::INVALID_TYPE,
                     format!("{what} must be a JSON object, not {}", type_name(other)),
                 );
@@ -166,8 +198,21 @@ impl<'a> Obj<'a> {
         }
     }
 
+    /// The pointer of element `index` of the array at member `key` (written out only when a
+    /// problem names it).
+    pub(super) fn item(&self, key: &'static str, index: usize) -> Ptr<'_> {
+        match &self.ptr {
+            Ptr::Text(t) => Ptr::Item {
+                parent: t,
+                key,
+                index,
+            },
+            Ptr::Item { .. } => Ptr::Text(Cow::Owned(element(&self.at(key), index))),
+        }
+    }
+
     pub(super) fn at(&self, key: &str) -> String {
-        child(&self.ptr, key)
+        child(&self.ptr.text(), key)
     }
 
     /// The member, `None` when absent or `null`.
@@ -322,7 +367,11 @@ fn text(
         return None;
     }
     // Counting characters only when the bytes could be too many (a character is 1 to 4).
-    let len = if s.len() <= max { s.len() } else { s.chars().count() };
+    let len = if s.len() <= max {
+        s.len()
+    } else {
+        s.chars().count()
+    };
     if len > max {
         p.add(
             ptr(),
@@ -446,7 +495,7 @@ fn is_email(s: &str) -> bool {
 
 /// An optional reference to another object: a string that must name an existing one.
 pub(super) fn check_ref(
-    o: &Obj<'_>,
+    o: &Obj<'_, '_>,
     key: &str,
     what: &str,
     exists: &dyn Fn(&str) -> bool,
@@ -469,7 +518,7 @@ pub(super) fn check_ref(
 pub(super) fn check_computed(
     sent: Option<i64>,
     computed: Option<i64>,
-    o: &Obj<'_>,
+    o: &Obj<'_, '_>,
     key: &str,
     p: &mut Problems,
 ) {
@@ -485,7 +534,7 @@ pub(super) fn check_computed(
 }
 
 /// The required `lines` array of an invoice or expense: its elements, or `None` after reporting.
-pub(super) fn lines_array<'a>(o: &Obj<'a>, p: &mut Problems) -> Option<&'a Vec<Json<'a>>> {
+pub(super) fn lines_array<'a>(o: &Obj<'a, '_>, p: &mut Problems) -> Option<&'a Vec<Json<'a>>> {
     match o.get("lines") {
         None => {
             p.add(

@@ -10,7 +10,7 @@ use super::decimal::{
     checked_sum, line_amount, parse_decimal, Decimal, DecimalError, MAX_QUANTITY_SCALE,
 };
 use super::fields::{
-    check_computed, check_ref, element, lines_array, type_name, Document, Obj, Problems, Validated,
+    check_computed, check_ref, lines_array, type_name, Document, Obj, Problems, Ptr, Validated,
     MAX_REF, MAX_TEXT,
 };
 
@@ -39,7 +39,7 @@ const INVOICE_LINE_FIELDS: &[&str] = &[
 ];
 
 /// The quantity of an invoice line: a JSON number > 0 with at most six decimal places.
-fn quantity(o: &Obj<'_>, p: &mut Problems) -> Option<(Number, Decimal)> {
+fn quantity(o: &Obj<'_, '_>, p: &mut Problems) -> Option<(Number, Decimal)> {
     let ptr = || o.at("quantity");
     let n = match o.get("quantity") {
         None => {
@@ -96,7 +96,7 @@ fn quantity(o: &Obj<'_>, p: &mut Problems) -> Option<(Number, Decimal)> {
 /// One invoice line; the computed amount is `None` when it could not be computed.
 fn invoice_line(
     v: &Json,
-    ptr: String,
+    ptr: Ptr<'_>,
     refs: &dyn RefLookup,
     p: &mut Problems,
 ) -> Option<(InvoiceLine, Option<i64>)> {
@@ -136,7 +136,7 @@ fn invoice_line(
             let amount = line_amount(*q, u, tax_amount.unwrap_or(0));
             if amount.is_none() {
                 p.add(
-                    o.ptr.as_str(),
+                    o.ptr.text(),
                     codes::OVERFLOW,
                     "the line amount (quantity x unitAmount + taxAmount) does not fit in a signed 64-bit integer",
                 );
@@ -224,9 +224,8 @@ fn validate_invoice_doc(
     if let Some(items) = lines_array(&o, &mut p) {
         lines.reserve(items.len());
         all_computed = true;
-        let lines_ptr = o.at("lines");
         for (i, item) in items.iter().enumerate() {
-            match invoice_line(item, element(&lines_ptr, i), refs, &mut p) {
+            match invoice_line(item, o.item("lines", i), refs, &mut p) {
                 Some((line, computed)) => {
                     all_computed &= computed.is_some();
                     lines.push(line);
