@@ -281,14 +281,12 @@ pub fn is_visible_ascii(s: &str, max: usize) -> bool {
 
 /// Whether a `Content-Type` value is JSON (`application/json` or any `+json` type).
 pub fn is_json_content_type(value: &str) -> bool {
-    let essence = value
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
-    essence == "application/json"
-        || (essence.starts_with("application/") && essence.ends_with("+json"))
+    let essence = value.split(';').next().unwrap_or("").trim();
+    let (type_, suffix) = (essence.get(..12), essence.get(essence.len().saturating_sub(5)..));
+    essence.eq_ignore_ascii_case("application/json")
+        || (essence.len() >= 17
+            && type_.is_some_and(|t| t.eq_ignore_ascii_case("application/"))
+            && suffix.is_some_and(|s| s.eq_ignore_ascii_case("+json")))
 }
 
 /// Split a path into its segments and its query pairs (percent-decoding query values).
@@ -364,6 +362,10 @@ mod tests {
         assert!(is_json_content_type("application/json"));
         assert!(is_json_content_type("application/json; charset=utf-8"));
         assert!(is_json_content_type("application/merge-patch+json"));
+        assert!(is_json_content_type("Application/Vnd.API+JSON"));
+        assert!(is_json_content_type("application/+json"));
+        assert!(!is_json_content_type("application/json5"));
+        assert!(!is_json_content_type("text/x+json"));
         assert!(!is_json_content_type("text/plain"));
         assert!(!is_json_content_type(""));
     }

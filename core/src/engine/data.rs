@@ -265,20 +265,24 @@ fn write(
         }
         _ => return fail(ProblemKind::NotFound, "no such route"),
     };
-    let mut reply = Reply::text(written.status, written.body);
-    reply.etag = written.etag;
-    if options.push {
+    let sync = if options.push {
         let (id, targets) = plan_sync(
             engine,
             ctx,
             account,
             options.tracking_id,
             written.push,
+            &written.body,
             connections,
             filter,
         )?;
-        reply.sync = Some(SyncStarted { id, targets });
-    }
+        Some(SyncStarted { id, targets })
+    } else {
+        None
+    };
+    let mut reply = Reply::text(written.status, written.body);
+    reply.etag = written.etag;
+    reply.sync = sync;
     Ok(reply)
 }
 
@@ -310,6 +314,7 @@ fn delete(
             account,
             options.tracking_id,
             written.push,
+            "",
             &targets,
             filter,
         )?;

@@ -87,7 +87,7 @@ pub(crate) fn delete(
                 id: id.to_string(),
             },
             // Read as JSON above.
-            body: text.clone(),
+            body: Some(text.clone()),
             version,
             references: vec![],
             requires_previous: false,

@@ -17,8 +17,10 @@ use crate::routing::{parse_sync_sources, select_targets, ConnectionRef, SourceFi
 /// One object of a write to push.
 pub(crate) struct PushItem {
     pub object: ObjectRef,
-    /// The object as written (JSON text), for the connectors' requirements.
-    pub body: String,
+    /// The object as written (JSON text), for the connectors' requirements; `None` when it is
+    /// the write's answer (the one object a create or an update wrote), which
+    /// [`plan_sync`] is given as `answer`.
+    pub body: Option<String>,
     /// Its version as written: what its tasks push.
     pub version: u64,
     /// Reference fields resolved to remote ids when sent.
@@ -124,6 +126,7 @@ pub(crate) fn plan_sync(
     account: &AccountRec,
     tracking_id: Option<&str>,
     plan: PushPlan,
+    answer: &str,
     connections: &[Arc<ConnectionRec>],
     filter: &SourceFilter,
 ) -> H<(String, Vec<String>)> {
@@ -146,7 +149,7 @@ pub(crate) fn plan_sync(
     let skipped = if plan.operation == "delete" {
         vec![None; selected.len()]
     } else {
-        connector_checks(&plan, &selected, filter)?
+        connector_checks(&plan, answer, &selected, filter)?
     };
     let sync_id = engine.new_id(ctx.now);
     let mut targets = Vec::with_capacity(selected.len());
@@ -333,6 +336,7 @@ pub(crate) fn plan_sync(
 /// the write with `422` when a target the client named explicitly lacks fields.
 fn connector_checks(
     plan: &PushPlan,
+    answer: &str,
     selected: &[&ConnectionRec],
     filter: &SourceFilter,
 ) -> H<Vec<Option<String>>> {
@@ -355,7 +359,7 @@ fn connector_checks(
                 continue;
             };
             let object =
-                slot.get_or_insert_with(|| serde_json::from_str(&item.body).unwrap_or_default());
+                slot.get_or_insert_with(|| serde_json::from_str(item.body.as_deref().unwrap_or(answer)).unwrap_or_default());
             for mut e in connector.check(t, object, &conn.settings) {
                 e.pointer = format!("{}{}", item.pointer, e.pointer);
                 errors.push(e);

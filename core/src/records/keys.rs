@@ -52,9 +52,11 @@ fn canonical_uuid(id: &str) -> Option<[u8; 16]> {
 
 /// 22 symbols of [`SHORT`] for 16 bytes.
 fn short(bytes: &[u8; 16]) -> Rc<str> {
-    let mut out = String::with_capacity(22);
-    SHORT.encode_string(bytes, &mut out);
-    Rc::from(out)
+    let mut out = [b'-'; 22];
+    // 16 bytes are always 22 unpadded symbols, so the buffer always fits; base64 symbols are
+    // ASCII.
+    let _ = SHORT.encode_slice(bytes, &mut out);
+    Rc::from(std::str::from_utf8(&out).unwrap_or_default())
 }
 
 /// The last ids converted on this thread ([`uuid_forms`]): one write names the same few ids
@@ -76,13 +78,12 @@ std::thread_local! {
 /// The bytes and short form of a UUID in its canonical text, else `None` (remembered, see
 /// [`MEMO_SLOTS`]).
 fn uuid_forms(id: &str) -> Option<([u8; 16], Rc<str>)> {
-    let b = id.as_bytes();
-    let [.., x, y, z] = b else {
-        return None;
-    };
+    // The canonical text has 36 characters; as an array it compares without a call.
+    let b: &[u8; 36] = id.as_bytes().try_into().ok()?;
+    let [.., x, y, z] = b;
     let slot = (usize::from(*x) * 7 + usize::from(*y) * 3 + usize::from(*z)) % MEMO_SLOTS;
     let hit = MEMO.with_borrow(|m| match m.get(slot) {
-        Some(Some((text, bytes, short))) if text.as_slice() == b => Some((*bytes, short.clone())),
+        Some(Some((text, bytes, short))) if text == b => Some((*bytes, short.clone())),
         _ => None,
     });
     if hit.is_some() {
@@ -90,11 +91,9 @@ fn uuid_forms(id: &str) -> Option<([u8; 16], Rc<str>)> {
     }
     let bytes = canonical_uuid(id)?;
     let forms = (bytes, short(&bytes));
-    let mut text = [0u8; 36];
-    text.copy_from_slice(b);
     MEMO.with_borrow_mut(|m| {
         if let Some(entry) = m.get_mut(slot) {
-            *entry = Some((text, forms.0, forms.1.clone()));
+            *entry = Some((*b, forms.0, forms.1.clone()));
         }
     });
     Some(forms)
