@@ -120,6 +120,7 @@ pub(crate) fn connections_and_filter(
 }
 
 /// reason and no task.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn plan_sync(
     engine: &mut Engine,
     ctx: &mut Ctx<'_>,
