@@ -33,6 +33,9 @@ pub(crate) struct Tx<'a> {
 /// `(prefix, offset, limit)` of a scan.
 type ScanRange = (String, usize, usize);
 
+/// Values of at most this many bytes are kept for a second read of the same key.
+const KEPT_READ_BYTES: usize = 128;
+
 /// Scans of at most this many entries are kept for a second scan of the same range.
 const KEPT_SCAN_ENTRIES: usize = 16;
 
@@ -53,7 +56,12 @@ impl<'a> Tx<'a> {
             return Ok(v.clone());
         }
         let v = self.store.get(key)?;
-        self.reads.borrow_mut().insert(key.to_string(), v.clone());
+        // Absent keys and short values (index rows, chains, remote ids) are what a unit of
+        // work reads again; records and sync rows are decoded once by their own caches
+        // (`RecordCache`, `syncs`), and copying them here cost more than it saved.
+        if v.as_ref().is_none_or(|v| v.len() <= KEPT_READ_BYTES) {
+            self.reads.borrow_mut().insert(key.to_string(), v.clone());
+        }
         Ok(v)
     }
 
