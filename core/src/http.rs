@@ -282,7 +282,10 @@ pub fn is_visible_ascii(s: &str, max: usize) -> bool {
 /// Whether a `Content-Type` value is JSON (`application/json` or any `+json` type).
 pub fn is_json_content_type(value: &str) -> bool {
     let essence = value.split(';').next().unwrap_or("").trim();
-    let (type_, suffix) = (essence.get(..12), essence.get(essence.len().saturating_sub(5)..));
+    let (type_, suffix) = (
+        essence.get(..12),
+        essence.get(essence.len().saturating_sub(5)..),
+    );
     essence.eq_ignore_ascii_case("application/json")
         || (essence.len() >= 17
             && type_.is_some_and(|t| t.eq_ignore_ascii_case("application/"))

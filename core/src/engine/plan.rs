@@ -359,8 +359,9 @@ fn connector_checks(
             let Some(slot) = parsed.get_mut(n) else {
                 continue;
             };
-            let object =
-                slot.get_or_insert_with(|| serde_json::from_str(item.body.as_deref().unwrap_or(answer)).unwrap_or_default());
+            let object = slot.get_or_insert_with(|| {
+                serde_json::from_str(item.body.as_deref().unwrap_or(answer)).unwrap_or_default()
+            });
             for mut e in connector.check(t, object, &conn.settings) {
                 e.pointer = format!("{}{}", item.pointer, e.pointer);
                 errors.push(e);

@@ -520,15 +520,17 @@ impl SyncRow {
         // Each task goes into the row once, under the first target that lists it.
         let mut taken = vec![false; tasks.len()];
         // A map only pays for itself on large syncs (bulk preloads).
-        let index: Option<BTreeMap<&str, usize>> = (tasks.len() > 16).then(|| {
+        let index: Option<BTreeMap<String, usize>> = (tasks.len() > 16).then(|| {
             let mut map = BTreeMap::new();
-            for (i, t) in tasks.iter().enumerate() {
-                map.entry(t.id.as_str()).or_insert(i);
+            for (i, t) in tasks.iter().enumerate().rev() {
+                map.insert(t.id.clone(), i);
             }
             map
         });
-        // The references of the last task written for each object.
-        let mut last_refs: BTreeMap<ObjRef<'a>, &'a Refs> = BTreeMap::new();
+        // The references of the last task written for each object that has any (a short
+        // list: the objects with references in one sync are the one written and at most a
+        // new vendor).
+        let mut last_refs: Vec<(ObjRef<'a>, &'a Refs)> = Vec::new();
         let (status, updated) = derived(&sync.created_at, &sync.targets);
         let object = obj_ref(&sync.object);
         let tracking_id = sync.tracking_id.as_deref();
@@ -537,7 +539,7 @@ impl SyncRow {
             let mut mine: Vec<&'a TaskRec> = Vec::with_capacity(t.tasks.len());
             for id in &t.tasks {
                 let i = match &index {
-                    Some(map) => map.get(id.as_str()).copied(),
+                    Some(map) => map.get(id).copied(),
                     None => tasks.iter().position(|x| &x.id == id),
                 };
                 if let Some(i) = i {
@@ -549,15 +551,19 @@ impl SyncRow {
                     }
                 }
             }
-            let (t_status, t_attempts, t_error, _) = derive_from(mine.iter().copied());
+            let (t_status, t_attempts, t_error, _) = derive_target_error(&mine);
             let mut rows = Vec::with_capacity(mine.len());
             for task in mine {
                 let o = obj_ref(&task.object);
-                let previous = last_refs.get(&o).map_or(&[][..], |r| r.as_slice());
+                let last = last_refs.iter_mut().find(|(x, _)| *x == o);
+                let previous = last.as_ref().map_or(&[][..], |(_, r)| r.as_slice());
                 let references = if previous == task.references.as_slice() {
                     None
                 } else {
-                    last_refs.insert(o, &task.references);
+                    match last {
+                        Some((_, r)) => *r = &task.references,
+                        None => last_refs.push((o, &task.references)),
+                    }
                     Some(&task.references)
                 };
                 let successors = task

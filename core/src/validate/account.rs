@@ -28,7 +28,7 @@ fn validate_account_doc(
     self_id: Option<&str>,
 ) -> Validated<Account> {
     let mut p = Problems::default();
-    let Some(o) = Obj::new(body, "", "an account", &mut p) else {
+    let Some(o) = Obj::new(body, "".into(), "an account", &mut p) else {
         return Err(p.0);
     };
     let code = o.req_unique(

@@ -22,7 +22,7 @@ const BANK_FIELDS: &[&str] = &[
 
 /// One bank transaction at `ptr`.
 fn bank_transaction(v: &Json, ptr: &str, p: &mut Problems) -> Option<BankTransaction> {
-    let o = Obj::new(v, ptr, "a bank transaction", p)?;
+    let o = Obj::new(v, ptr.into(), "a bank transaction", p)?;
     let bank_account = o.req_text("bankAccount", MAX_REF, p);
     let date = o.req_date("date", p);
     let amount = o.req_int("amount", p);

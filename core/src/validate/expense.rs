@@ -67,7 +67,7 @@ fn validate_expense_doc(
     refs: &dyn RefLookup,
 ) -> Validated<(Expense, Option<Vendor>)> {
     let mut p = Problems::default();
-    let Some(o) = Obj::new(body, "", "an expense", &mut p) else {
+    let Some(o) = Obj::new(body, "".into(), "an expense", &mut p) else {
         return Err(p.0);
     };
     let mut vendor_id = None;

@@ -180,11 +180,10 @@ impl<'a, 'p> Obj<'a, 'p> {
     /// The object at `ptr`, or an `invalid_type` problem.
     pub(super) fn new(
         v: &'a Json,
-        ptr: impl Into<Ptr<'p>>,
+        ptr: Ptr<'p>,
         what: &str,
         p: &mut Problems,
     ) -> Option<Obj<'a, 'p>> {
-        let ptr = ptr.into();
         match v {
             Json::Object(map) => Some(Obj { map, ptr }),
             other => {

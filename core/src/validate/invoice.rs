@@ -186,7 +186,7 @@ fn validate_invoice_doc(
     amount_paid: i64,
 ) -> Validated<Invoice> {
     let mut p = Problems::default();
-    let Some(o) = Obj::new(body, "", "an invoice", &mut p) else {
+    let Some(o) = Obj::new(body, "".into(), "an invoice", &mut p) else {
         return Err(p.0);
     };
     let number = o.req_unique(

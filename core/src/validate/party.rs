@@ -14,7 +14,7 @@ const ADDRESS_FIELDS: &[&str] = &["line1", "line2", "city", "region", "postalCod
 
 /// An address object at `ptr`.
 fn address(v: &Json, ptr: &str, p: &mut Problems) -> Option<Address> {
-    let o = Obj::new(v, ptr, "an address", p)?;
+    let o = Obj::new(v, ptr.into(), "an address", p)?;
     let country = o.opt_text("country", MAX_CODE, p).and_then(|c| {
         if c.len() == 2 && c.bytes().all(|b| b.is_ascii_uppercase()) {
             Some(c)
@@ -59,7 +59,7 @@ fn validate_customer_doc(
     _self_id: Option<&str>,
 ) -> Validated<Customer> {
     let mut p = Problems::default();
-    let Some(o) = Obj::new(body, "", "a customer", &mut p) else {
+    let Some(o) = Obj::new(body, "".into(), "a customer", &mut p) else {
         return Err(p.0);
     };
     let customer = Customer {
@@ -78,7 +78,7 @@ fn validate_customer_doc(
 
 /// The fields of a vendor object at `prefix`.
 pub(super) fn vendor_at(body: &Json, prefix: &str, p: &mut Problems) -> Option<Vendor> {
-    let o = Obj::new(body, prefix, "a vendor", p)?;
+    let o = Obj::new(body, prefix.into(), "a vendor", p)?;
     let vendor = Vendor {
         meta: Meta::default(),
         name: o.req_text("name", MAX_TEXT, p).unwrap_or_default(),

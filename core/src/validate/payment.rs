@@ -22,7 +22,7 @@ pub fn validate_payment(body: &(impl Document + ?Sized), invoice: &Invoice) -> V
 /// [`validate_payment`] on a parsed document (one body of code whatever the caller's input type).
 fn validate_payment_doc(body: &Json<'_>, invoice: &Invoice) -> Validated<Payment> {
     let mut p = Problems::default();
-    let Some(o) = Obj::new(body, "", "a payment", &mut p) else {
+    let Some(o) = Obj::new(body, "".into(), "a payment", &mut p) else {
         return Err(p.0);
     };
     let mut payable = true;
