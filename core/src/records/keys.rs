@@ -52,11 +52,15 @@ fn canonical_uuid(id: &str) -> Option<[u8; 16]> {
 
 /// 22 symbols of [`SHORT`] for 16 bytes.
 fn short(bytes: &[u8; 16]) -> Rc<str> {
+    Rc::from(std::str::from_utf8(&short_symbols(bytes)).unwrap_or_default())
+}
+
+/// 22 symbols of [`SHORT`] for 16 bytes, on the stack (ASCII).
+fn short_symbols(bytes: &[u8; 16]) -> [u8; 22] {
     let mut out = [b'-'; 22];
-    // 16 bytes are always 22 unpadded symbols, so the buffer always fits; base64 symbols are
-    // ASCII.
+    // 16 bytes are always 22 unpadded symbols, so the buffer always fits.
     let _ = SHORT.encode_slice(bytes, &mut out);
-    Rc::from(std::str::from_utf8(&out).unwrap_or_default())
+    out
 }
 
 /// The last ids converted on this thread ([`uuid_forms`]): one write names the same few ids
@@ -82,21 +86,18 @@ fn uuid_forms(id: &str) -> Option<([u8; 16], Rc<str>)> {
     let b: &[u8; 36] = id.as_bytes().try_into().ok()?;
     let [.., x, y, z] = b;
     let slot = (usize::from(*x) * 7 + usize::from(*y) * 3 + usize::from(*z)) % MEMO_SLOTS;
-    let hit = MEMO.with_borrow(|m| match m.get(slot) {
-        Some(Some((text, bytes, short))) if text == b => Some((*bytes, short.clone())),
-        _ => None,
-    });
-    if hit.is_some() {
-        return hit;
-    }
-    let bytes = canonical_uuid(id)?;
-    let forms = (bytes, short(&bytes));
     MEMO.with_borrow_mut(|m| {
-        if let Some(entry) = m.get_mut(slot) {
-            *entry = Some((*b, forms.0, forms.1.clone()));
+        let entry = m.get_mut(slot)?;
+        if let Some((text, bytes, short)) = entry {
+            if text == b {
+                return Some((*bytes, short.clone()));
+            }
         }
-    });
-    Some(forms)
+        let bytes = canonical_uuid(id)?;
+        let short = short(&bytes);
+        *entry = Some((*b, bytes, short.clone()));
+        Some((bytes, short))
+    })
 }
 
 /// An id as [`id_in_key`] writes it: the short form of a UUID (shared with the memo), or any
@@ -128,9 +129,7 @@ fn key_id(id: &str) -> KeyId {
 fn inverted_key_id(id: &str) -> KeyId {
     match uuid_forms(id) {
         Some((bytes, _)) => {
-            let mut out = String::with_capacity(22);
-            SHORT.encode_string(bytes.map(|b| !b), &mut out);
-            KeyId::Text(out)
+            KeyId::Text(String::from_utf8_lossy(&short_symbols(&bytes.map(|b| !b))).into_owned())
         }
         None => KeyId::Text(concat(&["~", id])),
     }

@@ -145,7 +145,9 @@ pub(super) struct Obj<'a, 'p> {
 /// A JSON Pointer, written out only when a problem names it.
 pub(super) enum Ptr<'p> {
     /// The pointer itself.
-    Text(Cow<'p, str>),
+    Text(&'p str),
+    /// A pointer written out already (an array in an array element).
+    Owned(String),
     /// Element `index` of the array at member `key` of the object at `parent`.
     Item {
         parent: &'p str,
@@ -156,23 +158,18 @@ pub(super) enum Ptr<'p> {
 
 impl Ptr<'_> {
     /// The pointer's text.
-    pub(super) fn text(&self) -> Cow<'_, str> {
+    pub(super) fn text(&self) -> String {
         match self {
-            Ptr::Text(t) => Cow::Borrowed(t),
-            Ptr::Item { parent, key, index } => Cow::Owned(element(&child(parent, key), *index)),
+            Ptr::Text(t) => t.to_string(),
+            Ptr::Owned(t) => t.clone(),
+            Ptr::Item { parent, key, index } => element(&child(parent, key), *index),
         }
     }
 }
 
 impl<'p> From<&'p str> for Ptr<'p> {
     fn from(t: &'p str) -> Self {
-        Ptr::Text(Cow::Borrowed(t))
-    }
-}
-
-impl From<String> for Ptr<'_> {
-    fn from(t: String) -> Self {
-        Ptr::Text(Cow::Owned(t))
+        Ptr::Text(t)
     }
 }
 
@@ -206,12 +203,16 @@ impl<'a, 'p> Obj<'a, 'p> {
                 key,
                 index,
             },
-            Ptr::Item { .. } => Ptr::Text(Cow::Owned(element(&self.at(key), index))),
+            Ptr::Item { .. } | Ptr::Owned(_) => Ptr::Owned(element(&self.at(key), index)),
         }
     }
 
     pub(super) fn at(&self, key: &str) -> String {
-        child(&self.ptr.text(), key)
+        match &self.ptr {
+            Ptr::Text(t) => child(t, key),
+            Ptr::Owned(t) => child(t, key),
+            item => child(&item.text(), key),
+        }
     }
 
     /// The member, `None` when absent or `null`.
