@@ -314,6 +314,7 @@ fn delete(
             account,
             options.tracking_id,
             written.push,
+            // A deletion's push item carries the deleted text itself.
             "",
             &targets,
             filter,

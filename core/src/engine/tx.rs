@@ -23,9 +23,9 @@ pub(crate) struct Tx<'a> {
     /// never removed: the removal code of a B-tree of this value type cost 1.3 KB of the wasm
     /// module gzipped).
     syncs: RefCell<BTreeMap<String, Option<DecodedSync>>>,
-    /// What the store answered to this unit of work's reads. The store does not change while
-    /// a unit of work plans (its batch is applied after), so a second read of a key or a
-    /// second small scan of a prefix is answered from here.
+    /// What the store answered to this unit of work's reads of absent keys and short values
+    /// ([`KEPT_READ_BYTES`]), and its small scans. The store does not change while a unit of
+    /// work plans (its batch is applied after), so a second such read is answered from here.
     reads: RefCell<BTreeMap<String, Option<String>>>,
     scans: RefCell<BTreeMap<ScanRange, Vec<(String, String)>>>,
 }
@@ -50,7 +50,8 @@ impl<'a> Tx<'a> {
         }
     }
 
-    /// The store's value under `key`, read once per unit of work.
+    /// The store's value under `key` (an absent key or a short value is read once per unit of
+    /// work).
     fn store_get(&self, key: &str) -> Result<Option<String>, CoreError> {
         if let Some(v) = self.reads.borrow().get(key) {
             return Ok(v.clone());

@@ -67,8 +67,8 @@ fn short_symbols(bytes: &[u8; 16]) -> [u8; 22] {
 /// in many keys (its account's in most of them, its own, its sync's and tasks' in several),
 /// and a conversion (parse, encode) costs far more than a look here. Direct-mapped by the last
 /// characters of the text, which are random in the engine's ids: [`MEMO_SLOTS`] entries of
-/// the text, the bytes and a shared short form (about 3 KB per thread at most); a miss only
-/// costs the conversion.
+/// the text, the bytes and a shared short form (about 3.5 KB per thread at most); a miss
+/// only costs the conversion.
 const MEMO_SLOTS: usize = 32;
 
 /// One remembered conversion: the canonical text, its 16 bytes and their 22 symbols.
