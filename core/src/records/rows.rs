@@ -639,17 +639,25 @@ impl SyncRow {
         let object = object_ref(&self.object);
         let mut tasks = Vec::new();
         let mut targets = Vec::with_capacity(self.targets.len());
-        let mut last_refs: BTreeMap<Obj, Refs> = BTreeMap::new();
+        // The references of the last task read for each object that named any (a short list,
+        // as in `encode_at`).
+        let mut last_refs: Vec<(&Obj, &Refs)> = Vec::new();
         for t in &self.targets {
             let first = tasks.len();
             for r in &t.tasks {
-                let o = r.object.clone().unwrap_or_else(|| self.object.clone());
-                let references = match &r.references {
-                    Some(refs) => {
-                        last_refs.insert(o.clone(), refs.clone());
+                let o = r.object.as_ref().unwrap_or(&self.object);
+                let last = last_refs.iter_mut().find(|(x, _)| *x == o);
+                let references = match (&r.references, last) {
+                    (Some(refs), Some((_, l))) => {
+                        *l = refs;
                         refs.clone()
                     }
-                    None => last_refs.get(&o).cloned().unwrap_or_default(),
+                    (Some(refs), None) => {
+                        last_refs.push((o, refs));
+                        refs.clone()
+                    }
+                    (None, Some((_, l))) => (*l).clone(),
+                    (None, None) => Vec::new(),
                 };
                 let state = match (&r.state, created_ms) {
                     (Some(s), _) => s.clone(),
@@ -662,7 +670,7 @@ impl SyncRow {
                     account_id: self.account_id.clone(),
                     sync_id: id.to_string(),
                     connection_id: t.connection_id.clone(),
-                    object: object_ref(&o),
+                    object: object_ref(o),
                     version: r.version,
                     tracking_id: match &r.tracking_id {
                         Some(tr) => tr.clone(),
