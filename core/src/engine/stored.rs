@@ -180,13 +180,20 @@ fn chain_list(tx: &Tx<'_>, key: &str) -> Result<Vec<String>, CoreError> {
     Ok(list)
 }
 
-/// Store the sync ids of a chain.
-fn put_chain(tx: &mut Tx<'_>, key: String, list: &[String]) {
-    let mut stored = Vec::with_capacity(list.len());
-    for s in list {
-        stored.push(keys::id_in_key(s));
+/// Store the sync ids of a chain: a JSON list of their [`keys::id_value`]s.
+fn put_chain<'a>(tx: &mut Tx<'_>, key: String, list: impl IntoIterator<Item = &'a str>) {
+    let list = list.into_iter();
+    // A short id's value is 24 bytes, and a comma.
+    let mut text = String::with_capacity(2 + 25 * list.size_hint().0);
+    text.push('[');
+    for (i, s) in list.enumerate() {
+        if i > 0 {
+            text.push(',');
+        }
+        text.push_str(&keys::id_value(s));
     }
-    tx.put_json(key, &stored);
+    text.push(']');
+    tx.put(key, text);
 }
 
 /// The last push task planned for an object at a connection that has not finished yet.
@@ -209,20 +216,14 @@ pub(crate) fn chain_add(tx: &mut Tx<'_>, id: &str, sync: &str) -> Result<(), Cor
     let mut list = chain_list(tx, &key)?;
     if !list.iter().any(|s| s == sync) {
         list.push(sync.to_string());
-        put_chain(tx, key, &list);
+        put_chain(tx, key, list.iter().map(String::as_str));
     }
     Ok(())
 }
 
 /// Start the chain of an object this write created (it has none): `sync` is its first entry.
 pub(crate) fn chain_start(tx: &mut Tx<'_>, id: &str, sync: &str) {
-    // What put_chain writes for a list of one, without the list.
-    let value = keys::id_value(sync);
-    let mut text = String::with_capacity(value.len() + 2);
-    text.push('[');
-    text.push_str(&value);
-    text.push(']');
-    tx.put(keys::chain(id), text);
+    put_chain(tx, keys::chain(id), [sync]);
 }
 
 /// After a task of an object finished: drop the syncs without unfinished tasks of it from its
@@ -248,7 +249,7 @@ pub(crate) fn chain_release(
             tx.delete(keys::remote(t, id));
         }
     } else if kept != list {
-        put_chain(tx, key, &kept);
+        put_chain(tx, key, kept.iter().map(String::as_str));
     }
     let prefix = keys::kept_versions(t, id);
     for (k, _) in tx.scan(&prefix, 0, usize::MAX)? {
