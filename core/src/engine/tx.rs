@@ -167,14 +167,7 @@ impl<'a> Tx<'a> {
         value: &T,
         size_hint: usize,
     ) {
-        // Serializing the engine's own record types cannot fail (no maps with non-string
-        // keys, no failing Serialize impls); fall back to null rather than panic.
-        let mut buf = Vec::with_capacity(size_hint);
-        let text = match serde_json::to_writer(&mut buf, value) {
-            Ok(()) => String::from_utf8(buf).unwrap_or_else(|_| "null".into()),
-            Err(_) => "null".into(),
-        };
-        self.put(key, text);
+        self.put(key, json_text(value, size_hint));
     }
 
     pub(crate) fn delete(&mut self, key: impl Into<String>) {
@@ -205,5 +198,17 @@ impl<'a> Tx<'a> {
             }
         }
         b
+    }
+}
+
+/// `value` as JSON text, serialized into one buffer of `size_hint` bytes instead of one that
+/// grows from empty. Serializing the engine's own types cannot fail (no maps with non-string
+/// keys, no failing Serialize impls) and writes UTF-8; the fallback to null keeps this
+/// panic-free.
+pub(crate) fn json_text<T: Serialize + ?Sized>(value: &T, size_hint: usize) -> String {
+    let mut buf = Vec::with_capacity(size_hint);
+    match serde_json::to_writer(&mut buf, value) {
+        Ok(()) => String::from_utf8(buf).unwrap_or_else(|_| "null".into()),
+        Err(_) => "null".into(),
     }
 }

@@ -200,13 +200,7 @@ fn store<T: Serialize + Refers>(
 ) -> H<Stored> {
     // Sized for a typical object up front: growing the buffer from serde_json's 128 bytes
     // copies a 1 KB invoice four times.
-    let mut buf = Vec::with_capacity(STORED_CAPACITY);
-    // Serializing the engine's own types cannot fail, and writes UTF-8; the fallback keeps
-    // this panic-free.
-    let text = match serde_json::to_writer(&mut buf, obj) {
-        Ok(()) => String::from_utf8(buf).unwrap_or_else(|_| "null".into()),
-        Err(_) => "null".into(),
-    };
+    let text = super::tx::json_text(obj, STORED_CAPACITY);
     store_raw(ctx, account, t, id, text, version, obj.refs())
 }
 
