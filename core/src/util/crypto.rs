@@ -68,18 +68,24 @@ fn sha256_hex_bytes(data: &[u8]) -> [u8; 64] {
 /// secret. Callers compare fixed-length digests (see [`verify_secret`]), whose length is
 /// public anyway.
 pub fn ct_eq_str(a: &str, b: &str) -> bool {
+    ct_eq_bytes(a.as_bytes(), b.as_bytes())
+}
+
+/// [`ct_eq_str`] on bytes.
+fn ct_eq_bytes(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
     }
-    a.as_bytes().ct_eq(b.as_bytes()).into()
+    a.ct_eq(b).into()
 }
 
 /// Whether `secret` hashes to `stored_hash_hex`, the lowercase hex digest that [`sha256_hex`]
 /// produced when the secret was issued. The digests are compared in constant time.
 pub fn verify_secret(secret: &str, stored_hash_hex: &str) -> bool {
-    let digest = sha256_hex_bytes(secret.as_bytes());
-    // Lengths differ at once, as in ct_eq_str: the length of a digest is public.
-    stored_hash_hex.len() == digest.len() && bool::from(digest.ct_eq(stored_hash_hex.as_bytes()))
+    ct_eq_bytes(
+        &sha256_hex_bytes(secret.as_bytes()),
+        stored_hash_hex.as_bytes(),
+    )
 }
 
 /// The value of an `Authorization` header for HTTP Basic authentication (RFC 7617):
