@@ -190,13 +190,7 @@ pub(crate) fn plan_sync(
             let mut waiting_on = Vec::new();
             let mut requires = Vec::new();
             // How a tail this task waits for names it (made only when there is one).
-            let successor = || {
-                let mut s = String::with_capacity(sync_id.len() + 1 + tid.len());
-                s.push_str(&sync_id);
-                s.push('/');
-                s.push_str(&tid);
-                s
-            };
+            let successor = || [sync_id.as_str(), "/", tid.as_str()].concat();
             // `stored_chain`: whether the object can have pushes of earlier syncs (not when this
             // write created it).
             let mut wait_for = |ctx: &mut Ctx<'_>,

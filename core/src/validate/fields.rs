@@ -114,25 +114,12 @@ pub(super) fn child(ptr: &str, key: &str) -> String {
 
 /// The pointer of element `index` of the array at `ptr`.
 pub(super) fn element(ptr: &str, index: usize) -> String {
-    // The decimal digits, last first (every element of every array is pointed at, so this
-    // skips `write!`'s formatting machinery).
-    let mut digits = [0u8; 20];
-    let mut n = index;
-    let mut i = digits.len();
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    let mut out = String::with_capacity(ptr.len() + 1 + digits.len() - i);
+    use std::fmt::Write;
+    let mut out = String::with_capacity(ptr.len() + 4);
     out.push_str(ptr);
     out.push('/');
-    for &d in &digits[i..] {
-        out.push(char::from(d));
-    }
+    // Writing to a String cannot fail.
+    let _ = write!(out, "{index}");
     out
 }
 
