@@ -145,6 +145,7 @@ function toLimit(limit, fallback) {
 }
 
 const decoder = new TextDecoder();
+const encoder = new TextEncoder();
 
 function headersToObject(headers, what) {
   if (headers === undefined || headers === null) return {};
@@ -191,11 +192,13 @@ function encodeRequest(request) {
   if (typeof method !== "string" || typeof path !== "string") {
     throw argError("request.method and request.path must be strings");
   }
+  const body = bodyToText(request.body);
+  // Headers and body cross as UTF-8 bytes (see `RawEngine::handle` in src/lib.rs).
   return {
     method,
     path,
-    headers: JSON.stringify(headersToObject(request.headers, "request.headers")),
-    body: bodyToText(request.body) ?? undefined,
+    headers: encoder.encode(JSON.stringify(headersToObject(request.headers, "request.headers"))),
+    body: body === null ? undefined : encoder.encode(body),
   };
 }
 
