@@ -177,7 +177,8 @@ fn invalid(message: String) -> JsValue {
 }
 
 fn to_json<T: Serialize>(value: &T) -> Result<String, JsValue> {
-    serde_json::to_string(value).map_err(|e| invalid(format!("cannot encode the answer: {e}")))
+    writesync_core::json::to_text(value, 128)
+        .map_err(|e| invalid(format!("cannot encode the answer: {e}")))
 }
 
 /// Unix milliseconds from a JS number (an integer within the safe range).

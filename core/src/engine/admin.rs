@@ -336,7 +336,7 @@ fn create_account(body: Body<'_>, ctx: &mut Ctx<'_>, engine: &mut Engine) -> H<R
         created_at: ctx.now_str.clone(),
     };
     ctx.tx
-        .put(dk, serde_json::to_string(&id).unwrap_or_default());
+        .put(dk, crate::json::to_text(&id, 40).unwrap_or_default());
     ctx.tx.put_json(keys::account(&id), &rec);
     Ok(Reply::json(201, &account_json(&rec)))
 }

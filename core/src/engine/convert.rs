@@ -155,7 +155,7 @@ fn converted_value(value: &str, val: Val) -> Option<String> {
             for id in &mut ids {
                 *id = keys::id_in_key(id);
             }
-            serde_json::to_string(&ids).ok()
+            crate::json::to_text(&ids, 64).ok()
         }
         Val::Keys => {
             let serde_json::Value::Object(map) = serde_json::from_str(value).ok()? else {

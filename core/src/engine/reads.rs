@@ -106,7 +106,7 @@ pub(crate) fn meta(
     };
     Ok(Reply::text(
         200,
-        serde_json::to_string(&answer).unwrap_or_default(),
+        crate::json::to_text(&answer, 256).unwrap_or_default(),
     ))
 }
 

@@ -206,9 +206,5 @@ impl<'a> Tx<'a> {
 /// keys, no failing Serialize impls) and writes UTF-8; the fallback to null keeps this
 /// panic-free.
 pub(crate) fn json_text<T: Serialize + ?Sized>(value: &T, size_hint: usize) -> String {
-    let mut buf = Vec::with_capacity(size_hint);
-    match serde_json::to_writer(&mut buf, value) {
-        Ok(()) => String::from_utf8(buf).unwrap_or_else(|_| "null".into()),
-        Err(_) => "null".into(),
-    }
+    crate::json::to_text(value, size_hint).unwrap_or_else(|_| "null".into())
 }

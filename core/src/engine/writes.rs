@@ -26,7 +26,7 @@ pub(super) const UNIQ_ACCOUNT_CODE: &str = "account-code";
 const UNIQ_BANK_EXTERNAL_ID: &str = "bank-external-id";
 
 fn bank_uniq_value(bank_account: &str, external_id: &str) -> String {
-    serde_json::to_string(&[bank_account, external_id]).unwrap_or_default()
+    crate::json::to_text(&[bank_account, external_id], 64).unwrap_or_default()
 }
 
 /// Lookups of stored state for the validators; the first storage error is kept and

@@ -66,7 +66,7 @@ use crate::connectors::ConnectorKind;
 /// A string as JSON text (quoted and escaped), as stored in index rows.
 pub fn json_string(s: &str) -> String {
     // Serializing a string cannot fail; the fallback keeps this panic-free.
-    serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into())
+    crate::json::to_text(s, s.len() + 2).unwrap_or_else(|_| "\"\"".into())
 }
 
 pub mod keys;
