@@ -183,8 +183,13 @@ function bodyToText(body) {
   return JSON.stringify(body);
 }
 
-/** A request as the raw engine takes it: method, path, headers as JSON text, body text. */
-function encodeRequest(request) {
+/**
+ * A request as the raw engine takes it: method, path, headers as JSON text and the body, both
+ * as UTF-8 bytes (see `RawEngine::handle` in src/lib.rs). With `reuse`, for a call whose step
+ * runs before anything else can run, the bytes are encoded into one reused buffer:
+ * `TextEncoder.encode` allocates an ArrayBuffer per call, which cost more than the encoding.
+ */
+function encodeRequest(request, reuse) {
   if (request === null || typeof request !== "object") {
     throw argError("request must be an object {method, path, headers?, body?}");
   }
@@ -192,15 +197,21 @@ function encodeRequest(request) {
   if (typeof method !== "string" || typeof path !== "string") {
     throw argError("request.method and request.path must be strings");
   }
+  const headers = JSON.stringify(headersToObject(request.headers, "request.headers"));
   const body = bodyToText(request.body);
-  // Headers and body cross as UTF-8 bytes (see `RawEngine::handle` in src/lib.rs).
-  return {
-    method,
-    path,
-    headers: encoder.encode(JSON.stringify(headersToObject(request.headers, "request.headers"))),
-    body: body === null ? undefined : encoder.encode(body),
-  };
+  const need = 3 * (headers.length + (body === null ? 0 : body.length));
+  if (!reuse || need > SCRATCH_MAX) {
+    return { method, path, headers: encoder.encode(headers), body: body === null ? undefined : encoder.encode(body) };
+  }
+  if (scratch.length < need) scratch = new Uint8Array(Math.min(SCRATCH_MAX, Math.max(need, 2 * scratch.length)));
+  const h = encoder.encodeInto(headers, scratch).written;
+  const b = body === null ? undefined : scratch.subarray(h, h + encoder.encodeInto(body, scratch.subarray(h)).written);
+  return { method, path, headers: scratch.subarray(0, h), body: b };
 }
+
+/** encodeRequest's reused buffer, and the most bytes it grows to. */
+const SCRATCH_MAX = 1 << 16;
+let scratch = new Uint8Array(4096);
 
 function encodeOutcome(outcome) {
   if (outcome === null || typeof outcome !== "object") {
@@ -602,7 +613,9 @@ class Engine {
   /** Answer one API request: `{status, headers, body}`, as the HTTP contract says. */
   handle(request, nowMillis) {
     return this.#enqueue(async () => {
-      const req = encodeRequest(request);
+      // A synchronous host's step runs at once: the shared buffer is read before anything else
+      // can fill it.
+      const req = encodeRequest(request, this.#async === null);
       const now = toMillis(nowMillis);
       const out = decodeFrame(
         await this.#step(() => this.#raw.handle(req.method, req.path, req.headers, req.body, now)),
@@ -888,16 +901,17 @@ export class MemoryHost {
   /** Apply a batch atomically: the whole batch is checked before anything changes. */
   apply(batch) {
     checkOps(batch);
+    const map = this.#map;
     for (const op of batch) {
-      const had = this.#map.has(op.key);
       if (op.op === "put") {
-        if (!had) {
+        // One lookup: the size tells whether the key is new.
+        const size = map.size;
+        map.set(op.key, op.value);
+        if (map.size !== size) {
           this.#pending.push(op.key);
           if (!this.#high && HIGH_UNITS.test(op.key)) this.#high = true;
         }
-        this.#map.set(op.key, op.value);
-      } else if (had) {
-        this.#map.delete(op.key);
+      } else if (map.delete(op.key)) {
         this.#remove(op.key);
       }
     }
