@@ -39,6 +39,8 @@ mod reads;
 
 use cache::Cache;
 use reads::{HostReader, Reads};
+use std::fmt::Write as _;
+
 use serde::Serialize;
 use wasm_bindgen::prelude::*;
 use writesync_core::http::{problem, ProblemKind};
@@ -96,17 +98,20 @@ fn utf16_len(s: &str) -> usize {
 
 impl Frame {
     fn new<T: Serialize>(head: &T) -> Result<Frame, JsValue> {
-        let mut out = to_json(head)?;
+        to_json(head).map(Frame::of)
+    }
+    /// A frame whose head starts as the JSON object `head`.
+    fn of(mut head: String) -> Frame {
         // Re-open the head object to append `ops` and `lens` after its own fields.
-        if out.ends_with('}') {
-            out.pop();
+        if head.ends_with('}') {
+            head.pop();
         }
-        Ok(Frame {
-            out,
+        Frame {
+            out: head,
             lens: Vec::new(),
             texts: String::new(),
             kinds: Vec::new(),
-        })
+        }
     }
     fn text(&mut self, s: &str) {
         self.lens.push(utf16_len(s));
@@ -138,7 +143,7 @@ impl Frame {
             }
         }
     }
-    fn finish(self) -> Result<String, JsValue> {
+    fn finish(self) -> String {
         let Frame {
             mut out,
             lens,
@@ -150,13 +155,25 @@ impl Frame {
         if !out.ends_with('{') {
             out.push(',');
         }
-        out.push_str("\"ops\":");
-        out.push_str(&to_json(&kinds)?);
-        out.push_str(",\"lens\":");
-        out.push_str(&to_json(&lens)?);
-        out.push_str("}\n");
+        // Both lists by hand: numbers only, and no serde_json instance for either list type.
+        out.push_str("\"ops\":[");
+        for (i, k) in kinds.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            out.push(if *k == 1 { '1' } else { '0' });
+        }
+        out.push_str("],\"lens\":[");
+        for (i, n) in lens.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            // Writing to a String cannot fail.
+            let _ = write!(out, "{n}");
+        }
+        out.push_str("]}\n");
         out.push_str(&texts);
-        Ok(out)
+        out
     }
 }
 
@@ -318,13 +335,13 @@ impl RawEngine {
                 headers: &r.headers,
             })?;
             f.text(&r.body);
-            return f.finish();
+            return Ok(f.finish());
         }
         let out = Frame::new(&HandleHead {
             status: step.response.status,
             headers: &step.response.headers,
         })
-        .and_then(|mut f| {
+        .map(|mut f| {
             f.text(&step.response.body);
             f.ops(&step.batch.ops);
             f.finish()
@@ -346,7 +363,7 @@ impl RawEngine {
             Ok(failed) => checked(planned(out)?, failed)?,
             Err(()) => return Ok(String::new()),
         };
-        let out = Frame::new(&DueHead { items: &work.items }).and_then(|mut f| {
+        let out = Frame::new(&DueHead { items: &work.items }).map(|mut f| {
             f.ops(&work.batch.ops);
             f.finish()
         });
@@ -405,18 +422,15 @@ impl RawEngine {
             Ok(failed) => checked(planned(out)?, failed)?,
             Err(()) => return Ok(String::new()),
         };
-        let out = Frame::new(&MigrateHead {
-            done: step.done,
-            from: step.from,
-        })
-        .and_then(|mut f| {
-            f.ops(&step.batch.ops);
-            f.finish()
-        });
-        if out.is_ok() {
-            self.hold_batch(step.batch);
-        }
-        out
+        // The head `{done, from}` by hand: two plain values.
+        let mut f = Frame::of(format!(
+            "{{\"done\":{},\"from\":{}}}",
+            step.done, step.from
+        ));
+        f.ops(&step.batch.ops);
+        let out = f.finish();
+        self.hold_batch(step.batch);
+        Ok(out)
     }
 
     /// The host applied the pending batch: apply it to the cache and release the step.
@@ -512,10 +526,8 @@ impl RawEngine {
 
     fn batch_step(&mut self, batch: Batch) -> Result<String, JsValue> {
         let out = batch_frame(&batch.ops);
-        if out.is_ok() && !batch.is_empty() {
-            self.pending = Some(Pending::Batch(batch));
-        }
-        out
+        self.hold_batch(batch);
+        Ok(out)
     }
 
     fn hold_batch(&mut self, batch: Batch) {
@@ -551,15 +563,8 @@ fn storage_problem(reason: &str, planned: &ApiResponse) -> ApiResponse {
     r
 }
 
-/// The head of a migration step's frame.
-#[derive(Serialize)]
-struct MigrateHead {
-    done: bool,
-    from: u32,
-}
-
-fn batch_frame(ops: &[Op]) -> Result<String, JsValue> {
-    let mut f = Frame::new(&serde_json::Map::new())?;
+fn batch_frame(ops: &[Op]) -> String {
+    let mut f = Frame::of("{}".into());
     f.ops(ops);
     f.finish()
 }
