@@ -30,11 +30,12 @@
 //! panics on any input; a trap (a bug) leaves the instance unusable, which the JS wrapper
 //! turns into `engine_poisoned` errors.
 // `unsafe` is denied everywhere but in the allocator (`alloc.rs`, wasm32 only), whose
-// traits are unsafe by definition.
+// traits are unsafe by definition, and in `mem.rs`, whose `memcmp` takes raw pointers.
 #![deny(unsafe_code)]
 
 mod alloc;
 mod cache;
+mod mem;
 mod reads;
 
 use cache::Cache;
@@ -423,10 +424,7 @@ impl RawEngine {
             Err(()) => return Ok(String::new()),
         };
         // The head `{done, from}` by hand: two plain values.
-        let mut f = Frame::of(format!(
-            "{{\"done\":{},\"from\":{}}}",
-            step.done, step.from
-        ));
+        let mut f = Frame::of(format!("{{\"done\":{},\"from\":{}}}", step.done, step.from));
         f.ops(&step.batch.ops);
         let out = f.finish();
         self.hold_batch(step.batch);
