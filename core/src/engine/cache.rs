@@ -247,13 +247,19 @@ mod tests {
         r.put("new1", 1);
         r.put("new2", 2);
         assert_eq!((r.get("k0"), r.get("k1")), (None, None));
-        assert_eq!((r.get("new1"), r.get("new2"), r.get("k2")), (Some(&1), Some(&2), Some(&2)));
+        assert_eq!(
+            (r.get("new1"), r.get("new2"), r.get("k2")),
+            (Some(&1), Some(&2), Some(&2))
+        );
         assert_eq!(r.len(), MAX_ENTRIES);
         for i in 0..3 * MAX_ENTRIES {
             r.put(&format!("m{i}"), i);
             assert!(r.len() <= MAX_ENTRIES);
         }
-        assert_eq!(r.get(&format!("m{}", 3 * MAX_ENTRIES - 1)), Some(&(3 * MAX_ENTRIES - 1)));
+        assert_eq!(
+            r.get(&format!("m{}", 3 * MAX_ENTRIES - 1)),
+            Some(&(3 * MAX_ENTRIES - 1))
+        );
     }
 
     #[test]
