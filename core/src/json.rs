@@ -260,8 +260,9 @@ impl<'de> Visitor<'de> for KeyVisitor {
 }
 
 /// `value` as JSON text, as `serde_json::to_string` writes it, into a buffer of `size_hint`
-/// bytes to start with. Every serialization of the engine and of the wasm binding goes through
-/// here, so that serde_json is instantiated for one writer only.
+/// bytes to start with. The engine's stored rows and typed answers and the wasm binding's
+/// frames are serialized here, so that serde_json is instantiated for one writer only (a
+/// `serde_json::Value` still prints through its `Display`).
 pub fn to_text<T: serde::Serialize + ?Sized>(
     value: &T,
     size_hint: usize,
